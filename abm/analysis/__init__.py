@@ -1,0 +1,1 @@
+"""Analysis: summary metrics (amplification, stylised facts), figures and reports."""

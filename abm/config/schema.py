@@ -1,0 +1,377 @@
+"""The configuration schema: typed, validated, nested (SPEC 6).
+
+Every field has a unit and a bound. Validation errors become one-line `ConfigError`s naming the field, the value
+and the rule (see `abm.config.loader`). Assets are keyed by symbol; `USD` is the numéraire and always present.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NUMERAIRE = "USD"
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def _check_mix(name: str, mix: dict[str, float], allowed: tuple[str, ...]) -> None:
+    for key, weight in mix.items():
+        if key not in allowed:
+            raise ValueError(f"{name}: unknown key '{key}' (valid: {', '.join(allowed)})")
+        if weight < 0:
+            raise ValueError(f"{name}.{key} = {weight} must be >= 0")
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"{name} weights must sum to > 0")
+
+
+class MarketConfig(_Strict):
+    """Time step and price-impact settings shared by all assets."""
+
+    step_seconds: PosFloat = Field(60.0, description="length of one step (seconds)")
+    impact_half_life_steps: PosFloat = Field(
+        120.0, description="half-life of transient impact (steps); inf = permanent impact"
+    )
+    depth_vol_elasticity: NonNegFloat = Field(
+        0.0, description="eta in depth_t = depth_0 (sigma_ref / sigma_t)^eta; 0 = constant depth"
+    )
+    min_depth_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.25, description="floor on depth thinning: depth never falls below this share of its calm level"
+    )
+    depth_scale: PosFloat = Field(1.0, description="multiplier on every asset's depth / volume (dimensionless)")
+    vol_window_steps: PosInt = Field(240, description="EWMA span for realised volatility (steps)")
+    correlation: Annotated[float, Field(ge=-0.99, le=0.99)] = Field(
+        0.8, description="pairwise correlation of risky assets' fundamental returns"
+    )
+    sqrt_y: PosFloat = Field(0.7, description="Y prefactor of the square-root impact law (dimensionless)")
+    arbitrage_fraction: Fraction = Field(
+        0.05, description="cpmm only: share of the AMM-vs-fundamental log gap arbitraged away per step"
+    )
+
+
+class AssetConfig(_Strict):
+    """A risky asset: fundamental dynamics, its market's depth and its reserve's risk parameters."""
+
+    price: PosFloat = Field(description="initial fundamental and market price (USD/token)")
+    drift: float = Field(0.0, description="mu, annual log drift of the fundamental (per year)")
+    volatility: NonNegFloat = Field(0.6, description="sigma, annual volatility of the fundamental (per sqrt year)")
+    impact: Literal["linear", "sqrt", "cpmm"] = Field("linear", description="price-impact model")
+    depth_usd: PosFloat = Field(
+        2.0e8, description="linear: USD notional that moves log price by 1; cpmm: USD on each side of the AMM"
+    )
+    daily_volume_usd: PosFloat = Field(5.0e9, description="sqrt: daily traded volume (USD/day)")
+    amm_fee: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.003, description="cpmm: swap fee (fraction)")
+
+
+class ReserveConfig(_Strict):
+    """Risk and rate parameters of one lending-pool reserve (Aave v3 naming)."""
+
+    ltv: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.80, description="max borrow power per USD collateral")
+    liquidation_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.825, description="LT: collateral weight in the health factor (fraction)"
+    )
+    liquidation_bonus: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.05, description="extra collateral a liquidator receives (fraction of repaid value)"
+    )
+    reserve_factor: Fraction = Field(0.15, description="share of interest kept as protocol reserves")
+    base_rate: NonNegFloat = Field(0.0, description="borrow rate at zero utilisation (per year)")
+    slope1: NonNegFloat = Field(0.027, description="rate added from 0 to optimal utilisation (per year)")
+    slope2: NonNegFloat = Field(0.80, description="rate added from optimal to full utilisation (per year)")
+    optimal_utilisation: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.90, description="U*, the kink")
+    supply_to_equity: NonNegFloat = Field(
+        0.5, description="USD value lenders supply at the start, as a multiple of the traders' total equity"
+    )
+    outside_rate: NonNegFloat = Field(
+        0.0, description="what lenders of this asset earn elsewhere (per year); they chase the better rate"
+    )
+    collateral_enabled: bool = Field(True, description="whether the asset counts as collateral")
+    borrow_enabled: bool = Field(True, description="whether the asset can be borrowed")
+
+    @model_validator(mode="after")
+    def _lt_above_ltv(self) -> ReserveConfig:
+        if self.liquidation_threshold < self.ltv:
+            raise ValueError(f"liquidation_threshold = {self.liquidation_threshold} must be >= ltv = {self.ltv}")
+        if self.liquidation_threshold * (1 + self.liquidation_bonus) >= 1.0:
+            raise ValueError(
+                "liquidation_threshold * (1 + liquidation_bonus) = "
+                f"{self.liquidation_threshold * (1 + self.liquidation_bonus):.4f} must be < 1 "
+                "(otherwise every liquidation creates bad debt)"
+            )
+        return self
+
+
+# Aave v3 USDC on Ethereum, mid-2024 (CALIBRATION.md): U* 0.92, slope1 9%, slope2 60%, reserve factor 10%.
+STABLECOIN_RESERVE = ReserveConfig(
+    ltv=0.75,
+    liquidation_threshold=0.78,
+    liquidation_bonus=0.045,
+    reserve_factor=0.10,
+    base_rate=0.0,
+    slope1=0.09,
+    slope2=0.60,
+    optimal_utilisation=0.92,
+    supply_to_equity=3.0,
+    outside_rate=0.04,
+)
+
+STRATEGIES = ("momentum", "contrarian", "vol_target", "hodl", "short")
+RISK_STYLES = ("stubborn", "prudent", "stop_loss")
+MARGIN_MODES = ("cross", "isolated", "portfolio")
+
+
+class PoolConfig(_Strict):
+    """The shared lending pool: close factor and the bad-debt policy; reserves per asset."""
+
+    close_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.5, description="share of debt one liquidation may repay while HF >= close_factor_full_below"
+    )
+    close_factor_full_below: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.95, description="below this HF a liquidation may repay all debt"
+    )
+    bad_debt_policy: Literal["socialize", "dilute"] = Field(
+        "socialize", description="who bears bad debt beyond the reserves: lenders or newly minted tokens"
+    )
+    dust_usd: NonNegFloat = Field(1.0, description="collateral below this USD value counts as none (bad debt)")
+    reserves: dict[str, ReserveConfig] = Field(
+        default_factory=lambda: {NUMERAIRE: STABLECOIN_RESERVE.model_copy(), "ETH": ReserveConfig()},
+        description="per asset, USD included; unlisted assets get ReserveConfig() defaults",
+    )
+
+
+class TraderConfig(_Strict):
+    """Leveraged traders (SPEC 3.8)."""
+
+    n_traders: PosInt = Field(1000, description="number of LeveragedTrader agents")
+    max_leverage: Annotated[float, Field(ge=1.0)] = Field(
+        3.0, description="cap on target leverage (exposure / equity); also capped by 1/(1-ltv)"
+    )
+    leverage_min: Annotated[float, Field(ge=1.0)] = Field(
+        1.2, description="lowest target leverage drawn; targets are uniform on [leverage_min, max_leverage]"
+    )
+    strategy_mix: dict[str, NonNegFloat] = Field(
+        default_factory=lambda: {"hodl": 0.35, "momentum": 0.2, "contrarian": 0.15, "vol_target": 0.2, "short": 0.1}
+    )
+    risk_mix: dict[str, NonNegFloat] = Field(
+        default_factory=lambda: {"stubborn": 0.3, "prudent": 0.5, "stop_loss": 0.2}
+    )
+    margin_mode_mix: dict[str, NonNegFloat] = Field(default_factory=lambda: {"cross": 1.0})
+    assets_per_trader: PosInt = Field(1, description="risky assets each trader holds (diversification)")
+    total_equity_usd: PosFloat = Field(
+        2.0e8, description="traders' combined initial equity (USD); n_traders sets the resolution, not the size"
+    )
+    equity_tail_alpha: Annotated[float, Field(gt=1.0)] = Field(
+        1.5, description="Pareto tail index of the initial equity distribution (heavy-tailed shares)"
+    )
+    decision_interval_steps: PosFloat = Field(
+        240.0, description="mean steps between a trader's decisions (heterogeneous, lognormal)"
+    )
+    prudent_buffer: Annotated[float, Field(gt=1.0)] = Field(
+        1.15, description="prudent traders deleverage when HF falls below this"
+    )
+    prudent_target_hf: Annotated[float, Field(gt=1.0)] = Field(1.4, description="HF prudent traders restore")
+    stop_loss_drawdown: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.3, description="stop_loss traders close after this equity drawdown (fraction)"
+    )
+    momentum_lookback_steps: PosInt = Field(60, description="momentum: return lookback (steps)")
+    contrarian_anchor_steps: PosInt = Field(240, description="contrarian: EMA span of the anchor price (steps)")
+    contrarian_band: NonNegFloat = Field(0.02, description="contrarian: buy below anchor by this fraction")
+    vol_target: PosFloat = Field(0.6, description="vol_target: annual volatility target (per sqrt year)")
+    rebalance_tolerance: NonNegFloat = Field(
+        0.15, description="no trade while |leverage / target - 1| is below this (fraction)"
+    )
+    reentry_delay_steps: NonNegInt = Field(
+        1440, description="steps a wiped-out or stopped trader waits before trading again"
+    )
+
+    @model_validator(mode="after")
+    def _mixes(self) -> TraderConfig:
+        _check_mix("traders.strategy_mix", self.strategy_mix, STRATEGIES)
+        _check_mix("traders.risk_mix", self.risk_mix, RISK_STYLES)
+        _check_mix("traders.margin_mode_mix", self.margin_mode_mix, MARGIN_MODES)
+        if self.leverage_min > self.max_leverage:
+            raise ValueError(
+                f"traders.leverage_min = {self.leverage_min} must be <= traders.max_leverage = {self.max_leverage}"
+            )
+        if self.prudent_target_hf <= self.prudent_buffer:
+            raise ValueError("traders.prudent_target_hf must be > traders.prudent_buffer")
+        return self
+
+
+class LiquidatorConfig(_Strict):
+    """Liquidation bots (SPEC 3.6)."""
+
+    n_liquidators: PosInt = Field(5, description="number of Liquidator agents")
+    capital_usd: NonNegFloat = Field(2.0e6, description="USD each liquidator holds to repay debt")
+    flash_loans: bool = Field(True, description="flash loans lift the capital limit")
+    gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one liquidation transaction (USD)")
+    min_profit_usd: NonNegFloat = Field(10.0, description="profit below which a liquidation is skipped (USD)")
+    scan_latency_steps: NonNegInt = Field(0, description="steps between an account turning unhealthy and being seen")
+    capacity_per_step: NonNegInt = Field(20, description="liquidations one liquidator can land per step (block space)")
+
+
+class LenderConfig(_Strict):
+    """Suppliers of the pool's liquidity (SPEC 3.9)."""
+
+    n_lenders: PosInt = Field(10, description="number of Lender agents (initial supply split among them)")
+    rate_sensitivity: NonNegFloat = Field(
+        0.05, description="share of funds moved per day per 1%/yr gap between supply and outside rate"
+    )
+    panic_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.97, description="lenders run when utilisation exceeds this"
+    )
+    panic_bad_debt_ratio: NonNegFloat = Field(
+        0.002, description="lenders run when cumulative bad debt / supply exceeds this"
+    )
+    run_fraction: Fraction = Field(0.2, description="share of a lender's supply it tries to withdraw per run step")
+
+
+class OracleConfig(_Strict):
+    """Oracle updaters (SPEC 3.4), the same settings for every risky asset."""
+
+    n_updaters: PosInt = Field(1, description="updaters per asset; the pool uses the median of their posts")
+    latency_steps: NonNegInt = Field(1, description="age of the market price an updater observes (steps)")
+    deviation_threshold: NonNegFloat = Field(0.005, description="post when |observed/last - 1| >= this")
+    heartbeat_steps: PosInt = Field(60, description="post at least this often (steps)")
+    twap_window_steps: PosInt = Field(1, description="observe a TWAP over this many steps (1 = spot)")
+
+
+class ShockEvent(_Strict):
+    """A scripted move of one asset's fundamental, spread evenly (in log terms) over `duration` steps."""
+
+    kind: Literal["shock"]
+    asset: str
+    size: Annotated[float, Field(gt=-1.0)] = Field(description="total return, e.g. -0.25")
+    start: NonNegInt
+    duration: PosInt = 1
+
+
+class SetEvent(_Strict):
+    """A change of one configuration parameter at a step (dotted name, as in overrides)."""
+
+    kind: Literal["set"]
+    step: NonNegInt
+    parameter: str
+    value: float | int | bool | str
+
+
+class ReplayEvent(_Strict):
+    """Replace an asset's fundamental by a recorded path from a CSV file (columns: step, price)."""
+
+    kind: Literal["replay"]
+    asset: str
+    path: str
+    start: NonNegInt = 0
+
+
+ScenarioEvent = Annotated[ShockEvent | SetEvent | ReplayEvent, Field(discriminator="kind")]
+
+
+class ScenarioConfig(_Strict):
+    """Scripted events (data, never code)."""
+
+    events: list[ScenarioEvent] = Field(default_factory=list)
+
+
+class ContagionConfig(_Strict):
+    """Contagion bookkeeping (SPEC 4)."""
+
+    k_strongest: PosInt = Field(5, description="links kept per account in the account-to-account projection")
+    endogenous_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.5, description="an event is endogenous when liquidation sales caused at least this share of its loss"
+    )
+
+
+class ModelConfig(_Strict):
+    """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
+
+    name: str = Field("custom", description="preset or experiment name (for reports)")
+    description: str = ""
+    steps: PosInt = Field(1440, description="default run length (steps)")
+    check_invariants: bool = Field(False, description="check every invariant after every step (debug)")
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    assets: dict[str, AssetConfig] = Field(default_factory=lambda: {"ETH": AssetConfig(price=3000.0)})
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    traders: TraderConfig = Field(default_factory=TraderConfig)
+    liquidators: LiquidatorConfig = Field(default_factory=LiquidatorConfig)
+    lenders: LenderConfig = Field(default_factory=LenderConfig)
+    oracles: OracleConfig = Field(default_factory=OracleConfig)
+    scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
+    contagion: ContagionConfig = Field(default_factory=ContagionConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ModelConfig:
+        if not self.assets:
+            raise ValueError("assets: at least one risky asset is required")
+        if NUMERAIRE in self.assets:
+            raise ValueError(f"assets: '{NUMERAIRE}' is the numéraire, not a risky asset")
+        symbols = [NUMERAIRE, *self.assets]
+        for sym in self.pool.reserves:
+            if sym not in symbols:
+                raise ValueError(f"pool.reserves.{sym}: no such asset (assets: {', '.join(symbols)})")
+        if self.traders.assets_per_trader > len(self.assets):
+            raise ValueError(
+                f"traders.assets_per_trader = {self.traders.assets_per_trader} must be <= number of assets "
+                f"({len(self.assets)})"
+            )
+        for i, ev in enumerate(self.scenario.events):
+            asset = getattr(ev, "asset", None)
+            if asset is not None and asset not in self.assets:
+                raise ValueError(f"scenario.events[{i}].asset = '{asset}': no such risky asset")
+        if math.isnan(self.market.impact_half_life_steps):
+            raise ValueError("market.impact_half_life_steps must not be NaN")
+        return self
+
+    @property
+    def symbols(self) -> list[str]:
+        """All asset symbols, numéraire first (the column order of every per-asset array)."""
+        return [NUMERAIRE, *self.assets]
+
+    def reserve(self, symbol: str) -> ReserveConfig:
+        """Reserve parameters for `symbol` (defaults where the configuration does not list it)."""
+        return self.pool.reserves.get(symbol) or ReserveConfig()
+
+    # Constructors live in abm.config.loader (which imports this module), hence the local imports.
+
+    @classmethod
+    def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+        """A named preset (`abm presets` lists them), with optional dotted overrides."""
+        from abm.config import loader
+
+        return loader.from_preset(name, overrides)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+        """A TOML file (it may name a `base` preset), with optional dotted overrides."""
+        from abm.config import loader
+
+        return loader.from_toml(path, overrides)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+        """A nested dict (it may name a `base` preset), with optional dotted overrides."""
+        from abm.config import loader
+
+        return loader.build(data, overrides)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ModelConfig:
+        """A copy with dotted overrides applied, everything validated again."""
+        from abm.config import loader
+
+        return loader.with_overrides(self, overrides)
+
+    def to_toml(self) -> str:
+        """The full resolved configuration as TOML text (enough to re-run)."""
+        from abm.config import loader
+
+        return loader.to_toml(self)

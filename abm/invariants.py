@@ -1,0 +1,101 @@
+"""Accounting invariants (SPEC 4.3), cheap enough to check after every step in debug mode.
+
+- conservation: per asset, tokens in wallets + accounts' collateral + pool cash + the outside market are constant;
+- pool identity: cash + borrows = supplied + reserves per reserve; the pool's scaled borrows equal the sum of
+  the accounts' scaled debts;
+- no negative balance anywhere; prices finite and positive; no NaN health factor.
+A violation raises `InvariantError` naming the step, the ledger and the amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.errors import InvariantError
+
+if TYPE_CHECKING:
+    from abm.model import ReflexivityModel
+
+RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Ledgers:
+    """Token holdings (tokens per asset) of every ledger in the model."""
+
+    wallets: np.ndarray
+    collateral: np.ndarray
+    pool_cash: np.ndarray
+    market: np.ndarray
+
+    @classmethod
+    def of(cls, model: ReflexivityModel) -> Ledgers:
+        engine = model.engine
+        return cls(
+            wallets=model.wallets.balances.sum(axis=0),
+            collateral=engine.collateral[: engine.n].sum(axis=0),
+            pool_cash=model.pool.cash.copy(),
+            market=model.market.inventory.copy(),
+        )
+
+    def totals(self) -> np.ndarray:
+        return self.wallets + self.collateral + self.pool_cash + self.market
+
+
+def check_invariants(model: ReflexivityModel) -> None:
+    """Raise `InvariantError` if any invariant of SPEC 4.3 fails at the model's current step."""
+    step = model.steps
+    symbols = model.symbols
+    ledgers = Ledgers.of(model)
+    totals = ledgers.totals()
+    drift = totals - model.initial_totals
+    for a, sym in enumerate(symbols):
+        if abs(drift[a]) > RELATIVE_TOLERANCE * max(abs(model.initial_totals[a]), 1.0):
+            raise InvariantError(
+                f"step {step}: conservation of {sym} broken: total {totals[a]!r} vs initial "
+                f"{model.initial_totals[a]!r} (wallets {ledgers.wallets[a]!r}, collateral {ledgers.collateral[a]!r}, "
+                f"pool cash {ledgers.pool_cash[a]!r}, market {ledgers.market[a]!r})"
+            )
+    pool = model.pool
+    gap = pool.identity_gap()
+    scale = np.maximum(np.abs(pool.supplied) + np.abs(pool.reserves), 1.0)
+    for a in np.flatnonzero(np.abs(gap) > 1e-7 * scale):
+        raise InvariantError(
+            f"step {step}: pool identity of {symbols[a]} broken: cash {pool.cash[a]!r} + borrows "
+            f"{pool.borrows[a]!r} != supplied {pool.supplied[a]!r} + reserves {pool.reserves[a]!r}"
+        )
+    engine = model.engine
+    booked = engine.scaled_debt[: engine.n].sum(axis=0)
+    for a in np.flatnonzero(np.abs(booked - pool.scaled_borrows) > 1e-7 * np.maximum(pool.scaled_borrows, 1.0)):
+        raise InvariantError(
+            f"step {step}: debt ledger of {symbols[a]}: accounts owe {booked[a]!r} (scaled), "
+            f"pool books {pool.scaled_borrows[a]!r}"
+        )
+    negatives = {
+        "wallets": model.wallets.balances.min(axis=0),
+        "collateral": engine.collateral[: engine.n].min(axis=0) if engine.n else np.zeros(len(symbols)),
+        "debt": engine.scaled_debt[: engine.n].min(axis=0) if engine.n else np.zeros(len(symbols)),
+        "pool cash": pool.cash,
+        "pool reserves": pool.reserves,
+        "supplier positions": pool.supplier_scaled.min(axis=0),
+        "market": model.market.inventory,
+    }
+    for ledger, values in negatives.items():
+        for a in np.flatnonzero(values < -1e-9 * np.maximum(model.initial_totals, 1.0)):
+            raise InvariantError(f"step {step}: negative balance in {ledger}: {symbols[a]} = {values[a]!r}")
+    for name, prices in (
+        ("market", model.market.prices),
+        ("oracle", model.oracle.prices),
+        ("fundamental", model.fundamentals.prices),
+    ):
+        bad = ~np.isfinite(prices) | (prices <= 0)
+        if bad.any():
+            a = int(np.flatnonzero(bad)[0])
+            raise InvariantError(f"step {step}: {name} price of {symbols[a]} is {prices[a]!r}")
+    hf = engine.health(model.oracle.prices)
+    if np.isnan(hf).any():
+        acct = int(np.flatnonzero(np.isnan(hf))[0])
+        raise InvariantError(f"step {step}: health factor of account {acct} is NaN")

@@ -1,0 +1,365 @@
+"""The margin engine: every account's collateral and debt as numpy arrays, health in one vectorised pass (SPEC 3.5-3.6).
+
+Accounts are rows of struct-of-arrays state: `collateral` (tokens), `scaled_debt` (debt tokens divided by the
+reserve's borrow index), `owner` (wallet holder), `mode` (cross, isolated, portfolio). Agents act only through the
+methods here, which keep the pool's totals, the wallets and the market ledger consistent, so no token is created
+or lost. Each position-changing method is atomic (like a flash-loan-wrapped Aave transaction): it checks the end
+state and reverts (returns False) when the account would end up unable to borrow what it owes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from abm.errors import InvariantError
+from abm.lending.pool import LendingPool
+from abm.lending.wallets import Wallets
+from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
+
+MODES = ("cross", "isolated", "portfolio")
+MODE_CODE = {m: i for i, m in enumerate(MODES)}
+PORTFOLIO = MODE_CODE["portfolio"]
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    """What one liquidation call did: tokens repaid of the debt asset and seized of the collateral asset."""
+
+    repaid: float
+    seized: float
+    hf_before: float
+
+
+class MarginEngine:
+    """Accounts as arrays; health, borrowing power, position changes and liquidations."""
+
+    def __init__(self, pool: LendingPool, wallets: Wallets, market, capacity: int = 1024) -> None:
+        self.pool = pool
+        self.wallets = wallets
+        self.market = market
+        self.symbols = pool.symbols
+        n_assets = len(self.symbols)
+        self.n = 0
+        self.collateral = np.zeros((capacity, n_assets))
+        self.scaled_debt = np.zeros((capacity, n_assets))
+        self.owner = np.zeros(capacity, dtype=np.int64)
+        self.mode = np.zeros(capacity, dtype=np.int64)
+        self.scenarios = np.zeros((n_assets, 1))  # portfolio-margin shocks (assets x scenarios), set by the model
+
+    # --- accounts -------------------------------------------------------------------------------------
+
+    def open_account(self, owner: int, mode: str = "cross") -> int:
+        """A new empty account for wallet holder `owner`; returns its id (row)."""
+        if self.n == len(self.owner):  # amortised doubling keeps opening O(1)
+            grow = len(self.owner)
+            self.collateral = np.vstack([self.collateral, np.zeros_like(self.collateral[:grow])])
+            self.scaled_debt = np.vstack([self.scaled_debt, np.zeros_like(self.scaled_debt[:grow])])
+            self.owner = np.concatenate([self.owner, np.zeros(grow, dtype=np.int64)])
+            self.mode = np.concatenate([self.mode, np.zeros(grow, dtype=np.int64)])
+        acct = self.n
+        self.owner[acct] = owner
+        self.mode[acct] = MODE_CODE[mode]
+        self.n += 1
+        return acct
+
+    def debt_tokens(self, acct: int | slice = slice(None)) -> np.ndarray:
+        """Debt in tokens (principal plus interest) of one account, or of all (rows)."""
+        if isinstance(acct, slice):
+            return self.scaled_debt[: self.n] * self.pool.borrow_index
+        return self.scaled_debt[acct] * self.pool.borrow_index
+
+    # --- health: one vectorised pass ------------------------------------------------------------------
+
+    def values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Collateral and debt in USD per account and asset at `prices` (USD/token): two (n, assets) arrays."""
+        coll = self.collateral[: self.n] * prices
+        debt = self.scaled_debt[: self.n] * (self.pool.borrow_index * prices)
+        return coll, debt
+
+    def health(self, prices: np.ndarray) -> np.ndarray:
+        """Health factor of every account at `prices` (oracle): inf without debt; < 1 is liquidatable.
+
+        cross / isolated: HF = sum_i c_i p_i LT_i / sum_j d_j p_j. portfolio: equity / requirement, the
+        requirement being the worst loss over the scenario grid (SPAN-like).
+        """
+        coll, debt = self.values(prices)
+        lt = np.where(self.pool.collateral_enabled, self.pool.liquidation_threshold, 0.0)
+        hf = health_factor(coll, lt, debt.sum(axis=1))
+        port = self.mode[: self.n] == PORTFOLIO
+        if port.any():
+            hf[port] = self._portfolio_hf(coll[port], debt[port])
+        return hf
+
+    def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
+        net = coll - debt  # USD exposure per asset
+        equity = net.sum(axis=1)
+        loss = -(net @ self.scenarios)  # (accounts, scenarios): loss when every asset moves by its shock
+        requirement = np.maximum(loss.max(axis=1), 0.0)
+        has_debt = debt.sum(axis=1) > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hf = np.where(requirement > 0, np.maximum(equity, 0.0) / requirement, np.inf)
+        return np.where(has_debt, hf, np.inf)
+
+    def _state_health(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
+        coll, debt = coll_tokens * prices, debt_tokens * prices
+        if mode == PORTFOLIO:
+            return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
+        lt = np.where(self.pool.collateral_enabled, self.pool.liquidation_threshold, 0.0)
+        return float(health_factor(coll, lt, debt.sum()))
+
+    def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
+        coll, debt = coll_tokens * prices, debt_tokens * prices
+        if mode == PORTFOLIO:
+            net = coll - debt
+            requirement = max(float((-(net @ self.scenarios)).max()), 0.0)
+            return float(net.sum() - requirement)
+        ltv = np.where(self.pool.collateral_enabled, self.pool.ltv, 0.0)
+        return float((coll * ltv).sum() - debt.sum())
+
+    def account_health(self, acct: int, prices: np.ndarray) -> float:
+        """Health factor of one account (same formulas as `health`)."""
+        return self._state_health(self.collateral[acct], self.debt_tokens(acct), int(self.mode[acct]), prices)
+
+    def borrow_headroom_usd(self, acct: int, prices: np.ndarray) -> float:
+        """Borrow power minus debt (USD): sum c_i p_i ltv_i - sum d_j p_j (portfolio: equity - requirement)."""
+        return self._state_headroom(self.collateral[acct], self.debt_tokens(acct), int(self.mode[acct]), prices)
+
+    # --- primitive moves (no checks beyond balances) --------------------------------------------------
+
+    def deposit(self, acct: int, asset: int, amount: float) -> None:
+        """Owner's wallet tokens become collateral."""
+        if amount <= 0:
+            return
+        self.wallets.debit(int(self.owner[acct]), asset, amount)
+        self.collateral[acct, asset] += amount
+
+    def _release(self, acct: int, asset: int, amount: float) -> float:
+        amount = min(amount, float(self.collateral[acct, asset]))
+        self.collateral[acct, asset] -= amount
+        return amount
+
+    def _borrow(self, acct: int, asset: int, amount: float) -> None:
+        self.scaled_debt[acct, asset] += self.pool.lend_out(asset, amount)
+
+    def _repay(self, acct: int, asset: int, amount: float) -> float:
+        """Repay up to the debt; returns tokens used (the caller holds them)."""
+        owed = float(self.scaled_debt[acct, asset] * self.pool.borrow_index[asset])
+        amount = min(amount, owed)
+        if amount <= 0:
+            return 0.0
+        scaled = self.pool.take_repayment(asset, amount)
+        self.scaled_debt[acct, asset] = max(self.scaled_debt[acct, asset] - scaled, 0.0)
+        if amount >= owed * (1 - 1e-12):
+            self.scaled_debt[acct, asset] = 0.0
+        return amount
+
+    def withdraw(self, acct: int, asset: int, amount: float, prices: np.ndarray) -> float:
+        """Collateral back to the owner's wallet, as far as the account stays able to borrow what it owes."""
+        amount = min(amount, float(self.collateral[acct, asset]))
+        if amount <= 0:
+            return 0.0
+        self.collateral[acct, asset] -= amount
+        if self.debt_tokens(acct).any() and self.borrow_headroom_usd(acct, prices) < 0:
+            self.collateral[acct, asset] += amount
+            return 0.0
+        self.wallets.credit(int(self.owner[acct]), asset, amount)
+        return amount
+
+    def repay_from_wallet(self, acct: int, asset: int, amount: float) -> float:
+        """The owner repays debt from its wallet; returns tokens repaid."""
+        owner = int(self.owner[acct])
+        amount = min(amount, self.wallets.balance(owner, asset))
+        used = self._repay(acct, asset, amount)
+        self.wallets.debit(owner, asset, used)
+        return used
+
+    # --- leveraged position changes (atomic; market trades inside) ------------------------------------
+
+    def lever_long(
+        self,
+        acct: int,
+        asset: int,
+        borrow_usd: float,
+        own_usd: float,
+        prices: np.ndarray,
+        step: int,
+        genesis: bool = False,
+    ) -> bool:
+        """Borrow `borrow_usd` USD, add `own_usd` from the wallet, buy the asset, post it as collateral.
+
+        Reverts (returns False, nothing changed) if the borrow would exceed the account's borrow power or the
+        pool's cash. prices: oracle prices the protocol checks against. genesis: a position that exists before
+        the run, filled at the fundamental without impact.
+        """
+        if borrow_usd < 0 or own_usd < 0 or borrow_usd + own_usd <= 0:
+            return False
+        if borrow_usd > self.pool.cash[0] or not self.pool.borrow_enabled[0]:
+            return False
+        # would the end state keep the borrow power? (checked before trading, so a revert touches nothing)
+        coll = self.collateral[acct].copy()
+        spend = borrow_usd + own_usd
+        coll[asset] += self.market.genesis_quote(asset, spend) if genesis else self.market.quote_buy(asset, spend)
+        debt = self.debt_tokens(acct).copy()
+        debt[0] += borrow_usd
+        if borrow_usd > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
+            return False
+        owner = int(self.owner[acct])
+        if own_usd > 0:
+            self.wallets.debit(owner, 0, own_usd)
+        if borrow_usd > 0:
+            self._borrow(acct, 0, borrow_usd)
+        if genesis:
+            bought = self.market.genesis_trade(asset, spend)
+        else:
+            bought = self.market.buy(asset, spend, "disc", step=step)
+        self.collateral[acct, asset] += bought
+        return True
+
+    def delever_long(self, acct: int, asset: int, tokens: float, prices: np.ndarray, step: int) -> float:
+        """Sell `tokens` of collateral and repay USD debt with the proceeds; any surplus goes to the wallet.
+
+        Allowed when the account ends healthy or healthier than it started. Returns USD raised.
+        """
+        tokens = min(tokens, float(self.collateral[acct, asset]))
+        if tokens <= 0:
+            return 0.0
+        hf0 = self.account_health(acct, prices)
+        proceeds = self.market.quote_sell(asset, tokens)
+        owed = float(self.debt_tokens(acct)[0])
+        repay = min(proceeds, owed)
+        coll_after = self.collateral[acct].copy()
+        coll_after[asset] -= tokens
+        debt_after = self.debt_tokens(acct).copy()
+        debt_after[0] -= repay
+        hf1 = self._state_health(coll_after, debt_after, int(self.mode[acct]), prices)
+        if hf1 < 1.0 and hf1 < hf0:
+            return 0.0
+        self._release(acct, asset, tokens)
+        usd = self.market.sell(asset, tokens, "disc", step=step)
+        used = self._repay(acct, 0, min(usd, owed))
+        self.wallets.credit(int(self.owner[acct]), 0, usd - used)
+        return usd
+
+    def lever_short(
+        self,
+        acct: int,
+        asset: int,
+        borrow_tokens: float,
+        own_usd: float,
+        prices: np.ndarray,
+        step: int,
+        genesis: bool = False,
+    ) -> bool:
+        """Post `own_usd` from the wallet, borrow `borrow_tokens` of the asset, sell them, post the USD."""
+        if borrow_tokens < 0 or own_usd < 0 or borrow_tokens + own_usd <= 0:
+            return False
+        if borrow_tokens > self.pool.cash[asset] or not self.pool.borrow_enabled[asset]:
+            return False
+        coll = self.collateral[acct].copy()
+        proceeds = (
+            -self.market.genesis_quote(asset, -borrow_tokens) if genesis else self.market.quote_sell(asset, borrow_tokens)
+        )
+        coll[0] += own_usd + proceeds
+        debt = self.debt_tokens(acct).copy()
+        debt[asset] += borrow_tokens
+        if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
+            return False
+        owner = int(self.owner[acct])
+        if own_usd > 0:
+            self.wallets.debit(owner, 0, own_usd)
+            self.collateral[acct, 0] += own_usd
+        if borrow_tokens > 0:
+            self._borrow(acct, asset, borrow_tokens)
+            if genesis:
+                usd = -self.market.genesis_trade(asset, -borrow_tokens)
+            else:
+                usd = self.market.sell(asset, borrow_tokens, "disc", step=step)
+            self.collateral[acct, 0] += usd
+        return True
+
+    def delever_short(self, acct: int, asset: int, tokens: float, prices: np.ndarray, step: int) -> float:
+        """Use USD collateral to buy back `tokens` of the borrowed asset and repay them. Returns USD spent."""
+        tokens = min(tokens, float(self.debt_tokens(acct)[asset]))
+        if tokens <= 0:
+            return 0.0
+        cost = self.market.quote_cost(asset, tokens)
+        if not np.isfinite(cost) or cost > self.collateral[acct, 0]:
+            return 0.0
+        self._release(acct, 0, cost)
+        self.market.buy_exact(asset, tokens, "disc", step=step)
+        self._repay(acct, asset, tokens)
+        return cost
+
+    def close_out(self, acct: int, prices: np.ndarray, step: int) -> None:
+        """Unwind everything: sell collateral to repay debt, return the rest to the owner's wallet.
+
+        Debt that cannot be repaid stays on the (then collateral-less) account and becomes bad debt.
+        """
+        owner = int(self.owner[acct])
+        for asset in range(1, len(self.symbols)):  # buy back borrowed risky assets with USD collateral first
+            owed = float(self.debt_tokens(acct)[asset])
+            if owed > 0:
+                self.delever_short(acct, asset, owed, prices, step)
+        for asset in range(1, len(self.symbols)):
+            held = float(self.collateral[acct, asset])
+            if held > 0:
+                self._release(acct, asset, held)
+                usd = self.market.sell(asset, held, "disc", step=step)
+                self.collateral[acct, 0] += usd
+        usd_coll = self._release(acct, 0, float(self.collateral[acct, 0]))
+        used = self._repay(acct, 0, usd_coll)
+        self.wallets.credit(owner, 0, usd_coll - used)
+        for asset in range(1, len(self.symbols)):  # a short still owed: pay from the wallet if possible
+            owed = float(self.debt_tokens(acct)[asset])
+            if owed > 0:
+                cost = self.market.quote_cost(asset, owed)
+                if np.isfinite(cost) and cost <= self.wallets.balance(owner, 0):
+                    self.wallets.debit(owner, 0, cost)
+                    self.market.buy_exact(asset, owed, "disc", step=step)
+                    self._repay(acct, asset, owed)
+
+    # --- liquidation ----------------------------------------------------------------------------------
+
+    def plan_liquidation(self, acct: int, prices: np.ndarray) -> tuple[int, int, float, float, float] | None:
+        """The largest debt and collateral assets, and the (repay, seize) a full close-factor liquidation gives.
+
+        Returns (debt_asset, collateral_asset, repay_tokens, seize_tokens, hf) or None if not liquidatable.
+        """
+        hf = self.account_health(acct, prices)
+        if not hf < 1.0:
+            return None
+        debt_usd = self.debt_tokens(acct) * prices
+        coll_usd = self.collateral[acct] * prices * self.pool.collateral_enabled
+        if debt_usd.max() <= 0 or coll_usd.max() <= 0:
+            return None
+        j = int(np.argmax(debt_usd))
+        k = int(np.argmax(coll_usd))
+        cf = float(close_factor(hf, self.pool.close_factor_default, self.pool.close_factor_full_below))
+        repay = cf * float(self.debt_tokens(acct)[j])
+        seize = float(collateral_seized(repay, prices[j], prices[k], self.pool.liquidation_bonus[k]))
+        if seize > self.collateral[acct, k]:
+            seize = float(self.collateral[acct, k])
+            repay = float(repay_for_seizure(seize, prices[j], prices[k], self.pool.liquidation_bonus[k]))
+        return j, k, repay, seize, hf
+
+    def liquidate(
+        self, acct: int, debt_asset: int, coll_asset: int, repay: float, seize: float, liquidator: int
+    ) -> None:
+        """Execute a planned liquidation: the liquidator's wallet pays `repay` and receives `seize`."""
+        if seize > self.collateral[acct, coll_asset] * (1 + 1e-12):
+            raise InvariantError(
+                f"account {acct}: seizing {seize} exceeds collateral {self.collateral[acct, coll_asset]}"
+            )
+        self.wallets.debit(liquidator, debt_asset, repay)
+        used = self._repay(acct, debt_asset, repay)
+        if used < repay:
+            self.wallets.credit(liquidator, debt_asset, repay - used)
+        seized = self._release(acct, coll_asset, seize)
+        self.wallets.credit(liquidator, coll_asset, seized)
+
+    def insolvent_accounts(self, prices: np.ndarray) -> np.ndarray:
+        """Accounts with debt but collateral worth less than the pool's dust threshold (USD): bad debt."""
+        coll, debt = self.values(prices)
+        return np.flatnonzero((debt.sum(axis=1) > 0) & (coll.sum(axis=1) < self.pool.dust_usd))

@@ -1,0 +1,229 @@
+"""The shared lending pool: one reserve per asset, Aave-style indices, rates, and the bad-debt waterfall (SPEC 3.3, 3.7).
+
+State per reserve (arrays over assets, numéraire at 0), in tokens of that asset:
+- cash: idle tokens; borrows = scaled_borrows * borrow_index; supplied = scaled_supply * supply_index;
+- reserves: the protocol's own claim (its insurance fund).
+The pool identity cash + borrows = supplied + reserves holds after every operation. Collateral deposited by
+accounts is escrowed in the margin engine and never lent out (as in Compound v3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from abm.config.schema import ModelConfig
+from abm.errors import InvariantError
+from abm.lending.wallets import Wallets
+from abm.protocol import borrow_rate, per_step_rate, supply_rate, utilisation
+
+
+@dataclass(frozen=True)
+class WriteOff:
+    """One bad-debt write-off and who bore it (tokens of `asset`; USD at the oracle price of the step)."""
+
+    step: int
+    account: int
+    asset: str
+    amount: float
+    amount_usd: float
+    reserves_usd: float
+    lenders_usd: float
+    dilution_usd: float
+
+
+class LendingPool:
+    """Reserves, supplier positions (scaled), interest accrual and write-offs."""
+
+    def __init__(self, config: ModelConfig, n_suppliers: int) -> None:
+        self.symbols = config.symbols
+        n = len(self.symbols)
+        self.cash = np.zeros(n)
+        self.scaled_borrows = np.zeros(n)
+        self.borrow_index = np.ones(n)
+        self.scaled_supply = np.zeros(n)
+        self.supply_index = np.ones(n)
+        self.reserves = np.zeros(n)
+        self.supplier_scaled = np.zeros((n_suppliers, n))
+        self.bad_debt_tokens = np.zeros(n)  # cumulative, per reserve
+        self.bad_debt_usd = 0.0
+        self.lender_loss_usd = 0.0
+        self.dilution_usd = 0.0
+        self.reserves_loss_usd = 0.0
+        self.withdrawals_blocked_usd = 0.0
+        self.write_offs: list[WriteOff] = []
+        self._version = 0
+        self._rates_version = -1
+        self.refresh_params(config)
+
+    def refresh_params(self, config: ModelConfig) -> None:
+        """(Re)read the reserves' risk and rate parameters."""
+        res = [config.reserve(s) for s in self.symbols]
+        self.ltv = np.array([r.ltv for r in res])
+        self.liquidation_threshold = np.array([r.liquidation_threshold for r in res])
+        self.liquidation_bonus = np.array([r.liquidation_bonus for r in res])
+        self.reserve_factor = np.array([r.reserve_factor for r in res])
+        self.base_rate = np.array([r.base_rate for r in res])
+        self.slope1 = np.array([r.slope1 for r in res])
+        self.slope2 = np.array([r.slope2 for r in res])
+        self.optimal = np.array([r.optimal_utilisation for r in res])
+        self.collateral_enabled = np.array([r.collateral_enabled for r in res])
+        self.borrow_enabled = np.array([r.borrow_enabled for r in res])
+        self.step_seconds = config.market.step_seconds
+        self.policy = config.pool.bad_debt_policy
+        self.close_factor_default = config.pool.close_factor
+        self.close_factor_full_below = config.pool.close_factor_full_below
+        self.dust_usd = config.pool.dust_usd
+        self._version += 1
+
+    # --- derived quantities (tokens; rates per year) --------------------------------------------------
+
+    @property
+    def borrows(self) -> np.ndarray:
+        return self.scaled_borrows * self.borrow_index
+
+    @property
+    def supplied(self) -> np.ndarray:
+        return self.scaled_supply * self.supply_index
+
+    def rates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(utilisation, borrow rate, supply rate) per reserve; rates per year. Recomputed only after a
+        reserve's cash or borrows changed (`_version` counts those changes)."""
+        if self._rates_version != self._version:
+            u = utilisation(self.cash, self.borrows)
+            br = borrow_rate(u, self.base_rate, self.slope1, self.slope2, self.optimal)
+            self._rates = (u, br, supply_rate(br, u, self.reserve_factor))
+            self._rates_version = self._version
+        return self._rates
+
+    def utilisation(self) -> np.ndarray:
+        return self.rates()[0]
+
+    def borrow_rates(self) -> np.ndarray:
+        return self.rates()[1]
+
+    def supply_rates(self) -> np.ndarray:
+        return self.rates()[2]
+
+    def supplier_balance(self, supplier: int, asset: int) -> float:
+        return float(self.supplier_scaled[supplier, asset] * self.supply_index[asset])
+
+    # --- suppliers ------------------------------------------------------------------------------------
+
+    def supply(self, supplier: int, holder: int, asset: int, amount: float, wallets: Wallets) -> None:
+        """Move `amount` tokens from the holder's wallet into the reserve, credited to `supplier`."""
+        if amount <= 0:
+            return
+        wallets.debit(holder, asset, amount)
+        self.cash[asset] += amount
+        scaled = amount / self.supply_index[asset]
+        self._version += 1
+        self.scaled_supply[asset] += scaled
+        self.supplier_scaled[supplier, asset] += scaled
+
+    def withdraw(self, supplier: int, holder: int, asset: int, amount: float, wallets: Wallets, price: float) -> float:
+        """Withdraw up to `amount` tokens, limited by the supplier's balance and the reserve's cash.
+
+        The part the cash cannot meet is recorded in `withdrawals_blocked_usd` (at `price`, USD/token).
+        Returns the tokens withdrawn.
+        """
+        want = min(amount, self.supplier_balance(supplier, asset))
+        if want <= 0:
+            return 0.0
+        got = min(want, float(self.cash[asset]))
+        self.withdrawals_blocked_usd += (want - got) * price
+        if got <= 0:
+            return 0.0
+        scaled = min(got / self.supply_index[asset], self.supplier_scaled[supplier, asset])
+        self.supplier_scaled[supplier, asset] -= scaled
+        self.scaled_supply[asset] -= scaled
+        self.cash[asset] -= got
+        wallets.credit(holder, asset, got)
+        self._version += 1
+        return got
+
+    # --- borrowers (called by the margin engine, which keeps each account's scaled debt) --------------
+
+    def lend_out(self, asset: int, amount: float) -> float:
+        """Cash leaves the reserve as a loan; returns the scaled debt to book on the account."""
+        if amount > self.cash[asset] * (1 + 1e-12):
+            raise InvariantError(f"pool {self.symbols[asset]}: loan {amount} exceeds cash {self.cash[asset]}")
+        self.cash[asset] = max(self.cash[asset] - amount, 0.0)
+        self._version += 1
+        scaled = amount / self.borrow_index[asset]
+        self.scaled_borrows[asset] += scaled
+        return scaled
+
+    def take_repayment(self, asset: int, amount: float) -> float:
+        """Cash comes back; returns the scaled debt to remove from the account."""
+        self.cash[asset] += amount
+        scaled = amount / self.borrow_index[asset]
+        self.scaled_borrows[asset] = max(self.scaled_borrows[asset] - scaled, 0.0)
+        self._version += 1
+        return scaled
+
+    # --- interest -------------------------------------------------------------------------------------
+
+    def accrue(self) -> None:
+        """Accrue one step of interest: the borrow index grows by r * dt; the reserve factor goes to reserves."""
+        rate = per_step_rate(self.borrow_rates(), self.step_seconds)
+        interest = self.borrows * rate
+        self.borrow_index *= 1.0 + rate
+        to_reserves = interest * self.reserve_factor
+        to_suppliers = interest - to_reserves
+        self.reserves += to_reserves
+        supplied = self.supplied
+        grow = np.divide(to_suppliers, supplied, out=np.zeros_like(supplied), where=supplied > 0)
+        # with no suppliers left (all withdrew), suppliers' share goes to the reserves so the identity holds
+        self.reserves += np.where(supplied > 0, 0.0, to_suppliers)
+        self.supply_index *= 1.0 + grow
+        self._version += 1
+
+    # --- bad debt -------------------------------------------------------------------------------------
+
+    def write_off(self, step: int, account: int, asset: int, scaled_debt: float, price: float, market) -> WriteOff:
+        """Write off an account's residual debt (scaled) in `asset` through the waterfall (SPEC 3.7).
+
+        Reserves first; then `socialize` (haircut the supply index, lenders lose) or `dilute` (the protocol
+        sells newly minted governance tokens to the outside market for the asset, lenders whole).
+        price: oracle price of the asset (USD/token), for the USD record.
+        """
+        amount = scaled_debt * self.borrow_index[asset]
+        self.scaled_borrows[asset] = max(self.scaled_borrows[asset] - scaled_debt, 0.0)
+        from_reserves = min(amount, float(self.reserves[asset]))
+        self.reserves[asset] -= from_reserves
+        rest = amount - from_reserves
+        lenders = dilution = 0.0
+        if rest > 0:
+            if self.policy == "socialize":
+                supplied = float(self.supplied[asset])
+                haircut = min(rest / supplied, 1.0) if supplied > 0 else 0.0
+                self.supply_index[asset] *= 1.0 - haircut
+                lenders = rest
+            else:
+                market.pay_out(asset, rest)  # bought from the world with minted governance tokens
+                self.cash[asset] += rest
+                dilution = rest
+        self.bad_debt_tokens[asset] += amount
+        self._version += 1
+        rec = WriteOff(
+            step=step,
+            account=account,
+            asset=self.symbols[asset],
+            amount=amount,
+            amount_usd=amount * price,
+            reserves_usd=from_reserves * price,
+            lenders_usd=lenders * price,
+            dilution_usd=dilution * price,
+        )
+        self.bad_debt_usd += rec.amount_usd
+        self.lender_loss_usd += rec.lenders_usd
+        self.dilution_usd += rec.dilution_usd
+        self.reserves_loss_usd += rec.reserves_usd
+        self.write_offs.append(rec)
+        return rec
+
+    def identity_gap(self) -> np.ndarray:
+        """cash + borrows - (supplied + reserves) per reserve (tokens); ~0 always."""
+        return self.cash + self.borrows - self.supplied - self.reserves

@@ -1,0 +1,282 @@
+"""The outside market: price impact, fills along the impact path, and the market's own token ledger (SPEC 3.2).
+
+Market price p_k = f_k * exp(m_k): m_k is the accumulated log impact of every trade, decaying toward 0 with a
+half-life (linear and sqrt models). The cpmm model keeps real x*y=k reserves; its price is y/x, and arbitrage pulls
+the pool toward the fundamental by a fraction per step (that is its decay). Every trade has this market as its
+counterparty, so `inventory` (tokens the rest of the world holds here) makes token conservation checkable.
+Impact is recorded per source ('disc' for discretionary trades, 'liq' for liquidation sales, with the event id)
+so the cascade graph can attribute price moves (SPEC 4.2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.config.schema import ModelConfig
+from abm.errors import InvariantError
+from abm.protocol import (
+    amm_amount_in,
+    amm_amount_out,
+    linear_impact_proceeds,
+    linear_impact_tokens_bought,
+    sqrt_impact_proceeds,
+    sqrt_impact_tokens_bought,
+)
+
+LINEAR, SQRT, CPMM = 0, 1, 2
+_MODEL_CODES = {"linear": LINEAR, "sqrt": SQRT, "cpmm": CPMM}
+# The rest of the world's holdings, in USD of value per asset: large enough never to run dry.
+WORLD_INVENTORY_USD = 1.0e15
+MAX_PATH_FRACTION = 0.999  # a linear-impact buy may not ask for more tokens than the path can ever supply
+
+
+class Market:
+    """Per-asset impact state and the market ledger. Arrays are indexed by asset, numéraire (USD) at 0."""
+
+    def __init__(self, config: ModelConfig, log_fundamental: np.ndarray) -> None:
+        self.symbols = config.symbols
+        n = len(self.symbols)
+        self.n_assets = n
+        self.model_code = np.zeros(n, dtype=np.int64)
+        self.m = np.zeros(n)  # accumulated log impact
+        self.log_f = log_fundamental.copy()
+        self.inventory = np.zeros(n)
+        self.inventory[0] = WORLD_INVENTORY_USD
+        self.inventory[1:] = WORLD_INVENTORY_USD / np.exp(log_fundamental[1:])
+        self.amm_x = np.zeros(n)  # cpmm: token reserve
+        self.amm_y = np.zeros(n)  # cpmm: USD reserve
+        self.depth_factor = np.ones(n)  # thinning multiplier on depth (1 = calm)
+        self.realised_var = np.zeros(n)  # EWMA of squared per-step log returns
+        self.last_log_price = log_fundamental.copy()
+        self.dm_step = {"disc": np.zeros(n), "liq": np.zeros(n)}  # impact this step, by source
+        self.liq_impacts: list[tuple[int, int, int, float]] = []  # (event_id, step, asset, dm)
+        self.refresh_params(config)
+        self.realised_var = self.sigma_ref**2 / self.steps_per_year  # start at calm, configured volatility
+        for k in range(1, n):
+            if self.model_code[k] == CPMM:
+                self.amm_y[k] = self.depth_usd[k]
+                self.amm_x[k] = self.depth_usd[k] / np.exp(log_fundamental[k])
+        self.log_p = self.log_f.copy()
+
+    def refresh_params(self, config: ModelConfig) -> None:
+        """(Re)read parameters from the configuration; called at start and after a scenario `set` event."""
+        mkt = config.market
+        assets = [config.assets[s] for s in self.symbols[1:]]
+        for k, a in enumerate(assets, start=1):
+            self.model_code[k] = _MODEL_CODES[a.impact]
+        self.depth_usd = np.array([np.inf] + [a.depth_usd * mkt.depth_scale for a in assets])
+        self.daily_volume = np.array([np.inf] + [a.daily_volume_usd * mkt.depth_scale for a in assets])
+        self.sigma_ref = np.array([0.0] + [a.volatility for a in assets])  # per sqrt year
+        self.fee = np.array([0.0] + [a.amm_fee for a in assets])
+        steps_per_day = 86400.0 / mkt.step_seconds
+        self.steps_per_year = steps_per_day * 365.0
+        self.sigma_daily = self.sigma_ref / np.sqrt(365.0)
+        self.sqrt_y = mkt.sqrt_y
+        half_life = mkt.impact_half_life_steps
+        decay = 0.5 ** (1.0 / half_life) if np.isfinite(half_life) else 1.0
+        self.decay = np.where(self.model_code == CPMM, 1.0 - mkt.arbitrage_fraction, decay)
+        self.decay[0] = 1.0
+        self.eta = mkt.depth_vol_elasticity
+        self.min_depth_fraction = mkt.min_depth_fraction
+        self.ewma_alpha = 2.0 / (mkt.vol_window_steps + 1.0)
+
+    # --- prices -----------------------------------------------------------------------------------------
+
+    @property
+    def prices(self) -> np.ndarray:
+        """Market prices (USD/token), numéraire first (always 1)."""
+        return np.exp(self.log_p)
+
+    def price(self, k: int) -> float:
+        return float(np.exp(self.log_p[k]))
+
+    def realised_vol(self) -> np.ndarray:
+        """Annualised EWMA volatility of market log returns per asset (per sqrt year)."""
+        return np.sqrt(self.realised_var * self.steps_per_year)
+
+    def _sync_price(self, k: int) -> None:
+        if self.model_code[k] == CPMM:
+            self.log_p[k] = np.log(self.amm_y[k] / self.amm_x[k])
+            self.m[k] = self.log_p[k] - self.log_f[k]
+        else:
+            self.log_p[k] = self.log_f[k] + self.m[k]
+
+    # --- the step ---------------------------------------------------------------------------------------
+
+    def begin_step(self, log_fundamental: np.ndarray) -> np.ndarray:
+        """Move to the new fundamentals, decay impact (or arbitrage the AMM), thin depth. Returns the decay dm."""
+        self.log_f = log_fundamental.copy()
+        for src in self.dm_step.values():
+            src.fill(0.0)
+        before = self.m.copy()
+        cp = self.model_code == CPMM
+        self.m[~cp] *= self.decay[~cp]
+        for k in np.flatnonzero(cp):
+            gap = np.log(self.amm_y[k] / self.amm_x[k]) - self.log_f[k]
+            target = self.log_f[k] + self.decay[k] * gap
+            kk = self.amm_x[k] * self.amm_y[k]
+            # arbitrageurs trade against the rest of the world; value moves inside the outside ledger only
+            self.amm_x[k] = np.sqrt(kk / np.exp(target))
+            self.amm_y[k] = np.sqrt(kk * np.exp(target))
+        for k in range(1, self.n_assets):
+            self._sync_price(k)
+        decay_dm = self.m - before
+        if self.eta > 0:
+            vol = self.realised_vol()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(vol > self.sigma_ref, self.sigma_ref / vol, 1.0)
+            new_factor = np.maximum(np.where(self.sigma_ref > 0, ratio**self.eta, 1.0), self.min_depth_fraction)
+            for k in np.flatnonzero(cp):  # LPs withdraw: scale both reserves, price unchanged
+                scale = new_factor[k] / self.depth_factor[k]
+                self.amm_x[k] *= scale
+                self.amm_y[k] *= scale
+            self.depth_factor = new_factor
+        return decay_dm
+
+    def end_step(self) -> np.ndarray:
+        """Update realised volatility with this step's market return; return the return (log, per asset)."""
+        r = self.log_p - self.last_log_price
+        self.realised_var = (1 - self.ewma_alpha) * self.realised_var + self.ewma_alpha * r**2
+        self.last_log_price = self.log_p.copy()
+        return r
+
+    # --- fills ------------------------------------------------------------------------------------------
+
+    def _depth(self, k: int) -> float:
+        return float(self.depth_usd[k] * self.depth_factor[k])
+
+    def _sqrt_a(self, k: int) -> float:
+        volume = self.daily_volume[k] * self.depth_factor[k]
+        return float(self.sqrt_y * self.sigma_daily[k] / np.sqrt(volume))
+
+    def quote_buy(self, k: int, usd: float) -> float:
+        """Tokens `usd` would buy now (no state change)."""
+        if usd <= 0:
+            return 0.0
+        code = self.model_code[k]
+        p = self.price(k)
+        if code == LINEAR:
+            return float(linear_impact_tokens_bought(usd, p, self._depth(k)))
+        if code == SQRT:
+            return float(sqrt_impact_tokens_bought(usd, p, self._sqrt_a(k)))
+        return float(amm_amount_out(usd, self.amm_y[k], self.amm_x[k], self.fee[k]))
+
+    def quote_sell(self, k: int, tokens: float) -> float:
+        """USD a sale of `tokens` would raise now (no state change)."""
+        if tokens <= 0:
+            return 0.0
+        code = self.model_code[k]
+        p = self.price(k)
+        if code == LINEAR:
+            return float(linear_impact_proceeds(tokens, p, self._depth(k)))
+        if code == SQRT:
+            return float(sqrt_impact_proceeds(tokens, p, self._sqrt_a(k)))
+        return float(amm_amount_out(tokens, self.amm_x[k], self.amm_y[k], self.fee[k]))
+
+    def quote_cost(self, k: int, tokens: float) -> float:
+        """USD needed to buy exactly `tokens` now (no state change); inf if the market cannot supply them."""
+        if tokens <= 0:
+            return 0.0
+        code = self.model_code[k]
+        p = self.price(k)
+        if code == LINEAR:
+            d = self._depth(k)
+            frac = tokens * p / d
+            return float(-d * np.log1p(-frac)) if frac < MAX_PATH_FRACTION else float("inf")
+        if code == CPMM:
+            if tokens >= self.amm_x[k] * MAX_PATH_FRACTION:
+                return float("inf")
+            return float(amm_amount_in(tokens, self.amm_y[k], self.amm_x[k], self.fee[k]))
+        # sqrt: invert the monotone buy formula by bisection on USD (bounded, deterministic)
+        lo, hi = 0.0, tokens * p
+        while self.quote_buy(k, hi) < tokens:
+            hi *= 2.0
+            if hi > 1e18:
+                return float("inf")
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            if self.quote_buy(k, mid) < tokens:
+                lo = mid
+            else:
+                hi = mid
+        return hi
+
+    def buy(self, k: int, usd: float, source: str = "disc", event_id: int = -1, step: int = 0) -> float:
+        """Spend `usd` on asset k; returns tokens received. Moves the price along the impact path."""
+        tokens = self.quote_buy(k, usd)
+        if tokens <= 0:
+            return 0.0
+        self._execute(k, usd_in=usd, tokens_out=tokens, source=source, event_id=event_id, step=step)
+        return tokens
+
+    def sell(self, k: int, tokens: float, source: str = "disc", event_id: int = -1, step: int = 0) -> float:
+        """Sell `tokens` of asset k; returns USD received."""
+        usd = self.quote_sell(k, tokens)
+        if usd <= 0:
+            return 0.0
+        self._execute(k, usd_in=-usd, tokens_out=-tokens, source=source, event_id=event_id, step=step)
+        return usd
+
+    def buy_exact(self, k: int, tokens: float, source: str = "disc", event_id: int = -1, step: int = 0) -> float:
+        """Buy exactly `tokens` of asset k; returns the USD paid (inf-cost orders raise)."""
+        usd = self.quote_cost(k, tokens)
+        if not np.isfinite(usd):
+            raise ValueError(f"market for {self.symbols[k]} cannot supply {tokens} tokens")
+        if usd <= 0:
+            return 0.0
+        self._execute(k, usd_in=usd, tokens_out=tokens, source=source, event_id=event_id, step=step)
+        return usd
+
+    def genesis_quote(self, k: int, amount: float) -> float:
+        """Positions that exist before the run are filled at the fundamental with no impact.
+
+        amount > 0: USD spent, returns tokens bought; amount < 0: -tokens sold, returns -USD received.
+        """
+        price = float(np.exp(self.log_f[k]))
+        return amount / price if amount >= 0 else amount * price
+
+    def genesis_trade(self, k: int, amount: float) -> float:
+        """Execute a `genesis_quote` against the market ledger (no price impact)."""
+        out = self.genesis_quote(k, amount)
+        if amount >= 0:
+            self.inventory[0] += amount
+            self.inventory[k] -= out
+        else:
+            self.inventory[k] += -amount
+            self.inventory[0] -= -out
+        return out
+
+    def _execute(self, k: int, usd_in: float, tokens_out: float, source: str, event_id: int, step: int) -> None:
+        before = self.log_p[k]
+        code = self.model_code[k]
+        if code == LINEAR:
+            if usd_in >= 0:
+                self.m[k] += usd_in / self._depth(k)
+            else:
+                self.m[k] -= -usd_in / self._depth(k)
+        elif code == SQRT:
+            a = self._sqrt_a(k)
+            self.m[k] += np.sign(usd_in) * a * np.sqrt(abs(usd_in))
+        else:
+            # Uniswap v2: the whole input, fee included, stays in the pool
+            self.amm_y[k] += usd_in
+            self.amm_x[k] -= tokens_out
+        self._sync_price(k)
+        self.inventory[0] += usd_in
+        self.inventory[k] -= tokens_out
+        if self.inventory[0] < 0 or self.inventory[k] < 0:
+            raise InvariantError(f"market ledger: negative inventory after trade in {self.symbols[k]}")
+        dm = float(self.log_p[k] - before)
+        self.dm_step[source][k] += dm
+        if source == "liq":
+            self.liq_impacts.append((event_id, step, k, dm))
+
+    def pay_out(self, k: int, amount: float) -> None:
+        """The rest of the world hands `amount` tokens of asset k into the model (fresh equity, dilution sales)."""
+        if amount > self.inventory[k]:
+            raise InvariantError(f"market ledger: cannot hand over {amount} {self.symbols[k]}")
+        self.inventory[k] -= amount
+
+    def receive(self, k: int, amount: float) -> None:
+        """The rest of the world receives `amount` tokens of asset k (gas paid to validators, fees)."""
+        self.inventory[k] += amount

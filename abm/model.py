@@ -1,0 +1,350 @@
+"""ReflexivityModel: the Mesa model that wires the market, the pool, the margin engine and the agents (SPEC 1.3).
+
+One step is `market.step_seconds` of time and runs eight phases in order: exogenous moves, oracles, interest,
+lenders, traders, health, liquidators, resolution. Within a phase agents act in a random order drawn from the
+model's seeded generators, so a configuration and a seed fix the whole run.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import mesa
+import numpy as np
+
+from abm.agents import Lender, LeveragedTrader, Liquidator, OracleUpdater
+from abm.agents.lender import LenderView
+from abm.config import ModelConfig
+from abm.config.schema import SetEvent
+from abm.contagion.attribution import attribute, health_sensitivity
+from abm.invariants import Ledgers, check_invariants
+from abm.lending import LendingPool, MarginEngine, Wallets
+from abm.market import Fundamentals, Market, OracleBoard
+from abm.observation import StepRecorder
+
+STRATEGY_ORDER = ("momentum", "contrarian", "vol_target", "hodl", "short")
+RISK_ORDER = ("stubborn", "prudent", "stop_loss")
+MODE_ORDER = ("cross", "isolated", "portfolio")
+
+
+def overrides_from_keywords(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword parameters to dotted names: `traders__max_leverage=5` -> `traders.max_leverage`.
+
+    This is how `mesa.batch_run` (which passes parameters as keywords) sweeps dotted configuration names.
+    """
+    return {key.replace("__", "."): value for key, value in params.items()}
+
+
+class ReflexivityModel(mesa.Model):
+    """Leveraged traders, liquidators, lenders and oracle updaters around one lending pool and one market.
+
+    Build from a `ModelConfig`, or a preset name, plus keyword overrides whose names are dotted parameter names
+    with `__` for the dots (`traders__max_leverage=5`). `rng` seeds everything (Mesa's convention); `steps`
+    overrides the configuration's run length (used for `running` and the data arrays).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        *,
+        preset: str | None = None,
+        rng: int | None = None,
+        steps: int | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(rng=rng)
+        if config is None:
+            config = ModelConfig.from_preset(preset or "baseline")
+        elif preset is not None:
+            raise ValueError("give either config or preset, not both")
+        if params:
+            config = config.with_overrides(overrides_from_keywords(params))
+        self.config = config
+        self.initial_config = config
+        self.seed = rng
+        self.total_steps = int(steps if steps is not None else config.steps)
+        self.symbols = config.symbols
+        n_assets = len(self.symbols)
+        tcfg, lcfg, qcfg = config.traders, config.liquidators, config.lenders
+
+        # --- the market, the pool, the ledgers -------------------------------------------------------------
+        self.fundamentals = Fundamentals(config, self.rng)
+        self.market = Market(config, self.fundamentals.log_f)
+        n_holders = tcfg.n_traders + lcfg.n_liquidators + qcfg.n_lenders
+        self.wallets = Wallets(n_holders, self.symbols)
+        self.pool = LendingPool(config, n_suppliers=qcfg.n_lenders)
+        self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * tcfg.n_traders))
+        self.engine.scenarios = self._portfolio_scenarios()
+        self.oracle = OracleBoard(self.fundamentals.prices, config.oracles.n_updaters)
+        self.log_price_hist = np.zeros((self.total_steps + 1, n_assets))
+        self.log_fund_hist = np.zeros((self.total_steps + 1, n_assets))
+        self.log_price_hist[0] = self.market.log_p
+        self.log_fund_hist[0] = self.fundamentals.log_f
+        self.anchor_log_price = self.market.log_p.copy()  # contrarians' EMA anchor
+        self.set_events = [ev for ev in config.scenario.events if isinstance(ev, SetEvent)]
+
+        # --- agents ----------------------------------------------------------------------------------------
+        self.traders: list[LeveragedTrader] = []
+        equity = self._draw_equity()
+        strategies = self._draw_mix(tcfg.strategy_mix, STRATEGY_ORDER, tcfg.n_traders)
+        risks = self._draw_mix(tcfg.risk_mix, RISK_ORDER, tcfg.n_traders)
+        modes = self._draw_mix(tcfg.margin_mode_mix, MODE_ORDER, tcfg.n_traders)
+        n_risky = n_assets - 1
+        for i in range(tcfg.n_traders):
+            assets = sorted(1 + self.rng.choice(n_risky, size=tcfg.assets_per_trader, replace=False))
+            short = strategies[i] == "short"
+            cap = self._leverage_cap(assets, short, prudent=risks[i] == "prudent")
+            leverage = float(self.rng.uniform(tcfg.leverage_min, tcfg.max_leverage))
+            trader = LeveragedTrader(
+                self, i, strategies[i], risks[i], modes[i], [int(a) for a in assets], min(leverage, cap), equity[i]
+            )
+            self.wallets.kinds[i] = "trader"
+            self.traders.append(trader)
+        self.liquidators: list[Liquidator] = []
+        for j in range(lcfg.n_liquidators):
+            holder = tcfg.n_traders + j
+            self.wallets.kinds[holder] = "liquidator"
+            self.market.pay_out(0, lcfg.capital_usd)
+            self.wallets.credit(holder, 0, lcfg.capital_usd)
+            self.liquidators.append(Liquidator(self, holder))
+        self.lenders: list[Lender] = []
+        for j in range(qcfg.n_lenders):
+            holder = tcfg.n_traders + lcfg.n_liquidators + j
+            self.wallets.kinds[holder] = "lender"
+            self.lenders.append(Lender(self, holder, supplier=j))
+        self.updaters: list[OracleUpdater] = []
+        for a in range(1, n_assets):
+            for slot in range(config.oracles.n_updaters):
+                jitter = int(self.rng.integers(0, 2)) if config.oracles.n_updaters > 1 else 0
+                self.updaters.append(OracleUpdater(self, a, slot, jitter))
+
+        # --- initial state: lenders supply, traders' positions exist before the run --------------------------
+        self._seed_liquidity(float(equity.sum()))
+        for i in self.rng.permutation(tcfg.n_traders):
+            trader = self.traders[int(i)]
+            self.wallets.credit(trader.holder, 0, trader.initial_equity)
+            self.market.pay_out(0, trader.initial_equity)
+            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+        self.initial_totals = Ledgers.of(self).totals()
+
+        # --- clocks and bookkeeping -----------------------------------------------------------------------
+        mean = tcfg.decision_interval_steps
+        self.decision_interval = mean * self.rng.lognormal(-0.125, 0.5, tcfg.n_traders)  # mean-preserving
+        self.next_decision = self.rng.exponential(self.decision_interval)
+        self.is_prudent = np.array([t.risk_style == "prudent" for t in self.traders])
+        self.is_stop_loss = np.array([t.risk_style == "stop_loss" for t in self.traders])
+        self.peak_equity = equity.copy()
+        self.last_healthy_step = np.zeros(self.engine.n, dtype=np.int64)
+        self.hf = self.engine.health(self.oracle.prices)
+        self._candidates: deque[np.ndarray] = deque(maxlen=64)
+        self._event_counter = 0
+        self.recorder = StepRecorder(self)
+        self.datacollector = self.recorder.datacollector
+        self.datacollector.collect(self)
+
+    # --- set-up helpers ------------------------------------------------------------------------------------
+
+    def _draw_equity(self) -> np.ndarray:
+        """Heavy-tailed shares of the traders' total equity (Pareto with the configured tail index), USD."""
+        tcfg = self.config.traders
+        raw = (1.0 - self.rng.random(tcfg.n_traders)) ** (-1.0 / tcfg.equity_tail_alpha)
+        return tcfg.total_equity_usd * raw / raw.sum()
+
+    def _draw_mix(self, mix: Mapping[str, float], order: tuple[str, ...], n: int) -> list[str]:
+        names = [k for k in order if mix.get(k, 0) > 0]
+        weights = np.array([mix[k] for k in names], dtype=float)
+        picks = self.rng.choice(len(names), size=n, p=weights / weights.sum())
+        return [names[int(p)] for p in picks]
+
+    def _leverage_cap(self, assets: list[int], short: bool, prudent: bool) -> float:
+        """Highest leverage a trader opens at: what the pool's LTVs allow, with a 5% margin so positions start
+        healthy; a prudent trader also starts 10% above its health-factor buffer (else it would sell at once)."""
+        pool = self.pool
+        ltv = pool.ltv[0] if short else float(min(pool.ltv[a] for a in assets))
+        cap = 0.95 * (ltv / (1.0 - ltv) if short else 1.0 / (1.0 - ltv))
+        if prudent:
+            h = 1.1 * self.config.traders.prudent_buffer
+            lt = pool.liquidation_threshold[0] if short else float(min(pool.liquidation_threshold[a] for a in assets))
+            # long: HF = L LT / (L - 1) >= h  ->  L <= h / (h - LT); short: HF = (1 + L) LT / L >= h  ->  L <= LT / (h - LT)
+            cap = min(cap, (lt if short else h) / (h - lt))
+        return cap
+
+    def _seed_liquidity(self, total_equity: float) -> None:
+        """Lenders bring each reserve's initial supply (plus a quarter more kept idle) from the outside world."""
+        n = len(self.lenders)
+        for a, sym in enumerate(self.symbols):
+            value = self.config.reserve(sym).supply_to_equity * total_equity
+            tokens = value / float(self.fundamentals.prices[a])
+            if tokens <= 0:
+                continue
+            for lender in self.lenders:
+                self.market.pay_out(a, 1.25 * tokens / n)
+                self.wallets.credit(lender.holder, a, 1.25 * tokens / n)
+                self.pool.supply(lender.supplier, lender.holder, a, tokens / n, self.wallets)
+
+    def _portfolio_scenarios(self) -> np.ndarray:
+        """Joint price shocks (assets x scenarios) for portfolio margin: each asset alone and all together,
+        down and up, by 1 - its liquidation threshold (so a lone long is margined as in cross mode)."""
+        lt = self.pool.liquidation_threshold
+        n = len(self.symbols)
+        shock = np.zeros(n)
+        shock[1:] = 1.0 - lt[1:]
+        cols = [-shock, shock]
+        for k in range(1, n):
+            e = np.zeros(n)
+            e[k] = shock[k]
+            cols += [-e, e]
+        return np.stack(cols, axis=1)
+
+    # --- the step ------------------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        t = self.steps
+        cfg = self.config
+        # 1. exogenous: fundamentals and scenario events; impact decays
+        self._apply_set_events(t)
+        self.fundamentals.step(t)
+        self.market.begin_step(self.fundamentals.log_f)
+        self.log_fund_hist[t] = self.fundamentals.log_f
+        self.log_price_hist[t] = self.market.log_p  # provisional (pre-trade) for oracles observing "now"
+        self.recorder.begin_step()
+        # 2. oracles
+        for i in self.rng.permutation(len(self.updaters)):
+            self.updaters[int(i)].step()
+        oracle = self.oracle.prices
+        # 3. interest
+        self.pool.accrue()
+        # 4. lenders
+        view = LenderView.of(self)
+        for i in self.rng.permutation(len(self.lenders)):
+            self.lenders[int(i)].step(view)
+        # 5. traders whose clocks fire, or whose risk alerts ring
+        clock = self.next_decision <= t
+        self.next_decision[clock] = t + self.rng.exponential(self.decision_interval[clock])
+        active = clock | self._risk_alerts(oracle)
+        for i in self.rng.permutation(np.flatnonzero(active)):
+            self.traders[int(i)].step()
+        # 6. health: one vectorised pass over every account
+        self._health_pass(oracle)
+        # 7. liquidators
+        for i in self.rng.permutation(len(self.liquidators)):
+            self.liquidators[int(i)].step()
+        # 8. resolution: bad debt, history, data
+        self._resolve_bad_debt(t, oracle)
+        self.log_price_hist[t] = self.market.log_p
+        alpha = 2.0 / (cfg.traders.contrarian_anchor_steps + 1.0)
+        self.anchor_log_price += alpha * (self.market.log_p - self.anchor_log_price)
+        self.market.end_step()
+        self.recorder.end_step()
+        self.datacollector.collect(self)
+        if cfg.check_invariants:
+            check_invariants(self)
+        if self.steps >= self.total_steps:
+            self.running = False
+
+    def _apply_set_events(self, t: int) -> None:
+        due = {ev.parameter: ev.value for ev in self.set_events if ev.step == t}
+        if due:
+            self.config = self.config.with_overrides(due)
+            self.pool.refresh_params(self.config)
+            self.market.refresh_params(self.config)
+
+    def _risk_alerts(self, oracle: np.ndarray) -> np.ndarray:
+        """Traders woken outside their clock: prudent ones under their HF buffer, stop-losses past their drawdown.
+
+        One vectorised pass over accounts (last step's health) and over traders' equity.
+        """
+        n_traders = len(self.traders)
+        owners = self.engine.owner[: self.engine.n]
+        worst_hf = np.full(n_traders, np.inf)
+        np.minimum.at(worst_hf, owners, self.hf)
+        alerts = self.is_prudent & (worst_hf < self.config.traders.prudent_buffer)
+        prices = self.market.prices
+        coll, debt = self.engine.values(prices)
+        equity = np.bincount(owners, weights=(coll - debt).sum(axis=1), minlength=n_traders)
+        equity += self.wallets.balances[:n_traders] @ prices
+        np.maximum(self.peak_equity, equity, out=self.peak_equity)
+        drawdown = equity < (1.0 - self.config.traders.stop_loss_drawdown) * self.peak_equity
+        return alerts | (self.is_stop_loss & drawdown)
+
+    def _health_pass(self, oracle: np.ndarray) -> None:
+        engine = self.engine
+        self.hf = engine.health(oracle)
+        n = engine.n
+        if len(self.last_healthy_step) < n:
+            grown = np.full(n, self.steps, dtype=np.int64)
+            grown[: len(self.last_healthy_step)] = self.last_healthy_step
+            self.last_healthy_step = grown
+        healthy = self.hf >= 1.0
+        self.last_healthy_step[:n][healthy] = self.steps
+        candidates = np.flatnonzero(~healthy)
+        if len(candidates):
+            debt_usd = (engine.debt_tokens()[candidates] * oracle).sum(axis=1)
+            candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first
+        self._candidates.appendleft(candidates)
+        self.recorder.n_liquidatable = len(candidates)
+
+    def liquidation_candidates(self, latency: int) -> np.ndarray:
+        """Accounts that were liquidatable `latency` steps ago (what a liquidator with that scan latency sees)."""
+        return self._candidates[min(latency, len(self._candidates) - 1)]
+
+    def next_event_id(self) -> int:
+        self._event_counter += 1
+        return self._event_counter - 1
+
+    def record_liquidation(
+        self,
+        event_id: int,
+        acct: int,
+        liquidator: Liquidator,
+        debt_asset: int,
+        repaid: float,
+        coll_asset: int,
+        seized: float,
+        hf_before: float,
+    ) -> None:
+        """Record a liquidation event and attribute the account's loss of health to its sources (SPEC 4.2)."""
+        t = self.steps
+        oracle = self.oracle.prices
+        start = int(self.last_healthy_step[acct])
+        # the account's exposure before this liquidation: add back what was just repaid and seized
+        coll = self.engine.collateral[acct].copy()
+        coll[coll_asset] += seized
+        debt = self.engine.debt_tokens(acct).copy()
+        debt[debt_asset] += repaid
+        w = health_sensitivity(coll * oracle, debt * oracle, self.pool.liquidation_threshold)
+        total = self.market.log_p - self.log_price_hist[start]
+        exo = self.fundamentals.log_f - self.log_fund_hist[start]
+        events: dict[int, np.ndarray] = {}
+        impacts = self.market.liq_impacts
+        first = bisect.bisect_right(impacts, start, key=lambda rec: rec[1])
+        decay = self.market.decay
+        for ev, step, asset, dm in impacts[first:]:
+            if ev == event_id:
+                continue
+            move = events.setdefault(ev, np.zeros(len(self.symbols)))
+            move[asset] += dm * decay[asset] ** (t - step)
+        attribution = attribute(w, total, exo, events)
+        self.recorder.add_event(
+            event_id=event_id,
+            account=acct,
+            owner=int(self.engine.owner[acct]),
+            liquidator=liquidator.unique_id,
+            debt_asset=debt_asset,
+            repaid=repaid,
+            coll_asset=coll_asset,
+            seized=seized,
+            hf_before=hf_before,
+            attribution=attribution,
+        )
+
+    def _resolve_bad_debt(self, t: int, oracle: np.ndarray) -> None:
+        for acct in self.engine.insolvent_accounts(oracle):
+            for asset in np.flatnonzero(self.engine.scaled_debt[acct] > 0):
+                scaled = float(self.engine.scaled_debt[acct, asset])
+                self.engine.scaled_debt[acct, asset] = 0.0
+                rec = self.pool.write_off(t, int(acct), int(asset), scaled, float(oracle[asset]), self.market)
+                self.recorder.add_write_off(rec)

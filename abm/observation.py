@@ -1,0 +1,186 @@
+"""What the model records each step (SPEC 5): the time-series row, liquidation events, write-offs, HF histograms.
+
+The row is computed once per step from the model's arrays (vectorised) and handed to Mesa's `DataCollector`,
+whose model reporters read it; events and write-offs are plain lists turned into tables at the end of a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mesa
+import numpy as np
+
+from abm.contagion.attribution import Attribution
+from abm.lending.pool import WriteOff
+
+if TYPE_CHECKING:
+    from abm.model import ReflexivityModel
+
+# log-spaced health-factor bins for the distribution-over-time figure; the last bin collects HF >= 5
+HF_BIN_EDGES = np.concatenate([np.geomspace(0.5, 5.0, 24), [np.inf]])
+
+
+def timeseries_columns(symbols: list[str]) -> list[str]:
+    """Column names of the per-step table, in order (the SPEC 5 contract plus a few diagnostics)."""
+    cols = ["step"]
+    for s in symbols[1:]:
+        cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}"]
+    for s in symbols:
+        cols += [
+            f"utilisation_{s}",
+            f"borrow_rate_{s}",
+            f"supply_rate_{s}",
+            f"cash_{s}",
+            f"borrows_{s}",
+            f"supplied_{s}",
+            f"reserves_{s}",
+        ]
+    cols += [
+        "total_collateral_usd",
+        "total_debt_usd",
+        "aggregate_leverage",
+        "n_liquidations",
+        "liquidation_volume_usd",
+        "bad_debt_usd",
+        "lender_loss_usd",
+        "dilution_usd",
+        "reserves_loss_usd",
+        "withdrawals_blocked_usd",
+        "n_liquidatable",
+        "n_active_traders",
+        "hf_p10",
+        "hf_p50",
+        "hf_p90",
+    ]
+    return cols
+
+
+class StepRecorder:
+    """Computes each step's row and keeps the event records of a run."""
+
+    def __init__(self, model: ReflexivityModel) -> None:
+        self.model = model
+        self.columns = timeseries_columns(model.symbols)
+        self.row: dict[str, float] = {}
+        self.events: list[dict[str, Any]] = []
+        self.edges: list[tuple[int, int, float]] = []  # (parent event, child event, weight)
+        self.write_offs: list[WriteOff] = []
+        self.hf_histogram: list[np.ndarray] = []
+        self.n_liquidatable = 0
+        self._step_liquidations = 0
+        self._step_volume = 0.0
+        self._events_this_step: dict[int, int] = {}  # account -> index in events (latest this step)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={c: (lambda m, c=c: m.recorder.row[c]) for c in self.columns}
+        )
+        self.compute_row()
+
+    def begin_step(self) -> None:
+        self._step_liquidations = 0
+        self._step_volume = 0.0
+        self._events_this_step.clear()
+
+    def add_event(
+        self,
+        *,
+        event_id: int,
+        account: int,
+        owner: int,
+        liquidator: int,
+        debt_asset: int,
+        repaid: float,
+        coll_asset: int,
+        seized: float,
+        hf_before: float,
+        attribution: Attribution,
+    ) -> None:
+        m = self.model
+        oracle = m.oracle.prices
+        share = attribution.endogenous_share
+        endogenous = share >= m.config.contagion.endogenous_share
+        self.events.append(
+            {
+                "step": m.steps,
+                "event_id": event_id,
+                "account": account,
+                "owner": owner,
+                "liquidator": liquidator,
+                "debt_asset": m.symbols[debt_asset],
+                "repaid": repaid,
+                "repaid_usd": repaid * float(oracle[debt_asset]),
+                "collateral_asset": m.symbols[coll_asset],
+                "seized": seized,
+                "seized_usd": seized * float(oracle[coll_asset]),
+                "price": float(oracle[coll_asset]),
+                "market_price": m.market.price(coll_asset),
+                "hf_before": hf_before,
+                "bad_debt_usd": 0.0,
+                "endogenous": bool(endogenous),
+                "endogenous_share": share,
+                "loss_exogenous": attribution.exogenous,
+                "loss_other": attribution.other,
+            }
+        )
+        if endogenous:
+            self.edges.extend((parent, event_id, w) for parent, w in attribution.parents().items())
+        self._events_this_step[account] = len(self.events) - 1
+        self._step_liquidations += 1
+        self._step_volume += repaid * float(oracle[debt_asset])
+
+    def add_write_off(self, rec: WriteOff) -> None:
+        self.write_offs.append(rec)
+        idx = self._events_this_step.get(rec.account)
+        if idx is not None:  # the liquidation that exhausted the collateral carries the bad debt it left
+            self.events[idx]["bad_debt_usd"] += rec.amount_usd
+
+    def end_step(self) -> None:
+        self.compute_row()
+
+    def compute_row(self) -> None:
+        m = self.model
+        pool, engine, market = m.pool, m.engine, m.market
+        oracle = m.oracle.prices
+        row: dict[str, float] = {"step": m.steps}
+        mp, fp = market.prices, m.fundamentals.prices
+        for a, s in enumerate(m.symbols[1:], start=1):
+            row[f"price_{s}"] = float(mp[a])
+            row[f"fundamental_{s}"] = float(fp[a])
+            row[f"oracle_{s}"] = float(oracle[a])
+        util = pool.utilisation()
+        brate = pool.borrow_rates()
+        srate = pool.supply_rates()
+        borrows, supplied = pool.borrows, pool.supplied
+        for a, s in enumerate(m.symbols):
+            row[f"utilisation_{s}"] = float(util[a])
+            row[f"borrow_rate_{s}"] = float(brate[a])
+            row[f"supply_rate_{s}"] = float(srate[a])
+            row[f"cash_{s}"] = float(pool.cash[a])
+            row[f"borrows_{s}"] = float(borrows[a])
+            row[f"supplied_{s}"] = float(supplied[a])
+            row[f"reserves_{s}"] = float(pool.reserves[a])
+        coll, debt = engine.values(oracle)
+        coll_total, debt_total = float(coll.sum()), float(debt.sum())
+        row["total_collateral_usd"] = coll_total
+        row["total_debt_usd"] = debt_total
+        equity = coll_total - debt_total
+        row["aggregate_leverage"] = coll_total / equity if equity > 0 else float("nan")
+        row["n_liquidations"] = self._step_liquidations
+        row["liquidation_volume_usd"] = self._step_volume
+        row["bad_debt_usd"] = pool.bad_debt_usd
+        row["lender_loss_usd"] = pool.lender_loss_usd
+        row["dilution_usd"] = pool.dilution_usd
+        row["reserves_loss_usd"] = pool.reserves_loss_usd
+        row["withdrawals_blocked_usd"] = pool.withdrawals_blocked_usd
+        row["n_liquidatable"] = self.n_liquidatable
+        owners = engine.owner[: engine.n]
+        in_use = (coll.sum(axis=1) > 0) | (debt.sum(axis=1) > 0)
+        row["n_active_traders"] = int(np.count_nonzero(np.bincount(owners[in_use], minlength=len(m.traders))))
+        hf = m.hf[np.isfinite(m.hf)] if len(m.hf) else np.empty(0)
+        if len(hf):
+            p10, p50, p90 = np.percentile(hf, [10, 50, 90])
+        else:
+            p10 = p50 = p90 = float("nan")
+        row["hf_p10"], row["hf_p50"], row["hf_p90"] = float(p10), float(p50), float(p90)
+        self.hf_histogram.append(np.histogram(np.clip(hf, 0.0, 1e6), bins=np.concatenate([[0.0], HF_BIN_EDGES]))[0])
+        self.row = row
