@@ -100,7 +100,9 @@ class RunResult:
             if figures:
                 from abm.analysis.figures import run_figures
 
-                run_figures(self.timeseries, self.events, self.write_offs, self.hf_histogram, self.config, tmp / "figures")
+                run_figures(
+                    self.timeseries, self.events, self.write_offs, self.hf_histogram, self.config, tmp / "figures"
+                )
         return out_dir
 
     @classmethod
@@ -189,4 +191,3 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
         hf_histogram=np.asarray(rec.hf_histogram),
         model=model if keep_model else None,
     )
-

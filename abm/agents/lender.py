@@ -39,7 +39,9 @@ class Lender(mesa.Agent):
                 amount = min(move * (balances[a] + wallets[a]), wallets[a])
                 pool.supply(self.supplier, self.holder, int(a), amount, m.wallets)
             else:
-                pool.withdraw(self.supplier, self.holder, int(a), min(-move, 1.0) * balances[a], m.wallets, view.price[a])
+                pool.withdraw(
+                    self.supplier, self.holder, int(a), min(-move, 1.0) * balances[a], m.wallets, view.price[a]
+                )
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,9 @@ class MarginEngine:
             return False
         coll = self.collateral[acct].copy()
         proceeds = (
-            -self.market.genesis_quote(asset, -borrow_tokens) if genesis else self.market.quote_sell(asset, borrow_tokens)
+            -self.market.genesis_quote(asset, -borrow_tokens)
+            if genesis
+            else self.market.quote_sell(asset, borrow_tokens)
         )
         coll[0] += own_usd + proceeds
         debt = self.debt_tokens(acct).copy()

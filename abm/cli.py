@@ -1,0 +1,159 @@
+"""The `abm` command (SPEC 7): run, sweep, report, app, presets.
+
+User errors (bad configuration, unknown parameter, missing file) print one line and exit with status 2; nothing
+is written. Bugs are not user errors and keep their traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from abm.errors import UserInputError
+
+EXIT_USER_ERROR = 2
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn `UserInputError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserInputError as exc:
+            click.echo(f"abm: error: {exc}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
+    """`--set key=value` pairs to a dict of dotted overrides (values read as TOML)."""
+    from abm.config import parse_value
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--set {item!r}: expected key=value, e.g. --set traders.max_leverage=5")
+        out[key.strip()] = parse_value(raw.strip())
+    return out
+
+
+def load_config(preset: str | None, config_file: str | None, sets: tuple[str, ...]):
+    from abm.config import ModelConfig
+
+    if preset and config_file:
+        raise UserInputError("give --preset or --config, not both")
+    overrides = parse_sets(sets)
+    if config_file:
+        return ModelConfig.from_toml(config_file, overrides)
+    return ModelConfig.from_preset(preset or "crash", overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="abm")
+def main() -> None:
+    """Agent-based model of reflexivity in leveraged crypto markets."""
+
+
+@main.command()
+@click.option("--preset", help="named preset (see `abm presets`); default: crash")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML configuration file")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="dotted override, repeatable")
+@click.option("--steps", type=click.IntRange(min=1), help="run length in steps (default: the config's)")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="random seed")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output directory")
+@click.option("--figures/--no-figures", default=True, show_default=True, help="write figures/*.png")
+@user_errors
+def run(
+    preset: str | None,
+    config_file: str | None,
+    sets: tuple[str, ...],
+    steps: int | None,
+    seed: int,
+    out_dir: str,
+    figures: bool,
+) -> None:
+    """Run one simulation and write its results to OUT."""
+    import abm
+
+    config = load_config(preset, config_file, sets)
+    result = abm.run(config, seed=seed, steps=steps, progress=True, keep_model=False)
+    result.save(out_dir, figures=figures)
+    s = result.summary
+    risky = config.symbols[1]
+    click.echo(
+        f"{config.name}: seed {seed}, {result.steps} steps in {s['wall_seconds']:.1f} s; "
+        f"amplification_{risky} {s[f'amplification_{risky}']:.3g}, {s['n_liquidations']} liquidations "
+        f"(${s['liquidation_volume_usd']:,.0f}), bad debt ${s['bad_debt_usd']:,.0f}, "
+        f"reflexivity index {s['reflexivity_index']:.3g} -> {out_dir}"
+    )
+
+
+@main.command()
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="sweep directory")
+@click.option("--workers", type=click.IntRange(min=1), help="local worker processes (default: all cores)")
+@click.option("--scheduler", help="address of a running Dask scheduler, e.g. tcp://127.0.0.1:8786")
+@click.option("--resume", is_flag=True, help="run only what is missing from OUT/runs.parquet")
+@user_errors
+def sweep(experiment: str, out_dir: str, workers: int | None, scheduler: str | None, resume: bool) -> None:
+    """Run every point of an EXPERIMENT file (grid or sampled design) and collect runs.parquet."""
+    from abm.sweep.runner import run_sweep
+
+    if workers and scheduler:
+        raise UserInputError("give --workers or --scheduler, not both")
+    run_sweep(experiment, out_dir, workers=workers, scheduler=scheduler, resume=resume, progress=True)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@user_errors
+def report(directory: str) -> None:
+    """Figures and report.md for a run directory or a sweep directory."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise UserInputError(f"'{directory}' is not a directory (expected the --out of `abm run` or `abm sweep`)")
+    if (path / "runs.parquet").exists():
+        from abm.sweep.report import sweep_report
+
+        written = sweep_report(path)
+    elif (path / "timeseries.parquet").exists():
+        from abm.analysis.report import run_report
+
+        written = run_report(path)
+    else:
+        raise UserInputError(f"'{directory}' holds neither timeseries.parquet (a run) nor runs.parquet (a sweep)")
+    click.echo(f"report: {written}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (loopback by default)")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="TCP port")
+@user_errors
+def app(host: str, port: int) -> None:
+    """Serve the teaching page (a Solara app) at http://HOST:PORT."""
+    from abm.app.server import serve
+
+    serve(host=host, port=port)
+
+
+@main.command()
+@user_errors
+def presets() -> None:
+    """List the shipped presets, one line each."""
+    from abm.config import preset_descriptions
+
+    for name, text in preset_descriptions().items():
+        click.echo(f"{name:<16} {text}")
+
+
+if __name__ == "__main__":
+    main()
