@@ -7,7 +7,6 @@ model's seeded generators, so a configuration and a seed fix the whole run.
 
 from __future__ import annotations
 
-import bisect
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +18,7 @@ from abm.agents import Lender, LeveragedTrader, Liquidator, OracleUpdater
 from abm.agents.lender import LenderView
 from abm.config import ModelConfig
 from abm.config.schema import SetEvent
-from abm.contagion.attribution import attribute, health_sensitivity
+from abm.contagion.attribution import Attribution, health_sensitivity
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
@@ -36,6 +35,37 @@ def overrides_from_keywords(params: Mapping[str, Any]) -> dict[str, Any]:
     This is how `mesa.batch_run` (which passes parameters as keywords) sweeps dotted configuration names.
     """
     return {key.replace("__", "."): value for key, value in params.items()}
+
+
+class _ImpactLog:
+    """A numpy mirror of `Market.liq_impacts` (event id, step, asset, dm), extended as the list grows, so a
+    liquidation's attribution window is array slices rather than a Python loop over every earlier impact."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.event = np.zeros(256, dtype=np.int64)
+        self.step = np.zeros(256, dtype=np.int64)
+        self.asset = np.zeros(256, dtype=np.int64)
+        self.dm = np.zeros(256)
+
+    def sync(self, impacts: list[tuple[int, int, int, float]]) -> None:
+        new = len(impacts) - self.n
+        if new <= 0:
+            return
+        if len(impacts) > len(self.dm):
+            size = max(len(impacts), 2 * len(self.dm))
+            for name in ("event", "step", "asset", "dm"):
+                old = getattr(self, name)
+                grown = np.zeros(size, dtype=old.dtype)
+                grown[: self.n] = old[: self.n]
+                setattr(self, name, grown)
+        ev, st, asset, dm = zip(*impacts[self.n :], strict=True)
+        end = self.n + new
+        self.event[self.n : end] = ev
+        self.step[self.n : end] = st
+        self.asset[self.n : end] = asset
+        self.dm[self.n : end] = dm
+        self.n = end
 
 
 class ReflexivityModel(mesa.Model):
@@ -141,6 +171,9 @@ class ReflexivityModel(mesa.Model):
         self.hf = self.engine.health(self.oracle.prices)
         self._candidates: deque[np.ndarray] = deque(maxlen=64)
         self._event_counter = 0
+        self._impact_log = _ImpactLog()
+        self._decay_pow = np.empty((n_assets, 0))
+        self._decay_pow_src = np.empty(0)
         self.recorder = StepRecorder(self)
         self.datacollector = self.recorder.datacollector
         self.datacollector.collect(self)
@@ -148,10 +181,23 @@ class ReflexivityModel(mesa.Model):
     # --- set-up helpers ------------------------------------------------------------------------------------
 
     def _draw_equity(self) -> np.ndarray:
-        """Heavy-tailed shares of the traders' total equity (Pareto with the configured tail index), USD."""
+        """Heavy-tailed shares of the traders' total equity (Pareto with the configured tail index), USD.
+
+        No trader holds more than `traders.equity_max_share` of the total (or 2 / n_traders if that is larger),
+        so that a small population is not one whale whose rebalancing alone moves the market.
+        """
         tcfg = self.config.traders
         raw = (1.0 - self.rng.random(tcfg.n_traders)) ** (-1.0 / tcfg.equity_tail_alpha)
-        return tcfg.total_equity_usd * raw / raw.sum()
+        share = raw / raw.sum()
+        cap = max(tcfg.equity_max_share, 2.0 / tcfg.n_traders)
+        for _ in range(50):  # clip and hand the excess to the others in proportion; converges in a few rounds
+            over = share > cap
+            if not over.any():
+                break
+            excess = float((share[over] - cap).sum())
+            share[over] = cap
+            share[~over] += excess * share[~over] / share[~over].sum()
+        return tcfg.total_equity_usd * share
 
     def _draw_mix(self, mix: Mapping[str, float], order: tuple[str, ...], n: int) -> list[str]:
         names = [k for k in order if mix.get(k, 0) > 0]
@@ -307,7 +353,6 @@ class ReflexivityModel(mesa.Model):
         hf_before: float,
     ) -> None:
         """Record a liquidation event and attribute the account's loss of health to its sources (SPEC 4.2)."""
-        t = self.steps
         oracle = self.oracle.prices
         start = int(self.last_healthy_step[acct])
         # the account's exposure before this liquidation: add back what was just repaid and seized
@@ -318,16 +363,7 @@ class ReflexivityModel(mesa.Model):
         w = health_sensitivity(coll * oracle, debt * oracle, self.pool.liquidation_threshold)
         total = self.market.log_p - self.log_price_hist[start]
         exo = self.fundamentals.log_f - self.log_fund_hist[start]
-        events: dict[int, np.ndarray] = {}
-        impacts = self.market.liq_impacts
-        first = bisect.bisect_right(impacts, start, key=lambda rec: rec[1])
-        decay = self.market.decay
-        for ev, step, asset, dm in impacts[first:]:
-            if ev == event_id:
-                continue
-            move = events.setdefault(ev, np.zeros(len(self.symbols)))
-            move[asset] += dm * decay[asset] ** (t - step)
-        attribution = attribute(w, total, exo, events)
+        attribution = self._attribute_window(w, total, exo, start, event_id)
         self.recorder.add_event(
             event_id=event_id,
             account=acct,
@@ -340,6 +376,68 @@ class ReflexivityModel(mesa.Model):
             hf_before=hf_before,
             attribution=attribution,
         )
+
+    def _attribute_window(
+        self, w: np.ndarray, total: np.ndarray, exo: np.ndarray, start: int, event_id: int
+    ) -> Attribution:
+        """`attribute(w, total, exo, events)` over the liquidation impacts after step `start` (other than event
+        `event_id`'s own), each decayed to now: vectorised over the window, with the same floating-point
+        operations in the same order as the per-impact loop (so the numbers are bit-identical):
+
+            for ev, step, asset, dm in impacts after start:  events[ev][asset] += dm * decay[asset] ** (t - step)
+
+        then per event by_event = -(w * move).sum() and liq_total = the events' moves added in order.
+        """
+        log = self._impact_log
+        log.sync(self.market.liq_impacts)
+        n = log.n
+        first = int(np.searchsorted(log.step[:n], start, side="right"))  # = bisect_right on the step
+        ev = log.event[first:n]
+        keep = ev != event_id
+        ev, step, asset, dm = ev[keep], log.step[first:n][keep], log.asset[first:n][keep], log.dm[first:n][keep]
+        n_assets = len(self.symbols)
+        if len(ev) == 0:
+            move_sum = np.zeros(n_assets)
+            return Attribution(
+                exogenous=float(-(w * exo).sum()), other=float(-(w * (total - exo - move_sum)).sum()), by_event={}
+            )
+        age = self.steps - step
+        factor = self._decay_powers(int(age.max()))[asset, age]  # decay[asset] ** age, computed as Python scalars
+        contribution = dm * factor
+        ids, first_seen, row = np.unique(ev, return_index=True, return_inverse=True)
+        order = np.argsort(first_seen, kind="stable")  # rows in order of first appearance (dict insertion order)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        moves = np.zeros((len(ids), n_assets))
+        np.add.at(moves, (rank[row], asset), contribution)  # unbuffered, in order: as the += loop
+        by_event = -(w * moves).sum(axis=1)  # each row summed as a 1-d array is
+        liq_total = np.zeros(n_assets)
+        liq_total += moves.sum(axis=0)  # axis-0 reduction adds rows in order, as `liq_total += move` does
+        return Attribution(
+            exogenous=float(-(w * exo).sum()),
+            other=float(-(w * (total - exo - liq_total)).sum()),
+            by_event=dict(zip(ids[order].tolist(), by_event.tolist(), strict=True)),
+        )
+
+    def _decay_powers(self, max_age: int) -> np.ndarray:
+        """(assets, ages) table of `decay[asset] ** age` for ages 0..max_age (at least), each entry computed as
+        the Python scalar power (not numpy's vectorised pow), rebuilt if the market's decay changes."""
+        decay = self.market.decay
+        table = self._decay_pow
+        if table.shape[1] > max_age and np.array_equal(self._decay_pow_src, decay):
+            return table
+        if not np.array_equal(self._decay_pow_src, decay):
+            table = np.empty((len(decay), 0))
+            self._decay_pow_src = decay.copy()
+        have = table.shape[1]
+        size = max(max_age + 1, 2 * have, 64)
+        grown = np.empty((len(decay), size))
+        grown[:, :have] = table
+        for a in range(len(decay)):
+            base = decay[a]
+            grown[a, have:] = [base**age for age in range(have, size)]
+        self._decay_pow = grown
+        return grown
 
     def _resolve_bad_debt(self, t: int, oracle: np.ndarray) -> None:
         for acct in self.engine.insolvent_accounts(oracle):

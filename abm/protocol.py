@@ -7,6 +7,8 @@ scalars). Units are given per argument. Invalid arguments raise `ValueError` nam
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -106,12 +108,42 @@ def health_factor(collateral_usd: ArrayLike, liquidation_threshold: ArrayLike, d
     lt = _as_float("liquidation_threshold", liquidation_threshold)
     _check_fraction("liquidation_threshold", lt)
     d = _as_float("debt_usd", debt_usd, nonnegative=True)
+    return _health_factor(c, lt, d)
+
+
+# Unchecked cores of the checked public functions, for the model's hot paths (arguments already float64 and
+# valid). They are the same formulas with the same floating-point operations, so results are bit-identical.
+
+
+def _health_factor(c: FloatArray, lt: FloatArray, d: FloatArray) -> FloatArray:
+    """`health_factor` without argument checks: c and d float64 arrays, lt broadcastable to c."""
     weighted = np.sum(c * lt, axis=-1)
     if d.ndim == c.ndim and d.ndim > 0 and d.shape[-1] == c.shape[-1] and d.shape == c.shape:
         d = np.sum(d, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         hf = np.where(d > 0, weighted / np.where(d > 0, d, 1.0), np.inf)
     return hf
+
+
+def _health_factor_one(collateral_usd: FloatArray, liquidation_threshold: FloatArray, debt_usd: float) -> float:
+    """`health_factor` of one account, unchecked: collateral_usd (A,) float64, debt_usd the total (USD)."""
+    weighted = np.sum(collateral_usd * liquidation_threshold, axis=-1)
+    return float(weighted / debt_usd) if debt_usd > 0 else float("inf")
+
+
+def _close_factor(hf: float, default: float, full_below: float) -> float:
+    """`close_factor` of one health factor, unchecked."""
+    return 0.0 if hf >= 1.0 else (1.0 if hf < full_below else float(default))
+
+
+def _collateral_seized(repaid: Any, debt_price: Any, collateral_price: Any, bonus: Any) -> Any:
+    """`collateral_seized`, unchecked (floats or float64 arrays)."""
+    return repaid * debt_price / collateral_price * (1.0 + bonus)
+
+
+def _repay_for_seizure(seized: Any, debt_price: Any, collateral_price: Any, bonus: Any) -> Any:
+    """`repay_for_seizure`, unchecked (floats or float64 arrays)."""
+    return seized * collateral_price / (debt_price * (1.0 + bonus))
 
 
 def borrow_power_usd(collateral_usd: ArrayLike, ltv: ArrayLike) -> FloatArray:
@@ -133,7 +165,7 @@ def close_factor(health_factor: ArrayLike, default: float = 0.5, full_below: flo
         raise ValueError(f"default must be in (0, 1] (got {default!r})")
     if not 0 < full_below <= 1:
         raise ValueError(f"full_below must be in (0, 1] (got {full_below!r})")
-    return np.where(hf >= 1.0, 0.0, np.where(hf < full_below, 1.0, default))
+    return np.where(hf >= 1.0, 0.0, np.where(hf < full_below, 1.0, default))  # as _close_factor
 
 
 def collateral_seized(
@@ -152,7 +184,7 @@ def collateral_seized(
         raise ValueError("debt_price must be > 0")
     if np.any(pc <= 0):
         raise ValueError("collateral_price must be > 0")
-    return r * pd_ / pc * (1.0 + b)
+    return _collateral_seized(r, pd_, pc, b)
 
 
 def repay_for_seizure(
@@ -168,7 +200,7 @@ def repay_for_seizure(
     b = _as_float("bonus", bonus, nonnegative=True)
     if np.any(pd_ <= 0) or np.any(pc <= 0):
         raise ValueError("debt_price and collateral_price must be > 0")
-    return s * pc / (pd_ * (1.0 + b))
+    return _repay_for_seizure(s, pd_, pc, b)
 
 
 def liquidation_price(
@@ -217,6 +249,11 @@ def amm_amount_out(
     out = a (1 - fee) R_out / (R_in + a (1 - fee)). Amounts and reserves in tokens; fee a fraction in [0, 1).
     """
     a, rin, rout = _check_amm("amount_in", amount_in, reserve_in, reserve_out, fee)
+    return _amm_amount_out(a, rin, rout, fee)
+
+
+def _amm_amount_out(a: Any, rin: Any, rout: Any, fee: Any) -> Any:
+    """`amm_amount_out`, unchecked (floats or float64 arrays)."""
     a_net = a * (1.0 - fee)
     return a_net * rout / (rin + a_net)
 
@@ -249,6 +286,11 @@ def linear_impact_tokens_bought(notional_usd: ArrayLike, price: ArrayLike, depth
     d = _as_float("depth_usd", depth_usd)
     if np.any(p <= 0) or np.any(d <= 0):
         raise ValueError("price and depth_usd must be > 0")
+    return _linear_impact_tokens_bought(q, p, d)
+
+
+def _linear_impact_tokens_bought(q: Any, p: Any, d: Any) -> Any:
+    """`linear_impact_tokens_bought`, unchecked (floats or float64 arrays)."""
     return d / p * -np.expm1(-q / d)
 
 
@@ -262,6 +304,11 @@ def linear_impact_proceeds(tokens: ArrayLike, price: ArrayLike, depth_usd: Array
     d = _as_float("depth_usd", depth_usd)
     if np.any(p <= 0) or np.any(d <= 0):
         raise ValueError("price and depth_usd must be > 0")
+    return _linear_impact_proceeds(t, p, d)
+
+
+def _linear_impact_proceeds(t: Any, p: Any, d: Any) -> Any:
+    """`linear_impact_proceeds`, unchecked (floats or float64 arrays)."""
     return d * np.log1p(t * p / d)
 
 

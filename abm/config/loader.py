@@ -230,7 +230,18 @@ def _normalise_loc(loc: str) -> str:
 
 
 def _safe_names(data: Mapping[str, Any] | None) -> list[str]:
-    return parameter_names(ModelConfig())
+    """Names to suggest from: every default parameter, its sections ('market', 'pool.reserves.ETH'), and the
+    fields of the asset / reserve entries `data` itself names (so a typo in BTC's entry suggests BTC's field)."""
+    names = set(parameter_names(ModelConfig()))
+    for table, template in (("assets", "assets.ETH."), ("pool.reserves", "pool.reserves.ETH.")):
+        node: Any = data
+        for part in table.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            fields = [n.removeprefix(template) for n in names if n.startswith(template)]
+            names |= {f"{table}.{key}.{field}" for key in node for field in fields}
+    names |= {".".join(n.split(".")[:i]) for n in names for i in range(1, n.count(".") + 1)}
+    return sorted(names)
 
 
 def build(
@@ -249,7 +260,28 @@ def build(
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, data)) from None
     _resolve_replay_paths(config, base_dir or Path.cwd())
+    _check_set_events(config)
     return config
+
+
+def _check_set_events(config: ModelConfig) -> None:
+    """A scenario `set` event must name a real parameter and a value its rule accepts (checked before a run)."""
+    events = [(i, ev) for i, ev in enumerate(config.scenario.events) if ev.kind == "set"]
+    if not events:
+        return
+    valid = parameter_names(config)
+    dumped = config.model_dump(mode="python")
+    for i, ev in events:
+        where = f"scenario.events[{i}]"
+        if ev.parameter not in valid:
+            raise ConfigError(f"{where}.parameter: unknown parameter '{ev.parameter}'{_did_you_mean(ev.parameter, valid)}")
+        if ev.parameter.startswith("scenario."):
+            raise ConfigError(f"{where}.parameter = '{ev.parameter}': scenario events cannot change the scenario")
+        data = apply_overrides({k: v for k, v in dumped.items() if k != "scenario"}, {ev.parameter: ev.value}, valid)
+        try:
+            ModelConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{where} (at step {ev.step}): {format_validation_error(exc, data)}") from None
 
 
 def _resolve_replay_paths(config: ModelConfig, base_dir: Path) -> None:

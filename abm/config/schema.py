@@ -170,6 +170,9 @@ class TraderConfig(_Strict):
     total_equity_usd: PosFloat = Field(
         2.0e8, description="traders' combined initial equity (USD); n_traders sets the resolution, not the size"
     )
+    equity_max_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.01, description="cap on one trader's share of total equity (raised to 2/n_traders for small n)"
+    )
     equity_tail_alpha: Annotated[float, Field(gt=1.0)] = Field(
         1.5, description="Pareto tail index of the initial equity distribution (heavy-tailed shares)"
     )

@@ -1,1 +1,1 @@
-"""Contagion: attribution of losses to liquidation sales, the cascade graph (ex post) and the exposure graph (ex ante)."""
+"""Contagion: loss attribution, the cascade graph (ex post), the exposure graph (ex ante), DebtRank, Hawkes check."""

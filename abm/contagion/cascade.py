@@ -89,3 +89,24 @@ def cascade_sizes(forest: nx.DiGraph) -> tuple[list[int], list[int]]:
         sizes.append(len(lengths))
         depths.append(max(lengths.values()))
     return sizes, depths
+
+
+def cascade_table(g: nx.DiGraph) -> pd.DataFrame:
+    """One row per cascade (tree of the main-parent forest): root event, size (events), depth (longest root-leaf
+    path), volume_usd (repaid USD in the tree), first and last step."""
+    forest = main_parent_forest(g)
+    rows = []
+    for root in (v for v in forest.nodes if forest.in_degree(v) == 0):
+        lengths = nx.single_source_shortest_path_length(forest, root)
+        steps = [forest.nodes[v].get("step", 0) for v in lengths]
+        rows.append(
+            {
+                "root": int(root),
+                "size": len(lengths),
+                "depth": max(lengths.values()),
+                "volume_usd": float(sum(forest.nodes[v].get("repaid_usd", 0.0) for v in lengths)),
+                "first_step": int(min(steps)),
+                "last_step": int(max(steps)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["root", "size", "depth", "volume_usd", "first_step", "last_step"])

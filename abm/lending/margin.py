@@ -16,7 +16,13 @@ import numpy as np
 from abm.errors import InvariantError
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
-from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
+from abm.protocol import (
+    _close_factor,
+    _collateral_seized,
+    _health_factor,
+    _health_factor_one,
+    _repay_for_seizure,
+)
 
 MODES = ("cross", "isolated", "portfolio")
 MODE_CODE = {m: i for i, m in enumerate(MODES)}
@@ -47,6 +53,17 @@ class MarginEngine:
         self.owner = np.zeros(capacity, dtype=np.int64)
         self.mode = np.zeros(capacity, dtype=np.int64)
         self.scenarios = np.zeros((n_assets, 1))  # portfolio-margin shocks (assets x scenarios), set by the model
+        self._params_seen = -1  # pool.params_version the cached effective LT / LTV were made from
+
+    def _effective_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """Liquidation thresholds and LTVs with collateral-disabled assets at 0, cached until the pool's risk
+        parameters are refreshed."""
+        if self._params_seen != self.pool.params_version:
+            enabled = self.pool.collateral_enabled
+            self._lt_eff = np.where(enabled, self.pool.liquidation_threshold, 0.0)
+            self._ltv_eff = np.where(enabled, self.pool.ltv, 0.0)
+            self._params_seen = self.pool.params_version
+        return self._lt_eff, self._ltv_eff
 
     # --- accounts -------------------------------------------------------------------------------------
 
@@ -85,8 +102,8 @@ class MarginEngine:
         requirement being the worst loss over the scenario grid (SPAN-like).
         """
         coll, debt = self.values(prices)
-        lt = np.where(self.pool.collateral_enabled, self.pool.liquidation_threshold, 0.0)
-        hf = health_factor(coll, lt, debt.sum(axis=1))
+        lt = self._effective_params()[0]
+        hf = _health_factor(coll, lt, debt.sum(axis=1))
         port = self.mode[: self.n] == PORTFOLIO
         if port.any():
             hf[port] = self._portfolio_hf(coll[port], debt[port])
@@ -106,8 +123,7 @@ class MarginEngine:
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
-        lt = np.where(self.pool.collateral_enabled, self.pool.liquidation_threshold, 0.0)
-        return float(health_factor(coll, lt, debt.sum()))
+        return _health_factor_one(coll, self._effective_params()[0], debt.sum())
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         coll, debt = coll_tokens * prices, debt_tokens * prices
@@ -115,7 +131,7 @@ class MarginEngine:
             net = coll - debt
             requirement = max(float((-(net @ self.scenarios)).max()), 0.0)
             return float(net.sum() - requirement)
-        ltv = np.where(self.pool.collateral_enabled, self.pool.ltv, 0.0)
+        ltv = self._effective_params()[1]
         return float((coll * ltv).sum() - debt.sum())
 
     def account_health(self, acct: int, prices: np.ndarray) -> float:
@@ -332,18 +348,20 @@ class MarginEngine:
         hf = self.account_health(acct, prices)
         if not hf < 1.0:
             return None
-        debt_usd = self.debt_tokens(acct) * prices
+        debt_tokens = self.debt_tokens(acct)
+        debt_usd = debt_tokens * prices
         coll_usd = self.collateral[acct] * prices * self.pool.collateral_enabled
         if debt_usd.max() <= 0 or coll_usd.max() <= 0:
             return None
         j = int(np.argmax(debt_usd))
         k = int(np.argmax(coll_usd))
-        cf = float(close_factor(hf, self.pool.close_factor_default, self.pool.close_factor_full_below))
-        repay = cf * float(self.debt_tokens(acct)[j])
-        seize = float(collateral_seized(repay, prices[j], prices[k], self.pool.liquidation_bonus[k]))
+        pool = self.pool
+        cf = _close_factor(hf, pool.close_factor_default, pool.close_factor_full_below)
+        repay = cf * float(debt_tokens[j])
+        seize = float(_collateral_seized(repay, prices[j], prices[k], pool.liquidation_bonus[k]))
         if seize > self.collateral[acct, k]:
             seize = float(self.collateral[acct, k])
-            repay = float(repay_for_seizure(seize, prices[j], prices[k], self.pool.liquidation_bonus[k]))
+            repay = float(_repay_for_seizure(seize, prices[j], prices[k], pool.liquidation_bonus[k]))
         return j, k, repay, seize, hf
 
     def liquidate(

@@ -55,6 +55,7 @@ class LendingPool:
         self.write_offs: list[WriteOff] = []
         self._version = 0
         self._rates_version = -1
+        self.params_version = 0  # counts refresh_params calls (caches of derived parameters key on it)
         self.refresh_params(config)
 
     def refresh_params(self, config: ModelConfig) -> None:
@@ -76,6 +77,7 @@ class LendingPool:
         self.close_factor_full_below = config.pool.close_factor_full_below
         self.dust_usd = config.pool.dust_usd
         self._version += 1
+        self.params_version += 1
 
     # --- derived quantities (tokens; rates per year) --------------------------------------------------
 

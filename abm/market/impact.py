@@ -15,10 +15,10 @@ import numpy as np
 from abm.config.schema import ModelConfig
 from abm.errors import InvariantError
 from abm.protocol import (
+    _amm_amount_out,
+    _linear_impact_proceeds,
+    _linear_impact_tokens_bought,
     amm_amount_in,
-    amm_amount_out,
-    linear_impact_proceeds,
-    linear_impact_tokens_bought,
     sqrt_impact_proceeds,
     sqrt_impact_tokens_bought,
 )
@@ -155,11 +155,11 @@ class Market:
             return 0.0
         code = self.model_code[k]
         p = self.price(k)
-        if code == LINEAR:
-            return float(linear_impact_tokens_bought(usd, p, self._depth(k)))
+        if code == LINEAR:  # the unchecked cores: usd > 0, and price, depth and reserves are > 0 by construction
+            return float(_linear_impact_tokens_bought(usd, p, self._depth(k)))
         if code == SQRT:
             return float(sqrt_impact_tokens_bought(usd, p, self._sqrt_a(k)))
-        return float(amm_amount_out(usd, self.amm_y[k], self.amm_x[k], self.fee[k]))
+        return float(_amm_amount_out(usd, self.amm_y[k], self.amm_x[k], self.fee[k]))
 
     def quote_sell(self, k: int, tokens: float) -> float:
         """USD a sale of `tokens` would raise now (no state change)."""
@@ -168,10 +168,10 @@ class Market:
         code = self.model_code[k]
         p = self.price(k)
         if code == LINEAR:
-            return float(linear_impact_proceeds(tokens, p, self._depth(k)))
+            return float(_linear_impact_proceeds(tokens, p, self._depth(k)))
         if code == SQRT:
             return float(sqrt_impact_proceeds(tokens, p, self._sqrt_a(k)))
-        return float(amm_amount_out(tokens, self.amm_x[k], self.amm_y[k], self.fee[k]))
+        return float(_amm_amount_out(tokens, self.amm_x[k], self.amm_y[k], self.fee[k]))
 
     def quote_cost(self, k: int, tokens: float) -> float:
         """USD needed to buy exactly `tokens` now (no state change); inf if the market cannot supply them."""

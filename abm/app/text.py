@@ -1,0 +1,141 @@
+"""Words on the teaching page: panel captions, scenario explanations, control hints (plain language, for students).
+
+Numbers that a preset fixes (shock sizes, run length) are not repeated here: the page shows them from the preset
+itself, so the words stay true when a preset is recalibrated.
+"""
+
+from __future__ import annotations
+
+TITLE = "Reflexivity lab: leverage, liquidations and crashes"
+
+INTRO = (
+    "A lending pool lends stablecoins to traders against their crypto. When prices fall, the pool sells the "
+    "collateral of traders who no longer have enough of it (a liquidation). Those sales push prices down further: "
+    "the crash can feed on itself. Pick a scenario, press ▶, and watch."
+)
+
+PANELS: dict[str, tuple[str, str]] = {
+    "price": (
+        "Prices: market, fundamental, oracle",
+        "The dashed line is what the coin is 'really' worth: it moves with news, including the scripted shock "
+        "(grey band). The solid line is the market price, where trades happen: forced sales push it below the "
+        "fundamental. The orange steps are the oracle, the price the lending pool believes; it updates only after "
+        "a delay or a large enough move, and it decides who gets liquidated. The gap between market and "
+        "fundamental is the part of the crash the traders did to themselves.",
+    ),
+    "liquidations": (
+        "Liquidations and bad debt",
+        "Bars: accounts liquidated in each step (one step is one minute). Line: bad debt so far, the debt nobody "
+        "will repay because an account's collateral was worth less than its debt by the time it was sold. Bad debt "
+        "is paid first from the pool's reserves, then by the lenders.",
+    ),
+    "pool": (
+        "Lending pool: utilisation and borrow rate",
+        "Utilisation is the share of the pool's stablecoins that is lent out. The interest rate follows a kinked "
+        "curve: cheap below the kink (dotted line), steep above it. When lenders withdraw or traders borrow more, "
+        "utilisation rises and borrowing becomes expensive; at 100% lenders cannot get their money out.",
+    ),
+    "hf": (
+        "Health factors of all borrowers",
+        "Each account's health factor is its collateral value times the liquidation threshold, divided by its debt. "
+        "Above 1 the account is safe; below 1 (the red line) anyone may liquidate it. Watch the whole crowd slide "
+        "left as prices fall, and pile up below the line when liquidators cannot keep up.",
+    ),
+    "cascade": (
+        "Cascade graph: who pushed whom under",
+        "Each dot is one liquidation, placed at the time it happened. Grey dots: the market moved the account "
+        "under on its own. Red dots: mostly pushed under by the price impact of earlier liquidations, with a line "
+        "to the liquidation that pushed hardest. The height is the generation: how many such links lead back to a "
+        "liquidation the market caused by itself. Tall red trees are cascades: the crash feeding on itself.",
+    ),
+}
+
+SCENARIOS: dict[str, str] = {
+    "baseline": (
+        "A calm day: prices wander with ordinary volatility and nothing is scripted. This is the control group. "
+        "Health factors barely move, liquidations are rare, and the few that happen have an outside cause (grey "
+        "dots, no links). Every other scenario changes one thing from here, so keep this picture in mind."
+    ),
+    "crash": (
+        "A sharp drop in the fundamental value of ETH and BTC over half an hour, the kind of move crypto sees a few "
+        "times a year. Health factors slide towards 1; the first accounts are liquidated; liquidators sell the "
+        "seized coins into a market of limited depth; the market price falls below the fundamental; the oracle "
+        "passes the lower price on to the pool; more accounts cross the line. Red dots in the cascade graph are "
+        "liquidations caused by earlier liquidations. Turn on the comparison to run the same shock with twice the "
+        "leverage."
+    ),
+    "black_thursday": (
+        "Modelled on 12 March 2020: a fall of nearly half in a few hours, and at the worst moment the machinery "
+        "fails. Gas costs spike so liquidators stop, and the oracle runs stale. Unhealthy accounts pile up under the "
+        "liquidation line without being liquidated; by the time they are, their collateral is worth less than "
+        "their debt, and the difference becomes bad debt for the lenders. Liquidation is only a safety net if "
+        "someone can pull it in time."
+    ),
+    "contagion": (
+        "Eight correlated coins; each trader holds three of them in one cross-margined account. Only one coin is "
+        "shocked, but a trader whose position in it collapses is liquidated on all the collateral in the account, "
+        "so liquidators sell the other coins too, hurting traders who never held the shocked one. Use 'Asset "
+        "shown' to follow the damage to other coins, and try isolated margin to see the firewall it builds."
+    ),
+    "leverage_cycle": (
+        "No scripted shock at all. Most traders target a level of volatility: when markets are calm they borrow "
+        "more, when volatility rises they must sell. Their selling raises volatility, which forces more selling: "
+        "leverage is pro-cyclical, and a crash can grow out of nothing. Use a large 'steps per click' and play."
+    ),
+}
+
+SCENARIO_FALLBACK = "A scenario shipped with the model; its one-line description is shown above."
+
+CONTROLS: dict[str, str] = {
+    "traders": "Who borrows, and how much.",
+    "pool": "The ETH reserve's rules: how much may be borrowed against ETH, and when and how it is liquidated.",
+    "market": "How prices are reported to the pool and how far sales move them.",
+    "scenario": "The shock, and the random draws (the same seed gives the same run).",
+    "compare": "Run the same seed twice, changing one thing. Any difference is caused by that change alone.",
+}
+
+MARGIN_MODES: dict[str, str] = {
+    "cross": "cross: one account per trader, all positions back each other",
+    "isolated": "isolated: every position has its own collateral",
+    "portfolio": "portfolio: margin set by stress-testing the whole account",
+}
+
+TRY: dict[str, list[str]] = {
+    "baseline": [
+        "Press ▶ and watch the health-factor histogram: it barely moves.",
+        "Raise max leverage to 8× and the ETH LTV to 90%, press Reset, and play again: is it still calm?",
+        "Halve the market depth: do the traders' own trades now move the price?",
+    ],
+    "crash": [
+        "Press ▶ and stop just after the shock: where is the market price compared with the fundamental?",
+        "Switch on the comparison (max leverage ×2), press Reset and play: same shock, twice the leverage.",
+        "Set the oracle latency to 20 steps: do liquidations start later, and does bad debt appear?",
+        "Halve the crash size: is the damage halved too, or much less?",
+    ],
+    "black_thursday": [
+        "Watch the health-factor histogram after the shock: accounts wait below the line.",
+        "Compare with a slower oracle, or raise the liquidation bonus: who gets paid, who loses?",
+        "Try isolated margin: does it contain the bad debt?",
+    ],
+    "contagion": [
+        "Change 'Asset shown' to ETH or BTC: they fall although only one coin was shocked.",
+        "Compare with isolated margin: does the contagion stop at the shocked coin?",
+    ],
+    "leverage_cycle": [
+        "Set steps per click to 60 and play: watch leverage build up in the calm, then unwind.",
+        "Compare with max leverage ÷2: does the cycle disappear?",
+    ],
+}
+
+PENDING = "Settings changed: press Reset to start a new run with them."
+DONE = "The run is over. Press Reset to start again."
+
+
+def try_this(name: str) -> list[str]:
+    """Suggestions for a scenario (general ones for presets added later)."""
+    return TRY.get(name, ["Press ▶ and watch the health factors as prices move.", "Turn on the comparison."])
+
+
+def scenario_text(name: str) -> str:
+    """The explanation paragraph of a scenario (a generic line for presets added later)."""
+    return SCENARIOS.get(name, SCENARIO_FALLBACK)

@@ -1,0 +1,316 @@
+"""Running a sweep: validate, prepare the output directory, execute the missing runs on a backend, store rows.
+
+Backends (both run the same pure function, `abm.sweep.worker.execute`, so rows never depend on the backend):
+
+- local: a `concurrent.futures.ProcessPoolExecutor` with the `spawn` start method (`workers` processes, default
+  all cores); with one worker the runs execute in this process, one after the other.
+- Dask: `scheduler="tcp://host:port"` submits every run to a running `dask.distributed` scheduler, whose workers
+  must have `abm` installed (and see OUT on a shared filesystem when `save_timeseries` is used).
+
+At most a few runs per worker are in flight at a time, so memory stays bounded whatever the sweep's size; each
+finished row is stored at once (see `abm.sweep.store`), so an interrupted sweep keeps everything that finished and
+`resume=True` runs only the missing run indices.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from abm.errors import UserInputError
+from abm.io import atomic_write_text
+from abm.progress import Progress
+from abm.sweep.experiment import Experiment, load_experiment
+from abm.sweep.store import RunStore
+from abm.sweep.worker import RunTask, execute
+
+IN_FLIGHT_PER_WORKER = 2  # runs queued per worker: keeps workers busy without holding the whole sweep
+CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler
+
+
+class SweepError(RuntimeError):
+    """The execution backend failed (a worker process died, the scheduler went away). Finished runs are kept:
+    rerun with --resume."""
+
+
+@dataclass
+class SweepOutcome:
+    """What one `run_sweep` call did. Times in seconds."""
+
+    out_dir: Path
+    n_runs: int  # runs in the experiment
+    skipped: int  # runs that already had a row (resume)
+    ran: int  # runs executed by this call
+    failed: int  # of those, rows with status "error"
+    wall_seconds: float
+    backend: str
+
+    @property
+    def runs_path(self) -> Path:
+        return self.out_dir / "runs.parquet"
+
+
+def run_sweep(
+    experiment: str | Path | Experiment,
+    out_dir: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepOutcome:
+    """Run every point x replicate of `experiment` that `out_dir` does not hold yet; write OUT/runs.parquet.
+
+    `workers`: local processes (default: all cores); `scheduler`: a Dask scheduler address instead. Everything is
+    validated before anything is written: a bad experiment, an OUT holding a different experiment (or this one
+    without `resume`) or an unreachable scheduler raise `UserInputError`.
+    """
+    start = time.perf_counter()
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    out = Path(out_dir)
+    if workers is not None and scheduler is not None:
+        raise UserInputError("give workers or a scheduler address, not both")
+    if workers is not None and workers < 1:
+        raise UserInputError(f"--workers {workers}: must be >= 1")
+    _check_out(exp, out, resume)
+
+    client = _connect(scheduler) if scheduler else None
+    store = RunStore(out, exp.parameters)
+    try:
+        store.lock()
+        if not (out / "sweep.json").exists():
+            _write_metadata(exp, out)
+        store.clean_temporaries()
+        store.initialise()
+        done = store.completed()
+        todo = [i for i in range(exp.n_runs) if i not in done]
+        n_workers = 1
+        if client is not None:
+            backend = f"dask {scheduler}"
+        else:
+            n_workers = max(1, min(workers or os.cpu_count() or 1, max(len(todo), 1)))
+            backend = "in-process" if n_workers == 1 else f"{n_workers} local processes"
+        say = _printer(progress)
+        already = f" ({len(done)} of {exp.n_runs} already done)" if done else ""
+        say(f"sweep {exp.name}: {len(todo)} runs{already} on {backend} -> {out}")
+
+        bar = Progress(len(todo), f"sweep {exp.name}", enabled=progress)
+        failed = ran = 0
+        tasks = _tasks(exp, out, todo)
+        try:
+            if client is not None:
+                rows = _dask_rows(client, tasks, f"abm-{exp.fingerprint()[:12]}")
+            elif n_workers == 1:
+                rows = (execute(t) for t in tasks)
+            else:
+                rows = _local_rows(tasks, n_workers)
+            for row in rows:
+                store.add(row)
+                ran += 1
+                bad = row["status"] != "ok"
+                failed += bad
+                bar.update(failed=int(bad))
+                if on_row is not None:
+                    on_row(row)
+                store.maybe_compact()
+        finally:
+            bar.close()
+            store.compact()
+        total = time.perf_counter() - start
+        fail = f", {failed} failed" if failed else ""
+        say(f"sweep {exp.name}: {ran} runs in {total:.1f} s{fail}; {exp.n_runs} rows in {store.runs_path}")
+        return SweepOutcome(out, exp.n_runs, len(done), ran, failed, total, backend)
+    finally:
+        store.unlock()
+        if client is not None:
+            client.close()
+
+
+# --- the output directory -------------------------------------------------------------------------------------
+
+
+def _check_out(exp: Experiment, out: Path, resume: bool) -> None:
+    """Refuse an OUT that is a file, holds other things, a different experiment, or this one without resume."""
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out}: is a file, not a directory")
+    meta_path = out / "sweep.json"
+    if meta_path.exists():
+        try:
+            old = json.loads(meta_path.read_text())
+            old_fp, old_id = old["fingerprint"], old["identity"]
+        except (ValueError, KeyError, TypeError):
+            raise UserInputError(f"--out {out}: sweep.json is unreadable; choose another --out") from None
+        if old_fp != exp.fingerprint():
+            new_id = exp.identity()
+            differ = [k for k in new_id if old_id.get(k) != new_id[k]] or ["definition"]
+            raise UserInputError(
+                f"--out {out} holds a different experiment ('{old.get('name')}', {old.get('n_runs')} runs; its "
+                f"{' and '.join(differ)} differ from '{exp.name}'); choose another --out"
+            )
+        if not resume:
+            raise UserInputError(
+                f"--out {out} already holds this experiment ('{exp.name}'); add --resume to run only what is "
+                "missing, or choose another --out"
+            )
+        return
+    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise UserInputError(f"--out {out}: directory is not empty and holds no sweep (no sweep.json)")
+
+
+def _write_metadata(exp: Experiment, out: Path) -> None:
+    atomic_write_text(out / "base_config.toml", exp.base_config.to_toml())
+    atomic_write_text(out / "experiment.toml", exp.resolved_toml("base_config.toml"))
+    atomic_write_text(out / "sweep.json", json.dumps(exp.metadata(), indent=2, default=repr) + "\n")
+
+
+# --- tasks ----------------------------------------------------------------------------------------------------
+
+
+def _tasks(exp: Experiment, out: Path, run_indices: Iterable[int]) -> Iterator[RunTask]:
+    """Tasks for `run_indices`, built lazily (one point's configuration at a time)."""
+    cached: tuple[int, dict[str, Any]] | None = None
+    runs_dir = out.resolve() / "runs"
+    for i in run_indices:
+        point, replicate = exp.run_point(i)
+        if cached is None or cached[0] != point:
+            cached = (point, exp.point_config(point).model_dump(mode="python"))
+        config = cached[1]
+        yield RunTask(
+            run_index=i,
+            point=point,
+            replicate=replicate,
+            seed=exp.seed(i),
+            steps=int(config["steps"]),
+            params={k: _column_value(v) for k, v in exp.points[point].items()},
+            config=config,
+            save_dir=str(runs_dir / f"run-{i:06d}") if exp.saves_timeseries(i) else None,
+        )
+
+
+def _column_value(value: Any) -> Any:
+    """A parameter value as stored in runs.parquet: scalars as they are, lists and tables as JSON text."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+# --- backends -------------------------------------------------------------------------------------------------
+
+
+def _local_rows(tasks: Iterator[RunTask], n_workers: int) -> Iterator[dict[str, Any]]:
+    """Rows from a spawn-context process pool, in completion order, with a bounded number of tasks in flight."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+    pending: set[Future[dict[str, Any]]] = set()
+    clean = False
+    try:
+
+        def fill() -> None:
+            while len(pending) < IN_FLIGHT_PER_WORKER * n_workers:
+                task = next(tasks, None)
+                if task is None:
+                    return
+                pending.add(pool.submit(execute, task))
+
+        fill()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                pending.discard(fut)
+                try:
+                    row = fut.result()
+                except BrokenProcessPool:
+                    raise SweepError(
+                        "a worker process died (out of memory?); finished runs are saved: rerun with --resume"
+                    ) from None
+                yield row
+            fill()
+        clean = True
+    finally:
+        pool.shutdown(wait=clean, cancel_futures=True)
+
+
+def _connect(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise UserInputError("--scheduler needs the 'distributed' package (pip install 'dask[distributed]')") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        msg = " ".join(str(exc).split())
+        raise UserInputError(f"--scheduler {address}: cannot connect to a Dask scheduler ({msg[:200]})") from None
+
+
+def _dask_rows(client: Any, tasks: Iterator[RunTask], key_prefix: str) -> Iterator[dict[str, Any]]:
+    """Rows from a Dask cluster, in completion order, with a bounded number of tasks in flight."""
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    threads = sum(client.nthreads().values())
+    window = max(4, IN_FLIGHT_PER_WORKER * threads)
+    in_flight: dict[str, tuple[RunTask, Any]] = {}
+    queue = as_completed(loop=client.loop)
+
+    def submit_one() -> bool:
+        task = next(tasks, None)
+        if task is None:
+            return False
+        key = f"{key_prefix}-{task.run_index}"
+        fut = client.submit(execute, task, key=key, retries=0)
+        in_flight[key] = (task, fut)
+        queue.add(fut)
+        return True
+
+    try:
+        for _ in range(window):
+            if not submit_one():
+                break
+        for fut in queue:
+            task, _ = in_flight.pop(fut.key)
+            try:
+                row = fut.result()
+            except KilledWorker as exc:  # the run itself killed its worker(s): record it like any failing run
+                row = _error_row(task, f"KilledWorker: {' '.join(str(exc).split())}")
+            except FutureCancelledError:
+                raise SweepError(
+                    "the Dask scheduler cancelled runs; finished runs are saved: rerun with --resume"
+                ) from None
+            fut.release()
+            yield row
+            submit_one()
+    finally:
+        if in_flight:
+            client.cancel([f for _, f in in_flight.values()], force=True)
+
+
+def _error_row(task: RunTask, message: str) -> dict[str, Any]:
+    return {
+        "run_index": task.run_index,
+        "point": task.point,
+        "replicate": task.replicate,
+        "seed": task.seed,
+        **task.params,
+        "status": "error",
+        "error": message,
+        "wall_seconds": float("nan"),
+    }
+
+
+def _printer(enabled: bool) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if enabled:
+            print(text, file=sys.stderr, flush=True)
+
+    return say

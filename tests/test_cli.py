@@ -1,0 +1,107 @@
+"""The `abm` command: runs, reports, presets, and one-line exit-2 errors that write nothing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from abm.cli import main
+
+ABM = [sys.executable, "-m", "abm.cli"]
+TINY = ["--set", "traders.n_traders=40", "--steps", "30"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_presets_lists_every_preset_with_a_line() -> None:
+    res = invoke("presets")
+    assert res.exit_code == 0
+    names = [line.split()[0] for line in res.output.strip().splitlines()]
+    assert {"baseline", "crash", "black_thursday", "leverage_cycle", "contagion"} <= set(names)
+
+
+def test_run_writes_results_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = invoke("run", "--preset", "crash", *TINY, "--seed", "3", "--out", str(out), "--no-figures")
+    assert res.exit_code == 0, res.output
+    assert "crash: seed 3, 30 steps" in res.output
+    for name in ("timeseries.parquet", "events.parquet", "summary.json", "config.toml", "cascade.graphml"):
+        assert (out / name).is_file()
+    rep = invoke("report", str(out))
+    assert rep.exit_code == 0, rep.output
+    assert (out / "report.md").read_text().startswith("# Run report: crash")
+    assert len(list((out / "figures").glob("*.png"))) == 6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "traders.max_leverag=5"], "unknown parameter 'traders.max_leverag' (did you mean 'traders.max_leverage'?)"),
+        (["--set", "traders.max_leverage=-1"], "traders.max_leverage = -1"),
+        (["--set", "pool.reserves.ETH.ltv=0.9"], "liquidation_threshold = 0.825 must be >= ltv = 0.9"),
+        (["--set", "market.correlation=2"], "market.correlation = 2"),
+        (["--set", "novalue"], "expected key=value"),
+        (["--preset", "crsh"], "unknown preset 'crsh' (did you mean 'crash'?) (valid: "),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    if "--preset" not in args:
+        args = ["--preset", "crash", *args]
+    proc = subprocess.run([*ABM, "run", *args, "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('base = "crash"\n[traders]\nmax_leverage = = 3\n')
+    res = invoke("run", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.exit_code == 2
+    assert "malformed TOML" in res.output and "line 3" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_replay_csv_exits_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "replay.toml"
+    cfg.write_text(
+        'base = "baseline"\n[[scenario.events]]\nkind = "replay"\nasset = "ETH"\npath = "missing.csv"\n'
+    )
+    res = invoke("run", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.exit_code == 2
+    assert "scenario.events[0].path = 'missing.csv': replay CSV file does not exist" in res.output
+
+
+def test_config_file_with_base_preset_and_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "mine.toml"
+    cfg.write_text('base = "crash"\n[traders]\nn_traders = 40\nmax_leverage = 2.5\n')
+    out = tmp_path / "run"
+    res = invoke("run", "--config", str(cfg), "--steps", "20", "--out", str(out), "--no-figures")
+    assert res.exit_code == 0, res.output
+    saved = (out / "config.toml").read_text()
+    assert "max_leverage = 2.5" in saved and 'name = "mine"' in saved
+
+
+def test_report_on_a_directory_without_results_exits_2(tmp_path: Path) -> None:
+    res = invoke("report", str(tmp_path))
+    assert res.exit_code == 2
+    assert "neither timeseries.parquet" in res.output
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("abm", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "run" in proc.stdout and "sweep" in proc.stdout
