@@ -116,6 +116,9 @@ def health_figure(hf_histogram: np.ndarray, hours: pd.Series, path: Path) -> Pat
         vmax=max(float(share.max()), 1e-9),
     )
     ax.set_yscale("log")
+    ticks = [0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks[:-1]] + ["≥5"])
+    ax.minorticks_off()
     ax.axhline(1.0, color="C3", lw=1.5, ls="--", label="HF = 1: liquidatable below")
     ax.set_ylabel("health factor")
     ax.set_xlabel("time (hours)")

@@ -160,12 +160,16 @@ class TraderConfig(_Strict):
         1.2, description="lowest target leverage drawn; targets are uniform on [leverage_min, max_leverage]"
     )
     strategy_mix: dict[str, NonNegFloat] = Field(
-        default_factory=lambda: {"hodl": 0.35, "momentum": 0.2, "contrarian": 0.15, "vol_target": 0.2, "short": 0.1}
+        default_factory=lambda: {"hodl": 0.35, "momentum": 0.2, "contrarian": 0.15, "vol_target": 0.2, "short": 0.1},
+        description="weights of the strategies (momentum, contrarian, vol_target, hodl, short) in the population",
     )
     risk_mix: dict[str, NonNegFloat] = Field(
-        default_factory=lambda: {"stubborn": 0.3, "prudent": 0.5, "stop_loss": 0.2}
+        default_factory=lambda: {"stubborn": 0.3, "prudent": 0.5, "stop_loss": 0.2},
+        description="weights of the risk styles (stubborn, prudent, stop_loss)",
     )
-    margin_mode_mix: dict[str, NonNegFloat] = Field(default_factory=lambda: {"cross": 1.0})
+    margin_mode_mix: dict[str, NonNegFloat] = Field(
+        default_factory=lambda: {"cross": 1.0}, description="weights of the margin modes (cross, isolated, portfolio)"
+    )
     assets_per_trader: PosInt = Field(1, description="risky assets each trader holds (diversification)")
     total_equity_usd: PosFloat = Field(
         2.0e8, description="traders' combined initial equity (USD); n_traders sets the resolution, not the size"
@@ -299,7 +303,7 @@ class ModelConfig(_Strict):
     """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
 
     name: str = Field("custom", description="preset or experiment name (for reports)")
-    description: str = ""
+    description: str = Field("", description="one line on what the configuration is for")
     steps: PosInt = Field(1440, description="default run length (steps)")
     check_invariants: bool = Field(False, description="check every invariant after every step (debug)")
     market: MarketConfig = Field(default_factory=MarketConfig)
