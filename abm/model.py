@@ -8,7 +8,7 @@ model's seeded generators, so a configuration and a seed fix the whole run.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from typing import Any
 
 import mesa
@@ -23,6 +23,7 @@ from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
 from abm.observation import StepRecorder
+from abm.protocol import _row_sums
 
 STRATEGY_ORDER = ("momentum", "contrarian", "vol_target", "hodl", "short")
 RISK_ORDER = ("stubborn", "prudent", "stop_loss")
@@ -66,6 +67,63 @@ class _ImpactLog:
         self.asset[self.n : end] = asset
         self.dm[self.n : end] = dm
         self.n = end
+
+
+class _EventLosses(Mapping[int, float]):
+    """`Attribution.by_event` kept as two arrays: event ids (in the order the window first saw them) and their
+    losses. Reading it as a mapping works as with the dict; the dict itself is built only when a reader asks."""
+
+    __slots__ = ("_dict", "ids", "losses")
+
+    def __init__(self, ids: np.ndarray, losses: np.ndarray) -> None:
+        self.ids = ids
+        self.losses = losses
+        self._dict: dict[int, float] | None = None
+
+    def as_dict(self) -> dict[int, float]:
+        if self._dict is None:
+            self._dict = dict(zip(self.ids.tolist(), self.losses.tolist(), strict=True))
+        return self._dict
+
+    def __getitem__(self, event: int) -> float:
+        return self.as_dict()[event]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def items(self) -> ItemsView[int, float]:
+        return self.as_dict().items()
+
+    def values(self) -> ValuesView[float]:
+        return self.as_dict().values()
+
+
+class _WindowAttribution(Attribution):
+    """An `Attribution` whose `by_event` is an `_EventLosses`: `endogenous_share` and `parents` are computed from
+    its arrays, a window of thousands of events at C speed. They are Attribution's own formulas on the same
+    floats in the same order, summed by Python's `sum` as there; only terms that are exactly zero there are left
+    out (max(v, 0.0) of a v <= 0), which changes no sum. So the values are identical."""
+
+    by_event: _EventLosses  # type: ignore[assignment]
+
+    @property
+    def endogenous_share(self) -> float:
+        losses = self.by_event.losses
+        liq = sum(losses[~(losses <= 0.0)].tolist())  # v > 0 (and NaN, as max(v, 0.0) keeps it)
+        total = max(self.exogenous, 0.0) + max(self.other, 0.0) + liq
+        return liq / total if total > 0 else 0.0
+
+    def parents(self) -> dict[int, float]:
+        losses = self.by_event.losses
+        pos = losses > 0
+        values = losses[pos]
+        total = sum(values.tolist())
+        if not total > 0:
+            return {}
+        return dict(zip(self.by_event.ids[pos].tolist(), (values / total).tolist(), strict=True))
 
 
 class ReflexivityModel(mesa.Model):
@@ -118,6 +176,7 @@ class ReflexivityModel(mesa.Model):
 
         # --- agents ----------------------------------------------------------------------------------------
         self.traders: list[LeveragedTrader] = []
+        self.out_until = np.full(tcfg.n_traders, -1, dtype=np.int64)  # LeveragedTrader.out_until, by trader
         equity = self._draw_equity()
         strategies = self._draw_mix(tcfg.strategy_mix, STRATEGY_ORDER, tcfg.n_traders)
         risks = self._draw_mix(tcfg.risk_mix, RISK_ORDER, tcfg.n_traders)
@@ -214,7 +273,8 @@ class ReflexivityModel(mesa.Model):
         if prudent:
             h = 1.1 * self.config.traders.prudent_buffer
             lt = pool.liquidation_threshold[0] if short else float(min(pool.liquidation_threshold[a] for a in assets))
-            # long: HF = L LT / (L - 1) >= h  ->  L <= h / (h - LT); short: HF = (1 + L) LT / L >= h  ->  L <= LT / (h - LT)
+            # long: HF = L LT / (L - 1) >= h  ->  L <= h / (h - LT)
+            # short: HF = (1 + L) LT / L >= h  ->  L <= LT / (h - LT)
             cap = min(cap, (lt if short else h) / (h - lt))
         return cap
 
@@ -271,8 +331,13 @@ class ReflexivityModel(mesa.Model):
         clock = self.next_decision <= t
         self.next_decision[clock] = t + self.rng.exponential(self.decision_interval[clock])
         active = clock | self._risk_alerts(oracle)
-        for i in self.rng.permutation(np.flatnonzero(active)):
-            self.traders[int(i)].step()
+        order = self.rng.permutation(np.flatnonzero(active))
+        # a trader still out (stopped or wiped out, waiting to re-enter) returns at once: skip the call. Only a
+        # trader's own step changes its out_until, so filtering before the loop changes nothing.
+        order = order[self.out_until[order] <= t]
+        traders = self.traders
+        for i in order.tolist():
+            traders[i].step()
         # 6. health: one vectorised pass over every account
         self._health_pass(oracle)
         # 7. liquidators
@@ -310,7 +375,7 @@ class ReflexivityModel(mesa.Model):
         alerts = self.is_prudent & (worst_hf < self.config.traders.prudent_buffer)
         prices = self.market.prices
         coll, debt = self.engine.values(prices)
-        equity = np.bincount(owners, weights=(coll - debt).sum(axis=1), minlength=n_traders)
+        equity = np.bincount(owners, weights=_row_sums(coll - debt), minlength=n_traders)
         equity += self.wallets.balances[:n_traders] @ prices
         np.maximum(self.peak_equity, equity, out=self.peak_equity)
         drawdown = equity < (1.0 - self.config.traders.stop_loss_drawdown) * self.peak_equity
@@ -328,7 +393,7 @@ class ReflexivityModel(mesa.Model):
         self.last_healthy_step[:n][healthy] = self.steps
         candidates = np.flatnonzero(~healthy)
         if len(candidates):
-            debt_usd = (engine.debt_tokens()[candidates] * oracle).sum(axis=1)
+            debt_usd = _row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first
         self._candidates.appendleft(candidates)
         self.recorder.n_liquidatable = len(candidates)
@@ -361,9 +426,14 @@ class ReflexivityModel(mesa.Model):
         debt = self.engine.debt_tokens(acct).copy()
         debt[debt_asset] += repaid
         w = health_sensitivity(coll * oracle, debt * oracle, self.pool.liquidation_threshold)
-        total = self.market.log_p - self.log_price_hist[start]
-        exo = self.fundamentals.log_f - self.log_fund_hist[start]
-        attribution = self._attribute_window(w, total, exo, start, event_id)
+        # health is measured at oracle prices, which show the market `lag` steps late: the window of market
+        # moves behind the lost health runs from what the oracle showed when the account was last healthy to
+        # what it shows now (sales not yet seen by the oracle cannot have caused this liquidation)
+        lag = 1 + int(self.config.oracles.latency_steps)
+        begin, end = max(start - lag, 0), max(self.steps - lag, 0)
+        total = self.log_price_hist[end] - self.log_price_hist[begin]
+        exo = self.log_fund_hist[end] - self.log_fund_hist[begin]
+        attribution = self._attribute_window(w, total, exo, begin, event_id, end=end)
         self.recorder.add_event(
             event_id=event_id,
             account=acct,
@@ -378,20 +448,23 @@ class ReflexivityModel(mesa.Model):
         )
 
     def _attribute_window(
-        self, w: np.ndarray, total: np.ndarray, exo: np.ndarray, start: int, event_id: int
+        self, w: np.ndarray, total: np.ndarray, exo: np.ndarray, start: int, event_id: int, end: int | None = None
     ) -> Attribution:
-        """`attribute(w, total, exo, events)` over the liquidation impacts after step `start` (other than event
-        `event_id`'s own), each decayed to now: vectorised over the window, with the same floating-point
-        operations in the same order as the per-impact loop (so the numbers are bit-identical):
+        """`attribute(w, total, exo, events)` over the liquidation impacts of steps start < step <= end (default:
+        now; other than event `event_id`'s own), each decayed to `end`: vectorised over the window, with the same
+        floating-point operations in the same order as the per-impact loop (so the numbers are bit-identical):
 
-            for ev, step, asset, dm in impacts after start:  events[ev][asset] += dm * decay[asset] ** (t - step)
+            for ev, step, asset, dm in impacts in the window:  events[ev][asset] += dm * decay[asset] ** (end - step)
 
         then per event by_event = -(w * move).sum() and liq_total = the events' moves added in order.
         """
         log = self._impact_log
         log.sync(self.market.liq_impacts)
         n = log.n
+        end = self.steps if end is None else end
         first = int(np.searchsorted(log.step[:n], start, side="right"))  # = bisect_right on the step
+        n = int(np.searchsorted(log.step[:n], end, side="right"))
+        first = min(first, n)
         ev = log.event[first:n]
         keep = ev != event_id
         ev, step, asset, dm = ev[keep], log.step[first:n][keep], log.asset[first:n][keep], log.dm[first:n][keep]
@@ -401,7 +474,7 @@ class ReflexivityModel(mesa.Model):
             return Attribution(
                 exogenous=float(-(w * exo).sum()), other=float(-(w * (total - exo - move_sum)).sum()), by_event={}
             )
-        age = self.steps - step
+        age = end - step
         factor = self._decay_powers(int(age.max()))[asset, age]  # decay[asset] ** age, computed as Python scalars
         contribution = dm * factor
         ids, first_seen, row = np.unique(ev, return_index=True, return_inverse=True)
@@ -410,13 +483,13 @@ class ReflexivityModel(mesa.Model):
         rank[order] = np.arange(len(order))
         moves = np.zeros((len(ids), n_assets))
         np.add.at(moves, (rank[row], asset), contribution)  # unbuffered, in order: as the += loop
-        by_event = -(w * moves).sum(axis=1)  # each row summed as a 1-d array is
+        by_event = -_row_sums(w * moves)  # each row summed as `(w * move).sum()` sums it
         liq_total = np.zeros(n_assets)
         liq_total += moves.sum(axis=0)  # axis-0 reduction adds rows in order, as `liq_total += move` does
-        return Attribution(
+        return _WindowAttribution(
             exogenous=float(-(w * exo).sum()),
             other=float(-(w * (total - exo - liq_total)).sum()),
-            by_event=dict(zip(ids[order].tolist(), by_event.tolist(), strict=True)),
+            by_event=_EventLosses(ids[order], by_event),  # type: ignore[arg-type]  # a Mapping[int, float]
         )
 
     def _decay_powers(self, max_age: int) -> np.ndarray:

@@ -13,12 +13,26 @@ import numpy as np
 
 from abm.contagion.attribution import Attribution
 from abm.lending.pool import WriteOff
+from abm.protocol import _row_sums
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
 # log-spaced health-factor bins for the distribution-over-time figure; the last bin collects HF >= 5
 HF_BIN_EDGES = np.concatenate([np.geomspace(0.5, 5.0, 24), [np.inf]])
+
+
+_HIST_BINS = np.concatenate([[0.0], HF_BIN_EDGES])
+
+
+def sorted_histogram(sorted_values: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """`np.histogram(values, bins=bins)[0]` for values already sorted ascending, without sorting them again.
+
+    Counts as numpy does for uneven bins: from binary searches of the edges in the sorted values, each bin
+    half-open [lo, hi) except the last, which is closed.
+    """
+    below = sorted_values.searchsorted(bins[:-1], "left")
+    return np.diff(np.concatenate((below, sorted_values.searchsorted(bins[-1:], "right"))))
 
 
 def timeseries_columns(symbols: list[str]) -> list[str]:
@@ -174,13 +188,14 @@ class StepRecorder:
         row["withdrawals_blocked_usd"] = pool.withdrawals_blocked_usd
         row["n_liquidatable"] = self.n_liquidatable
         owners = engine.owner[: engine.n]
-        in_use = (coll.sum(axis=1) > 0) | (debt.sum(axis=1) > 0)
+        in_use = (_row_sums(coll) > 0) | (_row_sums(debt) > 0)
         row["n_active_traders"] = int(np.count_nonzero(np.bincount(owners[in_use], minlength=len(m.traders))))
-        hf = m.hf[np.isfinite(m.hf)] if len(m.hf) else np.empty(0)
+        # sorted once: the percentiles are the same order statistics, and the histogram needs no second sort
+        hf = np.sort(m.hf[np.isfinite(m.hf)]) if len(m.hf) else np.empty(0)
         if len(hf):
             p10, p50, p90 = np.percentile(hf, [10, 50, 90])
         else:
             p10 = p50 = p90 = float("nan")
         row["hf_p10"], row["hf_p50"], row["hf_p90"] = float(p10), float(p50), float(p90)
-        self.hf_histogram.append(np.histogram(np.clip(hf, 0.0, 1e6), bins=np.concatenate([[0.0], HF_BIN_EDGES]))[0])
+        self.hf_histogram.append(sorted_histogram(np.clip(hf, 0.0, 1e6), _HIST_BINS))
         self.row = row

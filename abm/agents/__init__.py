@@ -5,4 +5,4 @@ from abm.agents.liquidator import Liquidator
 from abm.agents.oracle_updater import OracleUpdater
 from abm.agents.trader import LeveragedTrader
 
-__all__ = ["LeveragedTrader", "Lender", "Liquidator", "OracleUpdater"]
+__all__ = ["Lender", "LeveragedTrader", "Liquidator", "OracleUpdater"]

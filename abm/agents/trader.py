@@ -54,19 +54,33 @@ class LeveragedTrader(mesa.Agent):
         else:
             shared = engine.open_account(holder, mode)
             self.accounts = [shared for _ in assets]
+        self._unique_accounts = tuple(sorted(set(self.accounts)))
+        self._assets_by_account: dict[int, list[int]] = {}
+        for acct, a in zip(self.accounts, self.assets, strict=True):
+            self._assets_by_account.setdefault(acct, []).append(a)
         self.peak_equity = equity_usd
         self.out_until = -1  # step before which the trader stays out after a stop or a wipe-out
+
+    @property
+    def out_until(self) -> int:
+        """Step before which the trader stays out after a stop or a wipe-out (-1: not out). Kept in the model's
+        `out_until` array (indexed by holder), so the model skips traders still out without calling them."""
+        return int(self.model.out_until[self.holder])
+
+    @out_until.setter
+    def out_until(self, step: int) -> None:
+        self.model.out_until[self.holder] = step
 
     # --- state seen by the trader (market prices) -------------------------------------------------------
 
     def unique_accounts(self) -> list[int]:
-        return sorted(set(self.accounts))
+        return list(self._unique_accounts)
 
     def equity_usd(self, prices: np.ndarray) -> float:
         """Collateral minus debt over its accounts, plus its wallet (USD at `prices`)."""
         engine = self.model.engine
         total = float(self.model.wallets.balances[self.holder] @ prices)
-        for acct in self.unique_accounts():
+        for acct in self._unique_accounts:
             total += float(engine.collateral[acct] @ prices - engine.debt_tokens(acct) @ prices)
         return total
 
@@ -104,11 +118,12 @@ class LeveragedTrader(mesa.Agent):
             return self.current_leverage(m.market.prices) or self.leverage
         # vol_target: pro-cyclical; leverage falls when realised volatility rises
         vol = max(float(m.market.realised_vol()[a]), 1e-3)
-        return float(np.clip(self.leverage * cfg.vol_target / vol, 1.0, cfg.max_leverage))
+        # np.clip(x, 1, max_leverage) on a scalar, without the array round trip (same value, NaN kept)
+        return min(max(self.leverage * cfg.vol_target / vol, 1.0), cfg.max_leverage)
 
     def current_leverage(self, prices: np.ndarray) -> float:
         exposure = sum(self.exposure_usd(acct, a, prices) for acct, a in zip(self.accounts, self.assets, strict=True))
-        eq = sum(self._account_equity(acct, prices) for acct in self.unique_accounts())
+        eq = sum(self._account_equity(acct, prices) for acct in self._unique_accounts)
         return exposure / eq if eq > 0 else 0.0
 
     def step(self) -> None:
@@ -134,21 +149,22 @@ class LeveragedTrader(mesa.Agent):
             return
         target = min(self.target_leverage(), cfg.max_leverage)
         if self.risk_style == "prudent":
-            worst = min(engine.account_health(acct, oracle) for acct in self.unique_accounts())
+            worst = min(engine.account_health(acct, oracle) for acct in self._unique_accounts)
             if worst < cfg.prudent_buffer:
                 target = min(target, self._leverage_for_hf(cfg.prudent_target_hf, prices, oracle))
         self.rebalance(target, prices, oracle)
 
     def has_position(self) -> bool:
         engine = self.model.engine
-        return any(engine.collateral[a].any() or engine.scaled_debt[a].any() for a in self.unique_accounts())
+        coll, debt = engine.collateral, engine.scaled_debt
+        return any(np.count_nonzero(coll[a]) or np.count_nonzero(debt[a]) for a in self._unique_accounts)
 
     def _leverage_for_hf(self, hf_target: float, prices: np.ndarray, oracle: np.ndarray) -> float:
         """Leverage at which a long (short) account reaches `hf_target` by selling collateral to repay debt."""
         engine = self.model.engine
         lt = self.model.pool.liquidation_threshold
-        coll = sum(engine.collateral[a] * oracle for a in self.unique_accounts())
-        debt = float(sum((engine.debt_tokens(a) * oracle).sum() for a in self.unique_accounts()))
+        coll = sum(engine.collateral[a] * oracle for a in self._unique_accounts)
+        debt = float(sum((engine.debt_tokens(a) * oracle).sum() for a in self._unique_accounts))
         c_total = float(coll.sum())
         if debt <= 0 or c_total <= 0:
             return self.leverage
@@ -167,10 +183,7 @@ class LeveragedTrader(mesa.Agent):
         engine = m.engine
         tol = m.config.traders.rebalance_tolerance
         t = m.steps
-        per_account_assets: dict[int, list[int]] = {}
-        for acct, a in zip(self.accounts, self.assets, strict=True):
-            per_account_assets.setdefault(acct, []).append(a)
-        for acct, assets in per_account_assets.items():
+        for acct, assets in self._assets_by_account.items():
             equity = self._account_equity(acct, prices)
             if equity <= 0:
                 continue
@@ -191,7 +204,7 @@ class LeveragedTrader(mesa.Agent):
                     engine.delever_short(acct, a, -gap / prices[a], oracle, t)
 
     def close_all(self, oracle: np.ndarray) -> None:
-        for acct in self.unique_accounts():
+        for acct in self._unique_accounts:
             self.model.engine.close_out(acct, oracle, self.model.steps)
 
     def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:

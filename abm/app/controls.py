@@ -12,7 +12,7 @@ from collections.abc import Callable
 import solara
 
 from abm.app import text
-from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, REFERENCE_ASSET, STEPS_PER_CLICK, Controls
+from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, MIXED, REFERENCE_ASSET, STEPS_PER_CLICK, Controls
 from abm.config import preset_descriptions
 from abm.config.schema import MARGIN_MODES
 
@@ -44,8 +44,8 @@ def RunButtons(
             label="❚❚" if playing else "▶", color="primary", on_click=on_play_pause, disabled=done and not playing
         )
         solara.Button(label="Step", color="primary", on_click=on_step, disabled=playing or done)
-    with solara.Row(gap="6px", style={"align-items": "center"}):
-        solara.HTML(tag="span", unsafe_innerHTML="steps per click", classes=["abm-hint"])
+    with solara.Div(classes=["abm-speed"]):
+        solara.HTML(tag="div", unsafe_innerHTML="Steps per click (one step = one minute)", classes=["abm-hint"])
         solara.ToggleButtonsSingle(
             value=steps_per_click,
             values=list(STEPS_PER_CLICK),
@@ -63,7 +63,7 @@ def ScenarioPicker(scenario: str, on_scenario: Callable[[str], None]) -> None:
 
 
 @solara.component
-def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shock_text: str) -> None:
+def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str) -> None:
     """Sliders and pickers for every parameter the page exposes (they edit the pending controls)."""
     c = controls.value
 
@@ -85,14 +85,14 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
     )
     solara.Select(
         label="Margin mode",
-        values=list(MARGIN_MODES),
+        values=[*MARGIN_MODES, MIXED] if has_mix else list(MARGIN_MODES),
         value=c.margin_mode,
         on_value=setter("margin_mode", cast=str),
         dense=True,
     )
     solara.HTML(tag="div", unsafe_innerHTML=text.MARGIN_MODES.get(c.margin_mode, ""), classes=["abm-hint"])
     solara.SliderInt(
-        f"Number of traders: {c.n_traders}",
+        f"Traders: {c.n_traders}",
         value=c.n_traders,
         min=50,
         max=2000,
@@ -103,7 +103,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
 
     Section(f"Lending pool ({REFERENCE_ASSET} collateral)", text.CONTROLS["pool"])
     solara.SliderFloat(
-        _pct(f"{REFERENCE_ASSET} LTV (max borrow per $ of collateral)", c.ltv),
+        _pct(f"{REFERENCE_ASSET} LTV", c.ltv),
         value=c.ltv * 100,
         min=30,
         max=95,
@@ -112,7 +112,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
         thumb_label=False,
     )
     solara.SliderFloat(
-        _pct("Liquidation threshold (≥ LTV)", c.liquidation_threshold, 1),
+        _pct("Liq. threshold", c.liquidation_threshold, 1),
         value=c.liquidation_threshold * 100,
         min=round(c.ltv * 100, 1),
         max=98,
@@ -121,7 +121,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
         thumb_label=False,
     )
     solara.SliderFloat(
-        _pct("Liquidation bonus (liquidator's discount)", c.liquidation_bonus, 1),
+        _pct("Liq. bonus", c.liquidation_bonus, 1),
         value=c.liquidation_bonus * 100,
         min=0,
         max=20,
@@ -130,7 +130,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
         thumb_label=False,
     )
     solara.SliderFloat(
-        _pct("Close factor (share of debt per liquidation)", c.close_factor),
+        _pct("Close factor", c.close_factor),
         value=c.close_factor * 100,
         min=10,
         max=100,
@@ -141,7 +141,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
 
     Section("Oracle and market", text.CONTROLS["market"])
     solara.SliderInt(
-        f"Oracle latency: {c.oracle_latency} steps",
+        f"Oracle delay: {c.oracle_latency} min",
         value=c.oracle_latency,
         min=0,
         max=60,
@@ -149,7 +149,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
         thumb_label=False,
     )
     solara.SliderFloat(
-        _pct("Oracle deviation threshold", c.oracle_deviation, 1),
+        _pct("Oracle deviation", c.oracle_deviation, 1),
         value=c.oracle_deviation * 100,
         min=0,
         max=5,
@@ -169,7 +169,7 @@ def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, shoc
 
     Section("Scenario", text.CONTROLS["scenario"])
     solara.SliderFloat(
-        f"Crash size: {c.shock_scale:.1f}× the scenario's" if has_shock else "Crash size: no scripted shock",
+        f"Crash size: {c.shock_scale:.1f}×" if has_shock else "Crash size: none",
         value=c.shock_scale,
         min=0.0,
         max=2.0,

@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -38,6 +39,7 @@ PANEL_KEYS = ("price", "liquidations", "pool", "hf", "cascade")
 
 def _figure(ncols: int = 1) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(fig)  # a canvas of its own: savefig then re-uses one renderer (and its text-layout cache)
     axes = fig.subplots(1, ncols, sharey=True, squeeze=False)[0]
     fig.subplots_adjust(wspace=0.08, **MARGINS)
     for ax in axes:
@@ -58,9 +60,27 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+WINDOW_H = 24.0  # runs longer than this show a time axis that grows with the run (to 1.25 x the time so far)
+NICE_BIN_MINUTES = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 720, 1440)
+
+
 def _hours_axis(ax: Axes, total_hours: float) -> None:
-    ax.set_xlim(0.0, total_hours)
+    ax.set_xlim(0.0, min(total_hours, WINDOW_H))
     ax.set_xlabel("time (hours)", fontsize=FONT)
+
+
+def _follow_time(ax: Axes, snaps: Sequence[Snapshot]) -> None:
+    """Keep the whole run in view for runs up to a day; for longer runs, widen the axis as the run goes on."""
+    a = snaps[0]
+    total = a.total_steps * a.step_seconds / 3600.0
+    now = a.step * a.step_seconds / 3600.0
+    ax.set_xlim(0.0, min(total, max(WINDOW_H, 1.25 * now)))
+
+
+def bin_minutes(total_steps: int, step_seconds: float, n_bins: int = 150) -> int:
+    """A round bin width (minutes) giving about `n_bins` bars over a run (10 min for a day of one-minute steps)."""
+    wanted = total_steps * step_seconds / 60.0 / n_bins
+    return next((m for m in NICE_BIN_MINUTES if m >= wanted), NICE_BIN_MINUTES[-1])
 
 
 def _shade(ax: Axes, windows: Sequence[tuple[float, float]]) -> None:
@@ -114,7 +134,7 @@ class PriceChart(Chart):
             self.market.append(ax.plot([], [], color=colour, lw=1.5, label=f"market, {label}")[0])
         _hours_axis(ax, total_hours)
         ax.set_ylabel(f"{asset} price (USD)", fontsize=FONT)
-        ax.legend(fontsize=FONT - 1, loc="lower left", framealpha=0.8)
+        ax.legend(fontsize=FONT - 1, loc="upper right", framealpha=0.8)
 
     def _update(self, snaps: Sequence[Snapshot]) -> None:
         a = self.asset
@@ -130,6 +150,7 @@ class PriceChart(Chart):
             y = snaps[0].series.get(f"oracle_{a}", np.zeros(0))
             self.oracle.set_data(snaps[0].hours[: len(y)], y)
         self.ax.set_ylim(*_padded(lo, hi))
+        _follow_time(self.ax, snaps)
 
 
 class LiquidationChart(Chart):
@@ -142,7 +163,7 @@ class LiquidationChart(Chart):
     def __init__(
         self, labels: Sequence[str], total_steps: int, step_seconds: float, shocks: Sequence[tuple[float, float]]
     ):
-        self.bin_steps = max(1, round(total_steps / 150))
+        self.bin_steps = max(1, round(bin_minutes(total_steps, step_seconds) * 60.0 / step_seconds))
         self.hours_per_step = step_seconds / 3600.0
         self.fig, (ax,) = _figure()
         self.ax = ax
@@ -170,7 +191,8 @@ class LiquidationChart(Chart):
             )
         _hours_axis(ax, total_steps * self.hours_per_step)
         minutes = self.bin_steps * step_seconds / 60.0
-        ax.set_ylabel(f"liquidations per {minutes:.0f} min", fontsize=FONT)
+        per = f"{minutes / 60:.0f} h" if minutes >= 60 else f"{minutes:.0f} min"
+        ax.set_ylabel(f"liquidations per {per}", fontsize=FONT)
         self.right.set_ylabel("cumulative bad debt ($M)", fontsize=FONT)
         self.right.legend(fontsize=FONT - 1, loc="upper right", framealpha=0.8)
 
@@ -192,6 +214,7 @@ class LiquidationChart(Chart):
             line.set_data(snap.hours, snap.series["bad_debt_usd"] / 1e6)
         self.ax.set_ylim(0, max(5.0, 1.15 * peak))
         self.right.set_ylim(0, _top([s.series["bad_debt_usd"] for s in snaps], 1.0, 1e-6))
+        _follow_time(self.ax, snaps)
 
 
 class PoolChart(Chart):
@@ -235,6 +258,7 @@ class PoolChart(Chart):
             util.set_data(snap.hours, 100 * snap.series[u])
             rate.set_data(snap.hours, 100 * snap.series[r])
         self.right.set_ylim(0, _top([s.series[r] for s in snaps], 10.0, 100.0))
+        _follow_time(self.ax, snaps)
 
 
 class HealthChart(Chart):
@@ -353,7 +377,7 @@ class CascadeChart(Chart):
         for ax, label, (g, forest, pos, _gen) in zip(self.axes, self.labels, layouts, strict=False):
             for artist in [*ax.collections, *ax.texts]:
                 artist.remove()
-            head = f"{label}: " if len(self.labels) > 1 else ""
+            head = f"{label}\n" if len(self.labels) > 1 else ""
             if g.number_of_nodes() == 0:
                 ax.text(
                     0.5,
@@ -382,12 +406,16 @@ class CascadeChart(Chart):
                     linewidths=0,
                     node_color=["tab:red" if e else "0.45" for e in endo],
                 )
+                if len(self.labels) > 1:  # half-width axes: a shorter line
+                    detail = f"{len(nodes)} liquidations\n{sum(endo)} caused by earlier ones"
+                else:
+                    detail = f"{len(nodes)} liquidations, {sum(endo)} caused by earlier ones"
                 ax.text(
-                    0.01,
+                    0.02,
                     0.98,
-                    f"{head}{len(nodes)} liquidations, {sum(endo)} caused by earlier ones",
+                    f"{label}\n{detail}" if len(self.labels) > 1 else detail,
                     transform=ax.transAxes,
-                    fontsize=FONT - 0.5,
+                    fontsize=FONT - 1.5 if len(self.labels) > 1 else FONT - 0.5,
                     va="top",
                 )
             ax.tick_params(axis="both", which="both", bottom=True, left=True, labelbottom=True, labelleft=True)

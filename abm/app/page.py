@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import solara
 
@@ -24,6 +23,7 @@ from abm.app.sim import (
     COMPARISONS,
     DEFAULT_SCENARIO,
     DEFAULT_STEPS_PER_CLICK,
+    MIXED,
     Controls,
     Simulation,
     build_config,
@@ -62,12 +62,20 @@ CSS = """
 .abm-panel { border: 1px solid #e0e0e0; border-radius: 4px; padding: 4px 8px 6px 8px; background: white; }
 .abm-panel-title { font-weight: 600; font-size: 14px; }
 .abm-panel img { display: block; width: 100%; height: auto; }
+.abm-panel > div { height: auto !important; }
+.abm-sidebar .v-slider__slot, .abm-sidebar .v-input__slot > .v-label { flex: none; }
+.abm-sidebar .v-input__slot > .v-label { width: 135px; }
+.abm-speed .v-btn { min-width: 44px !important; padding: 0 8px !important; }
 .abm-caption { font-size: 12px; line-height: 1.35; color: #444; }
 .abm-tips { padding-left: 18px; margin: 4px 0; }
 .abm-compare-table { border-collapse: collapse; font-size: 13px; margin: 6px 0; width: 100%; }
 .abm-compare-table td, .abm-compare-table th { border-bottom: 1px solid #eee; padding: 3px 6px; text-align: right; }
 .abm-compare-table td:first-child { text-align: left; }
 .abm-pending { font-size: 12px; }
+.abm-speed { margin-bottom: 4px; }
+.abm-sticky { position: sticky; top: 0; z-index: 3; background: white; padding: 4px 0 6px 0;
+  border-bottom: 1px solid #eee; margin-bottom: 8px; }
+.abm-sticky .v-alert { margin: 4px 0 0 0 !important; font-size: 12.5px; }
 """
 
 
@@ -88,6 +96,12 @@ def validate(controls: Controls) -> tuple[ModelConfig | None, str | None]:
 
 
 @solara.component
+def Layout(children: list[solara.Element] | None = None) -> None:
+    """No app bar or navigation drawer: the page lays itself out (and the document scrolls, not an inner box)."""
+    solara.Div(children=children or [], classes=["abm-root"])
+
+
+@solara.component
 def Page() -> None:
     initial = solara.use_memo(lambda: Controls.from_preset(DEFAULT_SCENARIO), [])
     controls = solara.use_reactive(initial)
@@ -100,6 +114,8 @@ def Page() -> None:
     rendered = solara.use_memo(threading.Event, [])
 
     pending_config, problem = solara.use_memo(lambda: validate(controls.value), [controls.value])
+    scenario = controls.value.scenario
+    has_mix = solara.use_memo(lambda: Controls.from_preset(scenario).margin_mode == MIXED, [scenario])
     current: Simulation = sim.value
 
     def bump() -> None:
@@ -115,7 +131,7 @@ def Page() -> None:
         run_error.set(None)
         with current.lock:  # let a step in flight finish before swapping
             sim.set(built)
-        if asset.value not in built.config.assets:
+        if asset.value not in built.config.assets or new.scenario != current.controls.scenario:
             asset.set(default_asset(built.config))
         bump()
 
@@ -123,10 +139,15 @@ def Page() -> None:
         start(controls.value)
 
     def on_scenario(name: str) -> None:
-        new = Controls.from_preset(name, n_traders=controls.value.n_traders, seed=controls.value.seed)
-        new = new.replace(compare=controls.value.compare)
+        old = controls.value
+        try:
+            new = Controls.from_preset(name, n_traders=old.n_traders, seed=old.seed).replace(compare=old.compare)
+            if validate(new)[1] is not None:  # the student's traders or seed were the problem: use the defaults
+                new = Controls.from_preset(name).replace(compare=old.compare)
+        except UserInputError as exc:
+            run_error.set(str(exc))
+            return
         controls.set(new)
-        asset.set(default_asset(build_config(new)))
         start(new)
 
     def step_once() -> None:
@@ -146,7 +167,6 @@ def Page() -> None:
         if not playing.value:
             return
         while not cancel.is_set() and playing.value and sim.value is current:
-            started = time.monotonic()
             try:
                 current.step(steps_per_click.value)
             except Exception as exc:
@@ -160,7 +180,7 @@ def Page() -> None:
             if current.done:
                 playing.set(False)
                 return
-            cancel.wait(max(FRAME_GAP_S, FRAME_GAP_S - (time.monotonic() - started)))
+            cancel.wait(FRAME_GAP_S)  # a breath between frames, so clicks and slider moves get through
 
     solara.use_thread(play_loop, dependencies=[playing.value, current], intrusive_cancel=False)
     solara.use_effect(lambda: rendered.set(), [version.value])
@@ -173,28 +193,30 @@ def Page() -> None:
             solara.HTML(tag="div", unsafe_innerHTML=text.TITLE, classes=["abm-title"])
             solara.HTML(tag="div", unsafe_innerHTML=text.INTRO, classes=["abm-intro"])
             ScenarioPicker(controls.value.scenario, on_scenario)
-            RunButtons(
-                playing=playing.value,
-                done=current.done,
-                can_reset=problem is None,
-                on_reset=on_reset,
-                on_play_pause=on_play_pause,
-                on_step=step_once,
-                steps_per_click=steps_per_click,
-            )
-            if problem is not None:
-                solara.Error(f"These settings cannot run: {problem}", dense=True, classes=["abm-config-error"])
-            elif controls.value != current.controls:
-                solara.Info(text.PENDING, dense=True, classes=["abm-pending"])
-            if current.done:
-                solara.Info(text.DONE, dense=True)
-            if run_error.value:
-                solara.Error(run_error.value, dense=True, classes=["abm-run-error"])
+            with solara.Div(classes=["abm-sticky"]):  # buttons and messages stay in view while scrolling
+                RunButtons(
+                    playing=playing.value,
+                    done=current.done,
+                    can_reset=problem is None,
+                    on_reset=on_reset,
+                    on_play_pause=on_play_pause,
+                    on_step=step_once,
+                    steps_per_click=steps_per_click,
+                )
+                if problem is not None:
+                    solara.Error(f"These settings cannot run: {problem}", dense=True, classes=["abm-config-error"])
+                elif controls.value != current.controls:
+                    solara.Info(text.PENDING, dense=True, classes=["abm-pending"])
+                if current.done:
+                    solara.Info(text.DONE, dense=True)
+                if run_error.value:
+                    solara.Error(run_error.value, dense=True, classes=["abm-run-error"])
             if len(config.assets) > 1:
                 solara.Select(label="Asset shown", values=list(config.assets), value=asset, dense=True)
             ParameterControls(
                 controls,
                 has_shock=bool(shock_events(pending_config or config)),
+                has_mix=has_mix,
                 shock_text=describe_shocks(pending_config or config),
             )
         with solara.Div(classes=["abm-main"]):

@@ -29,6 +29,7 @@ STEPS_PER_CLICK = (1, 5, 10, 30, 60)
 DEFAULT_STEPS_PER_CLICK = 10
 REFERENCE_ASSET = "ETH"  # the reserve whose LTV / threshold / bonus the sliders set
 MAX_SHOCK = -0.95  # a scaled shock never takes more than 95% off a price
+MIXED = "mixed"  # margin mode: keep the scenario's own mix of cross / isolated / portfolio accounts
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ class Controls:
         """The preset's own values for every control (the student's traders and seed are kept)."""
         cfg = ModelConfig.from_preset(name)
         reserve = cfg.reserve(REFERENCE_ASSET)
-        mix = {k: v for k, v in cfg.traders.margin_mode_mix.items() if v > 0}
-        mode = max(mix, key=lambda k: mix[k]) if mix else "cross"
+        mix = [k for k, v in cfg.traders.margin_mode_mix.items() if v > 0]
+        mode = mix[0] if len(mix) == 1 else MIXED
         return cls(
             scenario=name,
             max_leverage=cfg.traders.max_leverage,
@@ -129,8 +130,8 @@ def shock_events(config: ModelConfig) -> list[ShockEvent]:
 
 def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
     """Dotted overrides that turn the preset `base` into the configuration `controls` describe."""
-    if controls.margin_mode not in MARGIN_MODES:
-        raise ConfigError(f"margin mode '{controls.margin_mode}' is not one of {', '.join(MARGIN_MODES)}")
+    if controls.margin_mode not in (*MARGIN_MODES, MIXED):
+        raise ConfigError(f"margin mode '{controls.margin_mode}' is not one of {', '.join(MARGIN_MODES)}, {MIXED}")
     if controls.seed < 0:
         raise ConfigError(f"seed = {controls.seed}: must be a whole number >= 0")
     res = f"pool.reserves.{REFERENCE_ASSET}"
@@ -144,8 +145,9 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
         "oracles.latency_steps": int(controls.oracle_latency),
         "oracles.deviation_threshold": float(controls.oracle_deviation),
         "market.depth_scale": float(controls.depth_scale),
-        "traders.margin_mode_mix": {controls.margin_mode: 1.0},
     }
+    if controls.margin_mode != MIXED:
+        out["traders.margin_mode_mix"] = {controls.margin_mode: 1.0}
     if controls.shock_scale != 1.0 and shock_events(base):
         events = []
         for ev in base.scenario.events:

@@ -25,7 +25,8 @@ PANELS: dict[str, tuple[str, str]] = {
     ),
     "liquidations": (
         "Liquidations and bad debt",
-        "Bars: accounts liquidated in each step (one step is one minute). Line: bad debt so far, the debt nobody "
+        "Bars: how many accounts were liquidated in each 10-minute stretch (longer runs: see the axis). Line: bad "
+        "debt so far, the debt nobody "
         "will repay because an account's collateral was worth less than its debt by the time it was sold. Bad debt "
         "is paid first from the pool's reserves, then by the lenders.",
     ),
@@ -77,6 +78,13 @@ SCENARIOS: dict[str, str] = {
         "so liquidators sell the other coins too, hurting traders who never held the shocked one. Use 'Asset "
         "shown' to follow the damage to other coins, and try isolated margin to see the firewall it builds."
     ),
+    "margin_mix": (
+        "The contagion market again, but traders choose how their accounts are margined: some cross (all "
+        "positions back each other), some isolated (each position stands alone), some portfolio (margin set by "
+        "stress-testing the whole account). Most only hold coins, a few are short, and nobody trades on momentum, so "
+        "only the shock and the liquidations move prices. Compare how far the damage spreads with 'Margin mode' "
+        "set to cross, then to isolated."
+    ),
     "leverage_cycle": (
         "No scripted shock at all. Most traders target a level of volatility: when markets are calm they borrow "
         "more, when volatility rises they must sell. Their selling raises volatility, which forces more selling: "
@@ -87,10 +95,15 @@ SCENARIOS: dict[str, str] = {
 SCENARIO_FALLBACK = "A scenario shipped with the model; its one-line description is shown above."
 
 CONTROLS: dict[str, str] = {
-    "traders": "Who borrows, and how much.",
-    "pool": "The ETH reserve's rules: how much may be borrowed against ETH, and when and how it is liquidated.",
-    "market": "How prices are reported to the pool and how far sales move them.",
-    "scenario": "The shock, and the random draws (the same seed gives the same run).",
+    "traders": "Max leverage: the most a trader may hold per dollar of its own money (each draws a target between "
+    "1.2× and this). Traders: how many agents share the same total money (fewer run faster).",
+    "pool": "LTV: the most that may be borrowed per dollar of ETH collateral. Liq. threshold: the share of the "
+    "collateral that counts in the health factor (never below the LTV). Liq. bonus: the discount a liquidator "
+    "gets on the collateral it buys. Close factor: the share of the debt one liquidation may repay.",
+    "market": "Oracle delay: how old the price is that the pool's oracle reads. Oracle deviation: the move that "
+    "makes it post a new price. Market depth: how much money it takes to move the price (×1 is the scenario's).",
+    "scenario": "Crash size: the scenario's scripted shock, scaled (0 = no shock). Seed: the random draws; the "
+    "same seed gives the same run.",
     "compare": "Run the same seed twice, changing one thing. Any difference is caused by that change alone.",
 }
 
@@ -98,6 +111,7 @@ MARGIN_MODES: dict[str, str] = {
     "cross": "cross: one account per trader, all positions back each other",
     "isolated": "isolated: every position has its own collateral",
     "portfolio": "portfolio: margin set by stress-testing the whole account",
+    "mixed": "mixed: the scenario's own mix of cross, isolated and portfolio accounts",
 }
 
 TRY: dict[str, list[str]] = {
@@ -109,7 +123,7 @@ TRY: dict[str, list[str]] = {
     "crash": [
         "Press ▶ and stop just after the shock: where is the market price compared with the fundamental?",
         "Switch on the comparison (max leverage ×2), press Reset and play: same shock, twice the leverage.",
-        "Set the oracle latency to 20 steps: do liquidations start later, and does bad debt appear?",
+        "Set the oracle delay to 20 min: do liquidations start later, and does bad debt appear?",
         "Halve the crash size: is the damage halved too, or much less?",
     ],
     "black_thursday": [
@@ -120,6 +134,10 @@ TRY: dict[str, list[str]] = {
     "contagion": [
         "Change 'Asset shown' to ETH or BTC: they fall although only one coin was shocked.",
         "Compare with isolated margin: does the contagion stop at the shocked coin?",
+    ],
+    "margin_mix": [
+        "Play to the end of the shock and note the liquidations and bad debt.",
+        "Set 'Margin mode' to cross, press Reset and play again; then isolated. Which contains the damage?",
     ],
     "leverage_cycle": [
         "Set steps per click to 60 and play: watch leverage build up in the calm, then unwind.",

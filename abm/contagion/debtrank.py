@@ -142,18 +142,24 @@ def debtrank(
 
 
 def node_debtranks(
-    w: sparse.csr_array | np.ndarray, values: np.ndarray, distress: float = 1.0, chunk: int = 256
+    w: sparse.csr_array | np.ndarray,
+    values: np.ndarray,
+    distress: float = 1.0,
+    chunk: int = 256,
+    nodes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each node's own DebtRank: the distress caused to the others (value-weighted) when it alone starts at
-    `distress`. Runs the shocks in chunks of columns (no N x N array)."""
+    `distress`. Runs the shocks in chunks of columns (no N x N array); `nodes`: only these (others NaN).
+    Cost ~ (nodes / chunk) x rounds x (nnz(W) x chunk): about 0.1 s per 1000 nodes on a 16,000-account graph."""
     w = sparse.csr_array(w, dtype=float)
     w.data = np.clip(w.data, 0.0, 1.0)
     n = w.shape[0]
     v = np.maximum(np.asarray(values, dtype=float), 0.0)
     v = v / v.sum() if v.sum() > 0 else v
-    out = np.zeros(n)
-    for start in range(0, n, chunk):
-        cols = np.arange(start, min(start + chunk, n))
+    todo = np.arange(n) if nodes is None else np.asarray(nodes, dtype=np.int64)
+    out = np.full(n, np.nan) if nodes is not None else np.zeros(n)
+    for start in range(0, len(todo), chunk):
+        cols = todo[start : start + chunk]
         h0 = np.zeros((n, len(cols)))
         h0[cols, np.arange(len(cols))] = distress
         h, _ = propagate(w, h0)
@@ -177,19 +183,24 @@ def fire_sale_impacts(arrays: ExposureArrays, pairs: np.ndarray, impact_usd: np.
     return sparse.csr_array((val[keep], (src[keep], dst[keep])), shape=(n, n))
 
 
-def account_debtrank(arrays: ExposureArrays, k: int = 5) -> pd.DataFrame:
+def account_debtrank(arrays: ExposureArrays, k: int = 5, top: int | None = None) -> pd.DataFrame:
     """Each account's DebtRank in the model's exposure structure (accounts linked through shared assets).
 
     Impact weights come from the sparse projection (`account_projection_arrays`) and fire-sale losses;
     values are the accounts' equity. Columns: account, owner, mode, equity, gross_exposure_usd, leverage, HF,
     liquidated, debtrank (share of the other accounts' total equity lost if this one defaulted).
+    top: only the `top` largest accounts by gross exposure (the others get NaN): all 16,000 accounts of a
+    10,000-trader run take about a minute, the largest 1,000 a few seconds.
     """
     from abm.contagion.exposure import account_projection_arrays
 
     pairs, _, impact = account_projection_arrays(arrays, k)
     w = fire_sale_impacts(arrays, pairs, impact)
     equity = arrays.equity
-    dr = node_debtranks(w, np.maximum(equity, 0.0))
+    nodes = None
+    if top is not None and top < len(equity):
+        nodes = np.sort(np.argsort(-arrays.gross_exposure, kind="stable")[:top])
+    dr = node_debtranks(w, np.maximum(equity, 0.0), nodes=nodes)
     return pd.DataFrame(
         {
             "account": arrays.account,

@@ -24,24 +24,34 @@ from scipy import optimize
 
 
 def simulate_hawkes(
-    mu: float,
+    mu: float | np.ndarray | list[float],
     n: float,
     beta: float,
     horizon: float,
     rng: np.random.Generator,
     burn_in: float | None = None,
+    breaks: np.ndarray | list[float] | None = None,
 ) -> np.ndarray:
     """Event times in [0, horizon) of a Hawkes process with baseline mu, branching ratio n (< 1) and exponential
     kernel of rate beta (mean delay 1 / beta), by the cluster construction: immigrants are a Poisson process,
-    each event has Poisson(n) children after Exp(beta) delays. A burn-in (default 20 / (beta (1 - n))) before 0
-    makes the process start stationary."""
+    each event has Poisson(n) children after Exp(beta) delays. A burn-in (default 20 / (beta (1 - n))) before 0,
+    at the first baseline, makes the process start stationary. With `breaks`, mu is one baseline per segment of
+    [0, horizon) cut at the breaks (a non-stationary exogenous rate, e.g. a burst of news)."""
     if not 0 <= n < 1:
         raise ValueError(f"branching ratio n must be in [0, 1) (got {n})")
-    if mu <= 0 or beta <= 0 or horizon <= 0:
+    mus = np.atleast_1d(np.asarray(mu, dtype=float))
+    cuts = np.asarray([] if breaks is None else breaks, dtype=float)
+    if len(mus) != len(cuts) + 1:
+        raise ValueError(f"need one baseline per segment: {len(cuts) + 1} (got {len(mus)})")
+    if (mus <= 0).any() or beta <= 0 or horizon <= 0:
         raise ValueError("mu, beta and horizon must be > 0")
     burn = 20.0 / (beta * (1.0 - n)) if burn_in is None else burn_in
-    start, end = -burn, horizon
-    gen = start + (end - start) * rng.random(rng.poisson(mu * (end - start)))
+    edges = np.concatenate([[-burn], cuts, [horizon]])
+    parts = []
+    for lo, hi, rate in zip(edges[:-1], edges[1:], mus, strict=True):
+        parts.append(lo + (hi - lo) * rng.random(rng.poisson(rate * (hi - lo))))
+    gen = np.concatenate(parts)
+    end = horizon
     out = [gen]
     while len(gen):
         kids = rng.poisson(n, len(gen))
@@ -126,31 +136,111 @@ def hawkes_log_likelihood(times: np.ndarray, horizon: float, mu: float, n: float
     return _log_likelihood_and_gradient(np.asarray(times, dtype=float), horizon, mu, n, beta)[0]
 
 
-def _log_likelihood_and_gradient(
-    t: np.ndarray, horizon: float, mu: float, n: float, beta: float
-) -> tuple[float, np.ndarray]:
-    """Log-likelihood and its gradient in (mu, n, beta).
+def _segments(t: np.ndarray, horizon: float, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segment index of each event and the length of each segment of [0, horizon) cut at `breaks`."""
+    edges = np.concatenate([[0.0], breaks, [horizon]])
+    return np.searchsorted(breaks, t, side="right"), np.diff(edges)
 
-    LL = sum log(lambda_i) - mu T - n sum (1 - exp(-beta (T - t_i))), lambda_i = mu + n beta A_i.
+
+def _log_likelihood_and_gradient(
+    t: np.ndarray, horizon: float, mu: float | np.ndarray, n: float, beta: float, breaks: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Log-likelihood and its gradient in (mu_1..mu_J, n, beta); mu piecewise constant between `breaks`.
+
+    LL = sum log(lambda_i) - sum_j mu_j L_j - n sum (1 - exp(-beta (T - t_i))), lambda_i = mu_seg(i) + n beta A_i.
     """
+    b_arr = np.empty(0) if breaks is None else np.asarray(breaks, dtype=float)
+    seg, lengths = _segments(t, horizon, b_arr)
+    mu_v = np.atleast_1d(np.asarray(mu, dtype=float))
     a, b = _excitation(t, beta)
-    lam = mu + n * beta * a
+    lam = mu_v[seg] + n * beta * a
     tail = np.exp(-beta * (horizon - t))
-    ll = float(np.sum(np.log(lam)) - mu * horizon - n * np.sum(1.0 - tail))
+    ll = float(np.sum(np.log(lam)) - mu_v @ lengths - n * np.sum(1.0 - tail))
     inv = 1.0 / lam
-    d_mu = float(inv.sum() - horizon)
+    d_mu = np.bincount(seg, weights=inv, minlength=len(lengths)) - lengths
     d_n = float(beta * (a * inv).sum() - np.sum(1.0 - tail))
     d_beta = float(n * ((a - beta * b) * inv).sum() - n * np.sum((horizon - t) * tail))
-    return ll, np.array([d_mu, d_n, d_beta])
+    return ll, np.concatenate([d_mu, [d_n, d_beta]])
+
+
+def _maximize_log_linear(
+    x_feat: np.ndarray, w: np.ndarray, c: np.ndarray, lower: np.ndarray, upper: np.ndarray, x0: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Maximise the concave f(x) = sum_i w_i log(X_i . x) - c . x over the box [lower, upper] (X >= 0, lower of
+    the baseline entries > 0 so that X x > 0) by projected Newton steps with backtracking. Returns (f, x).
+
+    Small dense algebra only: no BLAS-threaded optimiser, whose thread spinning can cost 40x on a busy machine.
+    """
+    x = np.clip(np.asarray(x0, dtype=float), lower, upper)
+
+    def value(v: np.ndarray) -> float:
+        lam = x_feat @ v
+        if np.any(lam <= 0):
+            return -np.inf
+        return float(w @ np.log(lam) - c @ v)
+
+    f = value(x)
+    for _ in range(100):
+        lam = x_feat @ x
+        g = x_feat.T @ (w / lam) - c
+        h = (x_feat * (w / lam**2)[:, None]).T @ x_feat  # minus the Hessian (positive semi-definite)
+        free = ~(((x <= lower) & (g < 0)) | ((x >= upper) & (g > 0)))
+        if not free.any() or np.max(np.abs(g[free]) * np.maximum(np.abs(x[free]), 1e-12)) < 1e-10 * max(abs(f), 1.0):
+            break
+        step = np.zeros_like(x)
+        hf = h[np.ix_(free, free)] + 1e-12 * np.eye(int(free.sum()))
+        try:
+            step[free] = np.linalg.solve(hf, g[free])
+        except np.linalg.LinAlgError:
+            step[free] = g[free] / np.maximum(np.diag(hf), 1e-12)
+        t = 1.0
+        while t > 1e-12:
+            trial = np.clip(x + t * step, lower, upper)
+            ft = value(trial)
+            if ft >= f - 1e-14 * abs(f):
+                break
+            t *= 0.5
+        else:
+            break
+        gain = ft - f
+        x, f = trial, ft
+        if gain <= 1e-12 * max(abs(f), 1.0) and t < 1.0:
+            break
+    return f, x
+
+
+def _profile(
+    t: np.ndarray, horizon: float, beta: float, rate: float, seg: np.ndarray, lengths: np.ndarray
+) -> tuple[float, np.ndarray, float]:
+    """max over (mu_1..mu_J, n) of the log-likelihood at fixed beta: concave (log of a linear intensity minus a
+    linear compensator), solved by Newton steps. Returns (log-likelihood, mu, n)."""
+    a, _ = _excitation(t, beta)
+    j = len(lengths)
+    feat = np.zeros((len(t), j + 1))
+    feat[np.arange(len(t)), seg] = 1.0
+    feat[:, j] = beta * a
+    c = np.concatenate([lengths, [float(np.sum(1.0 - np.exp(-beta * (horizon - t))))]])
+    lower = np.concatenate([np.full(j, 1e-9 * rate), [0.0]])
+    upper = np.concatenate([np.full(j, 100 * rate), [0.999]])
+    f, x = _maximize_log_linear(feat, np.ones(len(t)), c, lower, upper, np.concatenate([np.full(j, 0.5 * rate), [0.5]]))
+    return f, x[:j].copy(), float(x[j])
 
 
 def fit_exponential_hawkes(
-    times: np.ndarray, horizon: float | None = None, beta_bounds: tuple[float, float] = (1e-3, 1e3)
+    times: np.ndarray,
+    horizon: float | None = None,
+    beta_bounds: tuple[float, float] | None = None,
+    breaks: np.ndarray | list[float] | None = None,
 ) -> HawkesFit:
-    """Maximum-likelihood fit of (mu, n, beta) to event times in [0, horizon) (L-BFGS-B with the analytic
-    gradient, from a few starting points; parameters on log / logit scales).
+    """Maximum-likelihood fit of (mu, n, beta) to event times in [0, horizon).
 
+    breaks: optional times cutting [0, horizon) into segments with their own constant baseline mu_j (a regime-
+    aware fit: e.g. the known start and end of a scenario shock); `HawkesFit.mu` is then the time-averaged baseline.
+    The log-likelihood is concave in (mu, n) at fixed beta, so beta is profiled over a log grid (each point a
+    concave search), then all parameters are polished together (L-BFGS-B, analytic gradient).
     Ties (several events at one time) make the likelihood degenerate; jitter integer steps first (`jitter_steps`).
+    beta_bounds: default (20 / horizon, 1000 x mean rate): a kernel longer than a twentieth of the observation
+    window cannot be told from a drifting baseline (n is not identified; the fit runs to n -> 1, beta -> 0).
     """
     t = np.sort(np.asarray(times, dtype=float))
     m = len(t)
@@ -158,30 +248,98 @@ def fit_exponential_hawkes(
         return HawkesFit(float("nan"), float("nan"), float("nan"), float("nan"), m, False)
     t = t - min(0.0, float(t[0]))
     horizon = float(t[-1]) + 1e-9 if horizon is None else float(horizon)
+    cuts = np.unique(np.asarray([] if breaks is None else breaks, dtype=float))
+    cuts = cuts[(cuts > 0) & (cuts < horizon)]
+    seg, lengths = _segments(t, horizon, cuts)
+    j = len(lengths)
     rate = m / horizon
+    lo, hi = beta_bounds if beta_bounds is not None else (20.0 / horizon, 1000.0 * rate)
+    grid = np.geomspace(lo, hi, 16)
+    profile = [_profile(t, horizon, b, rate, seg, lengths) for b in grid]
+    k = int(np.argmax([p[0] for p in profile]))
+    ll0, mu0, n0 = profile[k]
 
     def nll(x: np.ndarray) -> tuple[float, np.ndarray]:
-        mu, n, beta = np.exp(x[0]), 1.0 / (1.0 + np.exp(-x[1])), np.exp(x[2])
-        ll, grad = _log_likelihood_and_gradient(t, horizon, mu, n, beta)
+        mu, n, beta = np.exp(x[:j]), 1.0 / (1.0 + np.exp(-x[j])), np.exp(x[j + 1])
+        ll, grad = _log_likelihood_and_gradient(t, horizon, mu, n, beta, cuts)
         if not np.isfinite(ll):
-            return 1e300, np.zeros(3)
-        chain = np.array([mu, n * (1.0 - n), beta])
+            return 1e300, np.zeros(j + 2)
+        chain = np.concatenate([mu, [n * (1.0 - n), beta]])
         return -ll, -grad * chain
 
-    bounds = [(np.log(rate) - 12, np.log(rate) + 3), (-12.0, 12.0), (np.log(beta_bounds[0]), np.log(beta_bounds[1]))]
-    gaps = np.diff(t)
-    typical_gap = float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 1.0 / rate
-    best = None
-    for n0 in (0.3, 0.7):
-        for beta0 in (1.0 / typical_gap, 0.1 / typical_gap):
-            b0 = float(np.clip(beta0, beta_bounds[0], beta_bounds[1]))
-            x0 = np.array([np.log(rate * (1 - n0)), np.log(n0 / (1 - n0)), np.log(b0)])
-            res = optimize.minimize(nll, x0, method="L-BFGS-B", jac=True, bounds=bounds)
-            if best is None or res.fun < best.fun:
-                best = res
-    assert best is not None
-    mu, n, beta = np.exp(best.x[0]), 1.0 / (1.0 + np.exp(-best.x[1])), np.exp(best.x[2])
-    return HawkesFit(float(mu), float(n), float(beta), float(-best.fun), m, bool(best.success))
+    n_start = float(np.clip(n0, 1e-4, 0.999))
+    x0 = np.concatenate([np.log(np.maximum(mu0, 1e-9 * rate)), [np.log(n_start / (1 - n_start)), np.log(grid[k])]])
+    bounds = [(np.log(rate) - 25, np.log(rate) + 5)] * j + [(-12.0, 12.0), (np.log(lo), np.log(hi))]
+    res = optimize.minimize(nll, x0, method="L-BFGS-B", jac=True, bounds=bounds)
+    if np.isfinite(res.fun) and -res.fun >= ll0:
+        mu, n, beta, ll = np.exp(res.x[:j]), 1.0 / (1.0 + np.exp(-res.x[j])), np.exp(res.x[j + 1]), -float(res.fun)
+    else:
+        mu, n, beta, ll = mu0, n0, float(grid[k]), ll0
+    mean_mu = float(mu @ lengths / horizon)
+    return HawkesFit(mean_mu, float(n), float(beta), float(ll), m, True)
+
+
+def fit_discrete_hawkes(
+    counts: np.ndarray, breaks: np.ndarray | list[float] | None = None, q_grid: int = 24
+) -> HawkesFit:
+    """Maximum likelihood of a discrete-time Hawkes (Poisson autoregression) on event counts per step:
+
+        N_t ~ Poisson(mu_seg(t) + n sum_{s >= 1} (1 - q) q^(s-1) N_{t-s})
+
+    Excitation acts from the next step on, never within a step: a batch of events in one step is read as a
+    common cause (immigrants), not as events triggering each other. That is the model's timing: a liquidation's
+    sale reaches the oracle, hence other accounts' health, one step later at the earliest. Returns a `HawkesFit`
+    whose beta is -log(q) (per step) and mu the time-averaged baseline (events per step); `breaks` (steps) cut
+    the baseline into regimes as in `fit_exponential_hawkes`. Concave in (mu, n) at fixed q: q is profiled.
+    """
+    from scipy.signal import lfilter
+
+    y = np.asarray(counts, dtype=float)
+    horizon = len(y)
+    m = float(y.sum())
+    if horizon < 3 or m < 3:
+        return HawkesFit(float("nan"), float("nan"), float("nan"), float("nan"), int(m), False)
+    cuts = np.unique(np.asarray([] if breaks is None else breaks, dtype=float))
+    cuts = cuts[(cuts > 0) & (cuts < horizon)]
+    seg, lengths = _segments(np.arange(horizon, dtype=float), float(horizon), cuts)
+    j = len(lengths)
+    rate = m / horizon
+
+    ok = y > 0
+    lower = np.concatenate([np.full(j, 1e-9 * rate), [0.0]])
+    upper = np.concatenate([np.full(j, 1e3 * rate), [0.999]])
+    x0 = np.concatenate([np.full(j, 0.5 * rate), [0.5]])
+
+    def fit_at(q: float) -> tuple[float, np.ndarray, float]:
+        e = lfilter([0.0, 1.0 - q], [1.0, -q], y)  # e_t = q e_{t-1} + (1 - q) y_{t-1}
+        feat = np.zeros((int(ok.sum()), j + 1))
+        feat[np.arange(len(feat)), seg[ok]] = 1.0
+        feat[:, j] = e[ok]
+        c = np.concatenate([lengths, [float(e.sum())]])
+        f, x = _maximize_log_linear(feat, y[ok], c, lower, upper, x0)
+        return f, x[:j].copy(), float(x[j])
+
+    qs = 1.0 - np.geomspace(0.95, 20.0 / horizon, q_grid)  # mean delays 1 / (1 - q) from ~1 step to horizon / 20
+    fits = [fit_at(float(q)) for q in qs]
+    k = int(np.argmax([f[0] for f in fits]))
+    if 0 < k < len(qs) - 1:  # refine q between its grid neighbours
+        res = optimize.minimize_scalar(
+            lambda q: -fit_at(q)[0], bounds=(float(qs[k - 1]), float(qs[k + 1])), method="bounded"
+        )
+        q_best = float(res.x)
+        best = fit_at(q_best)
+        if best[0] < fits[k][0]:
+            q_best, best = float(qs[k]), fits[k]
+    else:
+        q_best, best = float(qs[k]), fits[k]
+    ll, mu, n = best
+    return HawkesFit(float(mu @ lengths / horizon), float(n), float(-np.log(q_best)), float(ll), int(m), True)
+
+
+def step_counts(steps: np.ndarray, n_steps: int) -> np.ndarray:
+    """Events per step 0..n_steps - 1 from integer event steps."""
+    s = np.asarray(steps, dtype=np.int64)
+    return np.bincount(s[(s >= 0) & (s < n_steps)], minlength=n_steps).astype(float)
 
 
 def jitter_steps(steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -22,9 +22,14 @@ from abm.protocol import (
     _health_factor,
     _health_factor_one,
     _repay_for_seizure,
+    _row_sums,
+    _scale_columns,
 )
 
 MODES = ("cross", "isolated", "portfolio")
+# numpy sums fewer than 8 numbers left to right from 0.0 (pairwise summation starts at 8): below that, one
+# account's health and headroom are computed on plain floats with the same products and sums, bit for bit
+SCALAR_MAX_ASSETS = 8
 MODE_CODE = {m: i for i, m in enumerate(MODES)}
 PORTFOLIO = MODE_CODE["portfolio"]
 
@@ -62,8 +67,22 @@ class MarginEngine:
             enabled = self.pool.collateral_enabled
             self._lt_eff = np.where(enabled, self.pool.liquidation_threshold, 0.0)
             self._ltv_eff = np.where(enabled, self.pool.ltv, 0.0)
+            self._lt_list, self._ltv_list = self._lt_eff.tolist(), self._ltv_eff.tolist()
             self._params_seen = self.pool.params_version
         return self._lt_eff, self._ltv_eff
+
+    def _scalar_path(self, mode: int, prices: np.ndarray) -> bool:
+        return mode != PORTFOLIO and isinstance(prices, np.ndarray) and len(prices) < SCALAR_MAX_ASSETS
+
+    def _cross_health(self, coll: list[float], debt: list[float], prices: list[float]) -> float:
+        """Cross / isolated health factor from plain floats (tokens, debt tokens, USD/token): sum_i c_i p_i LT_i /
+        sum_j d_j p_j, with the array formula's products and left-to-right sums (fewer than 8 assets)."""
+        self._effective_params()
+        weighted = total = 0.0
+        for c, d, p, lt in zip(coll, debt, prices, self._lt_list, strict=True):
+            weighted += c * p * lt
+            total += d * p
+        return weighted / total if total > 0 else float("inf")
 
     # --- accounts -------------------------------------------------------------------------------------
 
@@ -91,8 +110,8 @@ class MarginEngine:
 
     def values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Collateral and debt in USD per account and asset at `prices` (USD/token): two (n, assets) arrays."""
-        coll = self.collateral[: self.n] * prices
-        debt = self.scaled_debt[: self.n] * (self.pool.borrow_index * prices)
+        coll = _scale_columns(self.collateral[: self.n], prices)
+        debt = _scale_columns(self.scaled_debt[: self.n], self.pool.borrow_index * prices)
         return coll, debt
 
     def health(self, prices: np.ndarray) -> np.ndarray:
@@ -103,7 +122,7 @@ class MarginEngine:
         """
         coll, debt = self.values(prices)
         lt = self._effective_params()[0]
-        hf = _health_factor(coll, lt, debt.sum(axis=1))
+        hf = _health_factor(coll, lt, _row_sums(debt))
         port = self.mode[: self.n] == PORTFOLIO
         if port.any():
             hf[port] = self._portfolio_hf(coll[port], debt[port])
@@ -111,21 +130,31 @@ class MarginEngine:
 
     def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
         net = coll - debt  # USD exposure per asset
-        equity = net.sum(axis=1)
+        equity = _row_sums(net)
         loss = -(net @ self.scenarios)  # (accounts, scenarios): loss when every asset moves by its shock
         requirement = np.maximum(loss.max(axis=1), 0.0)
-        has_debt = debt.sum(axis=1) > 0
+        has_debt = _row_sums(debt) > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             hf = np.where(requirement > 0, np.maximum(equity, 0.0) / requirement, np.inf)
         return np.where(has_debt, hf, np.inf)
 
     def _state_health(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
+        if self._scalar_path(mode, prices):
+            return self._cross_health(coll_tokens.tolist(), debt_tokens.tolist(), prices.tolist())
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
         return _health_factor_one(coll, self._effective_params()[0], debt.sum())
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
+        if self._scalar_path(mode, prices):  # sum c_i p_i ltv_i - sum d_j p_j on plain floats, as below
+            self._effective_params()
+            power = total = 0.0
+            rows = zip(coll_tokens.tolist(), debt_tokens.tolist(), prices.tolist(), self._ltv_list, strict=True)
+            for c, d, p, ltv in rows:
+                power += c * p * ltv
+                total += d * p
+            return power - total
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             net = coll - debt
@@ -136,6 +165,11 @@ class MarginEngine:
 
     def account_health(self, acct: int, prices: np.ndarray) -> float:
         """Health factor of one account (same formulas as `health`)."""
+        mode = int(self.mode[acct])
+        if self._scalar_path(mode, prices):  # debt tokens = scaled debt x borrow index, as `debt_tokens`
+            index = self.pool.borrow_index.tolist()
+            debt = [s * i for s, i in zip(self.scaled_debt[acct].tolist(), index, strict=True)]
+            return self._cross_health(self.collateral[acct].tolist(), debt, prices.tolist())
         return self._state_health(self.collateral[acct], self.debt_tokens(acct), int(self.mode[acct]), prices)
 
     def borrow_headroom_usd(self, acct: int, prices: np.ndarray) -> float:
@@ -176,10 +210,13 @@ class MarginEngine:
         amount = min(amount, float(self.collateral[acct, asset]))
         if amount <= 0:
             return 0.0
+        debt = self.debt_tokens(acct)
+        if debt.any():  # check the end state on a copy: (c - x) + x need not give back c in floats
+            coll = self.collateral[acct].copy()
+            coll[asset] -= amount
+            if self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
+                return 0.0
         self.collateral[acct, asset] -= amount
-        if self.debt_tokens(acct).any() and self.borrow_headroom_usd(acct, prices) < 0:
-            self.collateral[acct, asset] += amount
-            return 0.0
         self.wallets.credit(int(self.owner[acct]), asset, amount)
         return amount
 
@@ -382,4 +419,4 @@ class MarginEngine:
     def insolvent_accounts(self, prices: np.ndarray) -> np.ndarray:
         """Accounts with debt but collateral worth less than the pool's dust threshold (USD): bad debt."""
         coll, debt = self.values(prices)
-        return np.flatnonzero((debt.sum(axis=1) > 0) & (coll.sum(axis=1) < self.pool.dust_usd))
+        return np.flatnonzero((_row_sums(debt) > 0) & (_row_sums(coll) < self.pool.dust_usd))

@@ -1,4 +1,4 @@
-"""The shared lending pool: one reserve per asset, Aave-style indices, rates, and the bad-debt waterfall (SPEC 3.3, 3.7).
+"""The shared lending pool: one reserve per asset, Aave-style indices, rates, the bad-debt waterfall (SPEC 3.3, 3.7).
 
 State per reserve (arrays over assets, numéraire at 0), in tokens of that asset:
 - cash: idle tokens; borrows = scaled_borrows * borrow_index; supplied = scaled_supply * supply_index;
@@ -201,7 +201,12 @@ class LendingPool:
             if self.policy == "socialize":
                 supplied = float(self.supplied[asset])
                 haircut = min(rest / supplied, 1.0) if supplied > 0 else 0.0
-                self.supply_index[asset] *= 1.0 - haircut
+                if haircut < 1.0:
+                    self.supply_index[asset] *= 1.0 - haircut
+                else:  # lenders lost everything: their positions go to 0 and a fresh index keeps the reserve usable
+                    self.scaled_supply[asset] = 0.0  # (an index of 0 would make every later supply divide by 0)
+                    self.supplier_scaled[:, asset] = 0.0
+                    self.supply_index[asset] = 1.0
                 lenders = rest
             else:
                 market.pay_out(asset, rest)  # bought from the world with minted governance tokens

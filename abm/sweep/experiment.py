@@ -120,7 +120,7 @@ class Design:
 
 @dataclass
 class Experiment:
-    """A validated experiment: the base configuration, the points, replicates and seeds. Build with `load`."""
+    """A validated experiment: base configuration, points, replicates, seeds. Build with `load_experiment`."""
 
     name: str
     description: str

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 from scipy.stats import spearmanr
 
 from abm.errors import UserInputError
@@ -93,6 +94,11 @@ def sweep_report(sweep_dir: str | Path) -> Path:
         lines += _single_findings(ok, metrics)
     if figures:
         lines.append("## Figures\n")
+        if any(path.name.startswith("heatmap_") for _, path in figures):
+            lines.append(
+                "Heatmap cells are means over replicates; grey cells are undefined (the metric is NaN in every "
+                "run of the cell, e.g. a reflexivity index without liquidations).\n"
+            )
         for title, path in figures:
             lines.append(f"**{title}**\n\n![{title}](figures/{path.name})\n")
     lines += _failures(runs)
@@ -168,54 +174,101 @@ def _grid_findings(
             marg = ok.groupby(p)[m].mean()
             if len(marg) < 2:
                 continue
-            rho = _rho(ok[p], col)
+            rho, pval = _rho_p(ok[p], col)
             parts.append(
                 f"with `{p}` from {_num(marg.index[0])} to {_num(marg.index[-1])} the mean goes "
-                f"{_num(marg.iloc[0])} -> {_num(marg.iloc[-1])} (Spearman rho {_num(rho, 2)})"
+                f"{_num(marg.iloc[0])} -> {_num(marg.iloc[-1])} (Spearman rho {_num(rho, 2)}, p {_p(pval)})"
             )
         c = cells[m].dropna()
         text = f"- **{_label(m)}** (mean over all runs {_num(col.mean())}): " + "; ".join(parts) + "."
         if len(c) > 1 and c.nunique() == 1:
             text += " The same in every cell."
         elif len(c) > 1:
-            best, worst = c.idxmin(), c.idxmax()
-            text += (
-                f" Lowest cell: {_cell_name(params, best)} ({_num(c[best])}); "
-                f"highest: {_cell_name(params, worst)} ({_num(c[worst])})."
-            )
+            text += f" Lowest {_extreme(c, params, c.min())}; highest {_extreme(c, params, c.max())}."
         lines.append(text)
-    lines += _tradeoff(cells.reset_index(), params, metrics)
+    lines.append(
+        "\n(rho and p: Spearman rank correlation of the parameter with the metric over all successful runs; "
+        "p < 0.05 means the effect stands out from seed-to-seed noise.)"
+    )
+    lines += _tradeoff(ok, cells.reset_index(), params, metrics)
     lines.append("")
     return lines
 
 
-def _tradeoff(cells: pd.DataFrame, params: list[str], metrics: list[str]) -> list[str]:
-    """Bad debt against amplification across cells: does what lowers one raise the other?"""
+def _best_cells(params: list[str], lo_bd: pd.Series, lo_amp: pd.Series, amp: str) -> str:
+    if lo_bd.name == lo_amp.name:
+        return (
+            f"One cell, {_cell_name(params, lo_bd[params])}, has both the least bad debt "
+            f"({_num(lo_bd['bad_debt_usd'])}) and the mildest crash ({amp} {_num(lo_bd[amp])})."
+        )
+    return (
+        f"The cell with the least bad debt, {_cell_name(params, lo_bd[params])}, has bad debt "
+        f"{_num(lo_bd['bad_debt_usd'])} and {amp} {_num(lo_bd[amp])}; the cell with the mildest crash, "
+        f"{_cell_name(params, lo_amp[params])}, has {amp} {_num(lo_amp[amp])} and bad debt "
+        f"{_num(lo_amp['bad_debt_usd'])}."
+    )
+
+
+def _extreme(c: pd.Series, params: list[str], value: float) -> str:
+    at = c[c == value]
+    if len(at) == 1:
+        return f"cell: {_cell_name(params, at.index[0])} ({_num(value)})"
+    return f"{_num(value)}, in {len(at)} cells (e.g. {_cell_name(params, at.index[0])})"
+
+
+def _tradeoff(ok: pd.DataFrame, cells: pd.DataFrame, params: list[str], metrics: list[str]) -> list[str]:
+    """Bad debt against amplification: does a parameter that lowers one raise the other (the seeds' paradox)?"""
     amp = next((m for m in metrics if m.startswith("amplification_")), None)
     if amp is None or "bad_debt_usd" not in metrics:
         return []
-    c = cells[[*params, "bad_debt_usd", amp]].dropna()
-    if len(c) < 3:
-        return []
-    rho = _rho(c["bad_debt_usd"], c[amp])
-    lo_bd = c.loc[c["bad_debt_usd"].idxmin()]
-    lo_amp = c.loc[c[amp].idxmin()]
-    if math.isnan(rho):
-        verdict = "are not rank-correlated (one of them does not vary)"
-    elif rho < -0.2:
-        verdict = "move in opposite directions: settings that cut bad debt deepen the crash (the seeds' paradox)"
-    elif rho > 0.2:
-        verdict = "move together: settings that cut bad debt also soften the crash (no paradox here)"
-    else:
-        verdict = "are nearly unrelated: bad debt and the crash's depth respond to different parameters"
-    return [
+    lines = [
         "",
-        f"**Bad debt vs amplification.** Across the {len(c)} cells, mean bad debt and mean {amp} {verdict} "
-        f"(Spearman rho {_num(rho, 2)}). The cell with the least bad debt, {_cell_name(params, lo_bd[params])}, "
-        f"has bad debt {_num(lo_bd['bad_debt_usd'])} and {amp} {_num(lo_bd[amp])}; the cell with the mildest "
-        f"crash, {_cell_name(params, lo_amp[params])}, has {amp} {_num(lo_amp[amp])} and bad debt "
-        f"{_num(lo_amp['bad_debt_usd'])}.",
+        "### Bad debt vs amplification\n",
+        f"Per parameter: its rank correlation with bad debt and with {amp} over all runs. A parameter is a "
+        "*paradox lever* when raising it moves the two in opposite directions, both beyond noise (p < 0.05).\n",
+        f"| parameter | bad debt: rho (p) | {amp}: rho (p) | reading |",
+        "|---|---|---|---|",
     ]
+    levers = []
+    for p in params:
+        r_bd, p_bd = _rho_p(ok[p], ok["bad_debt_usd"])
+        r_amp, p_amp = _rho_p(ok[p], ok[amp])
+        sig_bd, sig_amp = p_bd < 0.05, p_amp < 0.05
+        if sig_bd and sig_amp and r_bd * r_amp < 0:
+            reading = "paradox lever: " + (
+                "raising it cuts bad debt but deepens the crash"
+                if r_bd < 0
+                else "raising it softens the crash but adds bad debt"
+            )
+            levers.append(p)
+        elif sig_bd and sig_amp:
+            reading = "aligned: " + ("raising it worsens both" if r_bd > 0 else "raising it improves both")
+        elif sig_bd:
+            reading = "moves bad debt only (" + ("up" if r_bd > 0 else "down") + ")"
+        elif sig_amp:
+            reading = f"moves {amp} only (" + ("up" if r_amp > 0 else "down") + ")"
+        else:
+            reading = "no effect beyond seed noise"
+        lines.append(f"| `{p}` | {_num(r_bd, 2)} ({_p(p_bd)}) | {_num(r_amp, 2)} ({_p(p_amp)}) | {reading} |")
+    c = cells[[*params, "bad_debt_usd", amp]].dropna()
+    if len(c) >= 3:
+        rho, pval = _rho_p(c["bad_debt_usd"], c[amp])
+        lo_bd = c.loc[c["bad_debt_usd"].idxmin()]
+        lo_amp = c.loc[c[amp].idxmin()]
+        lines += [
+            "",
+            f"Across the {len(c)} cells, mean bad debt and mean {amp} have rank correlation {_num(rho, 2)} "
+            f"(p {_p(pval)}); cell means share seed noise (a seed with a deeper crash has more of both), so read "
+            f"this with the per-parameter table. " + _best_cells(params, lo_bd, lo_amp, amp),
+        ]
+    verdict = (
+        f"**The paradox appears** through {', '.join(f'`{p}`' for p in levers)}."
+        if levers
+        else "**No paradox lever** in this grid: no parameter moves bad debt and the crash's depth in opposite "
+        "directions beyond seed noise."
+    )
+    lines += ["", verdict]
+    return lines
 
 
 def _design_findings(ok: pd.DataFrame, params: list[str], metrics: list[str]) -> list[str]:
@@ -308,8 +361,8 @@ def _sobol(
     lines.append("")
 
     n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(max(5.0, 0.9 * len(params) + 2.5) * n, 4.2), squeeze=False)
-    for ax, (m, r) in zip(axes[0], results.items(), strict=True):
+    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 1.0 * len(params) + 3.0), 3.6 * n), squeeze=False)
+    for ax, (m, r) in zip(axes[:, 0], results.items(), strict=True):
         pos = np.arange(len(params))
         w = 0.38
         ax.bar(pos - w / 2, r["S1"], w, yerr=r["S1_conf"], capsize=3, label="S1 (first order)", color="#4c72b0")
@@ -361,6 +414,8 @@ def _heatmap(ok: pd.DataFrame, metric: str, x: str, y: str, facet: str | None, f
             annot_kws={"fontsize": 8},
             linewidths=0.5,
         )
+        if k == n - 1 and ax.collections and ax.collections[0].colorbar is not None:
+            ax.collections[0].colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
         ax.set_xticklabels([_num(v) for v in piv.columns], rotation=0)
         ax.set_yticklabels([_num(v) for v in piv.index], rotation=0)
         ax.set_xlabel(x)
@@ -376,8 +431,9 @@ def _lines(ok: pd.DataFrame, metric: str, x: str, hue: str | None, facet: str | 
     kwargs: dict[str, Any] = {}
     if hue is not None:
         order = sorted(data[hue].dropna().unique())
-        data["_hue"] = data[hue].map(_num)
-        kwargs.update(hue="_hue", hue_order=[_num(v) for v in order], palette="viridis")
+        hue_col = f"{hue} "  # a text copy of the parameter (categorical colours), titled like it in the legend
+        data[hue_col] = data[hue].map(_num)
+        kwargs.update(hue=hue_col, hue_order=[_num(v) for v in order], palette="viridis")
     if facet is not None:
         data["_col"] = data[facet].map(lambda v: f"{facet} = {_num(v)}")
         kwargs.update(col="_col", col_order=[f"{facet} = {_num(v)}" for v in sorted(data[facet].dropna().unique())])
@@ -398,10 +454,10 @@ def _lines(ok: pd.DataFrame, metric: str, x: str, hue: str | None, facet: str | 
     if len(xs) and pd.api.types.is_numeric_dtype(xs) and (xs > 0).all() and xs.max() / xs.min() >= 8:
         g.set(xscale="log")
     g.set_axis_labels(x, _label(metric))
+    for ax in g.axes.flat:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
     if facet is not None:
         g.set_titles("{col_name}")
-    if hue is not None and g.legend is not None:
-        g.legend.set_title(hue)
     g.figure.suptitle(f"{_label(metric)}: mean and 95% CI over replicates", y=1.02, fontsize=11)
     path = fig_dir / f"lines_{_slug(metric)}.png"
     g.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -427,6 +483,7 @@ def _scatter(ok: pd.DataFrame, metric: str, params: list[str], fig_dir: Path) ->
         ax.set_visible(False)
     for row in axes:
         row[0].set_ylabel(_label(metric))
+        row[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
     axes.flat[0].legend(fontsize=8) if axes.flat[0].get_legend_handles_labels()[0] else None
     return _save(fig, fig_dir / f"design_{_slug(metric)}.png")
 
@@ -442,10 +499,22 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def _rho(a: pd.Series, b: pd.Series) -> float:
+    return _rho_p(a, b)[0]
+
+
+def _rho_p(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Spearman rank correlation and its two-sided p-value (NaN, NaN when undefined)."""
     ab = pd.DataFrame({"a": pd.to_numeric(a, errors="coerce"), "b": pd.to_numeric(b, errors="coerce")}).dropna()
     if len(ab) < 3 or ab["a"].nunique() < 2 or ab["b"].nunique() < 2:
-        return math.nan
-    return float(spearmanr(ab["a"], ab["b"]).statistic)
+        return math.nan, math.nan
+    res = spearmanr(ab["a"], ab["b"])
+    return float(res.statistic), float(res.pvalue)
+
+
+def _p(p: float) -> str:
+    if math.isnan(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def _num(v: Any, digits: int = 3) -> str:

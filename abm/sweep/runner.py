@@ -90,6 +90,8 @@ def run_sweep(
         store.lock()
         if not (out / "sweep.json").exists():
             _write_metadata(exp, out)
+        else:
+            _warn_if_code_changed(out)
         store.clean_temporaries()
         store.initialise()
         done = store.completed()
@@ -107,6 +109,7 @@ def run_sweep(
         bar = Progress(len(todo), f"sweep {exp.name}", enabled=progress)
         failed = ran = 0
         tasks = _tasks(exp, out, todo)
+        rows: Iterator[dict[str, Any]] = iter(())
         try:
             if client is not None:
                 rows = _dask_rows(client, tasks, f"abm-{exp.fingerprint()[:12]}")
@@ -124,6 +127,9 @@ def run_sweep(
                     on_row(row)
                 store.maybe_compact()
         finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()  # stop the backend (cancel queued runs) before the final compaction
             bar.close()
             store.compact()
         total = time.perf_counter() - start
@@ -163,14 +169,53 @@ def _check_out(exp: Experiment, out: Path, resume: bool) -> None:
                 "missing, or choose another --out"
             )
         return
-    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+    ours = {"experiment.toml", "base_config.toml"}  # a sweep killed before writing sweep.json leaves these
+    if out.is_dir() and any(not p.name.startswith(".") and p.name not in ours for p in out.iterdir()):
         raise UserInputError(f"--out {out}: directory is not empty and holds no sweep (no sweep.json)")
 
 
 def _write_metadata(exp: Experiment, out: Path) -> None:
     atomic_write_text(out / "base_config.toml", exp.base_config.to_toml())
     atomic_write_text(out / "experiment.toml", exp.resolved_toml("base_config.toml"))
-    atomic_write_text(out / "sweep.json", json.dumps(exp.metadata(), indent=2, default=repr) + "\n")
+    meta = {**exp.metadata(), "abm_version": _version(), "code_digest": code_digest()}
+    atomic_write_text(out / "sweep.json", json.dumps(meta, indent=2, default=repr) + "\n")
+
+
+def code_digest() -> str:
+    """A hash of the model's source (abm/**/*.py): a resumed sweep warns when the code changed since it began."""
+    import hashlib
+
+    import abm
+
+    root = Path(abm.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("abm")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _warn_if_code_changed(out: Path) -> None:
+    try:
+        old = json.loads((out / "sweep.json").read_text()).get("code_digest")
+    except (OSError, ValueError):
+        return
+    if old and old != code_digest():
+        print(
+            f"abm: warning: the model's code changed since this sweep began (code digest {old} -> "
+            f"{code_digest()}); resumed rows come from the new code",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # --- tasks ----------------------------------------------------------------------------------------------------

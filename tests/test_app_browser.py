@@ -1,0 +1,251 @@
+"""The teaching page in a real browser (headless Chromium through Playwright), plus its server entry point.
+
+One module-scoped Solara server; one browser session walks through what a lecturer does: load, check the panels,
+move a slider, reset, step, play and pause, break a rule on purpose, switch scenario, compare two runs. Screenshots
+go to pytest's tmp path and one to docs/img/teaching_page.png (the documentation's picture).
+
+Locally these tests skip when Chromium, Playwright or npm is missing; on CI (`CI` set) they fail instead
+(see `browser_helpers.skip_reason`).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from browser_helpers import chromium_page, free_port, serve_solara, skip_reason
+
+from abm.app import text
+from abm.app.figures import PANEL_KEYS
+from abm.app.panels import make_charts
+from abm.app.server import SERVER_ENV, check_port, solara_command
+from abm.app.sim import COMPARISONS, Controls, Simulation, build_config, default_asset, shock_events
+from abm.config import preset_names
+from abm.errors import ConfigError, UserInputError
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+REASON = skip_reason()
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_SCREENSHOT = ROOT / "docs" / "img" / "teaching_page.png"
+VIEWPORT = (1280, 800)
+SLOW_MS = 90_000  # a frame on a busy 2-core CI machine can take seconds; the page itself reports its frame time
+
+
+# --- the server entry point (no browser needed) ------------------------------------------------------------
+
+
+def test_check_port_rejects_a_taken_port() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        with pytest.raises(UserInputError, match=f"port {port} on 127.0.0.1 is already in use"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", free_port())  # a free one passes
+    with pytest.raises(UserInputError, match="between 1 and 65535"):
+        check_port("127.0.0.1", 70000)
+
+
+def test_solara_command_runs_the_page_module() -> None:
+    cmd = solara_command("127.0.0.1", 8765, python="python")
+    assert cmd[:5] == ["python", "-m", "solara", "run", "abm.app.page"]
+    assert "--production" in cmd and "--no-check-version" in cmd
+    assert SERVER_ENV["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] == "False"
+
+
+# --- what the page runs and draws (no browser needed) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_scenario_starts_steps_and_draws(preset: str) -> None:
+    controls = Controls.from_preset(preset, n_traders=60)
+    sim = Simulation.start(controls)
+    assert sim.step(3) == 3 and sim.step_count == 3
+    snaps = sim.snapshots()
+    images = make_charts(sim, default_asset(sim.config)).draw(snaps)
+    assert set(images) == set(PANEL_KEYS)
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
+    assert preset in text.SCENARIOS, f"the page has no explanation paragraph for preset '{preset}'"
+
+
+@pytest.mark.parametrize("key", list(COMPARISONS))
+def test_every_comparison_builds_run_b(key: str) -> None:
+    sim = Simulation.start(Controls.from_preset("crash", n_traders=60).replace(compare=key))
+    assert len(sim.models) == 2 and sim.labels[1].startswith("B")
+    sim.step(2)
+    a, b = sim.snapshots()
+    assert a.step == b.step == 2
+    images = make_charts(sim, "ETH").draw([a, b])
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
+
+
+def test_controls_keep_lt_above_ltv_and_explain_bad_input() -> None:
+    c = Controls.from_preset("crash")
+    raised = c.replace(ltv=0.9)
+    assert raised.liquidation_threshold >= raised.ltv == 0.9
+    lowered = c.replace(liquidation_threshold=0.7)
+    assert lowered.ltv <= lowered.liquidation_threshold == 0.7
+    with pytest.raises(ConfigError, match=r"liquidation_threshold \* \(1 \+ liquidation_bonus\)"):
+        build_config(c.replace(liquidation_threshold=0.95, liquidation_bonus=0.1))
+    with pytest.raises(ConfigError, match="seed"):
+        build_config(c.replace(seed=-1))
+    assert build_config(c.replace(max_leverage=1.0)).traders.leverage_min == 1.0  # the floor follows the cap
+    halved = build_config(c.replace(shock_scale=0.5))
+    assert [ev.size for ev in shock_events(halved)] == pytest.approx([-0.125, -0.075])
+
+
+# --- the page ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with serve_solara("abm.app.page", free_port(), env=SERVER_ENV, cwd=ROOT) as url:
+        yield url
+
+
+def _step_number(page: Page) -> int:
+    match = re.match(r"Step (\d+) /", page.locator(".abm-step-counter").inner_text())
+    assert match, page.locator(".abm-step-counter").inner_text()
+    return int(match.group(1))
+
+
+def _frame_seconds(page: Page) -> float:
+    return float(page.locator(".abm-frame-time").inner_text().split()[1])
+
+
+def _press_slider(page: Page, label_prefix: str, key: str, expected_label: str, attempts: int = 3) -> None:
+    """Press `key` on the slider whose label starts with `label_prefix` until the server echoes `expected_label`.
+
+    The label is drawn by the server, so seeing it proves the server took the value (a key press that lands while
+    the slider is being re-rendered can be lost: then press again).
+    """
+    pattern = re.compile("^" + re.escape(label_prefix))
+    for _ in range(attempts):
+        slider = page.get_by_role("slider", name=pattern)
+        slider.focus()
+        slider.press(key)
+        try:
+            page.locator(f'[role="slider"][aria-label="{expected_label}"]').wait_for(
+                state="attached", timeout=SLOW_MS / attempts
+            )
+            return
+        except Exception:  # playwright's TimeoutError: try again
+            continue
+    raise AssertionError(f"slider {label_prefix!r} never showed {expected_label!r}")
+
+
+def _wait_step(page: Page, predicate: Callable[[int], bool], timeout_s: float = SLOW_MS / 1000) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        step = _step_number(page)
+        if predicate(step) or time.monotonic() > deadline:
+            return step
+        time.sleep(0.1)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+def test_teaching_page(server_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=SLOW_MS)
+    started = time.monotonic()
+    with chromium_page(viewport=VIEWPORT, default_timeout_ms=SLOW_MS) as session:
+        page = session.page
+        page.goto(server_url)
+        counter = page.locator(".abm-step-counter")
+        expect(counter).to_have_text(re.compile(r"^Step 0 / \d+"), timeout=SLOW_MS)
+
+        # every panel is there, with its title, a figure and a caption; the scenario is explained
+        for key, (title, caption) in text.PANELS.items():
+            panel = page.locator(f".abm-panel-{key}")
+            expect(panel).to_be_visible()
+            expect(panel.locator(".abm-panel-title")).to_have_text(title)
+            expect(panel.locator("img")).to_have_attribute("src", re.compile(r"^(blob:|data:)"))
+            expect(panel.locator(".abm-caption")).to_contain_text(caption[:40])
+        expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("crash")[:40])
+        page.screenshot(path=tmp_path / "loaded.png")
+
+        # a slider change waits for Reset; Reset applies it
+        _press_slider(page, "Max leverage", "ArrowRight", "Max leverage: 4.5×")  # the crash preset's 4.0, one notch up
+        expect(page.locator(".abm-pending")).to_be_visible()
+        page.get_by_role("button", name="Reset").click()
+        expect(page.locator(".abm-pending")).to_have_count(0)
+        expect(counter).to_have_text(re.compile(r"^Step 0 /"))
+
+        # Step advances the counter by 'steps per click' and redraws the price panel
+        price = page.locator(".abm-panel-price img")
+        first_src = price.get_attribute("src")
+        for i in (1, 2, 3):
+            page.get_by_role("button", name="Step").click()
+            expect(counter).to_have_text(re.compile(rf"^Step {10 * i} /"))
+        expect(price).not_to_have_attribute("src", first_src or "")
+        frame_s = _frame_seconds(page)
+
+        # Play runs on its own; Pause stops it (one more frame may land)
+        page.get_by_role("button", name="▶").click()
+        expect(page.get_by_role("button", name="❚❚")).to_be_visible()
+        reached = _wait_step(page, lambda s: s >= 60)
+        assert reached >= 60, f"play did not advance (at step {reached})"
+        page.get_by_role("button", name="❚❚").click()
+        expect(page.get_by_role("button", name="▶")).to_be_visible()
+        time.sleep(1.0)
+        paused_at = _step_number(page)
+        time.sleep(2.0)
+        assert _step_number(page) <= paused_at + 10, "the model kept running after pause"
+
+        # a rule broken on purpose is explained on the page, Reset is disabled, no traceback anywhere
+        _press_slider(page, "Liq. bonus", "End", "Liq. bonus: 20.0%")
+        _press_slider(page, "Liq. threshold", "End", "Liq. threshold: 98.0%")
+        error = page.locator(".abm-config-error")
+        expect(error).to_contain_text("liquidation_threshold * (1 + liquidation_bonus)")
+        expect(page.get_by_role("button", name="Reset")).to_be_disabled()
+        _press_slider(
+            page, "ETH LTV", "End", "ETH LTV: 95%"
+        )  # the threshold may not be below the LTV: its slider starts there
+        expect(page.get_by_role("slider", name=re.compile(r"^Liq\. threshold"))).to_have_attribute(
+            "aria-valuemin", "95"
+        )
+        page.screenshot(path=tmp_path / "invalid.png")
+        assert "Traceback" not in page.locator("body").inner_text()
+
+        # switching scenario loads its values (the broken rule is gone) and starts a new run
+        page.get_by_role("button", name=re.compile(r"^Scenario")).click()
+        page.get_by_role("option", name="margin_mix").click()
+        expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("margin_mix")[:40])
+        expect(counter).to_have_text(re.compile(r"^Step 0 /"))
+        expect(error).to_have_count(0)
+        expect(page.get_by_role("button", name=re.compile(r"^Margin mode"))).to_contain_text("mixed")
+        expect(page.get_by_role("button", name=re.compile(r"^Asset shown"))).to_contain_text("SOL")  # the shocked coin
+        page.get_by_role("button", name="Step").click()
+        expect(counter).to_have_text(re.compile(r"^Step 10 /"))
+
+        # comparison mode: same seed, max leverage x2; the lecture's picture (after the crash)
+        page.get_by_role("button", name=re.compile(r"^Scenario")).click()
+        page.get_by_role("option", name="crash").click()
+        expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("crash")[:40])
+        page.get_by_text("Compare with a second run").click()
+        page.get_by_role("button", name="Reset").click()
+        expect(page.locator(".abm-panel-compare")).to_be_visible()
+        expect(page.locator(".abm-panel-compare")).to_contain_text("max leverage ×2")
+        page.locator(".abm-steps-per-click").get_by_role("button", name="60").click()
+        for i in range(1, 6):
+            page.get_by_role("button", name="Step").click()
+            expect(counter).to_have_text(re.compile(rf"^Step {60 * i} /"))
+        page.evaluate("window.scrollTo(0, 0)")
+        page.locator(".abm-sidebar").evaluate("sidebar => { sidebar.scrollTop = 0; }")
+        page.screenshot(path=tmp_path / "compare_1280x800.png")  # what the lecture room sees
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=DOCS_SCREENSHOT, full_page=True)  # every panel, for the documentation
+
+        assert session.errors() == []
+        assert "Traceback" not in page.locator("body").inner_text()
+    print(f"browser walk-through: {time.monotonic() - started:.1f} s; a 10-step frame took {frame_s:.2f} s")

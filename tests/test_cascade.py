@@ -1,0 +1,181 @@
+"""The cascade graph (SPEC 4.2) on hand-built scenarios whose right answer is known exactly.
+
+Three accounts, two risky assets (ETH, BTC), debt in USD:
+- A0 long ETH, liquidated by an exogenous 10% fall of ETH: a root;
+- A1 long ETH, healthy after the fall, liquidated by A0's sale: child of A0;
+- A2 cross-margined long ETH and BTC, healthy after A0's sale, liquidated by A1's sale: child of A1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from abm import ModelConfig, ReflexivityModel, RunResult
+from abm.contagion.attribution import attribute, health_sensitivity
+from abm.contagion.cascade import cascade_graph, cascade_metrics, cascade_table, main_parent_forest
+from abm.invariants import Ledgers
+from abm.run import collect_result
+
+USD, ETH, BTC = 0, 1, 2
+LT = np.array([0.78, 0.825, 0.78])
+
+
+# --- (a) the attribution and graph functions on constructed inputs ---------------------------------------------
+
+
+def test_attribution_and_graph_from_constructed_moves() -> None:
+    # A0: only ETH collateral, USD debt -> d log HF / d log p = (0, 1, 0); its window saw ETH -10%, all exogenous
+    w0 = health_sensitivity(np.array([0, 100e3, 0]), np.array([78e3, 0, 0]), LT)
+    np.testing.assert_allclose(w0, [-1.0, 1.0, 0.0])  # (the USD entry multiplies a USD move, which is always 0)
+    a0 = attribute(w0, np.array([0, -0.10, 0]), np.array([0, -0.10, 0]), {})
+    assert a0.exogenous == pytest.approx(0.10) and a0.endogenous_share == 0.0
+    # A1: ETH -5% in its window: 2% exogenous, 3% the (decayed) impact of A0's sale -> 60% endogenous
+    w1 = health_sensitivity(np.array([0, 50e3, 0]), np.array([35.5e3, 0, 0]), LT)
+    a1 = attribute(w1, np.array([0, -0.05, 0]), np.array([0, -0.02, 0]), {0: np.array([0, -0.03, 0])})
+    assert a1.endogenous_share == pytest.approx(0.6)
+    assert a1.parents() == {0: pytest.approx(1.0)}
+    # A2: ETH 40k and BTC 20k, LT-weighted: 40k * 0.825 = 33000 and 20k * 0.78 = 15600 of 48600
+    w2 = health_sensitivity(np.array([0, 40e3, 20e3]), np.array([42.5e3, 0, 0]), LT)
+    share_eth = 33_000 / 48_600
+    np.testing.assert_allclose(w2[1:], [share_eth, 1 - share_eth])
+    moves = {0: np.array([0, -0.01, 0]), 1: np.array([0, -0.03, 0])}
+    a2 = attribute(w2, np.array([0, -0.05, -0.01]), np.array([0, -0.01, -0.01]), moves)
+    exo = share_eth * 0.01 + (1 - share_eth) * 0.01
+    assert a2.exogenous == pytest.approx(exo)
+    assert a2.by_event == {0: pytest.approx(share_eth * 0.01), 1: pytest.approx(share_eth * 0.03)}
+    assert a2.endogenous_share == pytest.approx(share_eth * 0.04 / (share_eth * 0.04 + exo))
+    assert a2.parents() == {0: pytest.approx(0.25), 1: pytest.approx(0.75)}
+    # the recorder's rule: endogenous when the share is >= 0.5, edges from the parents weighted by their share
+    atts = [a0, a1, a2]
+    events = pd.DataFrame(
+        {
+            "event_id": [0, 1, 2],
+            "step": [4, 5, 6],
+            "account": [0, 1, 2],
+            "repaid_usd": [78e3, 35.5e3, 30e3],
+            "endogenous": [a.endogenous_share >= 0.5 for a in atts],
+            "endogenous_share": [a.endogenous_share for a in atts],
+        }
+    )
+    edges = [(p, i, wt) for i, a in enumerate(atts) if a.endogenous_share >= 0.5 for p, wt in a.parents().items()]
+    g = cascade_graph(events, edges)
+    got = {(u, v): wt for u, v, wt in g.edges(data="weight")}
+    assert got == {(0, 1): pytest.approx(1.0), (0, 2): pytest.approx(0.25), (1, 2): pytest.approx(0.75)}
+    m = cascade_metrics(g)
+    assert m["branching_ratio"] == pytest.approx(2 / 3)  # (1 + 0.25 + 0.75) / 3 events
+    assert m["reflexivity_index"] == pytest.approx((35.5e3 + 30e3) / (78e3 + 35.5e3 + 30e3))
+    # main-parent forest: 2 keeps its heavier parent 1 -> one chain 0 -> 1 -> 2
+    assert sorted(main_parent_forest(g).edges) == [(0, 1), (1, 2)]
+    assert (m["largest_cascade"], m["max_cascade_depth"], m["n_cascades"]) == (3, 2, 1)
+    table = cascade_table(g)
+    assert table.to_dict("records") == [
+        {"root": 0, "size": 3, "depth": 2, "volume_usd": 143.5e3, "first_step": 4, "last_step": 6}
+    ]
+
+
+def test_metrics_of_an_empty_and_a_rootless_forest() -> None:
+    empty = cascade_metrics(nx.DiGraph())
+    assert np.isnan(empty["branching_ratio"]) and empty["largest_cascade"] == 0
+    events = pd.DataFrame({"event_id": [0, 1, 2], "repaid_usd": [1.0, 1.0, 2.0], "endogenous": [False] * 3})
+    g = cascade_graph(events, [])
+    m = cascade_metrics(g)
+    assert (m["branching_ratio"], m["reflexivity_index"], m["largest_cascade"], m["n_cascades"]) == (0.0, 0.0, 1, 3)
+
+
+# --- (b) the same scenario driven through the model ------------------------------------------------------------
+
+
+def scripted_model() -> ReflexivityModel:
+    """A model whose three traders' books are replaced by the scenario's accounts; no randomness left that
+    matters: zero volatility, traders who never act, one liquidator without costs, full close factor, the oracle
+    one step behind the market, permanent impact, ETH -10% at step 3."""
+    cfg = ModelConfig.from_preset(
+        "baseline",
+        {
+            "traders.n_traders": 3,
+            "traders.strategy_mix": {"hodl": 1.0},
+            "traders.risk_mix": {"stubborn": 1.0},
+            "traders.decision_interval_steps": 1e9,
+            "traders.total_equity_usd": 3.0,
+            "assets.ETH.volatility": 0.0,
+            "assets.BTC.volatility": 0.0,
+            "assets.ETH.depth_usd": 1.0e6,
+            "assets.BTC.depth_usd": 1.0e6,
+            "market.impact_half_life_steps": float("inf"),
+            "oracles.latency_steps": 0,
+            "oracles.deviation_threshold": 0.0,
+            "liquidators.n_liquidators": 1,
+            "liquidators.gas_cost_usd": 0.0,
+            "liquidators.min_profit_usd": 0.0,
+            "pool.close_factor": 1.0,
+            "lenders.n_lenders": 1,
+            "scenario.events": [{"kind": "shock", "asset": "ETH", "size": -0.10, "start": 3, "duration": 1}],
+            "check_invariants": True,
+        },
+    )
+    m = ReflexivityModel(cfg, rng=0, steps=8)
+    eng, market = m.engine, m.market
+    prices = m.oracle.prices
+    for acct in range(eng.n):  # the drawn (tiny) books go; the market forgets their impact
+        eng.close_out(acct, prices, 0)
+    market.m[:] = 0.0
+    market.log_p[:] = market.log_f
+    m.log_price_hist[0] = market.log_p
+
+    def fund(holder: int, usd: float) -> None:
+        market.pay_out(USD, usd)
+        m.wallets.credit(holder, USD, usd)
+
+    lender = m.lenders[0]
+    fund(lender.holder, 1e6)
+    m.pool.supply(lender.supplier, lender.holder, USD, 1e6, m.wallets)
+    books = [[(ETH, 100e3, 78e3)], [(ETH, 50e3, 35.5e3)], [(BTC, 20e3, 10e3), (ETH, 40e3, 32.5e3)]]
+    for trader, legs in zip(m.traders, books, strict=True):
+        acct = eng.open_account(trader.holder, "cross")
+        for asset, value, debt in legs:
+            fund(trader.holder, value - debt)
+            assert eng.lever_long(acct, asset, debt, value - debt, prices, 0, genesis=True)
+    m.initial_totals = Ledgers.of(m).totals()
+    m.hf = eng.health(prices)
+    return m
+
+
+@pytest.fixture(scope="module")
+def scripted() -> RunResult:
+    m = scripted_model()
+    for _ in range(m.total_steps):
+        m.step()
+    return collect_result(m, 0.0)
+
+
+def test_model_builds_the_known_cascade(scripted: RunResult) -> None:
+    ev = scripted.events
+    # A0 at step 4 (the oracle sees the fall one step late), A1 at 5, A2 at 6: the new accounts are 3, 4, 5
+    assert ev[["event_id", "step", "account"]].values.tolist() == [[0, 4, 3], [1, 5, 4], [2, 6, 5]]
+    assert ev["endogenous"].tolist() == [False, True, True]
+    np.testing.assert_allclose(ev["endogenous_share"], [0.0, 1.0, 1.0])
+    assert ev["loss_exogenous"].iloc[0] == pytest.approx(-np.log(0.9))  # the whole 10% fall
+    g = scripted.cascade
+    assert sorted(g.edges(data="weight")) == [(0, 1, 1.0), (1, 2, 1.0)]  # A2 does not count A0: it survived it
+    s = scripted.summary
+    assert s["branching_ratio"] == pytest.approx(2 / 3)
+    assert s["reflexivity_index"] == pytest.approx(ev["repaid_usd"].iloc[1:].sum() / ev["repaid_usd"].sum())
+    assert (s["largest_cascade"], s["max_cascade_depth"], s["n_cascades"]) == (3, 2, 1)
+    assert g.nodes[1]["endogenous"] is True and g.nodes[0]["account"] == 3
+
+
+def test_cascade_graphml_round_trip(scripted: RunResult, tmp_path: Path) -> None:
+    out = scripted.save(tmp_path / "run", figures=False)
+    assert (out / "cascade.graphml").exists()
+    back = RunResult.load(out)
+    assert sorted(back.cascade.edges(data="weight")) == sorted(scripted.cascade.edges(data="weight"))
+    for v, data in scripted.cascade.nodes(data=True):
+        for key, value in data.items():
+            assert back.cascade.nodes[v][key] == pytest.approx(value)
+    assert back.events["endogenous"].tolist() == [False, True, True]
+    assert cascade_metrics(back.cascade) == pytest.approx(cascade_metrics(scripted.cascade))

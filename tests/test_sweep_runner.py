@@ -1,0 +1,221 @@
+"""Local sweeps: 1 worker equals 2 workers row for row, order independence, error rows, the output directory rules,
+resume, saved time series, the store's normal form, and the sweep report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from abm.errors import UserInputError
+from abm.sweep.experiment import load_experiment
+from abm.sweep.report import sweep_report
+from abm.sweep.runner import _tasks, run_sweep
+from abm.sweep.store import RunStore, normalise_rows, read_runs
+from abm.sweep.worker import execute
+
+TINY = """
+name = "tiny"
+description = "two points x two replicates, 50 traders, 60 steps"
+base = "crash"
+steps = 60
+replicates = 2
+base_seed = 5
+save_timeseries = [2]
+
+[overrides]
+"traders.n_traders" = 50
+"assets.ETH.volatility" = 1.5
+
+[grid]
+"traders.max_leverage" = [2.0, 4.0]
+"""
+
+TIME_COLUMNS = ["wall_seconds"]
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def table(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "runs.parquet").drop(columns=TIME_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny experiment run in-process (one worker)."""
+    d = tmp_path_factory.mktemp("serial")
+    run_sweep(write(d, TINY), d / "out", workers=1)
+    return d / "out"
+
+
+def test_sweep_writes_every_row_and_metadata(serial: Path) -> None:
+    df = pd.read_parquet(serial / "runs.parquet")
+    assert list(df["run_index"]) == [0, 1, 2, 3]
+    assert list(df["point"]) == [0, 0, 1, 1] and list(df["replicate"]) == [0, 1, 0, 1]
+    assert (df["status"] == "ok").all() and df["error"].isna().all()
+    assert list(df["traders.max_leverage"]) == [2.0, 2.0, 4.0, 4.0]
+    exp = load_experiment(serial / "experiment.toml")
+    assert list(df["seed"]) == [exp.seed(i) for i in range(4)]
+    for col in ("amplification_ETH", "bad_debt_usd", "liquidation_volume_usd", "n_liquidations", "steps"):
+        assert col in df.columns
+    assert (df["steps"] == 60).all()
+    assert not (serial / "parts").exists() and not (serial / ".sweep.lock").exists()
+    meta = json.loads((serial / "sweep.json").read_text())
+    assert meta["n_runs"] == 4 and meta["parameters"] == ["traders.max_leverage"]
+    # save_timeseries = [2]: only run 2 keeps its tables
+    assert sorted(p.name for p in (serial / "runs").iterdir()) == ["run-000002"]
+    ts = pd.read_parquet(serial / "runs" / "run-000002" / "timeseries.parquet")
+    assert len(ts) == 61
+
+
+def test_two_workers_equal_one_worker(serial: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    outcome = run_sweep(write(tmp_path, TINY), out, workers=2)
+    assert outcome.ran == 4 and outcome.failed == 0 and outcome.backend == "2 local processes"
+    pd.testing.assert_frame_equal(table(out), table(serial))
+
+
+def test_rows_do_not_depend_on_execution_order(serial: Path, tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, TINY))
+    tasks = list(_tasks(exp, tmp_path / "unused", range(exp.n_runs)))
+    tasks = [dataclasses.replace(t, save_dir=None) for t in tasks]
+    random.Random(1).shuffle(tasks)
+    rows = [execute(t) for t in reversed(tasks)]
+    got = normalise_rows(rows, exp.parameters).drop(columns=TIME_COLUMNS)
+    pd.testing.assert_frame_equal(got, table(serial))
+
+
+def test_out_directory_rules(serial: Path, tmp_path: Path) -> None:
+    before = (serial / "runs.parquet").read_bytes()
+    same = write(tmp_path, TINY)
+    with pytest.raises(UserInputError, match=r"already holds this experiment.*--resume"):
+        run_sweep(same, serial, workers=1)
+    other = write(tmp_path, TINY.replace("base_seed = 5", "base_seed = 6"), "other.toml")
+    with pytest.raises(UserInputError, match=r"holds a different experiment.*base_seed differ"):
+        run_sweep(other, serial, workers=1, resume=True)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(UserInputError, match="not empty and holds no sweep"):
+        run_sweep(same, tmp_path / "busy", workers=1)
+    assert (serial / "runs.parquet").read_bytes() == before
+    # resuming a complete sweep runs nothing; re-describing it is still the same experiment
+    renamed = write(tmp_path, TINY.replace('description = "two', 'description = "2'), "renamed.toml")
+    outcome = run_sweep(renamed, serial, workers=1, resume=True)
+    assert outcome.ran == 0 and outcome.skipped == 4
+
+
+def test_resume_runs_only_missing_rows(serial: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    exp = load_experiment(write(tmp_path, TINY))
+    run_sweep(exp, out, workers=1)
+    # keep runs 0 and 3 (one in runs.parquet, one as an unmerged part), as if the sweep had been killed
+    store = RunStore(out, exp.parameters)
+    rows = store.rows()
+    from abm.sweep.store import write_table
+
+    write_table(normalise_rows([rows[0]], exp.parameters), out / "runs.parquet")
+    store.add(rows[3])
+    assert store.completed() == {0, 3}
+    seen: list[int] = []
+    outcome = run_sweep(exp, out, workers=1, resume=True, on_row=lambda r: seen.append(r["run_index"]))
+    assert sorted(seen) == [1, 2] and outcome.ran == 2 and outcome.skipped == 2
+    pd.testing.assert_frame_equal(table(out), table(serial))
+
+
+def test_normal_form_is_independent_of_row_order(serial: Path) -> None:
+    rows = RunStore(serial).rows()
+    a = normalise_rows(rows, ["traders.max_leverage"])
+    b = normalise_rows(list(reversed(rows)), ["traders.max_leverage"])
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, pd.read_parquet(serial / "runs.parquet"))
+
+
+def test_failing_run_is_an_error_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "good.csv").write_text("step,price\n0,3000\n1,2990\n2,2950\n")
+    (tmp_path / "bad.csv").write_text("step,price\n0,3000\n1,oops\n")  # exists, so the config validates
+    text = """
+name = "failing"
+base = "baseline"
+steps = 20
+[overrides]
+"traders.n_traders" = 30
+[grid]
+"scenario.events" = [
+  [{kind = "replay", asset = "ETH", path = "good.csv"}],
+  [{kind = "replay", asset = "ETH", path = "bad.csv"}],
+]
+"""
+    out = tmp_path / "out"
+    outcome = run_sweep(write(tmp_path, text), out, workers=1)
+    assert outcome.ran == 2 and outcome.failed == 1
+    df = pd.read_parquet(out / "runs.parquet")
+    assert list(df["status"]) == ["ok", "error"]
+    assert df["error"].iloc[0] is pd.NA or pd.isna(df["error"].iloc[0])
+    assert "UserInputError" in df["error"].iloc[1] and "not a number" in df["error"].iloc[1]
+    assert pd.isna(df["bad_debt_usd"].iloc[1]) and df["bad_debt_usd"].iloc[0] == 0.0
+    assert "good.csv" in df["scenario.events"].iloc[0]  # list values are stored as JSON text
+    report = sweep_report(out).read_text()
+    assert "Failed runs (1)" in report and "not a number" in report
+
+
+def test_grid_report(serial: Path, tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    text = TINY.replace("save_timeseries = [2]\n", "").replace(
+        '"traders.max_leverage" = [2.0, 4.0]', '"traders.max_leverage" = [2.0, 4.0]\n"market.depth_scale" = [0.5, 1.0]'
+    )
+    text = text.replace("replicates = 2", "replicates = 1")
+    text += '[report]\nmetrics = ["max_drawdown_ETH", "bad_debt_usd", "amplification_ETH"]\n'
+    run_sweep(write(tmp_path, text), out, workers=1)
+    report = sweep_report(out)
+    body = report.read_text()
+    figs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert "heatmap_max_drawdown_ETH.png" in figs and "lines_max_drawdown_ETH.png" in figs
+    for name in figs:
+        assert f"figures/{name}" in body
+    assert "## Findings" in body and "Cell means" in body
+    assert "Bad debt vs amplification" not in body or "Spearman" in body
+
+
+def test_sobol_report(tmp_path: Path) -> None:
+    text = """
+name = "tiny_sobol"
+base = "baseline"
+steps = 40
+base_seed = 2
+[overrides]
+"traders.n_traders" = 30
+[design]
+kind = "sobol"
+n = 2
+[design.bounds]
+"assets.ETH.volatility" = [0.3, 2.0]
+"market.depth_scale" = [0.5, 2.0]
+[report]
+metrics = ["max_drawdown_ETH", "bad_debt_usd"]
+"""
+    out = tmp_path / "out"
+    run_sweep(write(tmp_path, text), out, workers=1)
+    assert len(read_runs(out)) == 8  # N (D + 2)
+    body = sweep_report(out).read_text()
+    assert (out / "figures" / "sobol_indices.png").exists()
+    assert "## Sobol sensitivity" in body and "S1" in body
+    assert "bad_debt_usd: skipped (the same value at every point)" in body
+    assert (out / "figures" / "design_max_drawdown_ETH.png").exists()
+
+
+def test_resume_warns_when_the_code_changed(
+    serial: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert json.loads((serial / "sweep.json").read_text())["code_digest"]
+    monkeypatch.setattr("abm.sweep.runner.code_digest", lambda: "0123456789abcdef")
+    outcome = run_sweep(write(tmp_path, TINY), serial, workers=1, resume=True)
+    assert outcome.ran == 0
+    assert "code changed since this sweep began" in capsys.readouterr().err
