@@ -35,7 +35,7 @@ def test_keyword_parameters_map_dotted_names_for_batch_run() -> None:
     model = ReflexivityModel(preset="crash", rng=1, steps=3, traders__n_traders=50, traders__max_leverage=2.0)
     assert model.config.traders.n_traders == 50
     assert model.config.traders.max_leverage == 2.0
-    with pytest.raises(ConfigError, match="did you mean 'traders.max_leverage'"):
+    with pytest.raises(ConfigError, match=r"did you mean 'traders\.max_leverage'"):
         ReflexivityModel(preset="crash", rng=1, traders__max_leverag=2.0)
 
 

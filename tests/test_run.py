@@ -44,7 +44,7 @@ def test_events_and_summary_have_the_contract_names(crash: RunResult) -> None:
     assert list(crash.events.columns[: len(SPEC_EVENTS)]) != []
     for col in SPEC_EVENTS:
         assert col in crash.events.columns
-    for key in SPEC_SUMMARY + ["max_drawdown_ETH", "amplification_ETH", "max_drawdown_BTC", "amplification_BTC"]:
+    for key in [*SPEC_SUMMARY, "max_drawdown_ETH", "amplification_ETH", "max_drawdown_BTC", "amplification_BTC"]:
         assert key in crash.summary
     assert crash.summary["n_liquidations"] == len(crash.events)
     assert crash.summary["liquidation_volume_usd"] == pytest.approx(crash.timeseries["liquidation_volume_usd"].sum())

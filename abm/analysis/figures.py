@@ -7,13 +7,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from abm.config import ModelConfig  # noqa: E402
-from abm.observation import HF_BIN_EDGES  # noqa: E402
+from abm.config import ModelConfig
+from abm.observation import HF_BIN_EDGES
 
 DPI = 110
 

@@ -83,7 +83,7 @@ def summarise(timeseries: pd.DataFrame, events: pd.DataFrame, risky: list[str], 
             timeseries[f"price_{s}"].to_numpy(), timeseries[f"fundamental_{s}"].to_numpy()
         )
     out["liquidation_volume_usd"] = float(timeseries["liquidation_volume_usd"].sum())
-    out["n_liquidations"] = int(len(events))
+    out["n_liquidations"] = len(events)
     out["n_accounts_liquidated"] = int(events["account"].nunique()) if len(events) else 0
     last = timeseries.iloc[-1]
     out["bad_debt_usd"] = float(last["bad_debt_usd"])
