@@ -52,3 +52,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_text_file(path: str | Path, what: str, error: type[Exception]) -> str:
+    """A UTF-8 text file's contents; a missing or unreadable file raises `error` with one line naming `what`."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} '{p}' does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise error(f"{what} '{p}' cannot be read: {exc}") from None

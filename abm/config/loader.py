@@ -70,14 +70,9 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file; a missing or malformed file is a one-line `ConfigError` (with the line number)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file '{p}' does not exist") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file '{p}' cannot be read: {exc}") from None
-    return _parse_toml(text, str(p))
+    from abm.io import read_text_file
+
+    return _parse_toml(read_text_file(path, "config file", ConfigError), str(Path(path)))
 
 
 def parse_value(text: str) -> Any:

@@ -257,14 +257,10 @@ class Experiment:
 
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; raise a one-line `UserInputError`/`ConfigError` on any problem."""
+    from abm.io import read_text_file
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserInputError(f"experiment file '{p}' does not exist") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"experiment file '{p}' cannot be read: {exc}") from None
-    return parse_experiment(text, source=p)
+    return parse_experiment(read_text_file(p, "experiment file", UserInputError), source=p)
 
 
 def parse_experiment(text: str, source: Path | None = None) -> Experiment:
