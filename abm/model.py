@@ -217,7 +217,7 @@ class ReflexivityModel(mesa.Model):
             self.wallets.credit(trader.holder, 0, trader.initial_equity)
             self.market.pay_out(0, trader.initial_equity)
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
-        self.initial_totals = Ledgers.of(self).totals()
+        self.initial_ledgers = Ledgers.of(self)  # the reference for conservation and its tolerances
 
         # --- clocks and bookkeeping -----------------------------------------------------------------------
         mean = tcfg.decision_interval_steps

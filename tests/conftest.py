@@ -34,14 +34,21 @@ class System:
         self.wallets.credit(holder, asset, amount)
 
     def totals(self) -> np.ndarray:
-        """Tokens per asset over every ledger: wallets, accounts' collateral, pool cash, the outside market."""
+        """Tokens per asset over every ledger: wallets, accounts' collateral, pool cash, the outside world's change."""
         eng = self.engine
         return (
             self.wallets.balances.sum(axis=0)
             + eng.collateral[: eng.n].sum(axis=0)
             + self.pool.cash
-            + (self.market.inventory)
+            + self.market.world_net
         )
+
+    def assert_conserved(self, before: np.ndarray) -> None:
+        """`totals()` equal `before` to float residue: 1e-12 of the tokens inside the model (the world's change
+        starts at 0, so a relative tolerance on the totals themselves would mean nothing)."""
+        eng = self.engine
+        inside = self.wallets.balances.sum(axis=0) + eng.collateral[: eng.n].sum(axis=0) + self.pool.cash
+        np.testing.assert_allclose(self.totals(), before, rtol=0, atol=1e-12 * max(float(inside.max()), 1.0))
 
 
 SystemFactory = Callable[..., System]

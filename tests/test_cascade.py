@@ -140,7 +140,7 @@ def scripted_model() -> ReflexivityModel:
         for asset, value, debt in legs:
             fund(trader.holder, value - debt)
             assert eng.lever_long(acct, asset, debt, value - debt, prices, 0, genesis=True)
-    m.initial_totals = Ledgers.of(m).totals()
+    m.initial_ledgers = Ledgers.of(m)
     m.hf = eng.health(prices)
     return m
 

@@ -55,36 +55,16 @@ def debt_ledger_gap(model: ReflexivityModel) -> np.ndarray:
     return np.abs(booked - model.pool.scaled_borrows)
 
 
-def check_model(model: ReflexivityModel, scale: np.ndarray) -> None:
-    """`check_invariants`, minus its known false positives (see the xfail tests below): its pool-identity and
-    debt-ledger tolerances are relative to the reserve's current size, so a reserve emptied to ~0 fails on float
-    residue left by the ~1e9 it carried. Such a failure is let through only if the gap is below 1e-12 of `scale`
-    (the model's holdings at the start); any other failure is raised."""
-    try:
-        check_invariants(model)
-    except InvariantError as exc:
-        message = str(exc)
-        if ": debt ledger of " in message:
-            residue = (debt_ledger_gap(model) <= 1e-12 * scale).all()
-        elif ": pool identity of " in message:
-            residue = (np.abs(model.pool.identity_gap()) <= 1e-12 * scale).all()
-        else:
-            residue = False
-        if not residue:
-            raise
-
-
 def assert_books_balance(model: ReflexivityModel, scale: np.ndarray) -> None:
     """The invariants, checked independently of `check_invariants` (which is checked too).
 
-    Conservation is held to 1e-9 of the tokens inside the model plus the rounding of the outside world's large
-    inventory (a few ulps per trade), so a leak of a few dollars is seen, not only one of a million. The pool's
-    identities allow float residue of 1e-12 of `scale`, the model's holdings at the start.
+    Conservation is held to 1e-9 of the tokens inside the model, so a leak of a few dollars is seen, not only one of
+    a million. The pool's identities allow float residue of 1e-12 of `scale`, the model's holdings at the start.
     """
     ledgers = Ledgers.of(model)
-    inside = ledgers.wallets + ledgers.collateral + ledgers.pool_cash
-    drift = np.abs(ledgers.totals() - model.initial_totals)
-    tol = 1e-9 * np.maximum(inside, 1.0) + 1e-13 * ledgers.market
+    inside = ledgers.inside()
+    drift = np.abs(ledgers.totals() - model.initial_ledgers.totals())
+    tol = 1e-9 * np.maximum(inside, 1.0)
     assert (drift <= tol).all(), f"conservation: drift {drift} > tolerance {tol}"
     pool, engine = model.pool, model.engine
     gap = np.abs(pool.identity_gap())
@@ -330,7 +310,7 @@ class LeveragedMarketMachine(RuleBasedStateMachine):
 
     @invariant()
     def books_balance(self) -> None:
-        check_model(self.model, self.scale)
+        check_invariants(self.model)
         assert_books_balance(self.model, self.scale)
 
 
@@ -395,7 +375,7 @@ def test_pool_identity_holds_under_random_operations(
             i = int(y * len(loans)) % len(loans)
             pool.write_off(0, i, usd, max(loans.pop(i), 0.0), 1.0, s.market)
         np.testing.assert_allclose(pool.cash + pool.borrows, pool.supplied + pool.reserves, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(s.totals(), totals, rtol=1e-12)
+        s.assert_conserved(totals)
         assert pool.cash[usd] >= 0 and pool.reserves[usd] >= 0 and (s.wallets.balances >= 0).all()
         assert math.isfinite(pool.supply_index[usd]) and pool.supply_index[usd] > 0
         u = pool.utilisation()[usd]
@@ -469,14 +449,6 @@ def repay_every_debt(model: ReflexivityModel) -> None:
     assert not engine.scaled_debt[: engine.n].any()
 
 
-FALSE_POSITIVE = (
-    "check_invariants' pool-identity and debt-ledger tolerances (1e-7 of the reserve's current size) do not cover "
-    "the float residue (~1e-7..1e-6) a reserve keeps of the ~1e9 it carried once it is emptied (fix: scale them by "
-    "the reserve's initial size)"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=InvariantError, reason=FALSE_POSITIVE)
 def test_debt_ledger_check_tolerates_rounding_after_every_debt_is_repaid() -> None:
     model = small_model(3)
     repay_every_debt(model)
@@ -484,7 +456,6 @@ def test_debt_ledger_check_tolerates_rounding_after_every_debt_is_repaid() -> No
     check_invariants(model)
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantError, reason=FALSE_POSITIVE)
 def test_pool_identity_check_tolerates_rounding_in_an_emptied_pool() -> None:
     model = small_model(5)
     repay_every_debt(model)
@@ -511,6 +482,12 @@ def corrupt_eth_cash(m: ReflexivityModel) -> None:
     m.pool.cash[1] += 2.5  # 2.5 ETH appear in the ETH reserve's cash from nowhere
 
 
+def corrupt_pool_cash_taken(m: ReflexivityModel) -> None:
+    # tokens conserved (2.5 ETH move from the reserve's cash to a wallet), but the pool's books no longer balance
+    m.pool.cash[1] -= 2.5
+    m.wallets.credit(0, 1, 2.5)
+
+
 def corrupt_wallet(m: ReflexivityModel) -> None:
     m.wallets.credit(0, 0, 5e6)  # $5M minted into trader 0's wallet
 
@@ -524,9 +501,9 @@ def corrupt_debt(m: ReflexivityModel) -> None:
 
 
 def corrupt_negative(m: ReflexivityModel) -> None:
-    # tokens conserved, but a wallet goes below 0 (by more than the check's tolerance, 1e-9 of the world's ETH)
-    m.market.inventory[1] += m.wallets.balances[0, 1] + 1000.0
-    m.wallets.balances[0, 1] = -1000.0
+    # tokens conserved, but a wallet goes below 0 by a whole ETH (the tolerance is 1e-9 of the model's ETH)
+    m.market.world_net[1] += m.wallets.balances[0, 1] + 1.0
+    m.wallets.balances[0, 1] = -1.0
 
 
 def corrupt_price(m: ReflexivityModel) -> None:
@@ -536,11 +513,15 @@ def corrupt_price(m: ReflexivityModel) -> None:
 @pytest.mark.parametrize(
     ("corrupt", "pattern"),
     [
-        (corrupt_eth_cash, r"^step 5: pool identity of ETH broken: cash .*250002\.5.* \+ borrows .* != supplied .*"),
+        (corrupt_eth_cash, r"^step 5: conservation of ETH broken: total .* \(wallets .*, pool cash .*250002\.5.*"),
+        (
+            corrupt_pool_cash_taken,
+            r"^step 5: pool identity of ETH broken: cash .*249997\.5.* \+ borrows .* != supplied .*",
+        ),
         (corrupt_wallet, r"^step 5: conservation of USD broken: total .* vs initial .* \(wallets .*, collateral .*"),
         (corrupt_borrows, r"^step 5: pool identity of USD broken: cash .* \+ borrows .* != supplied .* \+ reserves"),
         (corrupt_debt, r"^step 5: debt ledger of USD: accounts owe .* \(scaled\), pool books .*"),
-        (corrupt_negative, r"^step 5: negative balance in wallets: ETH = .*-1000\.0"),
+        (corrupt_negative, r"^step 5: negative balance in wallets: ETH = .*\(-1\.0\)$"),
         (corrupt_price, r"^step 5: oracle price of BTC is .*nan"),
     ],
 )
@@ -552,12 +533,9 @@ def test_check_invariants_names_step_ledger_and_amounts(
         check_invariants(stepped_model)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conservation tolerance is 1e-9 of totals that include the outside world's $1e15 inventory, so leaks "
-    "below ~$1M per asset pass unseen (fix: tolerance relative to the in-model holdings)",
-)
-def test_conservation_check_sees_a_fifty_thousand_dollar_leak(stepped_model: ReflexivityModel) -> None:
-    stepped_model.wallets.credit(0, 0, 50_000.0)
+@pytest.mark.parametrize("leak_usd", [10.0, 50_000.0])
+def test_conservation_check_sees_a_small_leak(stepped_model: ReflexivityModel, leak_usd: float) -> None:
+    # the outside world holds $1e15; the check must measure against the model's own ~$1e9, not that
+    stepped_model.wallets.credit(0, 0, leak_usd)
     with pytest.raises(InvariantError, match="conservation of USD"):
         check_invariants(stepped_model)

@@ -51,7 +51,7 @@ def test_supply_and_withdraw(make_system: SystemFactory) -> None:
     # a supplier cannot take more than its balance; nothing is "blocked" by that
     assert s.pool.withdraw(0, 0, ETH, 100.0, s.wallets, price=3000.0) == pytest.approx(2.5)
     assert s.pool.withdrawals_blocked_usd == 0.0
-    np.testing.assert_allclose(s.totals(), before)
+    s.assert_conserved(before)
     assert_identity(s)
 
 
@@ -120,7 +120,7 @@ def test_withdraw_limited_by_cash_records_blocked_usd(make_system: SystemFactory
     # with no cash left, supplier 1's whole request is blocked (valued at the given price)
     assert s.pool.withdraw(1, 1, USD, 100.0, s.wallets, price=0.99) == 0.0
     assert s.pool.withdrawals_blocked_usd == pytest.approx(520.0 + 99.0)
-    np.testing.assert_allclose(s.totals(), before)
+    s.assert_conserved(before)
     assert_identity(s)
 
 
@@ -151,7 +151,7 @@ def test_write_off_socialize_reserves_first_then_supply_index_haircut(make_syste
     assert_identity(s)
     # the remaining loan (455 scaled) is all the pool's borrows now; no token moved
     assert s.pool.borrows[USD] == pytest.approx(455 * 1.09)
-    np.testing.assert_allclose(s.totals(), before)
+    s.assert_conserved(before)
 
 
 def test_write_off_dilute_keeps_lenders_whole(make_system: SystemFactory) -> None:
@@ -169,7 +169,7 @@ def test_write_off_dilute_keeps_lenders_whole(make_system: SystemFactory) -> Non
     assert s.market.inventory[USD] == pytest.approx(world_before - 493.12)
     assert s.pool.dilution_usd == pytest.approx(493.12)
     assert_identity(s)
-    np.testing.assert_allclose(s.totals(), before)  # the tokens came from the outside ledger
+    s.assert_conserved(before)  # the tokens came from the outside ledger
 
 
 def test_write_off_of_everything_lent_leaves_the_reserve_usable(make_system: SystemFactory) -> None:

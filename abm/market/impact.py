@@ -3,7 +3,8 @@
 Market price p_k = f_k * exp(m_k): m_k is the accumulated log impact of every trade, decaying toward 0 with a
 half-life (linear and sqrt models). The cpmm model keeps real x*y=k reserves; its price is y/x, and arbitrage pulls
 the pool toward the fundamental by a fraction per step (that is its decay). Every trade has this market as its
-counterparty, so `inventory` (tokens the rest of the world holds here) makes token conservation checkable.
+counterparty, so its ledger (`world_net`, tokens the rest of the world has gained since the start) makes token
+conservation checkable.
 Impact is recorded per source ('disc' for discretionary trades, 'liq' for liquidation sales, with the event id)
 so the cascade graph can attribute price moves (SPEC 4.2).
 """
@@ -25,7 +26,7 @@ from abm.protocol import (
 
 LINEAR, SQRT, CPMM = 0, 1, 2
 _MODEL_CODES = {"linear": LINEAR, "sqrt": SQRT, "cpmm": CPMM}
-# The rest of the world's holdings, in USD of value per asset: large enough never to run dry.
+# The rest of the world's holdings at the start, in USD of value per asset: large enough never to run dry.
 WORLD_INVENTORY_USD = 1.0e15
 MAX_PATH_FRACTION = 0.999  # a linear-impact buy may not ask for more tokens than the path can ever supply
 
@@ -40,9 +41,13 @@ class Market:
         self.model_code = np.zeros(n, dtype=np.int64)
         self.m = np.zeros(n)  # accumulated log impact
         self.log_f = log_fundamental.copy()
-        self.inventory = np.zeros(n)
-        self.inventory[0] = WORLD_INVENTORY_USD
-        self.inventory[1:] = WORLD_INVENTORY_USD / np.exp(log_fundamental[1:])
+        # The outside ledger is kept as the world's net change since the start (tokens), not as its 1e15 balance:
+        # rounding then stays at the scale of the model's own flows, so conservation can be checked to 1e-9 of
+        # the in-model holdings instead of to an ulp of 1e15 per trade.
+        self.world_start = np.zeros(n)
+        self.world_start[0] = WORLD_INVENTORY_USD
+        self.world_start[1:] = WORLD_INVENTORY_USD / np.exp(log_fundamental[1:])
+        self.world_net = np.zeros(n)
         self.amm_x = np.zeros(n)  # cpmm: token reserve
         self.amm_y = np.zeros(n)  # cpmm: USD reserve
         self.depth_factor = np.ones(n)  # thinning multiplier on depth (1 = calm)
@@ -79,6 +84,11 @@ class Market:
         self.eta = mkt.depth_vol_elasticity
         self.min_depth_fraction = mkt.min_depth_fraction
         self.ewma_alpha = 2.0 / (mkt.vol_window_steps + 1.0)
+
+    @property
+    def inventory(self) -> np.ndarray:
+        """Tokens the rest of the world holds, per asset (a copy; the ledger itself is `world_net`)."""
+        return self.world_start + self.world_net
 
     # --- prices -----------------------------------------------------------------------------------------
 
@@ -239,11 +249,11 @@ class Market:
         """Execute a `genesis_quote` against the market ledger (no price impact)."""
         out = self.genesis_quote(k, amount)
         if amount >= 0:
-            self.inventory[0] += amount
-            self.inventory[k] -= out
+            self.world_net[0] += amount
+            self.world_net[k] -= out
         else:
-            self.inventory[k] += -amount
-            self.inventory[0] -= -out
+            self.world_net[k] += -amount
+            self.world_net[0] -= -out
         return out
 
     def _execute(self, k: int, usd_in: float, tokens_out: float, source: str, event_id: int, step: int) -> None:
@@ -262,9 +272,9 @@ class Market:
             self.amm_y[k] += usd_in
             self.amm_x[k] -= tokens_out
         self._sync_price(k)
-        self.inventory[0] += usd_in
-        self.inventory[k] -= tokens_out
-        if self.inventory[0] < 0 or self.inventory[k] < 0:
+        self.world_net[0] += usd_in
+        self.world_net[k] -= tokens_out
+        if self.world_net[0] < -self.world_start[0] or self.world_net[k] < -self.world_start[k]:
             raise InvariantError(f"market ledger: negative inventory after trade in {self.symbols[k]}")
         dm = float(self.log_p[k] - before)
         self.dm_step[source][k] += dm
@@ -273,10 +283,10 @@ class Market:
 
     def pay_out(self, k: int, amount: float) -> None:
         """The rest of the world hands `amount` tokens of asset k into the model (fresh equity, dilution sales)."""
-        if amount > self.inventory[k]:
+        if amount > self.world_start[k] + self.world_net[k]:
             raise InvariantError(f"market ledger: cannot hand over {amount} {self.symbols[k]}")
-        self.inventory[k] -= amount
+        self.world_net[k] -= amount
 
     def receive(self, k: int, amount: float) -> None:
         """The rest of the world receives `amount` tokens of asset k (gas paid to validators, fees)."""
-        self.inventory[k] += amount
+        self.world_net[k] += amount
