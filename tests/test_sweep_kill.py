@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from abm.sweep.runner import run_sweep
 from abm.sweep.store import RunStore
@@ -34,12 +35,13 @@ base_seed = 99
 """
 
 
-def test_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path: Path, workers: int) -> None:
     exp = tmp_path / "exp.toml"
     exp.write_text(EXPERIMENT)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [ABM, "sweep", str(exp), "--out", str(killed), "--workers", "1"],
+        [ABM, "sweep", str(exp), "--out", str(killed), "--workers", str(workers)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -63,6 +65,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
     done = RunStore(killed).completed()
     assert 3 <= len(done) < N_RUNS
 
+    # at once: two (forked) workers of the killed sweep may still be finishing their runs
     outcome = run_sweep(exp, killed, workers=1, resume=True)
     assert outcome.skipped == len(done) and outcome.ran == N_RUNS - len(done)
 

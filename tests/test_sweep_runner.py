@@ -3,18 +3,25 @@ resume, saved time series, the store's normal form, and the sweep report."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from abm.errors import UserInputError
+from abm.io import atomic_write_parquet
 from abm.sweep.experiment import load_experiment
 from abm.sweep.report import sweep_report
-from abm.sweep.runner import _tasks, run_sweep
+from abm.sweep.runner import _start_method, _tasks, run_sweep
 from abm.sweep.store import RunStore, normalise_rows, read_runs
 from abm.sweep.worker import execute
 
@@ -76,11 +83,79 @@ def test_sweep_writes_every_row_and_metadata(serial: Path) -> None:
     assert len(ts) == 61
 
 
-def test_two_workers_equal_one_worker(serial: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_two_workers_equal_one_worker(
+    serial: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    monkeypatch.setattr("abm.sweep.runner._start_method", lambda: method)
     out = tmp_path / "out"
     outcome = run_sweep(write(tmp_path, TINY), out, workers=2)
-    assert outcome.ran == 4 and outcome.failed == 0 and outcome.backend == "2 local processes"
+    assert outcome.ran == 4 and outcome.failed == 0 and outcome.backend == f"2 local processes ({method})"
     pd.testing.assert_frame_equal(table(out), table(serial))
+
+
+def test_workers_are_forked_only_without_other_threads() -> None:
+    # a fresh interpreter runs only its main thread (this test process may hold threads of earlier tests)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from abm.sweep.runner import _start_method; print(_start_method())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert fresh == ("fork" if sys.platform == "linux" else "spawn")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)  # e.g. a progress bar's monitor, a notebook kernel's I/O
+    thread.start()
+    try:
+        assert _start_method() == "spawn"
+    finally:
+        stop.set()
+        thread.join()
+
+
+ORPHANED_WORKER = """
+import os, sys, time
+from abm.sweep.runner import worker_pool
+from abm.sweep.store import RunStore
+
+store = RunStore(sys.argv[1])
+store.lock()
+pool, method = worker_pool(2, store.lock_fileno())
+assert method == "fork", method
+pool.submit(time.sleep, 60)  # a long run, still going when its sweep dies
+print(" ".join(str(pid) for pid in pool._processes), flush=True)
+time.sleep(0.5)
+os.kill(os.getpid(), 9)  # the sweep is killed: its lock is never released by hand
+"""
+
+
+def test_forked_workers_do_not_keep_a_killed_sweeps_lock(tmp_path: Path) -> None:
+    if sys.platform != "linux":
+        pytest.skip("workers are forked on Linux only")
+    # read only the first line: the orphans keep the pipe open, so waiting for its end would wait for them
+    with subprocess.Popen(
+        [sys.executable, "-c", ORPHANED_WORKER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    try:
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)  # a worker still runs its task
+        store = RunStore(tmp_path)
+        store.lock()  # --resume may start: the dead sweep's lock is free although its workers live on
+        store.unlock()
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_rows_do_not_depend_on_execution_order(serial: Path, tmp_path: Path) -> None:
@@ -119,9 +194,7 @@ def test_resume_runs_only_missing_rows(serial: Path, tmp_path: Path) -> None:
     # keep runs 0 and 3 (one in runs.parquet, one as an unmerged part), as if the sweep had been killed
     store = RunStore(out, exp.parameters)
     rows = store.rows()
-    from abm.sweep.store import write_table
-
-    write_table(normalise_rows([rows[0]], exp.parameters), out / "runs.parquet")
+    atomic_write_parquet(normalise_rows([rows[0]], exp.parameters), out / "runs.parquet")
     store.add(rows[3])
     assert store.completed() == {0, 3}
     seen: list[int] = []

@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from abm.config import ModelConfig
+from abm.io import save_figure
 from abm.observation import HF_BIN_EDGES
 
 DPI = 110
@@ -23,10 +24,7 @@ def _hours(ts: pd.DataFrame, config: ModelConfig) -> pd.Series:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, DPI, tight_layout=True)
 
 
 def run_figures(

@@ -18,6 +18,7 @@ import seaborn as sns
 
 from abm.contagion.cascade import main_parent_forest
 from abm.contagion.exposure import asset_node as asset_node_id
+from abm.io import save_figure
 
 LIQUIDATED = "#c0392b"
 SPARED = "#95a5a6"
@@ -25,11 +26,7 @@ DPI = 130
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, DPI, trim=True)
 
 
 # --- cascade trees ---------------------------------------------------------------------------------------------

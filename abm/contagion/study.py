@@ -14,13 +14,14 @@ events.parquet (one row per liquidation: step, account, endogenous share, ...).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import sys
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from abm.contagion.hawkes import (
     jitter_steps,
     step_counts,
 )
+from abm.io import atomic_dir, atomic_write_bytes, atomic_write_parquet, atomic_write_text
 
 HAWKES_WINDOW_STEPS = 30  # count window of the variance estimator (steps): well above the model's trigger delays
 WIPED_OUT = 0.05  # an account (trader) is wiped out when it ends with less than 5% of its initial equity
@@ -251,10 +253,11 @@ def run_study(
     rows, cascades, events = _execute(tasks, workers, exp.name if progress else None)
     runs = pd.DataFrame(rows).sort_values("run_index").reset_index(drop=True)
     casc = pd.DataFrame(cascades)
-    runs.to_parquet(target / "runs.parquet", index=False)
-    casc.to_parquet(target / "cascades.parquet", index=False)
-    pd.DataFrame(events).to_parquet(target / "events.parquet", index=False)
-    (target / "experiment.toml").write_text(Path(experiment).read_text())
+    with atomic_dir(target) as tmp:  # the experiment's tables appear together or not at all
+        runs.to_parquet(tmp / "runs.parquet", index=False)
+        casc.to_parquet(tmp / "cascades.parquet", index=False)
+        pd.DataFrame(events).to_parquet(tmp / "events.parquet", index=False)
+        (tmp / "experiment.toml").write_text(Path(experiment).read_text())
     return runs, casc
 
 
@@ -271,12 +274,10 @@ def _execute(tasks: list[tuple], workers: int, name: str | None) -> tuple[list[d
             events.extend(ev)
             _say(name, k, len(tasks), start)
         return rows, cascades, events
-    import multiprocessing
+    from abm.sweep.runner import worker_pool
 
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")  # one BLAS thread per worker process: no oversubscription
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool, _ = worker_pool(workers)
+    with pool:
         futures = [pool.submit(run_task_full, *t) for t in tasks]
         for k, fut in enumerate(as_completed(futures), start=1):
             row, casc, ev = fut.result()
@@ -348,8 +349,10 @@ def illustrate(out_dir: str | Path, seed: int = 7, steps: int = 480, shock_step:
     result = collect_result(model, 0.0)
     liquidated = set(result.events["account"].astype(int))
     table["liquidated"] = table["account"].isin(liquidated)
-    table.to_parquet(out / "debtrank.parquet", index=False)
-    nx.write_graphml(graph, out / "exposure.graphml")
+    atomic_write_parquet(table, out / "debtrank.parquet")
+    graphml = io.BytesIO()
+    nx.write_graphml(graph, graphml)
+    atomic_write_bytes(out / "exposure.graphml", graphml.getvalue())
     draw_exposure_network(
         graph,
         out / "exposure_network.png",
@@ -566,7 +569,7 @@ def make_report(out_dir: str | Path = "results/contagion") -> Path:
         table = pd.DataFrame(rows).set_index("preset")
         numbers["hawkes"] = table.to_dict()
         plot_hawkes_vs_truth(hk[hk["n_liquidations"] >= MIN_EVENTS], out / "hawkes_vs_truth.png", present)
-        hk.to_csv(out / "hawkes_runs.csv", index=False)
+        atomic_write_text(out / "hawkes_runs.csv", hk.to_csv(index=False))
         sections.append(
             "## Hawkes check: branching ratio from liquidation times alone vs the cascade graph "
             "(400 traders, 1440 steps, 10 seeds per preset)\n\n"
@@ -695,9 +698,9 @@ def make_report(out_dir: str | Path = "results/contagion") -> Path:
             + markdown_table(table)
             + "\n\n![margin modes](margin_modes.png)\n"
         )
-    (out / "numbers.json").write_text(json.dumps(numbers, indent=1, default=str) + "\n")
+    atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=1, default=str) + "\n")
     path = out / "tables.md"
-    path.write_text("# Contagion study: tables\n\n" + "\n\n".join(sections) + "\n")
+    atomic_write_text(path, "# Contagion study: tables\n\n" + "\n\n".join(sections) + "\n")
     return path
 
 

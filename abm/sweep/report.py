@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter
 from scipy.stats import spearmanr
 
 from abm.errors import UserInputError
-from abm.io import atomic_write_text
+from abm.io import atomic_write_text, save_figure
 from abm.sweep.store import read_runs
 
 DPI = 110
@@ -459,10 +459,7 @@ def _lines(ok: pd.DataFrame, metric: str, x: str, hue: str | None, facet: str | 
     if facet is not None:
         g.set_titles("{col_name}")
     g.figure.suptitle(f"{_label(metric)}: mean and 95% CI over replicates", y=1.02, fontsize=11)
-    path = fig_dir / f"lines_{_slug(metric)}.png"
-    g.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(g.figure)
-    return path
+    return save_figure(g.figure, fig_dir / f"lines_{_slug(metric)}.png", DPI, trim=True)
 
 
 def _scatter(ok: pd.DataFrame, metric: str, params: list[str], fig_dir: Path) -> Path:
@@ -489,10 +486,7 @@ def _scatter(ok: pd.DataFrame, metric: str, params: list[str], fig_dir: Path) ->
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, DPI, tight_layout=True, trim=True)
 
 
 # --- formatting -------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abm.errors import UserInputError
-from abm.io import atomic_write_bytes
+from abm.io import atomic_write_bytes, atomic_write_parquet
 from abm.sweep.worker import ID_COLUMNS, STATUS_COLUMNS
 
 RUNS_FILE = "runs.parquet"
@@ -70,6 +70,10 @@ class RunStore:
             fh.close()
             raise UserInputError(f"--out {self.out}: another `abm sweep` is writing to this directory") from None
         self._lock_fh = fh
+
+    def lock_fileno(self) -> int | None:
+        """The file descriptor holding the lock (None when not locked): forked workers close their copy."""
+        return self._lock_fh.fileno() if self._lock_fh is not None else None
 
     def unlock(self) -> None:
         if self._lock_fh is not None:
@@ -105,7 +109,7 @@ class RunStore:
         """Rewrite runs.parquet from runs.parquet plus every part (atomically), then delete the merged parts."""
         part_files = self._part_files()
         table = self.read()
-        write_table(table, self.runs_path)
+        atomic_write_parquet(table, self.runs_path)
         for f in part_files:
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()
@@ -119,7 +123,7 @@ class RunStore:
     def initialise(self) -> None:
         """Write an empty runs.parquet (with the id, parameter and status columns) if there is none."""
         if not self.runs_path.exists():
-            write_table(normalise_rows([], self.parameters), self.runs_path)
+            atomic_write_parquet(normalise_rows([], self.parameters), self.runs_path)
 
     def clean_temporaries(self) -> None:
         """Remove half-written temporary files a killed sweep left behind."""
@@ -215,13 +219,6 @@ def _column(name: str, values: list[Any]) -> pd.Series:
     if all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in present):
         return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
     return pd.Series([None if v is None else str(v) for v in values], dtype="string")
-
-
-def write_table(table: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as Parquet atomically (never a half-written runs.parquet)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def read_runs(out_dir: str | Path) -> pd.DataFrame:
