@@ -19,6 +19,7 @@ from abm.agents.lender import LenderView
 from abm.config import ModelConfig
 from abm.config.schema import SetEvent
 from abm.contagion.attribution import Attribution, health_sensitivity
+from abm.contagion.distress import equity_snapshot
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
@@ -218,6 +219,7 @@ class ReflexivityModel(mesa.Model):
             self.market.pay_out(0, trader.initial_equity)
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
         self.initial_ledgers = Ledgers.of(self)  # the reference for conservation and its tolerances
+        self.start_equity = equity_snapshot(self)  # the reference for the run's distress metrics
 
         # --- clocks and bookkeeping -----------------------------------------------------------------------
         mean = tcfg.decision_interval_steps

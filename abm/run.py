@@ -15,6 +15,7 @@ import pandas as pd
 
 from abm.config import ModelConfig
 from abm.contagion.cascade import cascade_graph, cascade_metrics
+from abm.contagion.distress import distress_metrics, equity_snapshot
 from abm.io import atomic_dir
 from abm.model import ReflexivityModel
 from abm.observation import HF_BIN_EDGES
@@ -176,6 +177,7 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
     risky = model.symbols[1:]
     summary: dict[str, Any] = summarise(ts, events, risky)
     summary.update(cascade_metrics(graph))
+    summary.update(distress_metrics(model.start_equity, equity_snapshot(model), events, model.symbols))
     summary["seed"] = model.seed
     summary["steps"] = model.total_steps
     summary["wall_seconds"] = wall_seconds

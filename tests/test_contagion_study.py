@@ -11,6 +11,7 @@ import pytest
 
 from abm import ModelConfig
 from abm.contagion.cascade import cascade_graph
+from abm.contagion.distress import EquitySnapshot, distress_metrics
 from abm.contagion.figures import (
     ccdf,
     draw_cascade_trees,
@@ -20,18 +21,18 @@ from abm.contagion.figures import (
     plot_hawkes_vs_truth,
     tree_layout,
 )
-from abm.contagion.study import Snapshot, distress_metrics, hawkes_metrics, point_labels, scenario_breaks
+from abm.contagion.study import hawkes_metrics, point_labels, scenario_breaks
 
 
 def test_distress_metrics_by_hand() -> None:
     # four accounts with debt at the start (the fifth has none), two traders
-    start = Snapshot(
+    start = EquitySnapshot(
         account_equity=np.array([100.0, 50.0, 80.0, 20.0, 10.0]),
         positions=np.array([[1, 0], [1, 1], [0, 1], [1, 0], [0, 0]], dtype=bool),
         has_debt=np.array([True, True, True, True, False]),
         trader_equity=np.array([150.0, 110.0]),
     )
-    end = Snapshot(
+    end = EquitySnapshot(
         account_equity=np.array([2.0, 40.0, 80.0, -1.0, 10.0]),
         positions=np.zeros((5, 2), dtype=bool),
         has_debt=np.zeros(5, dtype=bool),

@@ -53,6 +53,29 @@ def test_events_and_summary_have_the_contract_names(crash: RunResult) -> None:
     assert 0.0 <= crash.summary["reflexivity_index"] <= 1.0
 
 
+def test_summary_carries_the_distress_metrics(crash: RunResult) -> None:
+    s = crash.summary
+    model = crash.model
+    assert model is not None
+    with_debt = model.start_equity.has_debt
+    assert s["n_accounts_with_debt"] == int(with_debt.sum()) > 0
+    liquidated = crash.events["account"].unique()
+    from_start = [a for a in liquidated if a < len(with_debt) and with_debt[a]]
+    assert len(crash.events) > 0 and len(from_start) > 0
+    assert s["share_accounts_liquidated"] == pytest.approx(len(from_start) / s["n_accounts_with_debt"])
+    for key in (
+        "share_accounts_wiped_out",
+        "share_traders_wiped_out",
+        "share_equity_lost",
+        "share_positions_liquidated",
+    ):
+        assert 0.0 <= s[key] <= 1.0, key
+    assert s["share_equity_lost"] > 0  # a 25% shock on leveraged longs costs equity
+    calm = abm.run(ModelConfig.from_preset("baseline", {"traders.n_traders": 150}), seed=4, steps=60)
+    assert calm.summary["n_liquidations"] == 0  # an hour of a calm market
+    assert calm.summary["share_accounts_liquidated"] == 0.0 and calm.summary["positions_liquidated"] == 0
+
+
 def test_bad_debt_in_events_matches_the_write_offs(crash: RunResult) -> None:
     assert crash.events["bad_debt_usd"].sum() <= crash.write_offs["amount_usd"].sum() + 1e-6
     assert crash.summary["bad_debt_usd"] == pytest.approx(crash.write_offs["amount_usd"].sum())

@@ -21,7 +21,7 @@ from abm.errors import UserInputError
 from abm.io import atomic_write_parquet
 from abm.sweep.experiment import load_experiment
 from abm.sweep.report import sweep_report
-from abm.sweep.runner import _start_method, _tasks, run_sweep
+from abm.sweep.runner import _start_method, _tasks, run_sweep, worker_pool
 from abm.sweep.store import RunStore, normalise_rows, read_runs
 from abm.sweep.worker import execute
 
@@ -111,6 +111,26 @@ def test_workers_are_forked_only_without_other_threads() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+def blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(lib["num_threads"] for lib in threadpool_info())
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_workers_use_one_blas_thread(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    import numpy  # noqa: F401  (loads OpenBLAS here, so a forked worker inherits its pool)
+
+    if blas_threads() < 2:
+        pytest.skip("BLAS runs one thread here already (one core, or OPENBLAS_NUM_THREADS=1)")
+    monkeypatch.setattr("abm.sweep.runner._start_method", lambda: method)
+    pool, started = worker_pool(2)
+    with pool:
+        assert started == method
+        assert pool.submit(blas_threads).result(timeout=60) == 1
+    assert blas_threads() >= 2  # the limit is the workers' own: this process keeps its threads
 
 
 ORPHANED_WORKER = """

@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,83 +40,6 @@ from abm.contagion.hawkes import (
 from abm.io import atomic_dir, atomic_write_bytes, atomic_write_parquet, atomic_write_text
 
 HAWKES_WINDOW_STEPS = 30  # count window of the variance estimator (steps): well above the model's trigger delays
-WIPED_OUT = 0.05  # an account (trader) is wiped out when it ends with less than 5% of its initial equity
-
-
-@dataclass
-class Snapshot:
-    """Per-account and per-trader state at one step (market prices), for distress measures."""
-
-    account_equity: np.ndarray
-    positions: np.ndarray  # (accounts, risky assets) bool: holds collateral or debt of the asset
-    has_debt: np.ndarray
-    trader_equity: np.ndarray
-
-
-def snapshot(model: Any) -> Snapshot:
-    """Equity of every account and trader (collateral - debt, plus wallets for traders) at market prices."""
-    engine = model.engine
-    prices = model.market.prices
-    coll, debt = engine.values(prices)
-    acct_eq = coll.sum(axis=1) - debt.sum(axis=1)
-    n_traders = len(model.traders)
-    owners = engine.owner[: engine.n]
-    trader_eq = np.bincount(owners, weights=acct_eq, minlength=n_traders)[:n_traders]
-    trader_eq = trader_eq + model.wallets.balances[:n_traders] @ prices
-    positions = (coll[:, 1:] > 0) | (debt[:, 1:] > 0)
-    return Snapshot(acct_eq, positions, debt.sum(axis=1) > 0, trader_eq)
-
-
-def distress_metrics(start: Snapshot, end: Snapshot, events: pd.DataFrame, symbols: list[str]) -> dict[str, float]:
-    """Distress extent of one run (all shares are fractions in [0, 1]).
-
-    - share_accounts_liquidated: accounts with debt at the start that were liquidated at least once.
-    - share_accounts_wiped_out: accounts ending with < 5% of their initial equity (or negative).
-    - share_traders_wiped_out: the same for traders' total equity (accounts plus wallet).
-    - share_equity_lost: 1 - traders' final equity / initial equity (market prices; includes the direct loss from
-      the price move, not only liquidation losses); clipped at 0 below.
-    - positions_liquidated / share_positions_liquidated: (account, risky asset) positions held at the start whose
-      collateral was seized, or whose borrowed asset was repaid, by a liquidator.
-    """
-    base = start.has_debt
-    n_acc = int(base.sum())
-    liq = np.zeros(len(start.account_equity), dtype=bool)
-    if len(events):
-        ids = events["account"].to_numpy(dtype=np.int64)
-        liq[ids[ids < len(liq)]] = True
-    eq0 = start.account_equity
-    n_end = len(end.account_equity)
-    eq1 = end.account_equity[: len(eq0)] if n_end >= len(eq0) else np.pad(end.account_equity, (0, len(eq0) - n_end))
-    wiped = base & (eq1 < WIPED_OUT * np.maximum(eq0, 0.0))
-    t0, t1 = start.trader_equity, end.trader_equity
-    traders = t0 > 0
-    positions = start.positions
-    touched = np.zeros_like(positions)
-    if len(events):
-        index = {s: k - 1 for k, s in enumerate(symbols) if k > 0}
-        for col in ("collateral_asset", "debt_asset"):
-            risky = events[col].isin(list(index))
-            ids = events.loc[risky, "account"].to_numpy(dtype=np.int64)
-            assets = events.loc[risky, col].map(index).to_numpy(dtype=np.int64)
-            ok = ids < len(touched)
-            touched[ids[ok], assets[ok]] = True
-    pos_liq = int((touched & positions).sum())
-    n_pos = int(positions.sum())
-    return {
-        "n_accounts_with_debt": n_acc,
-        "share_accounts_liquidated": float((liq & base).sum() / n_acc) if n_acc else math.nan,
-        "share_accounts_wiped_out": float(wiped.sum() / n_acc) if n_acc else math.nan,
-        "share_traders_wiped_out": float((traders & (t1 < WIPED_OUT * t0)).sum() / traders.sum())
-        if traders.any()
-        else math.nan,
-        "share_equity_lost": float(max(0.0, 1.0 - t1[traders].sum() / t0[traders].sum()))
-        if traders.any()
-        else math.nan,
-        "positions_liquidated": pos_liq,
-        "share_positions_liquidated": float(pos_liq / n_pos) if n_pos else math.nan,
-    }
-
-
 def scenario_breaks(config: ModelConfig, pad: int = 60) -> list[float]:
     """Steps where the exogenous regime changes, as an econometrician who knows the news would cut them: each
     shock's start, end and end + `pad` (the aftermath), and each `set` event's step."""
@@ -171,30 +93,22 @@ EVENT_KEEP = ("step", "event_id", "account", "owner", "repaid_usd", "endogenous"
 def run_task_full(
     config: dict[str, Any], seed: int, steps: int, labels: dict[str, Any]
 ) -> tuple[dict, list[dict], list[dict]]:
-    """One run: the model stepped by hand (snapshots at start and end), then the RunResult and the metrics.
+    """One run: its RunResult, then the Hawkes metrics.
 
-    Returns (row, cascades, events): the row holds labels, summary scalars, distress and Hawkes metrics; cascades
-    has one dict (size, depth, volume) per cascade tree of the main-parent forest; events the run's liquidations
-    (a few columns) for later analyses.
+    Returns (row, cascades, events): the row holds labels, summary scalars (distress metrics among them) and Hawkes
+    metrics; cascades has one dict (size, depth, volume) per cascade tree of the main-parent forest; events the
+    run's liquidations (a few columns) for later analyses.
     """
-    from abm.model import ReflexivityModel
-    from abm.run import collect_result
+    from abm.run import run
 
-    start_time = time.perf_counter()
     row: dict[str, Any] = {**labels, "seed": seed}
     try:
         cfg = ModelConfig.model_validate(config)
-        model = ReflexivityModel(cfg, rng=seed, steps=steps)
-        first = snapshot(model)
-        for _ in range(model.total_steps):
-            model.step()
-        last = snapshot(model)
-        result = collect_result(model, time.perf_counter() - start_time, keep_model=False)
+        result = run(cfg, seed=seed, steps=steps, keep_model=False)
     except Exception as exc:  # a failing run is a row, not the end of the study
         row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:500])
         return row, [], []
-    row.update({k: v for k, v in result.summary.items() if k not in ("seed",)})
-    row.update(distress_metrics(first, last, result.events, cfg.symbols))
+    row.update({k: v for k, v in result.summary.items() if k not in ("seed",)})  # distress metrics included
     row.update(hawkes_metrics(result.events, result.steps, seed, scenario_breaks(cfg)))
     row["status"] = "ok"
     row["error"] = None

@@ -7,6 +7,7 @@ Backends (both run the same pure function, `abm.sweep.worker.execute`, so rows n
   are forked: they inherit the imported model and start in milliseconds, where a fresh interpreter importing abm,
   Mesa and pandas takes about 1.7 s (6% of a 30 s sweep on 2 cores). Elsewhere, or with threads running (a
   notebook kernel, a Dask client), where forking can deadlock, they are spawned. Rows do not depend on which.
+  Each worker runs one BLAS thread (`worker_pool`).
 - Dask: `scheduler="tcp://host:port"` submits every run to a running `dask.distributed` scheduler, whose workers
   must have `abm` installed (and see OUT on a shared filesystem when `save_timeseries` is used).
 
@@ -275,26 +276,31 @@ def worker_pool(n_workers: int, lock_fd: int | None = None) -> tuple[ProcessPool
     """A process pool of `n_workers` and how they start ('fork' or 'spawn', see the module docstring); forked
     workers are already running when this returns.
 
-    Forked workers close their copy of `lock_fd` (OUT's lock): an flock is held while any copy is open, so a
-    worker still finishing a run after its sweep was killed would otherwise refuse the `--resume`."""
+    Every worker limits its BLAS libraries to one thread: the workers already occupy the cores, and BLAS threads
+    spinning beside them slowed scipy's L-BFGS-B (the contagion study's Hawkes fits) 40-fold. Forked workers also
+    close their copy of `lock_fd` (OUT's lock): an flock is held while any copy is open, so a worker still finishing
+    a run after its sweep was killed would otherwise refuse the `--resume`."""
     method = _start_method()
     ctx = multiprocessing.get_context(method)
-    if method != "fork":
-        return ProcessPoolExecutor(n_workers, mp_context=ctx), method
-    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_close_fd, initargs=(lock_fd,))
-    with warnings.catch_warnings():
-        # CPython warns on every fork while other OS threads exist. No Python thread runs here (see
-        # `_start_method`); the others are library pools (OpenBLAS, Arrow, jemalloc) that re-initialise
-        # in a forked child, as they have under multiprocessing's fork default on Linux for years.
-        warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
-        pool.submit(os.getpid)  # with fork, the first submit starts every worker, now rather than later
+    inherited = lock_fd if method == "fork" else None
+    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(inherited,))
+    if method == "fork":
+        with warnings.catch_warnings():
+            # CPython warns on every fork while other OS threads exist. No Python thread runs here (see
+            # `_start_method`); the others are library pools (OpenBLAS, Arrow, jemalloc) that re-initialise
+            # in a forked child, as they have under multiprocessing's fork default on Linux for years.
+            warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
+            pool.submit(os.getpid)  # with fork, the first submit starts every worker, now rather than later
     return pool, method
 
 
-def _close_fd(fd: int | None) -> None:
-    if fd is not None:
+def _init_worker(inherited_fd: int | None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    if inherited_fd is not None:
         with contextlib.suppress(OSError):
-            os.close(fd)
+            os.close(inherited_fd)
+    threadpool_limits(1)  # for the life of this worker process
 
 
 def _local_rows(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: int) -> Iterator[dict[str, Any]]:
