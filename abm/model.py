@@ -8,7 +8,7 @@ model's seeded generators, so a configuration and a seed fix the whole run.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Mapping
 from typing import Any
 
 import mesa
@@ -18,7 +18,7 @@ from abm.agents import Lender, LeveragedTrader, Liquidator, OracleUpdater
 from abm.agents.lender import LenderView
 from abm.config import ModelConfig
 from abm.config.schema import SetEvent
-from abm.contagion.attribution import Attribution, health_sensitivity
+from abm.contagion.attribution import Attribution, EventLosses, WindowAttribution, health_sensitivity
 from abm.contagion.distress import equity_snapshot
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
@@ -68,63 +68,6 @@ class _ImpactLog:
         self.asset[self.n : end] = asset
         self.dm[self.n : end] = dm
         self.n = end
-
-
-class _EventLosses(Mapping[int, float]):
-    """`Attribution.by_event` kept as two arrays: event ids (in the order the window first saw them) and their
-    losses. Reading it as a mapping works as with the dict; the dict itself is built only when a reader asks."""
-
-    __slots__ = ("_dict", "ids", "losses")
-
-    def __init__(self, ids: np.ndarray, losses: np.ndarray) -> None:
-        self.ids = ids
-        self.losses = losses
-        self._dict: dict[int, float] | None = None
-
-    def as_dict(self) -> dict[int, float]:
-        if self._dict is None:
-            self._dict = dict(zip(self.ids.tolist(), self.losses.tolist(), strict=True))
-        return self._dict
-
-    def __getitem__(self, event: int) -> float:
-        return self.as_dict()[event]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.as_dict())
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def items(self) -> ItemsView[int, float]:
-        return self.as_dict().items()
-
-    def values(self) -> ValuesView[float]:
-        return self.as_dict().values()
-
-
-class _WindowAttribution(Attribution):
-    """An `Attribution` whose `by_event` is an `_EventLosses`: `endogenous_share` and `parents` are computed from
-    its arrays, a window of thousands of events at C speed. They are Attribution's own formulas on the same
-    floats in the same order, summed by Python's `sum` as there; only terms that are exactly zero there are left
-    out (max(v, 0.0) of a v <= 0), which changes no sum. So the values are identical."""
-
-    by_event: _EventLosses  # type: ignore[assignment]
-
-    @property
-    def endogenous_share(self) -> float:
-        losses = self.by_event.losses
-        liq = sum(losses[~(losses <= 0.0)].tolist())  # v > 0 (and NaN, as max(v, 0.0) keeps it)
-        total = max(self.exogenous, 0.0) + max(self.other, 0.0) + liq
-        return liq / total if total > 0 else 0.0
-
-    def parents(self) -> dict[int, float]:
-        losses = self.by_event.losses
-        pos = losses > 0
-        values = losses[pos]
-        total = sum(values.tolist())
-        if not total > 0:
-            return {}
-        return dict(zip(self.by_event.ids[pos].tolist(), (values / total).tolist(), strict=True))
 
 
 class ReflexivityModel(mesa.Model):
@@ -488,10 +431,10 @@ class ReflexivityModel(mesa.Model):
         by_event = -_row_sums(w * moves)  # each row summed as `(w * move).sum()` sums it
         liq_total = np.zeros(n_assets)
         liq_total += moves.sum(axis=0)  # axis-0 reduction adds rows in order, as `liq_total += move` does
-        return _WindowAttribution(
+        return WindowAttribution(
             exogenous=float(-(w * exo).sum()),
             other=float(-(w * (total - exo - liq_total)).sum()),
-            by_event=_EventLosses(ids[order], by_event),  # type: ignore[arg-type]  # a Mapping[int, float]
+            by_event=EventLosses(ids[order], by_event),  # type: ignore[arg-type]  # a Mapping[int, float]
         )
 
     def _decay_powers(self, max_age: int) -> np.ndarray:

@@ -8,6 +8,7 @@ and the rest (discretionary trading and the decay of older impact). Pure functio
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,63 @@ class Attribution:
         pos = {e: v for e, v in self.by_event.items() if v > 0}
         total = sum(pos.values())
         return {e: v / total for e, v in pos.items()} if total > 0 else {}
+
+
+class EventLosses(Mapping[int, float]):
+    """`Attribution.by_event` kept as two arrays: event ids (in the order the window first saw them) and their
+    losses. Reading it as a mapping works as with the dict; the dict itself is built only when a reader asks."""
+
+    __slots__ = ("_dict", "ids", "losses")
+
+    def __init__(self, ids: np.ndarray, losses: np.ndarray) -> None:
+        self.ids = ids
+        self.losses = losses
+        self._dict: dict[int, float] | None = None
+
+    def as_dict(self) -> dict[int, float]:
+        if self._dict is None:
+            self._dict = dict(zip(self.ids.tolist(), self.losses.tolist(), strict=True))
+        return self._dict
+
+    def __getitem__(self, event: int) -> float:
+        return self.as_dict()[event]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def items(self) -> ItemsView[int, float]:
+        return self.as_dict().items()
+
+    def values(self) -> ValuesView[float]:
+        return self.as_dict().values()
+
+
+class WindowAttribution(Attribution):
+    """An `Attribution` whose `by_event` is an `EventLosses` (what the model builds for a liquidation's window):
+    `endogenous_share` and `parents` are computed from its arrays, a window of thousands of events at C speed. They are Attribution's own formulas on the same
+    floats in the same order, summed by Python's `sum` as there; only terms that are exactly zero there are left
+    out (max(v, 0.0) of a v <= 0), which changes no sum. So the values are identical."""
+
+    by_event: EventLosses  # type: ignore[assignment]
+
+    @property
+    def endogenous_share(self) -> float:
+        losses = self.by_event.losses
+        liq = sum(losses[~(losses <= 0.0)].tolist())  # v > 0 (and NaN, as max(v, 0.0) keeps it)
+        total = max(self.exogenous, 0.0) + max(self.other, 0.0) + liq
+        return liq / total if total > 0 else 0.0
+
+    def parents(self) -> dict[int, float]:
+        losses = self.by_event.losses
+        pos = losses > 0
+        values = losses[pos]
+        total = sum(values.tolist())
+        if not total > 0:
+            return {}
+        return dict(zip(self.by_event.ids[pos].tolist(), (values / total).tolist(), strict=True))
 
 
 def attribute(
