@@ -343,7 +343,9 @@ def table(summary: dict[str, Any]) -> str:
         "| peak memory (MB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, m in summary["cases"].items():
+    kinds = ["crash", "boltzmann", "sweep"]
+    cases = sorted(summary["cases"].items(), key=lambda c: (kinds.index(c[1]["kind"]), c[1]["n"], c[0]))
+    for name, m in cases:
         rel = _fmt(m.get("rel_total", float("nan")), 3) if m["kind"] != "sweep" else ""
         rows.append(
             f"| {name} | {m['n']:,} | {m['steps']:,} | {m['seeds']} x {m['repeats']} | {_fmt(m['build_s'])} "

@@ -20,3 +20,12 @@ def test_every_parameter_has_a_description() -> None:
     assert rows
     empty = [row.split("|")[1].strip() for row in rows if row.rstrip().endswith("|  |")]
     assert empty == []
+
+
+def test_readme_shows_the_latest_benchmark_table() -> None:
+    """The README's performance table is benchmarks/results.md's, as `python benchmarks/run.py` last wrote it."""
+    results = (ROOT / "benchmarks" / "results.md").read_text()
+    start = results.index("| case | N |")
+    table = results[start : results.index("\n\n", start)]
+    assert table.count("\n") >= 5
+    assert table in (ROOT / "README.md").read_text()

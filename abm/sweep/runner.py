@@ -325,7 +325,8 @@ def _local_rows(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: 
                     row = fut.result()
                 except BrokenProcessPool:
                     raise SweepError(
-                        "a worker process died (out of memory?); finished runs are saved: rerun with --resume"
+                        "a worker process died (out of memory? or, for spawned workers, a script without an "
+                        "`if __name__ == '__main__':` guard); finished runs are saved: rerun with --resume"
                     ) from None
                 yield row
             fill()
