@@ -7,8 +7,10 @@
 A violation raises `InvariantError` naming the step, the ledger and the amounts.
 
 Tolerances are relative to the tokens inside the model (wallets, collateral, pool cash; the larger of the amount at
-the start and now), never to the outside world's vast inventory, nor to a reserve's current size: a reserve that
-has been emptied keeps float residue of the amounts it once carried, and a leak of a few dollars must still show.
+the start and now), never to the outside world's vast inventory, and never to a reserve's current size alone: a
+reserve that has been emptied keeps float residue of the amounts it once carried, and a leak of a few dollars must
+still show. (The pool checks also allow the same fraction of the reserve's own size, since borrowed tokens may have
+left the model.)
 """
 
 from __future__ import annotations

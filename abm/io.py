@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,48 +16,63 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
+def _sibling(path: Path, tag: str) -> Path:
+    """A hidden, unused name beside `path` for a temporary (clean_temporaries-style tools match `.*.tmp`)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.{tag}")
 
 
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; on success it replaces `target` in one rename.
 
-    If the body raises, the temporary directory is removed and `target` is left as it was.
+    If the body raises, the temporary directory is removed and `target` is left as it was. Created with mode 0o777
+    so that the process's umask applies, as for any new directory.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    # mkdtemp makes a private (0700) directory; results get the permissions any new directory would
-    os.chmod(tmp, 0o777 & ~_umask())
+    while True:
+        tmp = _sibling(target, "tmp")
+        try:
+            os.mkdir(tmp, 0o777)
+            break
+        except FileExistsError:  # pragma: no cover - a 48-bit name collision
+            continue
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
+    old = _sibling(target, "old") if target.exists() else None
+    try:
+        if old is not None:
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)  # put the previous result back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file via a temporary sibling and an atomic rename."""
+    """Write a file via a temporary sibling and an atomic rename. Created with mode 0o666, so the process's umask
+    applies, as for an ordinary `open(path, "w")`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    while True:
+        tmp = _sibling(path, "tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - a 48-bit name collision
+            continue
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have made
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

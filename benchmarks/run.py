@@ -152,8 +152,8 @@ def measure_sweep(n: int, steps: int, seed: int, workers: int) -> dict[str, Any]
     """Wall time of `abm.sweep.runner.run_sweep` over SWEEP_RUNS crash runs, from the call to its return.
 
     The measuring process imports abm before the clock starts (as every case does: an interpreter's start-up is
-    not the sweep's work); the spawned workers' own start-up (a fresh interpreter importing abm, Mesa and pandas,
-    about 2 s) happens inside the call and is counted, since every sweep pays it."""
+    not the sweep's work); the workers' own start-up happens inside the call and is counted (about 10 ms when they
+    are forked, about 1.7 s each for a spawned interpreter importing abm, Mesa and pandas)."""
     from abm.sweep.runner import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="abm-bench-") as tmp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,34 @@ def test_failed_writes_leave_the_old_result_whole(tmp_path: Path, monkeypatch: p
         atomic_write_text(tmp_path / "f.txt", "second")
     assert (tmp_path / "f.txt").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt", "out"]
+
+
+def test_concurrent_writers_never_touch_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        with ThreadPoolExecutor(4) as pool:  # as Dask worker threads saving runs side by side
+            list(pool.map(lambda i: atomic_write_text(tmp_path / f"f{i % 7}.txt", str(i)), range(400)))
+        assert os.umask(0o077) == 0o077
+    finally:
+        os.umask(old)
+    assert {mode(p) for p in tmp_path.iterdir()} == {0o600}
+    assert len(list(tmp_path.iterdir())) == 7  # no temporary left
+
+
+def test_a_failed_swap_puts_the_previous_result_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old").write_text("kept")
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(str(dst))
+        if len(calls) == 2:  # the new result's rename into place fails (another writer, a full disk)
+            raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="rename failed"), atomic_dir(tmp_path / "out") as d:
+        (d / "new").write_text("x")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -135,34 +136,38 @@ def test_workers_use_one_blas_thread(monkeypatch: pytest.MonkeyPatch, method: st
 
 ORPHANED_WORKER = """
 import os, sys, time
-from abm.sweep.runner import worker_pool
+import abm.sweep.runner as runner
 from abm.sweep.store import RunStore
 
+runner._start_method = lambda: sys.argv[2]
 store = RunStore(sys.argv[1])
 store.lock()
-pool, method = worker_pool(2, store.lock_fileno())
-assert method == "fork", method
-pool.submit(time.sleep, 60)  # a long run, still going when its sweep dies
+pool, method = runner.worker_pool(2, store.lock_fileno())
+running = [pool.submit(time.sleep, 60) for _ in range(2)]  # long runs, still going when the sweep dies
+time.sleep(4.0 if method == "spawn" else 0.5)  # a spawned worker imports abm first
 print(" ".join(str(pid) for pid in pool._processes), flush=True)
-time.sleep(0.5)
-os.kill(os.getpid(), 9)  # the sweep is killed: its lock is never released by hand
+os.kill(os.getpid(), 9)  # the sweep is killed: nothing of it gets to clean up
 """
 
 
-def test_forked_workers_do_not_keep_a_killed_sweeps_lock(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_killed_sweeps_workers_die_and_free_its_lock(tmp_path: Path, method: str) -> None:
     if sys.platform != "linux":
-        pytest.skip("workers are forked on Linux only")
-    # read only the first line: the orphans keep the pipe open, so waiting for its end would wait for them
-    with subprocess.Popen(
-        [sys.executable, "-c", ORPHANED_WORKER, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    ) as proc:
+        pytest.skip("workers die with their sweep on Linux only")
+    # read only the first line: workers that outlived the sweep would keep the pipe open
+    cmd = [sys.executable, "-c", ORPHANED_WORKER, str(tmp_path), method]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         workers = [int(pid) for pid in proc.stdout.readline().split()]
         assert proc.wait(timeout=60) == -signal.SIGKILL
     try:
-        assert len(workers) == 2 and all(_alive(pid) for pid in workers)  # a worker still runs its task
+        assert len(workers) == 2
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers)  # killed with their sweep, mid-run
         store = RunStore(tmp_path)
-        store.lock()  # --resume may start: the dead sweep's lock is free although its workers live on
+        store.lock()  # --resume may start at once
         store.unlock()
     finally:
         for pid in workers:
@@ -171,11 +176,12 @@ def test_forked_workers_do_not_keep_a_killed_sweeps_lock(tmp_path: Path) -> None
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's parent here may never reap it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_rows_do_not_depend_on_execution_order(serial: Path, tmp_path: Path) -> None:

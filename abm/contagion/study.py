@@ -40,6 +40,8 @@ from abm.contagion.hawkes import (
 from abm.io import atomic_dir, atomic_write_bytes, atomic_write_parquet, atomic_write_text
 
 HAWKES_WINDOW_STEPS = 30  # count window of the variance estimator (steps): well above the model's trigger delays
+
+
 def scenario_breaks(config: ModelConfig, pad: int = 60) -> list[float]:
     """Steps where the exogenous regime changes, as an econometrician who knows the news would cut them: each
     shock's start, end and end + `pad` (the aftermath), and each `set` event's step."""
@@ -191,7 +193,8 @@ def _execute(tasks: list[tuple], workers: int, name: str | None) -> tuple[list[d
     from abm.sweep.runner import worker_pool
 
     pool, _ = worker_pool(workers)
-    with pool:
+    clean = False
+    try:
         futures = [pool.submit(run_task_full, *t) for t in tasks]
         for k, fut in enumerate(as_completed(futures), start=1):
             row, casc, ev = fut.result()
@@ -199,6 +202,9 @@ def _execute(tasks: list[tuple], workers: int, name: str | None) -> tuple[list[d
             cascades.extend(casc)
             events.extend(ev)
             _say(name, k, len(tasks), start)
+        clean = True
+    finally:
+        pool.shutdown(wait=clean, cancel_futures=True)  # on an error or Ctrl-C, do not run the rest
     return rows, cascades, events
 
 

@@ -283,24 +283,43 @@ def worker_pool(n_workers: int, lock_fd: int | None = None) -> tuple[ProcessPool
     method = _start_method()
     ctx = multiprocessing.get_context(method)
     inherited = lock_fd if method == "fork" else None
-    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(inherited,))
+    pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(inherited, os.getpid()))
     if method == "fork":
-        with warnings.catch_warnings():
-            # CPython warns on every fork while other OS threads exist. No Python thread runs here (see
-            # `_start_method`); the others are library pools (OpenBLAS, Arrow, jemalloc) that re-initialise
-            # in a forked child, as they have under multiprocessing's fork default on Linux for years.
-            warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
-            pool.submit(os.getpid)  # with fork, the first submit starts every worker, now rather than later
+        try:
+            with warnings.catch_warnings():
+                # CPython warns on every fork while other OS threads exist. No Python thread runs here (see
+                # `_start_method`); the others are library pools (OpenBLAS, Arrow, jemalloc) that re-initialise
+                # in a forked child, as they have under multiprocessing's fork default on Linux for years.
+                warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
+                pool.submit(os.getpid)  # with fork, the first submit starts every worker, now rather than later
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return pool, method
 
 
-def _init_worker(inherited_fd: int | None) -> None:
+def _init_worker(inherited_fd: int | None, parent: int) -> None:
     from threadpoolctl import threadpool_limits
 
     if inherited_fd is not None:
         with contextlib.suppress(OSError):
             os.close(inherited_fd)
+    _die_with(parent)
     threadpool_limits(1)  # for the life of this worker process
+
+
+def _die_with(parent: int) -> None:
+    """On Linux the kernel kills this worker when the sweep's process dies, SIGKILL included: an orphan would run
+    its queued runs for nobody, then wait forever on a queue no one closes. (Elsewhere orphans stay.)"""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
 
 
 def _local_rows(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: int) -> Iterator[dict[str, Any]]:
