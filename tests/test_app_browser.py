@@ -2,7 +2,8 @@
 
 One module-scoped Solara server; one browser session walks through what a lecturer does: load, check the panels,
 move a slider, reset, step, play and pause, break a rule on purpose, switch scenario, compare two runs. Screenshots
-go to pytest's tmp path and one to docs/img/teaching_page.png (the documentation's picture).
+go to pytest's tmp path; with ABM_UPDATE_DOCS_IMAGES=1 the full-page one also replaces docs/img/teaching_page.png
+(the documentation's picture), so an ordinary test run leaves the checkout as it was.
 
 Locally these tests skip when Chromium, Playwright or npm is missing; on CI (`CI` set) they fail instead
 (see `browser_helpers.skip_reason`).
@@ -10,6 +11,7 @@ Locally these tests skip when Chromium, Playwright or npm is missing; on CI (`CI
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import time
@@ -27,6 +29,7 @@ from abm.app.server import SERVER_ENV, check_port, solara_command
 from abm.app.sim import COMPARISONS, Controls, Simulation, build_config, default_asset, shock_events
 from abm.config import preset_names
 from abm.errors import ConfigError, UserInputError
+from abm.io import atomic_write_bytes
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -243,8 +246,9 @@ def test_teaching_page(server_url: str, tmp_path: Path) -> None:
         page.evaluate("window.scrollTo(0, 0)")
         page.locator(".abm-sidebar").evaluate("sidebar => { sidebar.scrollTop = 0; }")
         page.screenshot(path=tmp_path / "compare_1280x800.png")  # what the lecture room sees
-        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=DOCS_SCREENSHOT, full_page=True)  # every panel, for the documentation
+        full = page.screenshot(path=tmp_path / "compare_full_page.png", full_page=True)  # every panel
+        if os.environ.get("ABM_UPDATE_DOCS_IMAGES") == "1":
+            atomic_write_bytes(DOCS_SCREENSHOT, full)
 
         assert session.errors() == []
         assert "Traceback" not in page.locator("body").inner_text()
