@@ -30,13 +30,8 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = _sibling(target, "tmp")
-        try:
-            os.mkdir(tmp, 0o777)
-            break
-        except FileExistsError:  # pragma: no cover - a 48-bit name collision
-            continue
+    tmp = _sibling(target, "tmp")
+    os.mkdir(tmp, 0o777)  # fails rather than reuse a name (48 random bits: never in practice)
     try:
         yield tmp
     except BaseException:
@@ -61,13 +56,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     applies, as for an ordinary `open(path, "w")`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = _sibling(path, "tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:  # pragma: no cover - a 48-bit name collision
-            continue
+    tmp = _sibling(path, "tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # O_EXCL: never another writer's file
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

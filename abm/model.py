@@ -308,6 +308,13 @@ class ReflexivityModel(mesa.Model):
             self.pool.refresh_params(self.config)
             self.market.refresh_params(self.config)
 
+    def trader_equity(self, account_equity: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Every trader's equity (USD): its accounts' equity (`account_equity`, USD per account) plus its wallet,
+        at `prices` (USD per token)."""
+        n_traders = len(self.traders)
+        equity = np.bincount(self.engine.owner[: self.engine.n], weights=account_equity, minlength=n_traders)
+        return equity + self.wallets.balances[:n_traders] @ prices
+
     def _risk_alerts(self, oracle: np.ndarray) -> np.ndarray:
         """Traders woken outside their clock: prudent ones under their HF buffer, stop-losses past their drawdown.
 
@@ -320,8 +327,7 @@ class ReflexivityModel(mesa.Model):
         alerts = self.is_prudent & (worst_hf < self.config.traders.prudent_buffer)
         prices = self.market.prices
         coll, debt = self.engine.values(prices)
-        equity = np.bincount(owners, weights=_row_sums(coll - debt), minlength=n_traders)
-        equity += self.wallets.balances[:n_traders] @ prices
+        equity = self.trader_equity(_row_sums(coll - debt), prices)
         np.maximum(self.peak_equity, equity, out=self.peak_equity)
         drawdown = equity < (1.0 - self.config.traders.stop_loss_drawdown) * self.peak_equity
         return alerts | (self.is_stop_loss & drawdown)

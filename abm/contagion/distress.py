@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from abm.protocol import _row_sums
+
 WIPED_OUT = 0.05  # an account (trader) is wiped out when it ends with less than 5% of its initial equity
 
 
@@ -28,19 +30,17 @@ class EquitySnapshot:
 
 def equity_snapshot(model: Any) -> EquitySnapshot:
     """Equity of every account and trader (collateral - debt, plus wallets for traders) at market prices."""
-    engine = model.engine
     prices = model.market.prices
-    coll, debt = engine.values(prices)
-    acct_eq = coll.sum(axis=1) - debt.sum(axis=1)
-    n_traders = len(model.traders)
-    owners = engine.owner[: engine.n]
-    trader_eq = np.bincount(owners, weights=acct_eq, minlength=n_traders)[:n_traders]
-    trader_eq = trader_eq + model.wallets.balances[:n_traders] @ prices
+    coll, debt = model.engine.values(prices)
+    acct_eq = _row_sums(coll - debt)
+    trader_eq = model.trader_equity(acct_eq, prices)
     positions = (coll[:, 1:] > 0) | (debt[:, 1:] > 0)
     return EquitySnapshot(acct_eq, positions, debt.sum(axis=1) > 0, trader_eq)
 
 
-def distress_metrics(start: EquitySnapshot, end: EquitySnapshot, events: pd.DataFrame, symbols: list[str]) -> dict[str, float]:
+def distress_metrics(
+    start: EquitySnapshot, end: EquitySnapshot, events: pd.DataFrame, symbols: list[str]
+) -> dict[str, float]:
     """Distress extent of one run (all shares are fractions in [0, 1]).
 
     - share_accounts_liquidated: accounts with debt at the start that were liquidated at least once.

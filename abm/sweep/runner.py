@@ -120,6 +120,7 @@ def run_sweep(
         tasks = _tasks(exp, out, todo)
         rows: Iterator[dict[str, Any]] = iter(())
         bar: Progress | None = None
+        completed = False
         try:
             say(f"sweep {exp.name}: {len(todo)} runs{already} on {backend} -> {out}")
             bar = Progress(len(todo), f"sweep {exp.name}", enabled=progress)
@@ -138,12 +139,13 @@ def run_sweep(
                 if on_row is not None:
                     on_row(row)
                 store.maybe_compact()
+            completed = True
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
                 close()  # stop the backend (cancel queued runs) before the final compaction
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)  # if the loop never started; else a no-op
+            if pool is not None:  # wait for the workers after a full sweep; after an error, cancel what is queued
+                pool.shutdown(wait=completed, cancel_futures=True)
             if bar is not None:
                 bar.close()
             store.compact()
@@ -323,35 +325,31 @@ def _die_with(parent: int) -> None:
 
 
 def _local_rows(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: int) -> Iterator[dict[str, Any]]:
-    """Rows from a process pool, in completion order, with a bounded number of tasks in flight. Shuts it down."""
+    """Rows from a process pool, in completion order, with a bounded number of tasks in flight (the caller owns
+    the pool and shuts it down)."""
     pending: set[Future[dict[str, Any]]] = set()
-    clean = False
-    try:
 
-        def fill() -> None:
-            while len(pending) < IN_FLIGHT_PER_WORKER * n_workers:
-                task = next(tasks, None)
-                if task is None:
-                    return
-                pending.add(pool.submit(execute, task))
+    def fill() -> None:
+        while len(pending) < IN_FLIGHT_PER_WORKER * n_workers:
+            task = next(tasks, None)
+            if task is None:
+                return
+            pending.add(pool.submit(execute, task))
 
+    fill()
+    while pending:
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            pending.discard(fut)
+            try:
+                row = fut.result()
+            except BrokenProcessPool:
+                raise SweepError(
+                    "a worker process died (out of memory? or, for spawned workers, a script without an "
+                    "`if __name__ == '__main__':` guard); finished runs are saved: rerun with --resume"
+                ) from None
+            yield row
         fill()
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                pending.discard(fut)
-                try:
-                    row = fut.result()
-                except BrokenProcessPool:
-                    raise SweepError(
-                        "a worker process died (out of memory? or, for spawned workers, a script without an "
-                        "`if __name__ == '__main__':` guard); finished runs are saved: rerun with --resume"
-                    ) from None
-                yield row
-            fill()
-        clean = True
-    finally:
-        pool.shutdown(wait=clean, cancel_futures=True)
 
 
 def _connect(address: str) -> Any:
