@@ -1,4 +1,4 @@
-"""The `abm` command (SPEC 7): run, sweep, report, app, presets.
+"""The `abm` command: run, sweep, report, app, presets.
 
 User errors (bad configuration, unknown parameter, missing file) print one line and exit with status 2; nothing
 is written. Bugs are not user errors and keep their traceback.
@@ -71,6 +71,12 @@ def main() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="random seed")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output directory")
 @click.option("--figures/--no-figures", default=True, show_default=True, help="write figures/*.png")
+@click.option(
+    "--twin",
+    metavar="NAME",
+    help="also run a counterfactual twin on the same news (unlevered: traders at leverage 1) and add "
+    "forced_selling_drawdown_A to the summary",
+)
 @user_errors
 def run(
     preset: str | None,
@@ -80,21 +86,45 @@ def run(
     seed: int,
     out_dir: str,
     figures: bool,
+    twin: str | None,
 ) -> None:
     """Run one simulation and write its results to OUT."""
     import abm
+    from abm.run import check_twin
 
+    check_twin(twin, "--twin")
     config = load_config(preset, config_file, sets)
-    result = abm.run(config, seed=seed, steps=steps, progress=True, keep_model=False)
+    result = abm.run(config, seed=seed, steps=steps, progress=True, keep_model=False, twin=twin)
     result.save(out_dir, figures=figures)
-    s = result.summary
-    risky = config.symbols[1]
-    click.echo(
-        f"{config.name}: seed {seed}, {result.steps} steps in {s['wall_seconds']:.1f} s; "
-        f"amplification_{risky} {s[f'amplification_{risky}']:.3g}, {s['n_liquidations']} liquidations "
-        f"(${s['liquidation_volume_usd']:,.0f}), bad debt ${s['bad_debt_usd']:,.0f}, "
-        f"reflexivity index {s['reflexivity_index']:.3g} -> {out_dir}"
+    click.echo(run_line(result.summary, config.name, config.symbols[1], str(out_dir)))
+    from abm.analysis.shock_window import pre_shock_warning
+
+    warning = pre_shock_warning(result.summary, config.symbols[1])
+    if warning:
+        click.echo(warning)
+
+
+def run_line(s: dict[str, Any], name: str, asset: str, out_dir: str) -> str:
+    """The one-line summary `abm run` prints: the main risky `asset`'s shock measures, the pre-shock check and
+    the liquidation totals of summary `s`."""
+    shock = f"amplification_{asset} {_num(s.get(f'amplification_{asset}'))}"
+    if f"forced_selling_drawdown_{asset}" in s:
+        shock += f", forced_selling_drawdown_{asset} {_num(s[f'forced_selling_drawdown_{asset}'], '.1%')}"
+    groups = [f"{name}: seed {s['seed']}, {s['steps']} steps in {s['wall_seconds']:.1f} s", shock]
+    if s.get("shock_step") is not None:
+        groups.append(
+            f"pre-shock {s['pre_shock_liquidations']} liquidations, max gap "
+            f"{_num(s.get(f'pre_shock_max_gap_{asset}'), '.2%')}"
+        )
+    groups.append(
+        f"{s['n_liquidations']} liquidations (${s['liquidation_volume_usd']:,.0f}), bad debt "
+        f"${s['bad_debt_usd']:,.0f}, reflexivity index {_num(s.get('reflexivity_index'))}"
     )
+    return "; ".join(groups) + f" -> {out_dir}"
+
+
+def _num(value: Any, spec: str = ".3g") -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 @main.command()
@@ -117,7 +147,8 @@ def sweep(experiment: str, out_dir: str, workers: int | None, scheduler: str | N
 @click.argument("directory", type=click.Path(file_okay=False))
 @user_errors
 def report(directory: str) -> None:
-    """Figures and report.md for a run directory or a sweep directory."""
+    """Figures and a report for a run directory, a sweep directory, or a folder of sweep directories (each
+    sweep's report, then the study's tables across them, e.g. the contagion study)."""
     path = Path(directory)
     if not path.is_dir():
         raise UserInputError(f"'{directory}' is not a directory (expected the --out of `abm run` or `abm sweep`)")
@@ -130,7 +161,14 @@ def report(directory: str) -> None:
 
         written = run_report(path)
     else:
-        raise UserInputError(f"'{directory}' holds neither timeseries.parquet (a run) nor runs.parquet (a sweep)")
+        from abm.contagion.study_report import collection_report, sweep_dirs
+
+        if not sweep_dirs(path):
+            raise UserInputError(
+                f"'{directory}' holds neither timeseries.parquet (a run) nor runs.parquet (a sweep) nor sweep "
+                "directories"
+            )
+        written = collection_report(path)
     click.echo(f"report: {written}")
 
 

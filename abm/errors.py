@@ -17,4 +17,5 @@ class ConfigError(UserInputError):
 
 
 class InvariantError(AssertionError):
-    """An accounting invariant (SPEC 4.3) failed; the message names the step, the ledger and the amounts."""
+    """An accounting invariant (docs/model.md, "5. Invariants") failed; the message names the step, the ledger and the
+    amounts."""

@@ -1,4 +1,4 @@
-"""Accounting invariants (SPEC 4.3), cheap enough to check after every step in debug mode.
+"""Accounting invariants (docs/model.md, 5 Invariants), cheap enough to check after every step in debug mode.
 
 - conservation: per asset, tokens in wallets + accounts' collateral + pool cash + the outside market are constant;
 - pool identity: cash + borrows = supplied + reserves per reserve; the pool's scaled borrows equal the sum of
@@ -64,7 +64,7 @@ def tolerance(model: ReflexivityModel, ledgers: Ledgers | None = None) -> np.nda
 
 
 def check_invariants(model: ReflexivityModel) -> None:
-    """Raise `InvariantError` if any invariant of SPEC 4.3 fails at the model's current step."""
+    """Raise `InvariantError` if any invariant (docs/model.md, 5 Invariants) fails at the model's current step."""
     step = model.steps
     symbols = model.symbols
     ledgers = Ledgers.of(model)

@@ -1,34 +1,36 @@
-"""ReflexivityModel: the Mesa model that wires the market, the pool, the margin engine and the agents (SPEC 1.3).
+"""ReflexivityModel: the Mesa model that wires the market, the pool, the margin engine and the agents
+(docs/model.md, 1.3 Process overview and scheduling).
 
 One step is `market.step_seconds` of time and runs eight phases in order: exogenous moves, oracles, interest,
-lenders, traders, health, liquidators, resolution. Within a phase agents act in a random order drawn from the
-model's seeded generators, so a configuration and a seed fix the whole run.
+lenders, traders, health, liquidators, resolution. Randomness comes from four generators spawned from the run's
+seed, one per purpose (news, population, decision clocks, activation order), so that runs with the same seed
+share their news whatever the other parameters are (common random numbers).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import mesa
 import numpy as np
 
 from abm.agents import Lender, LeveragedTrader, Liquidator, OracleUpdater
-from abm.agents.lender import LenderView
+from abm.agents.book import TraderBook
+from abm.agents.lender import LenderSentiment, LenderView, parity_supply
+from abm.agents.population import draw_population
 from abm.config import ModelConfig
 from abm.config.schema import SetEvent
-from abm.contagion.attribution import Attribution, EventLosses, WindowAttribution, health_sensitivity
-from abm.contagion.distress import equity_snapshot
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
-from abm.observation import StepRecorder
-from abm.protocol import _row_sums
-
-STRATEGY_ORDER = ("momentum", "contrarian", "vol_target", "hodl", "short")
-RISK_ORDER = ("stubborn", "prudent", "stop_loss")
-MODE_ORDER = ("cross", "isolated", "portfolio")
+from abm.market.history import PriceHistory
+from abm.numerics import row_sums
+from abm.recording.attribution import AttributionLedger
+from abm.recording.distress import EquitySnapshot, equity_snapshot
+from abm.recording.recorder import StepRecorder
 
 
 def overrides_from_keywords(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,43 +41,29 @@ def overrides_from_keywords(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key.replace("__", "."): value for key, value in params.items()}
 
 
-class _ImpactLog:
-    """A numpy mirror of `Market.liq_impacts` (event id, step, asset, dm), extended as the list grows, so a
-    liquidation's attribution window is array slices rather than a Python loop over every earlier impact."""
+@dataclass(frozen=True)
+class RandomStreams:
+    """Independent generators spawned from one seed, one per source of randomness (common random numbers):
+    news (fundamentals), population (equity, categories, assets, base leverage, oracle jitter), clocks (decision
+    intervals and times) and activation (the order agents act in)."""
 
-    def __init__(self) -> None:
-        self.n = 0
-        self.event = np.zeros(256, dtype=np.int64)
-        self.step = np.zeros(256, dtype=np.int64)
-        self.asset = np.zeros(256, dtype=np.int64)
-        self.dm = np.zeros(256)
+    news: np.random.Generator
+    population: np.random.Generator
+    clocks: np.random.Generator
+    activation: np.random.Generator
 
-    def sync(self, impacts: list[tuple[int, int, int, float]]) -> None:
-        new = len(impacts) - self.n
-        if new <= 0:
-            return
-        if len(impacts) > len(self.dm):
-            size = max(len(impacts), 2 * len(self.dm))
-            for name in ("event", "step", "asset", "dm"):
-                old = getattr(self, name)
-                grown = np.zeros(size, dtype=old.dtype)
-                grown[: self.n] = old[: self.n]
-                setattr(self, name, grown)
-        ev, st, asset, dm = zip(*impacts[self.n :], strict=True)
-        end = self.n + new
-        self.event[self.n : end] = ev
-        self.step[self.n : end] = st
-        self.asset[self.n : end] = asset
-        self.dm[self.n : end] = dm
-        self.n = end
+    @classmethod
+    def from_seed(cls, seed: int) -> RandomStreams:
+        return cls(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)))
 
 
 class ReflexivityModel(mesa.Model):
     """Leveraged traders, liquidators, lenders and oracle updaters around one lending pool and one market.
 
     Build from a `ModelConfig`, or a preset name, plus keyword overrides whose names are dotted parameter names
-    with `__` for the dots (`traders__max_leverage=5`). `rng` seeds everything (Mesa's convention); `steps`
-    overrides the configuration's run length (used for `running` and the data arrays).
+    with `__` for the dots (`traders__max_leverage=5`). `rng` is the integer seed (Mesa's name for it, which
+    `mesa.batch_run` passes; None draws one from the operating system) and is kept as `seed`. `steps` overrides
+    the configuration's run length (used for `running` and the data arrays).
     """
 
     def __init__(
@@ -87,7 +75,11 @@ class ReflexivityModel(mesa.Model):
         steps: int | None = None,
         **params: Any,
     ) -> None:
-        super().__init__(rng=rng)
+        if rng is not None and not isinstance(rng, int | np.integer):
+            raise TypeError(f"rng must be an integer seed or None (got {type(rng).__name__})")
+        seed = int(np.random.SeedSequence().generate_state(1)[0]) if rng is None else int(rng)
+        super().__init__(rng=seed)
+        self.seed = seed
         if config is None:
             config = ModelConfig.from_preset(preset or "baseline")
         elif preset is not None:
@@ -95,204 +87,152 @@ class ReflexivityModel(mesa.Model):
         if params:
             config = config.with_overrides(overrides_from_keywords(params))
         self.config = config
-        self.initial_config = config
-        self.seed = rng
+        self.initial_config = config  # scenario `set` events replace `config`; re-runs start from this
         self.total_steps = int(steps if steps is not None else config.steps)
         self.symbols = config.symbols
-        n_assets = len(self.symbols)
-        tcfg, lcfg, qcfg = config.traders, config.liquidators, config.lenders
-
-        # --- the market, the pool, the ledgers -------------------------------------------------------------
-        self.fundamentals = Fundamentals(config, self.rng)
-        self.market = Market(config, self.fundamentals.log_f)
-        n_holders = tcfg.n_traders + lcfg.n_liquidators + qcfg.n_lenders
-        self.wallets = Wallets(n_holders, self.symbols)
-        self.pool = LendingPool(config, n_suppliers=qcfg.n_lenders)
-        self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * tcfg.n_traders))
-        self.engine.scenarios = self._portfolio_scenarios()
-        self.oracle = OracleBoard(self.fundamentals.prices, config.oracles.n_updaters)
-        self.log_price_hist = np.zeros((self.total_steps + 1, n_assets))
-        self.log_fund_hist = np.zeros((self.total_steps + 1, n_assets))
-        self.log_price_hist[0] = self.market.log_p
-        self.log_fund_hist[0] = self.fundamentals.log_f
-        self.anchor_log_price = self.market.log_p.copy()  # contrarians' EMA anchor
-        self.set_events = [ev for ev in config.scenario.events if isinstance(ev, SetEvent)]
-
-        # --- agents ----------------------------------------------------------------------------------------
-        self.traders: list[LeveragedTrader] = []
-        self.out_until = np.full(tcfg.n_traders, -1, dtype=np.int64)  # LeveragedTrader.out_until, by trader
-        equity = self._draw_equity()
-        strategies = self._draw_mix(tcfg.strategy_mix, STRATEGY_ORDER, tcfg.n_traders)
-        risks = self._draw_mix(tcfg.risk_mix, RISK_ORDER, tcfg.n_traders)
-        modes = self._draw_mix(tcfg.margin_mode_mix, MODE_ORDER, tcfg.n_traders)
-        n_risky = n_assets - 1
-        for i in range(tcfg.n_traders):
-            assets = sorted(1 + self.rng.choice(n_risky, size=tcfg.assets_per_trader, replace=False))
-            short = strategies[i] == "short"
-            cap = self._leverage_cap(assets, short, prudent=risks[i] == "prudent")
-            leverage = float(self.rng.uniform(tcfg.leverage_min, tcfg.max_leverage))
-            trader = LeveragedTrader(
-                self, i, strategies[i], risks[i], modes[i], [int(a) for a in assets], min(leverage, cap), equity[i]
-            )
-            self.wallets.kinds[i] = "trader"
-            self.traders.append(trader)
-        self.liquidators: list[Liquidator] = []
-        for j in range(lcfg.n_liquidators):
-            holder = tcfg.n_traders + j
-            self.wallets.kinds[holder] = "liquidator"
-            self.market.pay_out(0, lcfg.capital_usd)
-            self.wallets.credit(holder, 0, lcfg.capital_usd)
-            self.liquidators.append(Liquidator(self, holder))
-        self.lenders: list[Lender] = []
-        for j in range(qcfg.n_lenders):
-            holder = tcfg.n_traders + lcfg.n_liquidators + j
-            self.wallets.kinds[holder] = "lender"
-            self.lenders.append(Lender(self, holder, supplier=j))
-        self.updaters: list[OracleUpdater] = []
-        for a in range(1, n_assets):
-            for slot in range(config.oracles.n_updaters):
-                jitter = int(self.rng.integers(0, 2)) if config.oracles.n_updaters > 1 else 0
-                self.updaters.append(OracleUpdater(self, a, slot, jitter))
-
-        # --- initial state: lenders supply, traders' positions exist before the run --------------------------
-        self._seed_liquidity(float(equity.sum()))
-        for i in self.rng.permutation(tcfg.n_traders):
-            trader = self.traders[int(i)]
-            self.wallets.credit(trader.holder, 0, trader.initial_equity)
-            self.market.pay_out(0, trader.initial_equity)
-            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+        self.streams = RandomStreams.from_seed(seed)
+        self._build_market()
+        self._build_pool()
+        self._build_agents()
+        self._open_positions()
         self.initial_ledgers = Ledgers.of(self)  # the reference for conservation and its tolerances
-        self.start_equity = equity_snapshot(self)  # the reference for the run's distress metrics
-
-        # --- clocks and bookkeeping -----------------------------------------------------------------------
-        mean = tcfg.decision_interval_steps
-        self.decision_interval = mean * self.rng.lognormal(-0.125, 0.5, tcfg.n_traders)  # mean-preserving
-        self.next_decision = self.rng.exponential(self.decision_interval)
-        self.is_prudent = np.array([t.risk_style == "prudent" for t in self.traders])
-        self.is_stop_loss = np.array([t.risk_style == "stop_loss" for t in self.traders])
-        self.peak_equity = equity.copy()
-        self.last_healthy_step = np.zeros(self.engine.n, dtype=np.int64)
+        # the positions at step 0 (tokens, accounts x assets): what a fundamental-only counterfactual starts from
+        self.start_collateral = self.engine.collateral[: self.engine.n].copy()
+        self.start_debt = self.engine.debt_tokens()[: self.engine.n].copy()
+        self.start_equity: EquitySnapshot = equity_snapshot(self.engine, self.book, self.market.prices)
         self.hf = self.engine.health(self.oracle.prices)
-        self._candidates: deque[np.ndarray] = deque(maxlen=64)
-        self._event_counter = 0
-        self._impact_log = _ImpactLog()
-        self._decay_pow = np.empty((n_assets, 0))
-        self._decay_pow_src = np.empty(0)
+        self._candidates: deque[np.ndarray] = deque(maxlen=64)  # liquidatable accounts, newest first
+        self.attribution = AttributionLedger(self)
         self.recorder = StepRecorder(self)
         self.datacollector = self.recorder.datacollector
         self.datacollector.collect(self)
 
-    # --- set-up helpers ------------------------------------------------------------------------------------
+    # --- builders ------------------------------------------------------------------------------------------
 
-    def _draw_equity(self) -> np.ndarray:
-        """Heavy-tailed shares of the traders' total equity (Pareto with the configured tail index), USD.
+    def _build_market(self) -> None:
+        """Fundamentals (the news stream), the market, the oracle board and the price histories."""
+        config = self.config
+        self.fundamentals = Fundamentals(config, self.streams.news)
+        prehistory = self.fundamentals.prehistory(config.start.prehistory_steps)
+        self.history = PriceHistory(prehistory, self.total_steps)
+        self.market = Market(config, self.fundamentals.log_f)
+        self.market.learn_volatility(prehistory)
+        self.oracle = OracleBoard(self.fundamentals.prices, config.oracles.n_updaters)
+        self.anchor_log_price = prehistory[0].copy()  # contrarians' EMA anchor, run over the pre-history
+        for log_p in prehistory[1:]:
+            self._update_anchor(log_p)
+        self.set_events = [ev for ev in config.scenario.events if isinstance(ev, SetEvent)]
 
-        No trader holds more than `traders.equity_max_share` of the total (or 2 / n_traders if that is larger),
-        so that a small population is not one whale whose rebalancing alone moves the market.
-        """
-        tcfg = self.config.traders
-        raw = (1.0 - self.rng.random(tcfg.n_traders)) ** (-1.0 / tcfg.equity_tail_alpha)
-        share = raw / raw.sum()
-        cap = max(tcfg.equity_max_share, 2.0 / tcfg.n_traders)
-        for _ in range(50):  # clip and hand the excess to the others in proportion; converges in a few rounds
-            over = share > cap
-            if not over.any():
-                break
-            excess = float((share[over] - cap).sum())
-            share[over] = cap
-            share[~over] += excess * share[~over] / share[~over].sum()
-        return tcfg.total_equity_usd * share
+    def _build_pool(self) -> None:
+        """Wallets for every holder (traders, then liquidators, then lenders), the pool and the margin engine."""
+        cfg = self.config
+        n_holders = cfg.traders.n_traders + cfg.liquidators.n_liquidators + cfg.lenders.n_lenders
+        self.wallets = Wallets(n_holders, self.symbols)
+        self.pool = LendingPool(cfg, n_suppliers=cfg.lenders.n_lenders)
+        self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * cfg.traders.n_traders))
 
-    def _draw_mix(self, mix: Mapping[str, float], order: tuple[str, ...], n: int) -> list[str]:
-        names = [k for k in order if mix.get(k, 0) > 0]
-        weights = np.array([mix[k] for k in names], dtype=float)
-        picks = self.rng.choice(len(names), size=n, p=weights / weights.sum())
-        return [names[int(p)] for p in picks]
+    def _build_agents(self) -> None:
+        """The trader book and traders (population stream; clocks stream), liquidators, lenders, oracle updaters."""
+        tcfg, cfg = self.config.traders, self.config
+        pop = draw_population(tcfg, len(self.symbols) - 1, self.pool, self.streams.population)
+        interval = tcfg.decision_interval_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders)
+        self.book = TraderBook(
+            self.engine,
+            self.wallets,
+            strategy=pop.strategy,
+            risk=pop.risk,
+            mode=pop.mode,
+            direction=pop.direction,
+            base_leverage=pop.base_leverage,
+            leverage_cap=pop.leverage_cap,
+            initial_equity=pop.equity,
+            decision_interval=interval,
+            next_decision=self.streams.clocks.exponential(interval),
+            reaction_delay=tcfg.reaction_delay_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders),
+        )
+        self.traders = [LeveragedTrader(self, i, pop.assets[i]) for i in range(tcfg.n_traders)]
+        holder = tcfg.n_traders
+        self.liquidators: list[Liquidator] = []
+        for _ in range(cfg.liquidators.n_liquidators):
+            self.wallets.fund_from_world(self.market, holder, 0, cfg.liquidators.capital_usd)
+            self.liquidators.append(Liquidator(self, holder))
+            holder += 1
+        self.lenders = [Lender(self, holder + j, supplier=j) for j in range(cfg.lenders.n_lenders)]
+        self.lender_sentiment = LenderSentiment(len(self.symbols))
+        kinds = ["trader"] * tcfg.n_traders + ["liquidator"] * len(self.liquidators) + ["lender"] * len(self.lenders)
+        self.wallets.kinds[:] = kinds
+        n_up = cfg.oracles.n_updaters
+        self.updaters = [
+            OracleUpdater(self, a, slot, int(self.streams.population.integers(0, 2)) if n_up > 1 else 0)
+            for a in range(1, len(self.symbols))
+            for slot in range(n_up)
+        ]
 
-    def _leverage_cap(self, assets: list[int], short: bool, prudent: bool) -> float:
-        """Highest leverage a trader opens at: what the pool's LTVs allow, with a 5% margin so positions start
-        healthy; a prudent trader also starts 10% above its health-factor buffer (else it would sell at once)."""
-        pool = self.pool
-        ltv = pool.ltv[0] if short else float(min(pool.ltv[a] for a in assets))
-        cap = 0.95 * (ltv / (1.0 - ltv) if short else 1.0 / (1.0 - ltv))
-        if prudent:
-            h = 1.1 * self.config.traders.prudent_buffer
-            lt = pool.liquidation_threshold[0] if short else float(min(pool.liquidation_threshold[a] for a in assets))
-            # long: HF = L LT / (L - 1) >= h  ->  L <= h / (h - LT)
-            # short: HF = (1 + L) LT / L >= h  ->  L <= LT / (h - LT)
-            cap = min(cap, (lt if short else h) / (h - lt))
-        return cap
-
-    def _seed_liquidity(self, total_equity: float) -> None:
-        """Lenders bring each reserve's initial supply (plus a quarter more kept idle) from the outside world."""
-        n = len(self.lenders)
+    def _open_positions(self) -> None:
+        """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
+        the leverage their strategies want given the pre-history, and lenders then bring each reserve with an
+        outside rate to parity (supply rate = outside rate), all with tokens from the outside world."""
+        total_equity = float(self.book.initial_equity.sum())
         for a, sym in enumerate(self.symbols):
-            value = self.config.reserve(sym).supply_to_equity * total_equity
-            tokens = value / float(self.fundamentals.prices[a])
+            tokens = self.config.reserve(sym).supply_to_equity * total_equity / float(self.fundamentals.prices[a])
             if tokens <= 0:
                 continue
             for lender in self.lenders:
-                self.market.pay_out(a, 1.25 * tokens / n)
-                self.wallets.credit(lender.holder, a, 1.25 * tokens / n)
-                self.pool.supply(lender.supplier, lender.holder, a, tokens / n, self.wallets)
-
-    def _portfolio_scenarios(self) -> np.ndarray:
-        """Joint price shocks (assets x scenarios) for portfolio margin: each asset alone and all together,
-        down and up, by 1 - its liquidation threshold (so a lone long is margined as in cross mode)."""
-        lt = self.pool.liquidation_threshold
-        n = len(self.symbols)
-        shock = np.zeros(n)
-        shock[1:] = 1.0 - lt[1:]
-        cols = [-shock, shock]
-        for k in range(1, n):
-            e = np.zeros(n)
-            e[k] = shock[k]
-            cols += [-e, e]
-        return np.stack(cols, axis=1)
+                self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
+                self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
+        for i in self.streams.activation.permutation(len(self.traders)):
+            trader = self.traders[int(i)]
+            self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
+            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+        target = parity_supply(self.pool, np.array([self.config.reserve(s).outside_rate for s in self.symbols]))
+        for a in np.flatnonzero(np.isfinite(target)):
+            gap = (float(target[a]) - float(self.pool.supplied[a])) / len(self.lenders)
+            for lender in self.lenders:
+                if gap > 0:
+                    self.wallets.fund_from_world(self.market, lender.holder, int(a), gap)
+                    self.pool.supply(lender.supplier, lender.holder, int(a), gap, self.wallets)
+                else:
+                    self.pool.withdraw(lender.supplier, lender.holder, int(a), -gap, self.wallets)
+        self.pool.begin_withdrawals()
 
     # --- the step ------------------------------------------------------------------------------------------
 
     def step(self) -> None:
         t = self.steps
         cfg = self.config
+        order = self.streams.activation.permutation
         # 1. exogenous: fundamentals and scenario events; impact decays
         self._apply_set_events(t)
         self.fundamentals.step(t)
         self.market.begin_step(self.fundamentals.log_f)
-        self.log_fund_hist[t] = self.fundamentals.log_f
-        self.log_price_hist[t] = self.market.log_p  # provisional (pre-trade) for oracles observing "now"
+        self.history.record(t, self.market.log_p, self.fundamentals.log_f)  # market provisional (pre-trade)
         self.recorder.begin_step()
         # 2. oracles
-        for i in self.rng.permutation(len(self.updaters)):
-            self.updaters[int(i)].step()
+        for i in order(len(self.updaters)):
+            self.updaters[i].step()
         oracle = self.oracle.prices
         # 3. interest
         self.pool.accrue()
         # 4. lenders
+        self.pool.begin_withdrawals()
         view = LenderView.of(self)
-        for i in self.rng.permutation(len(self.lenders)):
-            self.lenders[int(i)].step(view)
-        # 5. traders whose clocks fire, or whose risk alerts ring
-        clock = self.next_decision <= t
-        self.next_decision[clock] = t + self.rng.exponential(self.decision_interval[clock])
-        active = clock | self._risk_alerts(oracle)
-        order = self.rng.permutation(np.flatnonzero(active))
-        # a trader still out (stopped or wiped out, waiting to re-enter) returns at once: skip the call. Only a
-        # trader's own step changes its out_until, so filtering before the loop changes nothing.
-        order = order[self.out_until[order] <= t]
-        traders = self.traders
-        for i in order.tolist():
-            traders[i].step()
+        for i in order(len(self.lenders)):
+            self.lenders[i].step(view)
+        # 5. traders whose clocks fire (risk alerts bring a clock forward by the trader's reaction delay), except
+        # those still out after a stop or wipe-out
+        self.book.alert(self.risk_alerts(), t)
+        active = self.book.clocks_due(t, self.streams.clocks)
+        for i in order(np.flatnonzero(active & (self.book.out_until <= t))).tolist():
+            self.traders[i].step()
         # 6. health: one vectorised pass over every account
         self._health_pass(oracle)
         # 7. liquidators
-        for i in self.rng.permutation(len(self.liquidators)):
-            self.liquidators[int(i)].step()
+        for i in order(len(self.liquidators)):
+            self.liquidators[i].step()
         # 8. resolution: bad debt, history, data
         self._resolve_bad_debt(t, oracle)
-        self.log_price_hist[t] = self.market.log_p
-        alpha = 2.0 / (cfg.traders.contrarian_anchor_steps + 1.0)
-        self.anchor_log_price += alpha * (self.market.log_p - self.anchor_log_price)
+        self.history.record(t, self.market.log_p)
+        self._update_anchor(self.market.log_p)
         self.market.end_step()
         self.recorder.end_step()
         self.datacollector.collect(self)
@@ -301,6 +241,11 @@ class ReflexivityModel(mesa.Model):
         if self.steps >= self.total_steps:
             self.running = False
 
+    def _update_anchor(self, log_price: np.ndarray) -> None:
+        """One step of the contrarians' EMA anchor (span `traders.contrarian_anchor_steps`) toward `log_price`."""
+        alpha = 2.0 / (self.config.traders.contrarian_anchor_steps + 1.0)
+        self.anchor_log_price += alpha * (log_price - self.anchor_log_price)
+
     def _apply_set_events(self, t: int) -> None:
         due = {ev.parameter: ev.value for ev in self.set_events if ev.step == t}
         if due:
@@ -308,43 +253,27 @@ class ReflexivityModel(mesa.Model):
             self.pool.refresh_params(self.config)
             self.market.refresh_params(self.config)
 
-    def trader_equity(self, account_equity: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        """Every trader's equity (USD): its accounts' equity (`account_equity`, USD per account) plus its wallet,
-        at `prices` (USD per token)."""
-        n_traders = len(self.traders)
-        equity = np.bincount(self.engine.owner[: self.engine.n], weights=account_equity, minlength=n_traders)
-        return equity + self.wallets.balances[:n_traders] @ prices
-
-    def _risk_alerts(self, oracle: np.ndarray) -> np.ndarray:
-        """Traders woken outside their clock: prudent ones under their HF buffer, stop-losses past their drawdown.
-
-        One vectorised pass over accounts (last step's health) and over traders' equity.
-        """
-        n_traders = len(self.traders)
-        owners = self.engine.owner[: self.engine.n]
-        worst_hf = np.full(n_traders, np.inf)
-        np.minimum.at(worst_hf, owners, self.hf)
-        alerts = self.is_prudent & (worst_hf < self.config.traders.prudent_buffer)
-        prices = self.market.prices
-        coll, debt = self.engine.values(prices)
-        equity = self.trader_equity(_row_sums(coll - debt), prices)
-        np.maximum(self.peak_equity, equity, out=self.peak_equity)
-        drawdown = equity < (1.0 - self.config.traders.stop_loss_drawdown) * self.peak_equity
-        return alerts | (self.is_stop_loss & drawdown)
+    def risk_alerts(self) -> np.ndarray:
+        """Traders woken outside their clock (bool per trader): prudent ones whose worst account is under their HF
+        buffer (last step's health), stop-losses past their drawdown from their peak equity (market prices)."""
+        book, tcfg = self.book, self.config.traders
+        worst_hf = np.full(book.n, np.inf)
+        np.minimum.at(worst_hf, self.engine.owner[: self.engine.n], self.hf)
+        alerts = book.has_risk("prudent") & (worst_hf < tcfg.prudent_buffer)
+        equity = book.equity(self.market.prices)
+        np.maximum(book.peak_equity, equity, out=book.peak_equity)
+        drawdown = equity < (1.0 - tcfg.stop_loss_drawdown) * book.peak_equity
+        return alerts | (book.has_risk("stop_loss") & drawdown)
 
     def _health_pass(self, oracle: np.ndarray) -> None:
+        """Every account's health at oracle prices; the liquidatable ones, largest debt first, join the queue."""
         engine = self.engine
         self.hf = engine.health(oracle)
-        n = engine.n
-        if len(self.last_healthy_step) < n:
-            grown = np.full(n, self.steps, dtype=np.int64)
-            grown[: len(self.last_healthy_step)] = self.last_healthy_step
-            self.last_healthy_step = grown
         healthy = self.hf >= 1.0
-        self.last_healthy_step[:n][healthy] = self.steps
+        self.attribution.mark_health(healthy, self.steps)
         candidates = np.flatnonzero(~healthy)
         if len(candidates):
-            debt_usd = _row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
+            debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first
         self._candidates.appendleft(candidates)
         self.recorder.n_liquidatable = len(candidates)
@@ -352,116 +281,6 @@ class ReflexivityModel(mesa.Model):
     def liquidation_candidates(self, latency: int) -> np.ndarray:
         """Accounts that were liquidatable `latency` steps ago (what a liquidator with that scan latency sees)."""
         return self._candidates[min(latency, len(self._candidates) - 1)]
-
-    def next_event_id(self) -> int:
-        self._event_counter += 1
-        return self._event_counter - 1
-
-    def record_liquidation(
-        self,
-        event_id: int,
-        acct: int,
-        liquidator: Liquidator,
-        debt_asset: int,
-        repaid: float,
-        coll_asset: int,
-        seized: float,
-        hf_before: float,
-    ) -> None:
-        """Record a liquidation event and attribute the account's loss of health to its sources (SPEC 4.2)."""
-        oracle = self.oracle.prices
-        start = int(self.last_healthy_step[acct])
-        # the account's exposure before this liquidation: add back what was just repaid and seized
-        coll = self.engine.collateral[acct].copy()
-        coll[coll_asset] += seized
-        debt = self.engine.debt_tokens(acct).copy()
-        debt[debt_asset] += repaid
-        w = health_sensitivity(coll * oracle, debt * oracle, self.pool.liquidation_threshold)
-        # health is measured at oracle prices, which show the market `lag` steps late: the window of market
-        # moves behind the lost health runs from what the oracle showed when the account was last healthy to
-        # what it shows now (sales not yet seen by the oracle cannot have caused this liquidation)
-        lag = 1 + int(self.config.oracles.latency_steps)
-        begin, end = max(start - lag, 0), max(self.steps - lag, 0)
-        total = self.log_price_hist[end] - self.log_price_hist[begin]
-        exo = self.log_fund_hist[end] - self.log_fund_hist[begin]
-        attribution = self._attribute_window(w, total, exo, begin, event_id, end=end)
-        self.recorder.add_event(
-            event_id=event_id,
-            account=acct,
-            owner=int(self.engine.owner[acct]),
-            liquidator=liquidator.unique_id,
-            debt_asset=debt_asset,
-            repaid=repaid,
-            coll_asset=coll_asset,
-            seized=seized,
-            hf_before=hf_before,
-            attribution=attribution,
-        )
-
-    def _attribute_window(
-        self, w: np.ndarray, total: np.ndarray, exo: np.ndarray, start: int, event_id: int, end: int | None = None
-    ) -> Attribution:
-        """`attribute(w, total, exo, events)` over the liquidation impacts of steps start < step <= end (default:
-        now; other than event `event_id`'s own), each decayed to `end`: vectorised over the window, with the same
-        floating-point operations in the same order as the per-impact loop (so the numbers are bit-identical):
-
-            for ev, step, asset, dm in impacts in the window:  events[ev][asset] += dm * decay[asset] ** (end - step)
-
-        then per event by_event = -(w * move).sum() and liq_total = the events' moves added in order.
-        """
-        log = self._impact_log
-        log.sync(self.market.liq_impacts)
-        n = log.n
-        end = self.steps if end is None else end
-        first = int(np.searchsorted(log.step[:n], start, side="right"))  # = bisect_right on the step
-        n = int(np.searchsorted(log.step[:n], end, side="right"))
-        first = min(first, n)
-        ev = log.event[first:n]
-        keep = ev != event_id
-        ev, step, asset, dm = ev[keep], log.step[first:n][keep], log.asset[first:n][keep], log.dm[first:n][keep]
-        n_assets = len(self.symbols)
-        if len(ev) == 0:
-            move_sum = np.zeros(n_assets)
-            return Attribution(
-                exogenous=float(-(w * exo).sum()), other=float(-(w * (total - exo - move_sum)).sum()), by_event={}
-            )
-        age = end - step
-        factor = self._decay_powers(int(age.max()))[asset, age]  # decay[asset] ** age, computed as Python scalars
-        contribution = dm * factor
-        ids, first_seen, row = np.unique(ev, return_index=True, return_inverse=True)
-        order = np.argsort(first_seen, kind="stable")  # rows in order of first appearance (dict insertion order)
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        moves = np.zeros((len(ids), n_assets))
-        np.add.at(moves, (rank[row], asset), contribution)  # unbuffered, in order: as the += loop
-        by_event = -_row_sums(w * moves)  # each row summed as `(w * move).sum()` sums it
-        liq_total = np.zeros(n_assets)
-        liq_total += moves.sum(axis=0)  # axis-0 reduction adds rows in order, as `liq_total += move` does
-        return WindowAttribution(
-            exogenous=float(-(w * exo).sum()),
-            other=float(-(w * (total - exo - liq_total)).sum()),
-            by_event=EventLosses(ids[order], by_event),  # type: ignore[arg-type]  # a Mapping[int, float]
-        )
-
-    def _decay_powers(self, max_age: int) -> np.ndarray:
-        """(assets, ages) table of `decay[asset] ** age` for ages 0..max_age (at least), each entry computed as
-        the Python scalar power (not numpy's vectorised pow), rebuilt if the market's decay changes."""
-        decay = self.market.decay
-        table = self._decay_pow
-        if table.shape[1] > max_age and np.array_equal(self._decay_pow_src, decay):
-            return table
-        if not np.array_equal(self._decay_pow_src, decay):
-            table = np.empty((len(decay), 0))
-            self._decay_pow_src = decay.copy()
-        have = table.shape[1]
-        size = max(max_age + 1, 2 * have, 64)
-        grown = np.empty((len(decay), size))
-        grown[:, :have] = table
-        for a in range(len(decay)):
-            base = decay[a]
-            grown[a, have:] = [base**age for age in range(have, size)]
-        self._decay_pow = grown
-        return grown
 
     def _resolve_bad_debt(self, t: int, oracle: np.ndarray) -> None:
         for acct in self.engine.insolvent_accounts(oracle):

@@ -1,4 +1,11 @@
-"""`abm.run`: one simulation from a configuration and a seed to a `RunResult` (SPEC 5)."""
+"""`abm.run`: one simulation from a configuration and a seed to a `RunResult` (docs/model.md, 1.3 Process overview
+and scheduling; the tables it holds are described in docs/model.md, 4 Contagion and reflexivity measurement).
+
+With ``twin="unlevered"`` the same configuration and seed also run with the traders unlevered (`TWINS`); the model
+draws the news from its own random stream (common random numbers), so the twin sees bit-identical fundamentals,
+and the difference between the two runs' shock-window drawdowns is what leverage and forced selling caused
+(``forced_selling_drawdown_A`` in the summary).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +20,17 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.analysis.metrics import summarise, undefined_as_none
+from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
 from abm.config import ModelConfig
 from abm.contagion.cascade import cascade_graph, cascade_metrics
-from abm.contagion.distress import distress_metrics, equity_snapshot
+from abm.contagion.distress import distress_metrics
+from abm.errors import UserInputError
 from abm.io import atomic_dir
 from abm.model import ReflexivityModel
-from abm.observation import HF_BIN_EDGES
 from abm.progress import Progress
+from abm.recording.distress import equity_snapshot
+from abm.recording.recorder import HF_BIN_EDGES
 
 EVENT_COLUMNS = [
     "step",
@@ -52,6 +63,11 @@ WRITE_OFF_COLUMNS = [
     "lenders_usd",
     "dilution_usd",
 ]
+START_POSITIONS_FILE = "start_positions.npz"  # arrays `collateral` and `debt`: tokens, accounts x assets at step 0
+# Counterfactual twins: the overrides that make each from the run's configuration (nothing else changes)
+TWINS: dict[str, dict[str, Any]] = {
+    "unlevered": {"traders.max_leverage": 1.0, "traders.leverage_min": 1.0},
+}
 
 
 @dataclass
@@ -67,10 +83,29 @@ class RunResult:
     summary: dict[str, Any]
     cascade: nx.DiGraph
     hf_histogram: np.ndarray  # (steps + 1, bins): accounts with debt per health-factor bin
+    # (accounts, assets) tokens at step 0, assets numeraire first; None for a run saved before they were kept
+    start_collateral: np.ndarray | None
+    start_debt: np.ndarray | None
     model: ReflexivityModel | None = field(default=None, repr=False)
+    twin: RunResult | None = field(default=None, repr=False)  # the counterfactual twin's run (not saved)
+
+    def table_summary(self) -> dict[str, Any]:
+        """The summary keys that come from the tables and the starting positions (`abm.analysis.metrics.summarise`):
+        the same values for this run and for it saved and loaded."""
+        if self.start_collateral is None or self.start_debt is None:
+            raise ValueError(f"this run holds no starting positions ({START_POSITIONS_FILE}); re-run it")
+        return summarise(
+            self.timeseries,
+            self.events,
+            self.config.symbols[1:],
+            shocks=scripted_shocks(self.config.scenario.events),
+            start_collateral=self.start_collateral,
+            start_debt=self.start_debt,
+            liquidation_threshold=start_liquidation_thresholds(self.config),
+        )
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:
-        """The exposure graph (SPEC 4.1) at the end of the run, or at `step` (re-simulated: same seed, same run)."""
+        """The exposure graph (docs/contagion.md) at the end of the run, or at `step` (re-simulated: same seed, same run)."""
         from abm.contagion.exposure import exposure_graph
 
         model = self.model
@@ -85,8 +120,9 @@ class RunResult:
         return exposure_graph(model, k=k)
 
     def save(self, out_dir: str | Path, figures: bool = True) -> Path:
-        """Write timeseries.parquet, events.parquet, write_offs.parquet, hf_histogram.parquet, summary.json,
-        config.toml, cascade.graphml and figures/*.png into `out_dir`, atomically (all or nothing)."""
+        """Write timeseries.parquet, events.parquet, write_offs.parquet, hf_histogram.parquet, start_positions.npz,
+        summary.json, config.toml, cascade.graphml and figures/*.png into `out_dir`, atomically (all or nothing).
+        The twin's run, if any, is not saved: its measures are in the summary."""
         out_dir = Path(out_dir)
         with atomic_dir(out_dir) as tmp:
             self.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
@@ -95,6 +131,8 @@ class RunResult:
             hist = pd.DataFrame(self.hf_histogram, columns=hf_bin_labels())
             hist.insert(0, "step", np.arange(len(hist)))
             hist.to_parquet(tmp / "hf_histogram.parquet", index=False)
+            if self.start_collateral is not None and self.start_debt is not None:
+                np.savez(tmp / START_POSITIONS_FILE, collateral=self.start_collateral, debt=self.start_debt)
             (tmp / "summary.json").write_text(json.dumps(_json_safe(self.summary), indent=2, sort_keys=True) + "\n")
             (tmp / "config.toml").write_text(self.config.to_toml())
             nx.write_graphml(self.cascade, tmp / "cascade.graphml")
@@ -113,6 +151,10 @@ class RunResult:
         config = ModelConfig.from_toml(d / "config.toml")
         summary = json.loads((d / "summary.json").read_text())
         hist = pd.read_parquet(d / "hf_histogram.parquet").drop(columns="step").to_numpy()
+        start_collateral = start_debt = None
+        if (d / START_POSITIONS_FILE).exists():  # absent from runs saved by earlier versions
+            with np.load(d / START_POSITIONS_FILE, allow_pickle=False) as start:
+                start_collateral, start_debt = start["collateral"], start["debt"]
         return cls(
             config=config,
             seed=int(summary["seed"]),
@@ -123,6 +165,8 @@ class RunResult:
             summary=summary,
             cascade=nx.read_graphml(d / "cascade.graphml", node_type=int),
             hf_histogram=hist,
+            start_collateral=start_collateral,
+            start_debt=start_debt,
         )
 
 
@@ -141,6 +185,31 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def start_liquidation_thresholds(config: ModelConfig) -> np.ndarray:
+    """(assets,) liquidation thresholds at step 0 (the configuration's reserves, before any scenario `set` event),
+    numeraire first, 0 for an asset that is not collateral: the threshold input of the Hawkes baseline."""
+    return np.array(
+        [r.liquidation_threshold if r.collateral_enabled else 0.0 for r in map(config.reserve, config.symbols)]
+    )
+
+
+def check_twin(twin: Any, field_name: str = "twin") -> str | None:
+    """`twin` if it names a counterfactual twin (`TWINS`) or is None; else a one-line `UserInputError` naming the
+    field, the value and the rule."""
+    if twin is None or (isinstance(twin, str) and twin in TWINS):
+        return twin
+    raise UserInputError(
+        f"{field_name} = {twin!r}: must be one of {', '.join(repr(t) for t in TWINS)} "
+        "(a counterfactual run of the same configuration and seed)"
+    )
+
+
+def twin_config(config: ModelConfig, twin: str) -> ModelConfig:
+    """The configuration of the counterfactual `twin` of `config`: its `TWINS` overrides, nothing else changed."""
+    check_twin(twin)
+    return config.with_overrides(TWINS[twin])
+
+
 def run(
     config: ModelConfig | str = "crash",
     seed: int = 0,
@@ -148,8 +217,14 @@ def run(
     *,
     progress: bool = False,
     keep_model: bool = True,
+    twin: str | None = None,
 ) -> RunResult:
-    """Run one simulation. `config`: a ModelConfig or a preset name. Same config and seed -> identical result."""
+    """Run one simulation. `config`: a ModelConfig or a preset name; `seed`: the integer seed (the model's `rng`).
+    Same config and seed -> identical result.
+
+    `twin`: None, or the name of a counterfactual (`TWINS`: "unlevered") run as well, with the same configuration
+    and seed but its overrides; its measures join the summary (`add_twin`) and its result is `RunResult.twin`."""
+    twin = check_twin(twin)
     if isinstance(config, str):
         config = ModelConfig.from_preset(config)
     start = time.perf_counter()
@@ -161,35 +236,65 @@ def run(
             bar.update()
     finally:
         bar.close()
-    return collect_result(model, time.perf_counter() - start, keep_model=keep_model)
+    result = collect_result(model, time.perf_counter() - start, keep_model=keep_model)
+    if twin is not None:
+        other = run(twin_config(config, twin), seed=seed, steps=steps, progress=progress, keep_model=keep_model)
+        add_twin(result, other, twin)
+    return result
+
+
+def add_twin(result: RunResult, twin_result: RunResult, twin: str) -> None:
+    """Attach a counterfactual twin's run to `result` and add to its summary, per risky asset A,
+    ``twin_shock_drawdown_A`` (the twin's shock-window drawdown, fraction) and ``forced_selling_drawdown_A``
+    (`abm.analysis.shock_window.forced_selling_drawdown`: this run's minus the twin's).
+
+    The twin must have seen the same news: raise RuntimeError if any `fundamental_*` column differs in one bit."""
+    mine, theirs = result.timeseries, twin_result.timeseries
+    cols = [c for c in mine.columns if c.startswith("fundamental_")]
+    same = [c for c in theirs.columns if c.startswith("fundamental_")] == cols and len(mine) == len(theirs)
+    if not (same and np.array_equal(mine[cols].to_numpy(), theirs[cols].to_numpy())):
+        raise RuntimeError(
+            f"the {twin} twin of {result.config.name} seed {result.seed} saw different fundamentals: the news must "
+            "come from the same random stream whatever the other parameters (common random numbers)"
+        )
+    extra: dict[str, Any] = {}
+    for a in result.config.symbols[1:]:
+        levered, unlevered = result.summary[f"shock_drawdown_{a}"], twin_result.summary[f"shock_drawdown_{a}"]
+        extra[f"twin_shock_drawdown_{a}"] = unlevered
+        extra[f"forced_selling_drawdown_{a}"] = forced_selling_drawdown(levered, unlevered)
+    result.summary.update(undefined_as_none(extra))
+    result.twin = twin_result
 
 
 def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: bool = True) -> RunResult:
-    """Turn a finished model into a RunResult: tables, cascade graph, summary."""
-    from abm.analysis.metrics import summarise
-
+    """Turn a finished model into a RunResult: tables, cascade graph, summary (every key of it assembled here:
+    `RunResult.table_summary`, then the cascade, distress and run keys)."""
     ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     ts["step"] = ts["step"].astype("int64")
     rec = model.recorder
     events = pd.DataFrame(rec.events, columns=EVENT_COLUMNS)
     write_offs = pd.DataFrame([w.__dict__ for w in rec.write_offs], columns=WRITE_OFF_COLUMNS)
     graph = cascade_graph(events, rec.edges)
-    risky = model.symbols[1:]
-    summary: dict[str, Any] = summarise(ts, events, risky)
-    summary.update(cascade_metrics(graph))
-    summary.update(distress_metrics(model.start_equity, equity_snapshot(model), events, model.symbols))
-    summary["seed"] = model.seed
-    summary["steps"] = model.total_steps
-    summary["wall_seconds"] = wall_seconds
-    return RunResult(
+    result = RunResult(
         config=model.initial_config,  # scenario `set` events change model.config; re-runs start from this
-        seed=int(model.seed) if model.seed is not None else 0,
+        seed=model.seed,
         steps=model.total_steps,
         timeseries=ts,
         events=events,
         write_offs=write_offs,
-        summary=summary,
+        summary={},
         cascade=graph,
         hf_histogram=np.asarray(rec.hf_histogram),
+        start_collateral=np.asarray(model.start_collateral, dtype=float),
+        start_debt=np.asarray(model.start_debt, dtype=float),
         model=model if keep_model else None,
     )
+    summary = result.table_summary()
+    summary.update(cascade_metrics(graph))
+    end_equity = equity_snapshot(model.engine, model.book, model.market.prices)
+    summary.update(distress_metrics(model.start_equity, end_equity, events, model.symbols))
+    summary["seed"] = model.seed
+    summary["steps"] = model.total_steps
+    summary["wall_seconds"] = wall_seconds
+    result.summary = undefined_as_none(summary)
+    return result

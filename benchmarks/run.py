@@ -50,7 +50,7 @@ THRESHOLD = 0.20  # a slowdown (or memory growth) beyond this fraction is flagge
 SWEEP_RUNS = 16
 PROFILE_LINES = 60
 
-# targets (SPEC of issue 7, on a 2-core machine)
+# the performance targets (README, "Performance"), measured on a 2-core machine
 TARGET_RATIO = 0.25  # crash 10k x 1000 / Boltzmann 10k x 1000
 TARGET_EXPONENT = 1.1
 TARGET_PEAK_MB = 2048.0  # crash at 100k traders

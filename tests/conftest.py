@@ -30,8 +30,7 @@ class System:
 
     def fund(self, holder: int, asset: int, amount: float) -> None:
         """Bring tokens in from the outside world (as the model does for initial equity and supply)."""
-        self.market.pay_out(asset, amount)
-        self.wallets.credit(holder, asset, amount)
+        self.wallets.fund_from_world(self.market, holder, asset, amount)
 
     def totals(self) -> np.ndarray:
         """Tokens per asset over every ledger: wallets, accounts' collateral, pool cash, the outside world's change."""

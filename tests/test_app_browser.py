@@ -11,6 +11,7 @@ Locally these tests skip when Chromium, Playwright or npm is missing; on CI (`CI
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
@@ -19,14 +20,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 from browser_helpers import chromium_page, free_port, serve_solara, skip_reason
 
 from abm.app import text
+from abm.app.controls import SECTIONS
 from abm.app.figures import PANEL_KEYS
 from abm.app.panels import make_charts
 from abm.app.server import SERVER_ENV, check_port, solara_command
-from abm.app.sim import COMPARISONS, Controls, Simulation, build_config, default_asset, shock_events
+from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, Controls, Simulation, build_config, default_asset, shock_events
 from abm.config import preset_names
 from abm.errors import ConfigError, UserInputError
 from abm.io import atomic_write_bytes
@@ -88,6 +91,37 @@ def test_every_comparison_builds_run_b(key: str) -> None:
     assert a.step == b.step == 2
     images = make_charts(sim, "ETH").draw([a, b])
     assert all(png.startswith(b"\x89PNG") for png in images.values())
+
+
+@pytest.mark.parametrize("key", list(COMPARISONS))
+def test_comparison_runs_share_the_news(key: str) -> None:
+    """Comparison mode promises the same seed and the same news: run B's fundamental path is run A's, through the
+    scripted shock, whatever the one changed parameter does to the traders."""
+    sim = Simulation.start(Controls.from_preset("crash", n_traders=60).replace(compare=key))
+    shock = shock_events(sim.config)[0]
+    sim.step(shock.start + shock.duration)
+    a, b = sim.snapshots()
+    if key == DEFAULT_COMPARISON:  # the lecture's comparison: by now B's market has gone its own way
+        assert not np.array_equal(a.series["price_ETH"], b.series["price_ETH"])
+    for asset in sim.config.symbols[1:]:
+        np.testing.assert_array_equal(a.series[f"fundamental_{asset}"], b.series[f"fundamental_{asset}"])
+
+
+def test_every_numeric_control_has_one_slider_that_round_trips() -> None:
+    """The slider table covers each numeric control once, and a slider shows the preset's value and gives it back."""
+    specs = [spec for section in SECTIONS for spec in section.sliders]
+    numeric = {f.name for f in dataclasses.fields(Controls)} - {"scenario", "margin_mode", "seed", "compare"}
+    assert sorted(spec.field for spec in specs) == sorted(numeric)
+    c = Controls.from_preset("crash")
+    for spec in specs:
+        position = spec.position(c)
+        assert spec.lower_end(c) <= position <= spec.max, spec.field
+        assert spec.value_of(position) == pytest.approx(getattr(c, spec.field)), spec.field
+    captions = {spec.field: spec.caption(c, has_shock=True) for spec in specs}
+    assert captions["ltv"] == "ETH LTV: 80%" and captions["liquidation_threshold"] == "Liq. threshold: 82.5%"
+    assert captions["n_traders"] == "Traders: 1000" and captions["oracle_latency"] == "Oracle delay: 1 min"
+    shock = next(spec for spec in specs if spec.field == "shock_scale")
+    assert shock.caption(c, has_shock=False) == "Crash size: none"
 
 
 def test_controls_keep_lt_above_ltv_and_explain_bad_input() -> None:

@@ -1,4 +1,4 @@
-"""The cascade graph (SPEC 4.2) on hand-built scenarios whose right answer is known exactly.
+"""The cascade graph (docs/contagion.md) on hand-built scenarios whose right answer is known exactly.
 
 Three accounts, two risky assets (ETH, BTC), debt in USD:
 - A0 long ETH, liquidated by an exogenous 10% fall of ETH: a root;
@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from abm import ModelConfig, ReflexivityModel, RunResult
-from abm.contagion.attribution import attribute, health_sensitivity
 from abm.contagion.cascade import cascade_graph, cascade_metrics, cascade_table, main_parent_forest
 from abm.invariants import Ledgers
+from abm.recording.attribution import attribute, health_sensitivity
 from abm.run import collect_result
 
 USD, ETH, BTC = 0, 1, 2
@@ -67,7 +67,8 @@ def test_attribution_and_graph_from_constructed_moves() -> None:
     got = {(u, v): wt for u, v, wt in g.edges(data="weight")}
     assert got == {(0, 1): pytest.approx(1.0), (0, 2): pytest.approx(0.25), (1, 2): pytest.approx(0.75)}
     m = cascade_metrics(g)
-    assert m["branching_ratio"] == pytest.approx(2 / 3)  # (1 + 0.25 + 0.75) / 3 events
+    # expected offspring per event: each event's endogenous share (its parents are all in the graph): (0 + 0.6 + s2) / 3
+    assert m["branching_ratio"] == pytest.approx((0.0 + 0.6 + a2.endogenous_share) / 3)
     assert m["reflexivity_index"] == pytest.approx((35.5e3 + 30e3) / (78e3 + 35.5e3 + 30e3))
     # main-parent forest: 2 keeps its heavier parent 1 -> one chain 0 -> 1 -> 2
     assert sorted(main_parent_forest(g).edges) == [(0, 1), (1, 2)]
@@ -125,11 +126,10 @@ def scripted_model() -> ReflexivityModel:
         eng.close_out(acct, prices, 0)
     market.m[:] = 0.0
     market.log_p[:] = market.log_f
-    m.log_price_hist[0] = market.log_p
+    m.history.record(0, market.log_p)  # step 0 as seen by the attribution window: the market at its fundamental
 
     def fund(holder: int, usd: float) -> None:
-        market.pay_out(USD, usd)
-        m.wallets.credit(holder, USD, usd)
+        m.wallets.fund_from_world(market, holder, USD, usd)
 
     lender = m.lenders[0]
     fund(lender.holder, 1e6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -43,12 +44,16 @@ def test_run_writes_results_and_report(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "traders.max_leverag=5"], "unknown parameter 'traders.max_leverag' (did you mean 'traders.max_leverage'?)"),
+        (
+            ["--set", "traders.max_leverag=5"],
+            "unknown parameter 'traders.max_leverag' (did you mean 'traders.max_leverage'?)",
+        ),
         (["--set", "traders.max_leverage=-1"], "traders.max_leverage = -1"),
         (["--set", "pool.reserves.ETH.ltv=0.9"], "liquidation_threshold = 0.825 must be >= ltv = 0.9"),
         (["--set", "market.correlation=2"], "market.correlation = 2"),
         (["--set", "novalue"], "expected key=value"),
         (["--preset", "crsh"], "unknown preset 'crsh' (did you mean 'crash'?) (valid: "),
+        (["--twin", "levered"], "--twin = 'levered': must be one of 'unlevered'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
@@ -65,6 +70,40 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args
     assert list(tmp_path.iterdir()) == []
 
 
+EARLY_SHOCK = 'scenario.events=[{kind="shock", asset="ETH", size=-0.3, start=60, duration=5}]'
+
+
+def test_run_with_a_twin_prints_the_pre_shock_check_and_the_forced_selling(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--set", "traders.n_traders=100", "--set", EARLY_SHOCK, "--steps", "120", "--no-figures"]
+    res = invoke("run", "--preset", "crash", *args, "--twin", "unlevered", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    line = res.output.strip().splitlines()[-1]
+    assert summary["shock_step"] == 60 and summary["pre_shock_liquidations"] == 0
+    assert f"forced_selling_drawdown_ETH {summary['forced_selling_drawdown_ETH']:.1%}" in line
+    assert f"pre-shock 0 liquidations, max gap {summary['pre_shock_max_gap_ETH']:.2%}" in line
+    assert "warning" not in res.output  # a calm start
+    assert invoke("report", str(out)).exit_code == 0
+    report = (out / "report.md").read_text()
+    assert "## Pre-shock check" in report and "0 liquidations" in report and "**Warning" not in report
+
+
+def test_run_that_was_not_calm_before_the_shock_warns_in_one_line(tmp_path: Path) -> None:
+    # a market 20 times thinner and traders deciding every 5 minutes: their trades move the price before the shock
+    unstable = ["--set", "market.depth_scale=0.05", "--set", "traders.decision_interval_steps=5"]
+    out = tmp_path / "run"
+    args = ["--set", "traders.n_traders=40", "--set", EARLY_SHOCK, *unstable, "--steps", "80", "--no-figures"]
+    res = invoke("run", "--preset", "crash", *args, "--seed", "3", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pre_shock_liquidations"] > 0 or summary["pre_shock_max_gap_ETH"] > 0.03
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "before the shock" in warnings[0]
+    assert invoke("report", str(out)).exit_code == 0
+    assert "**Warning: the run was not calm before the shock" in (out / "report.md").read_text()
+
+
 def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text('base = "crash"\n[traders]\nmax_leverage = = 3\n')
@@ -76,9 +115,7 @@ def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_replay_csv_exits_2(tmp_path: Path) -> None:
     cfg = tmp_path / "replay.toml"
-    cfg.write_text(
-        'base = "baseline"\n[[scenario.events]]\nkind = "replay"\nasset = "ETH"\npath = "missing.csv"\n'
-    )
+    cfg.write_text('base = "baseline"\n[[scenario.events]]\nkind = "replay"\nasset = "ETH"\npath = "missing.csv"\n')
     res = invoke("run", "--config", str(cfg), "--out", str(tmp_path / "run"))
     assert res.exit_code == 2
     assert "scenario.events[0].path = 'missing.csv': replay CSV file does not exist" in res.output

@@ -1,4 +1,5 @@
-"""The exposure graph (SPEC 4.1): layout, attributes, the sparse projection, DebtRank on the model's structure."""
+"""The exposure graph (docs/contagion.md, "Exposure graph (ex ante)"): layout, attributes, the sparse projection,
+DebtRank on the model's structure."""
 
 from __future__ import annotations
 

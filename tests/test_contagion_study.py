@@ -1,15 +1,20 @@
-"""The contagion study's per-run metrics and the contagion figures (smoke: files are written)."""
+"""The contagion study: its per-run metrics, its report from a tiny collection of sweeps, and the contagion figures
+(smoke: files are written)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from abm import ModelConfig
+from abm.analysis import style
+from abm.cli import main
 from abm.contagion.cascade import cascade_graph
 from abm.contagion.distress import EquitySnapshot, distress_metrics
 from abm.contagion.figures import (
@@ -21,7 +26,9 @@ from abm.contagion.figures import (
     plot_hawkes_vs_truth,
     tree_layout,
 )
-from abm.contagion.study import hawkes_metrics, point_labels, scenario_breaks
+from abm.contagion.study import hawkes_metrics, mean_endogenous_share, scenario_breaks
+from abm.contagion.study_report import margin_mode, shock_size
+from abm.sweep.runner import run_sweep
 
 
 def test_distress_metrics_by_hand() -> None:
@@ -52,8 +59,11 @@ def test_distress_metrics_by_hand() -> None:
 
 
 def test_hawkes_metrics_handle_few_and_many_events() -> None:
-    empty = hawkes_metrics(pd.DataFrame({"step": [], "event_id": [], "account": [], "endogenous": []}), 100, 0)
-    assert np.isnan(empty["hawkes_n_counts"])
+    empty_events = pd.DataFrame({"step": [], "event_id": [], "account": [], "endogenous_share": []})
+    empty = hawkes_metrics(empty_events, 100, 0)
+    assert set(empty) == {"hawkes_n_counts", "hawkes_n_mle", "hawkes_beta_mle", "hawkes_n_discrete", "hawkes_n_regime"}
+    assert all(np.isnan(v) for v in empty.values())
+    assert np.isnan(mean_endogenous_share(empty_events))
     rng = np.random.default_rng(0)
     steps = np.sort(rng.integers(0, 600, 60))
     ev = pd.DataFrame(
@@ -62,22 +72,25 @@ def test_hawkes_metrics_handle_few_and_many_events() -> None:
             "event_id": np.arange(60),
             "account": np.arange(60),
             "endogenous": np.zeros(60, dtype=bool),
-            "endogenous_share": np.zeros(60),
+            "endogenous_share": np.r_[np.zeros(30), np.ones(30)],
         }
     )
     m = hawkes_metrics(ev, 600, 0)
     assert m["hawkes_n_counts"] < 0.2 and m["hawkes_n_mle"] < 0.2  # Poisson times: little self-excitation
-    assert m["mean_endogenous_share"] == 0.0
+    assert m == hawkes_metrics(ev, 600, 0)  # the jitter comes from the seed
+    assert mean_endogenous_share(ev) == 0.5
 
 
-def test_point_labels_make_readable_columns() -> None:
-    shock = [{"kind": "shock", "asset": "ETH", "size": -0.2, "start": 1, "duration": 2}]
-    labels = point_labels(
-        {"scenario.events": shock, "traders.margin_mode_mix": {"cross": 1.0, "portfolio": 3.0}, "x.y": 2}
+def test_derived_columns_of_the_study() -> None:
+    shocks = [{"kind": "shock", "asset": "ETH", "size": -0.2, "start": 1, "duration": 2}]
+    runs = pd.DataFrame(
+        {
+            "scenario.events": [json.dumps(shocks), json.dumps([])],
+            "traders.margin_mode_mix": [json.dumps({"cross": 1.0}), json.dumps({"cross": 0.5, "isolated": 0.5})],
+        }
     )
-    assert labels["shock_ETH"] == -0.2
-    assert labels["margin_mode_mix_portfolio"] == pytest.approx(0.75)
-    assert labels["x.y"] == 2 and isinstance(labels["scenario.events"], str)
+    assert list(shock_size(runs)) == [0.2, 0.0]
+    assert list(margin_mode(runs)) == ["cross", "mix"]
 
 
 def small_cascade() -> nx.DiGraph:
@@ -131,3 +144,88 @@ def test_scenario_breaks_from_the_presets() -> None:
     assert scenario_breaks(ModelConfig.from_preset("crash")) == [240.0, 270.0, 330.0]
     assert scenario_breaks(ModelConfig.from_preset("black_thursday")) == [240.0, 480.0, 540.0, 720.0]
     assert scenario_breaks(ModelConfig.from_preset("baseline")) == []
+
+
+TINY_LEVERAGE = """
+name = "contagion_leverage"
+base = "crash"
+steps = 60
+replicates = 2
+base_seed = 4105
+[overrides]
+"traders.n_traders" = 60
+"scenario.events" = [{ kind = "shock", asset = "ETH", size = -0.3, start = 20, duration = 10 }]
+[grid]
+"traders.max_leverage" = [1.5, 5.0]
+[outputs]
+tables = ["cascades"]
+metrics = ["endogenous_share"]
+"""
+TINY_HAWKES = """
+name = "contagion_hawkes_crash"
+base = "crash"
+steps = 80
+replicates = 2
+base_seed = 4110
+save_timeseries = [0]
+[overrides]
+"traders.n_traders" = 60
+"traders.max_leverage" = 6.0
+"scenario.events" = [{ kind = "shock", asset = "ETH", size = -0.4, start = 20, duration = 20 }]
+[outputs]
+tables = ["cascades", "events"]
+metrics = ["hawkes", "endogenous_share"]
+"""
+
+TINY_SHOCK = """
+name = "contagion_shock"
+base = "crash"
+steps = 50
+base_seed = 4101
+[overrides]
+"traders.n_traders" = 40
+[grid]
+"scenario.events" = [
+    [{ kind = "shock", asset = "ETH", size = -0.1, start = 20, duration = 10 }],
+    [{ kind = "shock", asset = "ETH", size = -0.4, start = 20, duration = 10 }],
+]
+"""
+
+
+def test_contagion_report_from_a_tiny_collection_of_sweeps(tmp_path: Path) -> None:
+    study = tmp_path / "contagion"
+    tiny = {"contagion_leverage": TINY_LEVERAGE, "contagion_hawkes_crash": TINY_HAWKES, "contagion_shock": TINY_SHOCK}
+    for name, text in tiny.items():
+        (tmp_path / f"{name}.toml").write_text(text)
+        run_sweep(tmp_path / f"{name}.toml", study / name, workers=1)
+    res = CliRunner().invoke(main, ["report", str(study)])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == f"report: {study / 'tables.md'}"
+    body = (study / "tables.md").read_text()
+    # the sections whose experiments are present, and only those
+    assert "## Reflexivity against leverage (preset crash, 60 traders, 60 steps, 2 seeds)" in body
+    assert "## Hawkes check" in body and "## Cascade sizes" in body
+    assert "Distress against market depth" not in body and "margin" not in body
+    # shock sizes read from the grid's scenario events
+    assert "## Distress against shock size" in body and "| 0.1 |" in body and "| 0.4 |" in body
+    for png in ("leverage.png", "hawkes_vs_truth.png", "cascade_ccdf.png", "distress_vs_shock.png"):
+        assert f"(figures/{png})" in body
+        assert (study / "figures" / png).stat().st_size > 10_000
+    # the leverage table: mean ± sd over seeds of each sweep row's metrics, from runs.parquet
+    runs = pd.read_parquet(study / "contagion_leverage" / "runs.parquet")
+    high = runs[runs["traders.max_leverage"] == 5.0]
+    row = next(line for line in body.splitlines() if line.startswith("| 5 |"))
+    assert style.mean_sd(high["n_liquidations"]) in row and style.mean_sd(high["mean_endogenous_share"]) in row
+    numbers = json.loads((study / "numbers.json").read_text())
+    assert numbers["leverage"]["liquidations"]["5"] == pytest.approx(high["n_liquidations"].mean())
+    hawkes = pd.read_csv(study / "hawkes_runs.csv")
+    assert len(hawkes) == 2 and set(hawkes["preset"]) == {"crash"}
+    # each sweep got its own report too
+    assert (study / "contagion_leverage" / "report.md").exists()
+    assert (study / "contagion_hawkes_crash" / "report.md").exists()
+
+
+def test_report_of_a_folder_without_sweeps_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "nor sweep directories" in res.output

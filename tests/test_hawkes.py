@@ -9,8 +9,11 @@ from abm.contagion.hawkes import (
     branching_ratio_counts,
     fit_discrete_hawkes,
     fit_exponential_hawkes,
+    fit_hawkes_exogenous,
     hawkes_log_likelihood,
     jitter_steps,
+    lagged_covariates,
+    simulate_discrete_hawkes,
     simulate_hawkes,
     step_counts,
     window_counts,
@@ -107,3 +110,76 @@ def test_discrete_hawkes_on_binned_events() -> None:
     assert fit_discrete_hawkes(batches, q_grid=16).n < 0.25
     steps = np.repeat(np.arange(2000.0), batches.astype(int))
     assert fit_exponential_hawkes(jitter_steps(steps, rng), 2000.0).n > 0.8
+
+
+# --- discrete-time Hawkes with an exogenous (covariate-driven) baseline ------------------------------------------
+
+
+def crash_driver(horizon: int = 3000, starts: tuple[int, ...] = (500, 1400, 2300)) -> np.ndarray:
+    """An exogenous driver shaped like scripted crashes: zero, with a 30-step triangle at each start (units:
+    arbitrary, >= 0)."""
+    x = np.zeros(horizon)
+    for start in starts:
+        x[start : start + 30] = np.concatenate([np.arange(1, 16), np.arange(15, 0, -1)])
+    return x
+
+
+@pytest.mark.parametrize(("n", "seed"), [(0.3, 1), (0.3, 2), (0.6, 3)])
+def test_exogenous_baseline_recovers_n_that_a_constant_baseline_overstates(n: float, seed: int) -> None:
+    # immigrants at 0.05 per step plus crashes that bring ~1,400 more: a constant baseline must read the crashes'
+    # clusters as self-excitation; a baseline that follows the driver recovers n
+    x = crash_driver()
+    counts = simulate_discrete_hawkes(0.05 + 2.0 * x, n, 0.5, np.random.default_rng(seed))
+    constant = fit_hawkes_exogenous(counts)
+    exogenous = fit_hawkes_exogenous(counts, x[:, None], ["crash"])
+    assert constant.n > 0.9
+    assert exogenous.n == pytest.approx(n, abs=0.08)
+    assert exogenous.coefficients[0] == pytest.approx(2.0, rel=0.25)
+    assert exogenous.intercept == pytest.approx(0.05, rel=0.5)
+    assert exogenous.mean_delay_steps == pytest.approx(2.0, rel=0.3)
+    assert exogenous.log_likelihood > constant.log_likelihood
+    # the fitted baseline accounts for the immigrants: expected immigrants ~ events x (1 - n)
+    assert exogenous.expected_exogenous == pytest.approx(counts.sum() * (1 - exogenous.n), rel=0.05)
+
+
+def test_extra_lags_of_the_driver_do_not_absorb_the_excitation() -> None:
+    # the driver is felt 2-4 steps late; the fit is given lags 0..12, most of them useless, and still finds n
+    x = crash_driver()
+    felt = lagged_covariates(x, [2, 3, 4]) @ np.array([0.5, 1.0, 0.5])
+    counts = simulate_discrete_hawkes(0.05 + felt, 0.4, 0.6, np.random.default_rng(9))
+    fit = fit_hawkes_exogenous(counts, lagged_covariates(x, range(13)))
+    assert fit.n == pytest.approx(0.4, abs=0.08)
+    assert fit.coefficients[2:6].sum() > 0.85 * fit.coefficients.sum()  # the weight sits on the lags that matter
+    assert fit.mean_delay_steps == pytest.approx(2.5, rel=0.3)
+
+
+def test_pure_exogenous_clusters_give_a_small_n() -> None:
+    counts = simulate_discrete_hawkes(0.05 + 2.0 * crash_driver(), 0.0, 0.5, np.random.default_rng(4))
+    assert fit_hawkes_exogenous(counts, crash_driver()[:, None]).n < 0.05
+    assert fit_hawkes_exogenous(counts).n > 0.5
+
+
+def test_exogenous_fit_edge_cases() -> None:
+    none = fit_hawkes_exogenous(np.zeros(100), np.ones((100, 2)))
+    assert not none.success and np.isnan(none.n) and none.n_events == 0 and none.covariate_names == ("x0", "x1")
+    # a covariate that is zero throughout gets coefficient 0 (it cannot be told apart)
+    counts = simulate_discrete_hawkes(np.full(500, 0.5), 0.2, 0.5, np.random.default_rng(3))
+    fit = fit_hawkes_exogenous(counts, np.column_stack([np.zeros(500), np.ones(500)]), ["zero", "one"])
+    assert fit.success and fit.coefficients[0] == 0.0 and fit.covariate_names == ("zero", "one")
+    with pytest.raises(ValueError, match="covariates must be finite and >= 0"):
+        fit_hawkes_exogenous(counts, -np.ones(500))
+    with pytest.raises(ValueError, match="one row per step"):
+        fit_hawkes_exogenous(counts, np.ones((499, 1)))
+    with pytest.raises(ValueError, match="names must name each"):
+        fit_hawkes_exogenous(counts, np.ones((500, 2)), ["a"])
+
+
+def test_discrete_simulation_and_lags() -> None:
+    a = simulate_discrete_hawkes(np.full(300, 0.2), 0.5, 0.3, np.random.default_rng(2))
+    b = simulate_discrete_hawkes(np.full(300, 0.2), 0.5, 0.3, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    assert simulate_discrete_hawkes(np.zeros(50), 0.5, 0.3, np.random.default_rng(0)).sum() == 0  # no immigrants
+    with pytest.raises(ValueError, match="0 <= n < 1"):
+        simulate_discrete_hawkes(np.ones(5), 1.0, 0.3, np.random.default_rng(0))
+    lagged = lagged_covariates(np.column_stack([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), [0, 2])
+    np.testing.assert_array_equal(lagged, [[1, 0, 4, 0], [2, 0, 5, 0], [3, 1, 6, 4]])

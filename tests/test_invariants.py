@@ -1,4 +1,4 @@
-"""Accounting invariants (SPEC 4.3) under random operation sequences, driven by Hypothesis.
+"""Accounting invariants (docs/model.md, 5 Invariants) under random operation sequences, driven by Hypothesis.
 
 A small `ReflexivityModel` (four traders with genesis positions, one liquidator, two lenders) is driven through its
 components directly: supplies, withdrawals, leveraged opens and closes, repayments, spot trades, price shocks,
@@ -148,20 +148,19 @@ class LeveragedMarketMachine(RuleBasedStateMachine):
     def withdraw(self, lender: int, a: int, share: float) -> None:
         m = self.model
         pool = m.pool
-        blocked, cash = pool.withdrawals_blocked_usd, float(pool.cash[a])
+        unmet, cash = float(pool.unmet_withdrawals[a]), float(pool.cash[a])
         want = share * pool.supplier_balance(lender, a)
-        got = pool.withdraw(lender, m.lenders[lender].holder, a, want, m.wallets, float(self.oracle[a]))
+        got = pool.withdraw(lender, m.lenders[lender].holder, a, want, m.wallets)
         assert got <= min(want, cash) * (1 + 1e-12)
-        # whatever the cash could not meet is recorded as blocked (USD at the oracle price)
-        expected = (min(want, pool.supplier_balance(lender, a) + got) - got) * float(self.oracle[a])
-        assert pool.withdrawals_blocked_usd - blocked == pytest.approx(expected, rel=1e-9, abs=1e-6)
+        # whatever the cash could not meet is recorded as unmet (tokens)
+        expected = min(want, pool.supplier_balance(lender, a) + got) - got
+        assert float(pool.unmet_withdrawals[a]) - unmet == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
     # --- traders ----------------------------------------------------------------------------------------
 
     @rule(owner=trader, usd=st.floats(0.0, 1e6))
     def fund_trader(self, owner: int, usd: float) -> None:
-        self.model.market.pay_out(0, usd)
-        self.model.wallets.credit(owner, 0, usd)
+        self.model.wallets.fund_from_world(self.model.market, owner, 0, usd)
 
     @rule(owner=trader, pick=st.integers(0, 3), a=risky, borrow=st.floats(0.0, 5e6), own=frac)
     def open_long(self, owner: int, pick: int, a: int, borrow: float, own: float) -> None:
@@ -278,16 +277,15 @@ class LeveragedMarketMachine(RuleBasedStateMachine):
                 plan = engine.plan_liquidation(int(acct), self.oracle)
                 if plan is None:
                     continue
-                j, k, repay, seize, hf_before = plan
-                assert hf_before < 1.0
-                cf = float(protocol.close_factor(hf_before))
-                assert repay <= cf * engine.debt_tokens(int(acct))[j] * (1 + 1e-12)
-                assert seize <= engine.collateral[acct, k] * (1 + 1e-12)
-                m.market.pay_out(j, repay)
-                m.wallets.credit(self.liquidator, j, repay)
+                j, k = plan.debt_asset, plan.collateral_asset
+                assert plan.hf_before < 1.0
+                cf = float(protocol.close_factor(plan.hf_before))
+                assert plan.repay <= cf * engine.debt_tokens(int(acct))[j] * (1 + 1e-12)
+                assert plan.seize <= engine.collateral[acct, k] * (1 + 1e-12)
+                m.wallets.fund_from_world(m.market, self.liquidator, j, plan.repay)
                 coll_before = float(engine.collateral[acct, k])
-                engine.liquidate(int(acct), j, k, repay, seize, self.liquidator)
-                assert engine.collateral[acct, k] == pytest.approx(coll_before - seize, abs=1e-9)
+                engine.liquidate(int(acct), plan, self.liquidator)
+                assert engine.collateral[acct, k] == pytest.approx(coll_before - plan.seize, abs=1e-9)
 
     @rule()
     def write_off(self) -> None:
@@ -358,7 +356,7 @@ def test_pool_identity_holds_under_random_operations(
         if op == "supply":
             pool.supply(holder, holder, usd, x * s.wallets.balance(holder, usd), s.wallets)
         elif op == "withdraw":
-            pool.withdraw(holder, holder, usd, 1.5 * x * pool.supplier_balance(holder, usd), s.wallets, 1.0)
+            pool.withdraw(holder, holder, usd, 1.5 * x * pool.supplier_balance(holder, usd), s.wallets)
         elif op == "borrow":
             amount = x * pool.cash[usd]
             loans.append(pool.lend_out(usd, amount))
@@ -443,8 +441,7 @@ def repay_every_debt(model: ReflexivityModel) -> None:
         for a in range(len(model.symbols)):
             owed = float(engine.debt_tokens(acct)[a])
             if owed > 0:
-                model.market.pay_out(a, owed)
-                model.wallets.credit(owner, a, owed)
+                model.wallets.fund_from_world(model.market, owner, a, owed)
                 assert engine.repay_from_wallet(acct, a, owed) == pytest.approx(owed)
     assert not engine.scaled_debt[: engine.n].any()
 
@@ -461,7 +458,7 @@ def test_pool_identity_check_tolerates_rounding_in_an_emptied_pool() -> None:
     repay_every_debt(model)
     for lender in model.lenders:
         for a in range(len(model.symbols)):
-            model.pool.withdraw(lender.supplier, lender.holder, a, 1e30, model.wallets, 1.0)
+            model.pool.withdraw(lender.supplier, lender.holder, a, 1e30, model.wallets)
     assert (np.abs(model.pool.identity_gap()) <= 1e-15 * reference_scale(model)).all()
     check_invariants(model)
 

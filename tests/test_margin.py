@@ -13,6 +13,7 @@ from conftest import System
 
 from abm import protocol
 from abm.errors import InvariantError
+from abm.lending.margin import LiquidationPlan
 
 USD, ETH, BTC = 0, 1, 2
 TRADER, TRADER2, LIQUIDATOR = 1, 2, 3
@@ -109,7 +110,7 @@ def test_isolated_accounts_do_not_share_losses_cross_accounts_do(system: System)
     hf = s.engine.health(crashed)
     np.testing.assert_allclose(hf[[eth_iso, btc_iso, cross]], [0.825, 2.34, 48_450 / 22_000])
     plan = s.engine.plan_liquidation(eth_iso, crashed)
-    assert plan is not None and plan[1] == ETH  # only the isolated account's own collateral is at stake
+    assert plan is not None and plan.collateral_asset == ETH  # only the isolated account's own collateral is at stake
     assert s.engine.plan_liquidation(btc_iso, crashed) is None
     assert s.engine.plan_liquidation(cross, crashed) is None
 
@@ -263,11 +264,10 @@ def test_plan_liquidation_close_factor_and_cap(system: System, eth_price: float,
     prices = np.array([1.0, eth_price, 60000.0])
     plan = s.engine.plan_liquidation(acct, prices)
     assert plan is not None
-    debt_asset, coll_asset, planned_repay, planned_seize, hf = plan
-    assert (debt_asset, coll_asset) == (USD, ETH)
-    assert hf == pytest.approx(eth_price * 0.825 / 2400.0)
-    assert planned_repay == pytest.approx(repay)
-    assert planned_seize == pytest.approx(seize)
+    assert (plan.debt_asset, plan.collateral_asset) == (USD, ETH)
+    assert plan.hf_before == pytest.approx(eth_price * 0.825 / 2400.0)
+    assert plan.repay == pytest.approx(repay)
+    assert plan.seize == pytest.approx(seize)
 
 
 def test_plan_liquidation_none_when_healthy(system: System) -> None:
@@ -285,9 +285,10 @@ def test_liquidate_moves_exactly_repay_and_seize(system: System) -> None:
     s.fund(LIQUIDATOR, USD, 5000.0)
     totals = s.totals()
     prices = np.array([1.0, 2880.0, 60000.0])
-    j, k, repay, seize, _ = s.engine.plan_liquidation(acct, prices)
+    plan = s.engine.plan_liquidation(acct, prices)
+    assert plan is not None
     cash0 = s.pool.cash[USD]
-    s.engine.liquidate(acct, j, k, repay, seize, LIQUIDATOR)
+    s.engine.liquidate(acct, plan, LIQUIDATOR)
     assert s.wallets.balance(LIQUIDATOR, USD) == pytest.approx(5000.0 - 1200.0)
     assert s.wallets.balance(LIQUIDATOR, ETH) == pytest.approx(0.4375)  # 1200 / 2880 * 1.05
     assert s.engine.collateral[acct, ETH] == pytest.approx(1.0 - 0.4375)
@@ -296,7 +297,7 @@ def test_liquidate_moves_exactly_repay_and_seize(system: System) -> None:
     assert_books_balance(s, totals)
     # seizing more than the account holds is a bug, not a silent cap
     with pytest.raises(InvariantError, match="exceeds collateral"):
-        s.engine.liquidate(acct, USD, ETH, 100.0, 5.0, LIQUIDATOR)
+        s.engine.liquidate(acct, LiquidationPlan(USD, ETH, 100.0, 5.0, plan.hf_before), LIQUIDATOR)
 
 
 def test_capped_liquidation_leaves_bad_debt(system: System) -> None:
@@ -304,8 +305,9 @@ def test_capped_liquidation_leaves_bad_debt(system: System) -> None:
     acct = long_account(s, eth=1.0, debt_usd=2400.0)
     s.fund(LIQUIDATOR, USD, 5000.0)
     prices = np.array([1.0, 2000.0, 60000.0])
-    j, k, repay, seize, _ = s.engine.plan_liquidation(acct, prices)
-    s.engine.liquidate(acct, j, k, repay, seize, LIQUIDATOR)
+    plan = s.engine.plan_liquidation(acct, prices)
+    assert plan is not None
+    s.engine.liquidate(acct, plan, LIQUIDATOR)
     # all collateral gone, 2400 - 1904.76 = 495.24 still owed: the account is insolvent (bad debt)
     assert s.engine.collateral[acct].sum() == 0.0
     assert s.engine.debt_tokens(acct)[USD] == pytest.approx(2400.0 - 2000.0 / 1.05)

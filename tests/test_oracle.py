@@ -10,17 +10,21 @@ import pytest
 from abm import ReflexivityModel
 from abm.agents import OracleUpdater
 from abm.market import OracleBoard
+from abm.market.history import PriceHistory
 from abm.market.oracle import observed_price
 
 ETH, BTC = 1, 2
 
 
-def history(eth_prices: list[float]) -> np.ndarray:
-    """Log price history (steps x assets) with ETH following `eth_prices` and USD / BTC flat."""
+def history(eth_prices: list[float]) -> PriceHistory:
+    """Price history with no pre-history, ETH following `eth_prices` from step 0, USD and BTC flat."""
     h = np.zeros((len(eth_prices), 3))
     h[:, ETH] = np.log(eth_prices)
     h[:, BTC] = math.log(60000.0)
-    return h
+    out = PriceHistory(h[:1], steps=len(eth_prices) - 1)
+    for step, row in enumerate(h):
+        out.record(step, row, row)
+    return out
 
 
 PRICES = [100.0, 101.0, 103.0, 106.0, 110.0, 115.0]
@@ -31,7 +35,7 @@ PRICES = [100.0, 101.0, 103.0, 106.0, 110.0, 115.0]
     [
         (5, 0, 1, 115.0),  # spot, no latency
         (5, 2, 1, 106.0),  # the price two steps ago
-        (1, 4, 1, 100.0),  # latency reaching before the start: clipped at step 0
+        (1, 4, 1, 100.0),  # latency reaching before the start: clipped at the first recorded step
         (5, 0, 3, (106.0 + 110.0 + 115.0) / 3),  # TWAP of the last three prices: 110.3333
         (5, 1, 4, (101.0 + 103.0 + 106.0 + 110.0) / 4),  # TWAP over 4 steps ending one step ago: 105
         (2, 0, 10, (100.0 + 101.0 + 103.0) / 3),  # a window longer than the history: what there is
@@ -89,8 +93,8 @@ def eth_updater(model: ReflexivityModel, slot: int = 0) -> OracleUpdater:
 
 
 def set_eth_history(model: ReflexivityModel, prices: dict[int, float]) -> None:
-    for row, price in prices.items():
-        model.log_price_hist[row, ETH] = math.log(price)
+    for step, price in prices.items():
+        model.history.market[model.history.row(step), ETH] = math.log(price)
 
 
 def test_updater_posts_on_deviation_with_latency(model: ReflexivityModel) -> None:
@@ -160,11 +164,15 @@ def test_model_oracle_is_the_median_of_several_updaters_each_step() -> None:
     assert len(eth_updaters) == 3
     for u in eth_updaters:  # heterogeneous feeds: 1, 4 and 7 steps late
         u.latency_jitter = 3 * u.slot
+    before_shock = 0.0
     for _ in range(260):
         model.step()
         np.testing.assert_array_equal(model.oracle.prices[1:], np.median(model.oracle.posts[:, 1:], axis=0))
-    # the shock starting at step 240 reached the oracle, through the updaters' latency
-    assert model.oracle.prices[ETH] < 0.8 * 3000.0
+        if model.steps == 240:
+            before_shock = float(model.oracle.prices[ETH])
+    # the shock starting at step 240 (-25% over 30 steps) reached the oracle through the updaters' latency: the
+    # middle feed, 5 steps late, has seen 14 of its 30 steps (-12.6%)
+    assert model.oracle.prices[ETH] < 0.9 * before_shock
     # in a falling market the laggards post higher prices; the protocol sees the middle one
     fresh, middle, stale = model.oracle.posts[:, ETH]
     assert fresh < middle < stale

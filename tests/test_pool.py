@@ -44,13 +44,13 @@ def test_supply_and_withdraw(make_system: SystemFactory) -> None:
     assert s.pool.cash[ETH] == 4.0
     assert s.pool.supplier_balance(0, ETH) == 4.0
     assert s.pool.supplied[ETH] == 4.0
-    got = s.pool.withdraw(0, 0, ETH, 1.5, s.wallets, price=3000.0)
+    got = s.pool.withdraw(0, 0, ETH, 1.5, s.wallets)
     assert got == 1.5
     assert s.wallets.balance(0, ETH) == 7.5
     assert s.pool.supplier_balance(0, ETH) == pytest.approx(2.5)
     # a supplier cannot take more than its balance; nothing is "blocked" by that
-    assert s.pool.withdraw(0, 0, ETH, 100.0, s.wallets, price=3000.0) == pytest.approx(2.5)
-    assert s.pool.withdrawals_blocked_usd == 0.0
+    assert s.pool.withdraw(0, 0, ETH, 100.0, s.wallets) == pytest.approx(2.5)
+    assert s.pool.unmet_withdrawals[ETH] == 0.0
     s.assert_conserved(before)
     assert_identity(s)
 
@@ -108,18 +108,23 @@ def test_accrue_one_year_reserve_factor_split(make_system: SystemFactory) -> Non
     assert_identity(s)
 
 
-def test_withdraw_limited_by_cash_records_blocked_usd(make_system: SystemFactory) -> None:
+def test_withdraw_limited_by_cash_records_unmet_requests(make_system: SystemFactory) -> None:
     s, _ = usd_pool(make_system)
     before = s.totals()
-    # only 80 USD of cash: supplier 0 asks for 600, gets 80, 520 is blocked
-    got = s.pool.withdraw(0, 0, USD, 600.0, s.wallets, price=1.0)
+    s.pool.begin_withdrawals()
+    # only 80 USD of cash: supplier 0 asks for 600, gets 80, 520 is unmet
+    got = s.pool.withdraw(0, 0, USD, 600.0, s.wallets)
     assert got == pytest.approx(80.0)
     assert s.pool.cash[USD] == pytest.approx(0.0)
-    assert s.pool.withdrawals_blocked_usd == pytest.approx(520.0)
+    assert s.pool.unmet_withdrawals[USD] == pytest.approx(520.0)
     assert s.pool.supplier_balance(0, USD) == pytest.approx(520.0)
-    # with no cash left, supplier 1's whole request is blocked (valued at the given price)
-    assert s.pool.withdraw(1, 1, USD, 100.0, s.wallets, price=0.99) == 0.0
-    assert s.pool.withdrawals_blocked_usd == pytest.approx(520.0 + 99.0)
+    # with no cash left, supplier 1's whole request is unmet too
+    assert s.pool.withdraw(1, 1, USD, 100.0, s.wallets) == 0.0
+    assert s.pool.unmet_withdrawals[USD] == pytest.approx(620.0)
+    # the next round of requests starts from zero: asking again is the same unmet demand, not more of it
+    s.pool.begin_withdrawals()
+    assert s.pool.withdraw(0, 0, USD, 520.0, s.wallets) == 0.0
+    assert s.pool.unmet_withdrawals[USD] == pytest.approx(520.0)
     s.assert_conserved(before)
     assert_identity(s)
 
@@ -188,7 +193,7 @@ def test_write_off_of_everything_lent_leaves_the_reserve_usable(make_system: Sys
     s.fund(1, ETH, 4.0)
     s.pool.supply(1, 1, ETH, 4.0, s.wallets)
     assert s.pool.supplier_balance(1, ETH) == pytest.approx(4.0)
-    assert s.pool.withdraw(1, 1, ETH, 4.0, s.wallets, price=3000.0) == pytest.approx(4.0)
+    assert s.pool.withdraw(1, 1, ETH, 4.0, s.wallets) == pytest.approx(4.0)
     assert_identity(s)
 
 

@@ -3,7 +3,7 @@
 Sources:
 - Aave v3 `DefaultReserveInterestRateStrategy` (docs.aave.com, "Interest Rate Strategy"): for U <= U*,
   r = base + slope1 U / U*; above, r = base + slope1 + slope2 (U - U*) / (1 - U*); supply (liquidity) rate
-  = r U (1 - reserve factor). Parameters from CALIBRATION.md (Aave v3 Ethereum, mid-2024):
+  = r U (1 - reserve factor). Parameters from docs/calibration.md (Aave v3 Ethereum, mid-2024):
   WETH U* 0.90, base 0, slope1 2.7%, slope2 80%, RF 15%; USDC U* 0.92, slope1 9%, slope2 60%, RF 10%.
 - Aave v3 health factor, close factor (50%, 100% below CLOSE_FACTOR_HF_THRESHOLD = 0.95) and
   `LiquidationLogic` seizure: collateral = debt_repaid * debt_price / collateral_price * (1 + bonus).

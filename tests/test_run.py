@@ -1,25 +1,36 @@
-"""abm.run and RunResult: the output contract of SPEC 5, saving and loading."""
+"""abm.run and RunResult: the documented output contract (docs/model.md), saving and loading."""
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import abm
 from abm import ModelConfig, RunResult
+from abm.contagion.hawkes import hawkes_branching_ratio
+from abm.errors import UserInputError
+from abm.run import START_POSITIONS_FILE, add_twin, start_liquidation_thresholds
 
-SPEC_TIMESERIES = ["step", "total_collateral_usd", "total_debt_usd", "aggregate_leverage", "n_liquidations",
+DOCUMENTED_TIMESERIES = ["step", "total_collateral_usd", "total_debt_usd", "aggregate_leverage", "n_liquidations",
                    "liquidation_volume_usd", "bad_debt_usd", "lender_loss_usd", "dilution_usd", "n_liquidatable",
                    "n_active_traders"]  # fmt: skip
-SPEC_EVENTS = ["step", "event_id", "account", "owner", "liquidator", "debt_asset", "repaid", "collateral_asset",
+DOCUMENTED_EVENTS = ["step", "event_id", "account", "owner", "liquidator", "debt_asset", "repaid", "collateral_asset",
                "seized", "price", "hf_before", "bad_debt_usd", "endogenous"]  # fmt: skip
-SPEC_SUMMARY = ["liquidation_volume_usd", "n_liquidations", "n_accounts_liquidated", "bad_debt_usd",
+DOCUMENTED_SUMMARY = ["liquidation_volume_usd", "n_liquidations", "n_accounts_liquidated", "bad_debt_usd",
                 "lender_loss_usd", "dilution_usd", "peak_utilisation", "max_borrow_rate", "return_kurtosis",
-                "hill_tail_index", "abs_return_acf", "reflexivity_index", "branching_ratio", "largest_cascade",
+                "hill_tail_index", "abs_return_acf", "fundamental_return_kurtosis", "fundamental_hill_tail_index",
+                "fundamental_abs_return_acf", "max_fourth_moment_share", "hawkes_branching_ratio", "shock_step",
+                "pre_shock_liquidations", "reflexivity_index", "branching_ratio", "largest_cascade",
                 "max_cascade_depth", "seed", "steps", "wall_seconds"]  # fmt: skip
+PER_ASSET_SUMMARY = ["max_drawdown", "fundamental_drawdown", "pre_shock_max_gap", "pre_shock_mean_gap",
+                     "shock_drawdown", "fundamental_shock_drawdown", "amplification"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,7 @@ def crash() -> RunResult:
 
 def test_timeseries_has_the_contract_columns(crash: RunResult) -> None:
     ts = crash.timeseries
-    for col in SPEC_TIMESERIES:
+    for col in DOCUMENTED_TIMESERIES:
         assert col in ts.columns
     for asset in ("ETH", "BTC"):
         for prefix in ("price", "fundamental", "oracle"):
@@ -41,11 +52,12 @@ def test_timeseries_has_the_contract_columns(crash: RunResult) -> None:
 
 
 def test_events_and_summary_have_the_contract_names(crash: RunResult) -> None:
-    assert list(crash.events.columns[: len(SPEC_EVENTS)]) != []
-    for col in SPEC_EVENTS:
+    assert list(crash.events.columns[: len(DOCUMENTED_EVENTS)]) != []
+    for col in DOCUMENTED_EVENTS:
         assert col in crash.events.columns
-    for key in [*SPEC_SUMMARY, "max_drawdown_ETH", "amplification_ETH", "max_drawdown_BTC", "amplification_BTC"]:
-        assert key in crash.summary
+    for key in [*DOCUMENTED_SUMMARY, *(f"{k}_{a}" for k in PER_ASSET_SUMMARY for a in ("ETH", "BTC"))]:
+        assert key in crash.summary, key
+    assert not any(k.startswith(("twin_", "forced_selling_")) for k in crash.summary)  # no twin asked for
     assert crash.summary["n_liquidations"] == len(crash.events)
     assert crash.summary["liquidation_volume_usd"] == pytest.approx(crash.timeseries["liquidation_volume_usd"].sum())
     assert isinstance(crash.cascade, nx.DiGraph)
@@ -113,3 +125,111 @@ def test_save_is_atomic_when_writing_fails(crash: RunResult, tmp_path, monkeypat
         crash.save(tmp_path / "run")
     assert not (tmp_path / "run").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# --- shock-window metrics, pre-shock checks and the counterfactual twin ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def twinned() -> RunResult:
+    return abm.run(ModelConfig.from_preset("crash", {"traders.n_traders": 200}), seed=2, steps=400, twin="unlevered")
+
+
+def test_shock_window_keys_agree_with_the_timeseries(twinned: RunResult) -> None:
+    s, ts, ev = twinned.summary, twinned.timeseries.set_index("step"), twinned.events
+    assert s["shock_step"] == 240  # the crash preset's shocks start at step 240 and last 30 steps
+    assert s["pre_shock_liquidations"] == int((ev["step"] < 240).sum())
+    for a in ("ETH", "BTC"):
+        p, f = ts[f"price_{a}"], ts[f"fundamental_{a}"]
+        gap = np.abs(np.log(p / f)).loc[:239]
+        assert s[f"pre_shock_max_gap_{a}"] == pytest.approx(gap.max())
+        assert s[f"pre_shock_mean_gap_{a}"] == pytest.approx(gap.mean())
+        # the window runs from 240 to 270 + 240 steps, cut at the run's last step (400)
+        assert s[f"shock_drawdown_{a}"] == pytest.approx(1 - p.loc[240:400].min() / p.loc[239])
+        assert s[f"fundamental_shock_drawdown_{a}"] == pytest.approx(1 - f.loc[240:400].min() / f.loc[239])
+        assert s[f"amplification_{a}"] == pytest.approx(s[f"shock_drawdown_{a}"] / s[f"fundamental_shock_drawdown_{a}"])
+    assert s["fundamental_shock_drawdown_ETH"] > 0.2  # the scripted -25%, give or take the noise
+    five = np.diff(np.log(ts["price_ETH"].to_numpy()[::5]))
+    assert s["return_kurtosis"] == pytest.approx(stats.kurtosis(five, bias=False))
+    five_f = np.diff(np.log(ts["fundamental_ETH"].to_numpy()[::5]))
+    assert s["fundamental_return_kurtosis"] == pytest.approx(stats.kurtosis(five_f, bias=False))
+    one = np.diff(np.log(ts["price_ETH"].to_numpy()))
+    d4 = (one - one.mean()) ** 4
+    assert s["max_fourth_moment_share"] == pytest.approx(d4.max() / d4.sum())
+
+
+def test_hawkes_branching_ratio_uses_the_starting_positions(twinned: RunResult) -> None:
+    model = twinned.model
+    assert model is not None and twinned.start_collateral is not None and twinned.start_debt is not None
+    np.testing.assert_array_equal(twinned.start_collateral, model.start_collateral)
+    np.testing.assert_array_equal(twinned.start_debt, model.start_debt)
+    ts = twinned.timeseries
+    prices = np.column_stack([np.ones(len(ts)), ts["fundamental_ETH"], ts["fundamental_BTC"]])
+    expected = hawkes_branching_ratio(
+        twinned.events["step"].to_numpy(), len(ts), prices, model.start_collateral, model.start_debt,
+        np.where(model.pool.collateral_enabled, model.pool.liquidation_threshold, 0.0),
+    )  # fmt: skip
+    assert len(twinned.events) >= 30 and math.isfinite(expected)
+    assert twinned.summary["hawkes_branching_ratio"] == pytest.approx(expected)
+
+
+def test_start_thresholds_are_the_pools_at_step_0_with_disabled_collateral_at_0() -> None:
+    cfg = ModelConfig.from_preset("crash", {"traders.n_traders": 50, "pool.reserves.BTC.collateral_enabled": False})
+    model = abm.ReflexivityModel(cfg, rng=1, steps=5)
+    lt = start_liquidation_thresholds(cfg)
+    assert lt[2] == 0.0 and model.pool.liquidation_threshold[2] > 0
+    np.testing.assert_array_equal(lt[:2], model.pool.liquidation_threshold[:2])
+
+
+def test_unlevered_twin_sees_the_same_news_and_gives_the_forced_selling_drawdown(twinned: RunResult) -> None:
+    twin = twinned.twin
+    assert twin is not None
+    assert twin.config.traders.max_leverage == 1.0 and twin.config.traders.leverage_min == 1.0
+    assert twin.config.model_dump(exclude={"traders"}) == twinned.config.model_dump(exclude={"traders"})
+    assert twin.seed == twinned.seed and twin.steps == twinned.steps
+    cols = [c for c in twinned.timeseries.columns if c.startswith("fundamental_")]
+    assert cols == ["fundamental_ETH", "fundamental_BTC"]
+    pd.testing.assert_frame_equal(twin.timeseries[cols], twinned.timeseries[cols], check_exact=True)
+    assert twin.summary["n_liquidations"] == 0 and twinned.summary["n_liquidations"] > 0
+    s = twinned.summary
+    for a in ("ETH", "BTC"):
+        assert s[f"twin_shock_drawdown_{a}"] == twin.summary[f"shock_drawdown_{a}"]
+        assert s[f"forced_selling_drawdown_{a}"] == s[f"shock_drawdown_{a}"] - s[f"twin_shock_drawdown_{a}"]
+    assert s["forced_selling_drawdown_ETH"] > 0.05  # forced sales deepened the crash by more than 5 points
+
+
+def test_a_twin_with_other_fundamentals_is_refused(twinned: RunResult) -> None:
+    assert twinned.twin is not None
+    other = twinned.twin.timeseries.copy()
+    other.loc[300, "fundamental_BTC"] = np.nextafter(other.loc[300, "fundamental_BTC"], 0.0)  # one bit
+    stranger = replace(twinned.twin, timeseries=other)
+    mine = replace(twinned, summary=dict(twinned.summary))
+    with pytest.raises(RuntimeError, match="saw different fundamentals"):
+        add_twin(mine, stranger, "unlevered")
+
+
+def test_bad_twin_is_a_one_line_user_error() -> None:
+    with pytest.raises(UserInputError, match=r"^twin = 'levered': must be one of 'unlevered'") as info:
+        abm.run("crash", twin="levered")
+    assert "\n" not in str(info.value)
+
+
+def test_a_run_without_a_shock_has_no_shock_metrics() -> None:
+    calm = abm.run(ModelConfig.from_preset("baseline", {"traders.n_traders": 200}), seed=1, steps=100)
+    s = calm.summary
+    assert s["shock_step"] is None and s["pre_shock_liquidations"] is None
+    for key in PER_ASSET_SUMMARY[2:]:
+        assert s[f"{key}_ETH"] is None, key
+    assert s["hawkes_branching_ratio"] is None  # fewer than 30 liquidations
+    assert s["max_drawdown_ETH"] is not None  # the whole-run drawdowns stay
+
+
+def test_saved_run_keeps_its_start_positions_and_summary(twinned: RunResult, tmp_path) -> None:
+    out = twinned.save(tmp_path / "run", figures=False)
+    assert (out / START_POSITIONS_FILE).is_file()
+    back = RunResult.load(out)
+    assert back.summary == json.loads(json.dumps(twinned.summary))  # no NaN: undefined values are None
+    assert back.summary == twinned.summary
+    np.testing.assert_array_equal(back.start_debt, twinned.start_debt)
+    assert back.table_summary() == twinned.table_summary()
+    assert back.table_summary().items() <= back.summary.items()

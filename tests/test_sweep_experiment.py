@@ -158,7 +158,28 @@ BAD = [
     ('save_timeseries = "some"\n', "save_timeseries", '"all"'),
     ('[grid]\n"market.depth_scale" = [1, 2]\n[report]\nx = "market.depth"\n', "report.x = 'market.depth'", "varied"),
     ('[report]\nmetrics = ["bad_debt"]\n', "unknown metric 'bad_debt'", "did you mean 'bad_debt_usd'"),
+    ('[outputs]\ntables = ["event"]\n', "outputs.tables = ['event']: unknown table 'event'", "did you mean 'events'"),
+    ('[outputs]\nmetrics = ["hawks"]\n', "unknown metric 'hawks' (did you mean 'hawkes'?)", "(valid: hawkes"),
+    ('[outputs]\ntables = "events"\n', "outputs.tables = 'events'", "must be a list of table names"),
+    ('[outputs]\ntables = ["events", "events"]\n', "outputs.tables", "must be distinct"),
+    ('[outputs]\ntable = ["events"]\n', "unknown key 'outputs.table'", "did you mean 'tables'"),
+    ('[report]\nmetrics = ["hawkes_n_mle"]\n', "unknown metric 'hawkes_n_mle'", "report.metrics"),
+    ('[report]\noptional_metrics = "x"\n', "report.optional_metrics = 'x'", "list of metric names"),
+    ('[cases.a]\nbase = "crsh"\n', "cases.a.base = 'crsh'", "did you mean 'crash'"),
+    ('[cases.a]\nbase = "crash"\nconfig = "c.toml"\n', "cases.a", "not both"),
+    ("[cases]\na = 3\n", "cases.a = 3", "must be a table"),
+    ('[grid]\n"market.depth_scale" = [1]\n[cases.a]\nbase = "crash"\n', "not both [grid] and [cases]", "one of"),
+    (
+        '[overrides]\n"traders.max_leverage" = 2\n[cases.a]\n"traders.max_leverage" = 3\n',
+        "cases.a.traders.max_leverage",
+        "one place",
+    ),
+    ('[cases.a]\n"traders.max_leverage" = 0.5\n', "case 'a'", "traders.max_leverage = 0.5"),
+    ('twin = "levered"\n', "twin = 'levered'", "must be one of 'unlevered'"),
+    ("twin = true\n", "twin = True", "must be one of 'unlevered'"),
+    ('[report]\nmetrics = ["forced_selling_drawdown_ETH"]\n', "unknown metric 'forced_selling_drawdown_ETH'", "report"),
 ]
+TWIN_BAD = len(BAD) - 3  # index of the first twin case
 
 
 @pytest.mark.parametrize(("text", "part1", "part2"), BAD)
@@ -177,7 +198,7 @@ def test_unknown_parameter_is_a_config_error(tmp_path: Path) -> None:
         parse_experiment('[grid]\n"market.depth_scal" = [1, 2]\n')
 
 
-@pytest.mark.parametrize("case", [0, 2, 4, 21])
+@pytest.mark.parametrize("case", [0, 2, 4, 21, 25, 33])
 def test_cli_bad_experiment_exits_2_and_writes_nothing(tmp_path: Path, case: int) -> None:
     path = write(tmp_path, BAD[case][0])
     out = tmp_path / "out"
@@ -188,7 +209,129 @@ def test_cli_bad_experiment_exits_2_and_writes_nothing(tmp_path: Path, case: int
     assert not out.exists()
 
 
+def test_cli_bad_twin_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, BAD[TWIN_BAD][0])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"abm: error: {path}: twin = 'levered': " + (
+        "must be one of 'unlevered' (a counterfactual run of the same configuration and seed)"
+    )
+    assert not out.exists()
+
+
+TWIN = TINY.replace("replicates = 2", 'replicates = 2\ntwin = "unlevered"') + (
+    '\n[report]\nmetrics = ["forced_selling_drawdown_ETH", "twin_shock_drawdown_BTC", "pre_shock_max_gap_ETH"]\n'
+)
+
+
+def test_twin_is_part_of_the_experiment_and_its_identity(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, TWIN))
+    assert exp.twin == "unlevered" and exp.metadata()["twin"] == "unlevered"
+    plain = load_experiment(write(tmp_path, TINY, "plain.toml"))
+    assert plain.twin is None and "twin" not in plain.identity()
+    assert exp.identity()["points"] == plain.identity()["points"] and exp.fingerprint() != plain.fingerprint()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "base_config.toml").write_text(exp.base_config.to_toml())
+    (out / "experiment.toml").write_text(exp.resolved_toml("base_config.toml"))
+    again = load_experiment(out / "experiment.toml")
+    assert again.twin == "unlevered" and again.fingerprint() == exp.fingerprint()
+
+
+def test_sweep_worker_runs_the_same_twin_as_abm_run(tmp_path: Path) -> None:
+    import abm
+    from abm.sweep.worker import RunTask, execute
+
+    exp = load_experiment(write(tmp_path, TWIN))
+    config = exp.point_config(0).with_overrides({"steps": 300})
+    task = RunTask(0, 0, 0, 5, 300, {}, config.model_dump(mode="python"), twin=exp.twin)
+    row = execute(task).row
+    assert row["status"] == "ok", row["error"]
+    direct = abm.run(config, seed=5, steps=300, twin="unlevered", keep_model=False).summary
+    for a in ("ETH", "BTC"):
+        assert row[f"forced_selling_drawdown_{a}"] == direct[f"forced_selling_drawdown_{a}"]
+        assert row[f"forced_selling_drawdown_{a}"] == row[f"shock_drawdown_{a}"] - row[f"twin_shock_drawdown_{a}"]
+
+
 def test_cli_missing_experiment_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["sweep", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "does not exist" in result.output
     assert not (tmp_path / "o").exists()
+
+
+CASES = """
+name = "cases"
+replicates = 2
+base_seed = 4
+
+[overrides]
+"traders.n_traders" = 40
+
+[cases.crash]
+base = "crash"
+
+[cases."crash, leverage 6"]
+base = "crash"
+"traders.max_leverage" = 6.0
+"traders.leverage_min" = 1.1
+
+[cases.cycle]
+base = "leverage_cycle"
+[cases.cycle.traders]
+max_leverage = 1.0
+leverage_min = 1.0
+
+[outputs]
+tables = ["cascades"]
+metrics = ["hawkes"]
+
+[report]
+metrics = ["n_liquidations", "hawkes_n_mle"]
+"""
+
+
+def test_case_design_points_configs_and_outputs(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, CASES))
+    assert exp.kind == "cases" and exp.parameters == ["case"]
+    assert exp.points == [{"case": "crash"}, {"case": "crash, leverage 6"}, {"case": "cycle"}]
+    assert exp.n_runs == 6 and exp.run_point(3) == (1, 1)
+    crash, lev6, cycle = (exp.point_config(i) for i in range(3))
+    assert crash.name == "crash" and cycle.name == "leverage_cycle"
+    assert crash.traders.n_traders == lev6.traders.n_traders == cycle.traders.n_traders == 40  # [overrides] too
+    assert lev6.traders.max_leverage == 6.0 and lev6.traders.leverage_min == 1.1
+    assert crash.traders.max_leverage == exp.cases["crash"].base_config.traders.max_leverage
+    assert cycle.traders.max_leverage == 1.0  # nested case tables are dotted overrides too
+    assert crash.steps == 1440 and cycle.steps == 10080  # each case runs its preset's length
+    assert exp.outputs.tables == ("cascades",) and exp.outputs.metrics == ("hawkes",)
+    meta = exp.metadata()
+    assert meta["cases"]["cycle"] == {
+        "base": "preset leverage_cycle",
+        "overrides": {"traders.max_leverage": 1.0, "traders.leverage_min": 1.0},
+        "steps": 10080,
+    }
+    assert meta["outputs"] == {"tables": ["cascades"], "metrics": ["hawkes"]}
+
+
+def test_outputs_and_cases_are_part_of_the_experiments_identity(tmp_path: Path) -> None:
+    base = load_experiment(write(tmp_path, CASES))
+    fewer = load_experiment(write(tmp_path, CASES.replace('tables = ["cascades"]', "tables = []"), "b.toml"))
+    other = load_experiment(write(tmp_path, CASES.replace('max_leverage" = 6.0', 'max_leverage" = 5.0'), "c.toml"))
+    assert len({base.fingerprint(), fewer.fingerprint(), other.fingerprint()}) == 3
+    # without [outputs], an experiment keeps the fingerprint it had before outputs existed
+    plain = load_experiment(write(tmp_path, TINY, "d.toml"))
+    assert set(plain.identity()) == {"base configuration", "overrides", "points", "replicates", "base_seed"}
+
+
+def test_resolved_case_experiment_reruns_identically(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, CASES))
+    out = tmp_path / "out"
+    (out / "case_configs").mkdir(parents=True)
+    (out / "base_config.toml").write_text(exp.base_config.to_toml())
+    for label, name in exp.case_config_files().items():
+        (out / name).write_text(exp.cases[label].base_config.to_toml())
+    (out / "experiment.toml").write_text(exp.resolved_toml("base_config.toml"))
+    again = load_experiment(out / "experiment.toml")
+    assert again.fingerprint() == exp.fingerprint()
+    assert [again.point_config(i) for i in range(3)] == [exp.point_config(i) for i in range(3)]

@@ -1,5 +1,5 @@
-"""Resume after a SIGKILL: a real `abm sweep` process killed part way, then `--resume`, gives the same table as an
-uninterrupted sweep; runs.parquet stays a valid file throughout."""
+"""Resume after a SIGKILL: a real `abm sweep` process killed part way, then `--resume`, gives the same rows and
+per-run tables as an uninterrupted sweep; runs.parquet stays a valid file throughout."""
 
 from __future__ import annotations
 
@@ -30,8 +30,13 @@ base_seed = 99
 "traders.n_traders" = 50
 "assets.ETH.volatility" = 1.5
 
+"scenario.events" = [{{ kind = "shock", asset = "ETH", size = -0.3, start = 20, duration = 10 }}]
+
 [grid]
 "traders.max_leverage" = [2.0, 3.0, 4.0, 5.0]
+
+[outputs]
+tables = ["events", "cascades"]
 """
 
 
@@ -75,4 +80,8 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path: Path, workers: int)
     b = pd.read_parquet(fresh / "runs.parquet").drop(columns=["wall_seconds"])
     assert list(a["run_index"]) == list(range(N_RUNS))
     pd.testing.assert_frame_equal(a, b)
+    for name in ("events", "cascades"):
+        table = pd.read_parquet(killed / f"{name}.parquet")
+        pd.testing.assert_frame_equal(table, pd.read_parquet(fresh / f"{name}.parquet"))
+        assert len(table) > 0
     assert not (killed / "parts").exists()

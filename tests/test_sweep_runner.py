@@ -1,5 +1,6 @@
-"""Local sweeps: 1 worker equals 2 workers row for row, order independence, error rows, the output directory rules,
-resume, saved time series, the store's normal form, and the sweep report."""
+"""Local sweeps: 1 worker equals 2 workers row for row and table for table, order independence, error rows, the
+output directory rules, resume (rows and per-run tables), saved time series, the store's normal form, case designs,
+and the sweep report (grid, Sobol, cases)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from abm.analysis import style
 from abm.errors import UserInputError
 from abm.io import atomic_write_parquet
 from abm.sweep.experiment import load_experiment
 from abm.sweep.report import sweep_report
 from abm.sweep.runner import _start_method, _tasks, run_sweep, worker_pool
-from abm.sweep.store import RunStore, normalise_rows, read_runs
+from abm.sweep.store import RunStore, normalise_rows, read_runs, read_table
 from abm.sweep.worker import execute
 
 TINY = """
@@ -38,12 +40,18 @@ save_timeseries = [2]
 [overrides]
 "traders.n_traders" = 50
 "assets.ETH.volatility" = 1.5
+"scenario.events" = [{ kind = "shock", asset = "ETH", size = -0.3, start = 20, duration = 10 }]
 
 [grid]
 "traders.max_leverage" = [2.0, 4.0]
+
+[outputs]
+tables = ["events", "cascades"]
+metrics = ["hawkes", "endogenous_share"]
 """
 
 TIME_COLUMNS = ["wall_seconds"]
+TABLES = ("events", "cascades")
 
 
 def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
@@ -54,6 +62,13 @@ def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
 
 def table(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "runs.parquet").drop(columns=TIME_COLUMNS)
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    """runs.parquet (but for wall times) and every per-run table are equal, bit for bit."""
+    pd.testing.assert_frame_equal(table(a), table(b))
+    for name in TABLES:
+        pd.testing.assert_frame_equal(pd.read_parquet(a / f"{name}.parquet"), pd.read_parquet(b / f"{name}.parquet"))
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +91,16 @@ def test_sweep_writes_every_row_and_metadata(serial: Path) -> None:
         assert col in df.columns
     assert (df["steps"] == 60).all()
     assert not (serial / "parts").exists() and not (serial / ".sweep.lock").exists()
+    # [outputs]: the named metrics are columns, the per-run tables hold every run's rows behind its run_index
+    assert {"hawkes_n_counts", "hawkes_n_mle", "mean_endogenous_share"} <= set(df.columns)
+    events = pd.read_parquet(serial / "events.parquet")
+    cascades = pd.read_parquet(serial / "cascades.parquet")
+    assert events.columns[0] == "run_index" and "hf_before" in events.columns
+    assert list(events.groupby("run_index").size().reindex(range(4), fill_value=0)) == list(df["n_liquidations"])
+    assert list(cascades.groupby("run_index")["size"].sum().reindex(range(4), fill_value=0)) == list(
+        df["n_liquidations"]
+    )  # every liquidation is in exactly one cascade
+    assert events["run_index"].is_monotonic_increasing and len(events) > 0
     meta = json.loads((serial / "sweep.json").read_text())
     assert meta["n_runs"] == 4 and meta["parameters"] == ["traders.max_leverage"]
     # save_timeseries = [2]: only run 2 keeps its tables
@@ -92,7 +117,7 @@ def test_two_workers_equal_one_worker(
     out = tmp_path / "out"
     outcome = run_sweep(write(tmp_path, TINY), out, workers=2)
     assert outcome.ran == 4 and outcome.failed == 0 and outcome.backend == f"2 local processes ({method})"
-    pd.testing.assert_frame_equal(table(out), table(serial))
+    assert_same_tables(out, serial)
 
 
 def test_workers_are_forked_only_without_other_threads() -> None:
@@ -189,7 +214,7 @@ def test_rows_do_not_depend_on_execution_order(serial: Path, tmp_path: Path) -> 
     tasks = list(_tasks(exp, tmp_path / "unused", range(exp.n_runs)))
     tasks = [dataclasses.replace(t, save_dir=None) for t in tasks]
     random.Random(1).shuffle(tasks)
-    rows = [execute(t) for t in reversed(tasks)]
+    rows = [execute(t).row for t in reversed(tasks)]
     got = normalise_rows(rows, exp.parameters).drop(columns=TIME_COLUMNS)
     pd.testing.assert_frame_equal(got, table(serial))
 
@@ -217,16 +242,51 @@ def test_resume_runs_only_missing_rows(serial: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     exp = load_experiment(write(tmp_path, TINY))
     run_sweep(exp, out, workers=1)
-    # keep runs 0 and 3 (one in runs.parquet, one as an unmerged part), as if the sweep had been killed
-    store = RunStore(out, exp.parameters)
+    # keep runs 0 and 3 (one merged, one as unmerged parts), as if the sweep had been killed; run 1 was killed
+    # between writing its table part and its row: a table part without a row, which must not count
+    store = RunStore(out, exp.parameters, TABLES)
     rows = store.rows()
+    events = pd.read_parquet(out / "events.parquet")
+    cascades = pd.read_parquet(out / "cascades.parquet")
     atomic_write_parquet(normalise_rows([rows[0]], exp.parameters), out / "runs.parquet")
-    store.add(rows[3])
+    for name, frame in (("events", events), ("cascades", cascades)):
+        atomic_write_parquet(frame[frame["run_index"] == 0], out / f"{name}.parquet")
+
+    def own(frame: pd.DataFrame, i: int) -> pd.DataFrame:
+        return frame[frame["run_index"] == i].drop(columns="run_index")
+
+    store.add(rows[3], {"events": own(events, 3), "cascades": own(cascades, 3)})
+    store.table_parts("events").mkdir(parents=True, exist_ok=True)
+    orphan = own(events, 3).assign(repaid_usd=-1.0)  # not run 1's real table: the resumed run must replace it
+    atomic_write_parquet(
+        orphan.assign(run_index=1)[["run_index", *orphan.columns]], store.table_parts("events") / "run-00000001.parquet"
+    )
     assert store.completed() == {0, 3}
+    assert set(store.read_table("events")["run_index"]) <= {0, 3}  # the orphan part is not read
     seen: list[int] = []
     outcome = run_sweep(exp, out, workers=1, resume=True, on_row=lambda r: seen.append(r["run_index"]))
     assert sorted(seen) == [1, 2] and outcome.ran == 2 and outcome.skipped == 2
-    pd.testing.assert_frame_equal(table(out), table(serial))
+    assert_same_tables(out, serial)
+    assert not (out / "parts").exists()
+
+
+def test_a_partial_sweeps_tables_include_unmerged_parts(serial: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    exp = load_experiment(write(tmp_path, TINY))
+    store = RunStore(out, exp.parameters, TABLES)
+    store.lock()
+    try:
+        store.initialise()
+        for task in _tasks(exp, out, [2, 0]):
+            output = execute(dataclasses.replace(task, save_dir=None))
+            store.add(output.row, output.tables)
+    finally:
+        store.unlock()
+    full = pd.read_parquet(serial / "events.parquet")
+    got = store.read_table("events")
+    pd.testing.assert_frame_equal(got, full[full["run_index"].isin([0, 2])].reset_index(drop=True))
+    with pytest.raises(ValueError, match="not kept"):
+        store.add({"run_index": 1}, {"write_offs": pd.DataFrame({"a": [1]})})
 
 
 def test_normal_form_is_independent_of_row_order(serial: Path) -> None:
@@ -263,6 +323,65 @@ steps = 20
     assert "good.csv" in df["scenario.events"].iloc[0]  # list values are stored as JSON text
     report = sweep_report(out).read_text()
     assert "Failed runs (1)" in report and "not a number" in report
+
+
+CASES = """
+name = "tiny_cases"
+replicates = 3
+base_seed = 8
+steps = 60
+save_timeseries = [5]
+
+[overrides]
+"traders.n_traders" = 50
+"assets.ETH.volatility" = 1.5
+
+[cases.crash]
+base = "crash"
+
+[cases."crash, max_leverage 5"]
+base = "crash"
+"traders.max_leverage" = 5.0
+
+[cases.baseline]
+base = "baseline"
+
+[outputs]
+tables = ["cascades"]
+
+[report]
+metrics = ["amplification_ETH", "n_liquidations", "reflexivity_index"]
+optional_metrics = ["bad_debt_usd", "not_yet_a_summary_key"]
+"""
+
+
+def test_case_sweep_and_its_behaviour_table(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    outcome = run_sweep(write(tmp_path, CASES), out, workers=1)
+    assert outcome.ran == 9 and outcome.failed == 0
+    runs = read_runs(out)
+    assert list(runs["case"]) == [c for c in ("crash", "crash, max_leverage 5", "baseline") for _ in range(3)]
+    assert (runs["steps"] == 60).all() and (out / "runs" / "run-000005" / "timeseries.parquet").exists()
+    assert len(pd.read_parquet(out / "runs" / "run-000005" / "timeseries.parquet")) == 61
+    assert read_table(out, "cascades")["run_index"].isin(runs["run_index"]).all()
+    # the resolved experiment (each case's base written out) is the same experiment
+    again = load_experiment(out / "experiment.toml")
+    assert again.fingerprint() == load_experiment(tmp_path / "exp.toml").fingerprint()
+    assert again.point_config(1).traders.max_leverage == 5.0
+
+    body = sweep_report(out).read_text()
+    assert "## Cases: mean ± sd over 3 seeds" in body and "figures/cases.png" in body
+    assert (out / "figures" / "cases.png").stat().st_size > 10_000
+    table = body.split("## Cases")[1].splitlines()
+    # the report's metrics, then the optional ones that the runs have
+    assert table[2] == "| case | amplification_ETH | n_liquidations | reflexivity_index | bad_debt_usd | seeds |"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table[4:7]]
+    assert [c[0] for c in cells] == ["crash", "crash, max_leverage 5", "baseline"]  # the experiment's order
+    for row, (case, group) in zip(cells, runs.groupby("case", sort=False), strict=True):
+        assert row[0] == case
+        assert row[1] == style.mean_sd(group["amplification_ETH"])
+        assert row[2] == style.mean_sd(group["n_liquidations"])
+        assert row[-1] == "3"
 
 
 def test_grid_report(serial: Path, tmp_path: Path) -> None:

@@ -1,4 +1,12 @@
-"""Lender: supplies the pool's reserves, chases the supply rate against an outside rate, and runs when frightened."""
+"""Lender: supplies the pool's reserves, chases the supply rate against an outside rate, and runs when frightened
+(docs/model.md, 3.3 Submodels: Lenders).
+
+Lenders start at parity: each reserve's supply is set so that its supply rate equals the lenders' outside rate
+(`parity_supply`), so nobody moves funds on a calm day. A supply rate above the outside rate draws the lenders'
+idle funds (their wallets) into the pool, one below it draws funds out to their wallets. Fear of bad debt is a
+stock that decays (`LenderSentiment`): lenders run while recent bad debt is large against the supply, and stop
+as the news ages.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,10 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
+from abm.protocol import borrow_rate, supply_rate
+
 if TYPE_CHECKING:
+    from abm.lending.pool import LendingPool
     from abm.model import ReflexivityModel
 
 
@@ -26,43 +37,71 @@ class Lender(mesa.Agent):
     def step(self, view: LenderView) -> None:
         """Act on the pool as published at the start of the lenders' phase (`view`, the same for every lender)."""
         m = self.model
-        cfg = m.config.lenders
-        pool = m.pool
+        pool, wallets = m.pool, m.wallets
         balances = pool.supplier_scaled[self.supplier] * pool.supply_index
-        wallets = m.wallets.balances[self.holder]
         self.running = view.panic & (balances > 0)
         for a in np.flatnonzero(self.running):
-            pool.withdraw(self.supplier, self.holder, int(a), cfg.run_fraction * balances[a], m.wallets, view.price[a])
-        for a in np.flatnonzero(~view.panic & (view.move != 0) & ((balances > 0) | (wallets > 0))):
-            move = view.move[a]
-            if move > 0:
-                amount = min(move * (balances[a] + wallets[a]), wallets[a])
-                pool.supply(self.supplier, self.holder, int(a), amount, m.wallets)
-            else:
-                pool.withdraw(
-                    self.supplier, self.holder, int(a), min(-move, 1.0) * balances[a], m.wallets, view.price[a]
-                )
+            pool.withdraw(self.supplier, self.holder, int(a), m.config.lenders.run_fraction * balances[a], wallets)
+        for a in np.flatnonzero(~view.panic & (view.move != 0)):
+            move, idle = float(view.move[a]), wallets.balance(self.holder, int(a))
+            if move > 0:  # the better rate draws the lender's idle funds back in
+                pool.supply(self.supplier, self.holder, int(a), min(move * (balances[a] + idle), idle), wallets)
+            elif balances[a] > 0:
+                pool.withdraw(self.supplier, self.holder, int(a), min(-move, 1.0) * balances[a], wallets)
+
+
+class LenderSentiment:
+    """Lenders' fear of bad debt per reserve: the share of the supply lost to bad debt recently, a stock that
+    decays with a half-life of `lenders.panic_half_life_steps`; they panic while it exceeds
+    `lenders.panic_bad_debt_ratio`. Each loss counts against the supply when it happened, so the fear does not
+    grow as lenders leave."""
+
+    def __init__(self, n_assets: int) -> None:
+        self.fear = np.zeros(n_assets)
+        self.seen_bad_debt = np.zeros(n_assets)
+
+    def update(self, pool: LendingPool, half_life_steps: float) -> np.ndarray:
+        """Age the fear by one step and add the bad debt written off since the last update, as a share of the
+        supply then (per reserve, dimensionless); return the fear."""
+        new = pool.bad_debt_tokens - self.seen_bad_debt
+        self.seen_bad_debt = pool.bad_debt_tokens.copy()
+        total = pool.supplied + new
+        self.fear = self.fear * 0.5 ** (1.0 / half_life_steps) + np.divide(
+            new, total, out=np.zeros_like(total), where=total > 0
+        )
+        return self.fear
 
 
 @dataclass(frozen=True)
 class LenderView:
-    """What every lender sees at the start of its phase, per reserve: panic flags, the share of funds to move
-    toward the better rate this step (signed), and oracle prices (USD/token)."""
+    """What every lender sees at the start of its phase, per reserve: panic flags and the share of funds to move
+    toward the better rate this step (signed)."""
 
     panic: np.ndarray
     move: np.ndarray
-    price: np.ndarray
 
     @classmethod
     def of(cls, model: ReflexivityModel) -> LenderView:
         cfg = model.config.lenders
         pool = model.pool
-        util, _, supply_rate = pool.rates()
-        supplied = pool.supplied
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bad_ratio = np.where(supplied > 0, pool.bad_debt_tokens / (supplied + pool.bad_debt_tokens), 0.0)
-        panic = (util > cfg.panic_utilisation) | (bad_ratio > cfg.panic_bad_debt_ratio)
+        fear = model.lender_sentiment.update(pool, cfg.panic_half_life_steps)
         outside = np.array([model.config.reserve(s).outside_rate for s in model.symbols])
         # a share of funds proportional to the rate gap (in %/yr), per day, scaled to one step
-        move = cfg.rate_sensitivity * (supply_rate - outside) * 100.0 * model.config.market.step_seconds / 86400.0
-        return cls(panic=panic, move=move, price=model.oracle.prices.copy())
+        move = cfg.rate_sensitivity * (pool.supply_rates() - outside) * 100.0 * model.config.market.step_seconds
+        return cls(panic=fear > cfg.panic_bad_debt_ratio, move=move / 86400.0)
+
+
+def parity_supply(pool: LendingPool, outside_rate: np.ndarray) -> np.ndarray:
+    """Supply (tokens per reserve) at which each reserve's supply rate equals the lenders' outside rate (per year),
+    given its current borrows: borrows / U_p, where U_p solves supply_rate(U) = outside_rate. NaN where no such
+    utilisation exists (an outside rate of 0, or above the rate at full utilisation)."""
+    lo, hi = np.zeros_like(outside_rate), np.ones_like(outside_rate)
+    for _ in range(60):  # bisection: the supply rate rises with utilisation
+        mid = 0.5 * (lo + hi)
+        rate = supply_rate(
+            borrow_rate(mid, pool.base_rate, pool.slope1, pool.slope2, pool.optimal), mid, pool.reserve_factor
+        )
+        below = rate < outside_rate
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    reachable = (outside_rate > 0) & (hi < 1.0 - 1e-9)
+    return np.where(reachable, pool.borrows / np.where(reachable, hi, 1.0), np.nan)

@@ -1,18 +1,30 @@
-"""Liquidator: repays unhealthy accounts' debt, seizes collateral with the bonus, and sells it at once (SPEC 3.6)."""
+"""Liquidator: repays unhealthy accounts' debt, seizes collateral with the bonus, and sells it at once
+(docs/model.md, 3.3 Submodels: Liquidation)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
-from abm.protocol import _row_sums
+from abm.lending.margin import LiquidationPlan
+from abm.numerics import row_sums
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
 SCREEN_SLACK = 1e-9  # relative to the debt's USD value: far above the rounding of the exact profit check
+
+
+@dataclass(frozen=True)
+class LiquidationQuote:
+    """What a planned liquidation would cost and raise at the market now (USD), and the flash loan it needs."""
+
+    cost_usd: float  # buying the repaid debt tokens (the debt itself when it is USD)
+    proceeds_usd: float  # selling the seized collateral
+    flash_usd: float  # borrowed from the outside world for the step, repaid from the sale
 
 
 class Liquidator(mesa.Agent):
@@ -21,6 +33,7 @@ class Liquidator(mesa.Agent):
     It acts only when the liquidation pays: value of the seized collateral at the market (after the slippage of
     selling it) minus the cost of the repaid debt (after the slippage of buying it, for a risky debt asset) minus
     gas must reach its minimum profit. With flash loans, its capital does not limit the size it can repay.
+    Each liquidation runs in four named steps: plan (the margin engine), quote, execute, book.
     """
 
     model: ReflexivityModel
@@ -32,63 +45,74 @@ class Liquidator(mesa.Agent):
         self.profit_usd = 0.0
 
     def step(self) -> None:
+        """Work through the accounts seen as liquidatable, largest debt first, up to the per-step capacity."""
         m = self.model
         cfg = m.config.liquidators
         if cfg.capacity_per_step <= 0:
             return
-        engine, market, wallets = m.engine, m.market, m.wallets
-        oracle = m.oracle.prices
-        done = 0
         candidates = m.liquidation_candidates(cfg.scan_latency_steps)
         screen = _ProfitScreen(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
-        i = 0
+        done = i = 0
         while done < cfg.capacity_per_step:
             i = screen.next_candidate(i)  # skips only candidates whose liquidation certainly would not pay
             if i >= len(candidates):
                 break
             acct = int(candidates[i])
             i += 1
-            plan = engine.plan_liquidation(acct, oracle)
-            if plan is None:
+            plan = m.engine.plan_liquidation(acct, m.oracle.prices)
+            quote = self.quote(plan) if plan is not None else None
+            if plan is None or quote is None:
                 continue
-            j, k, repay, seize, hf = plan
-            cost = repay if j == 0 else market.quote_cost(j, repay)
-            proceeds = seize if k == 0 else market.quote_sell(k, seize)
-            if proceeds - cost - cfg.gas_cost_usd < cfg.min_profit_usd:
-                continue
-            own = wallets.balance(self.holder, 0)
-            if cost + cfg.gas_cost_usd > own and not cfg.flash_loans:
-                continue
-            # flash loan from the outside world for the shortfall, repaid from the sale within the same step
-            flash = max(cost + cfg.gas_cost_usd - own, 0.0)
-            if flash > 0:
-                market.pay_out(0, flash)
-                wallets.credit(self.holder, 0, flash)
-            event_id = m.next_event_id()
-            t = m.steps
-            if j != 0:
-                wallets.debit(self.holder, 0, cost)
-                bought = market.buy_exact(j, repay, "liq", event_id, t)
-                wallets.credit(self.holder, j, repay)
-                cost = bought
-            else:
-                cost = repay
-            engine.liquidate(int(acct), j, k, repay, seize, self.holder)
-            got = seize
-            if k != 0:
-                wallets.debit(self.holder, k, seize)
-                got = market.sell(k, seize, "liq", event_id, t)
-                wallets.credit(self.holder, 0, got)
-            wallets.debit(self.holder, 0, cfg.gas_cost_usd)
-            market.receive(0, cfg.gas_cost_usd)  # gas goes to block producers, outside the model
-            if flash > 0:
-                wallets.debit(self.holder, 0, flash)
-                market.receive(0, flash)
-            self.n_liquidations += 1
-            self.profit_usd += got - cost - cfg.gas_cost_usd
-            m.record_liquidation(event_id, acct, self, j, repay, k, seize, hf)
+            self.execute(acct, plan, quote)
             done += 1
             screen.refresh()  # the trades moved market prices
+
+    def quote(self, plan: LiquidationPlan) -> LiquidationQuote | None:
+        """Price `plan` at the market now; None if it would not pay its gas and minimum profit, or if the
+        liquidator could not fund it (no flash loans and too little capital)."""
+        cfg = self.model.config.liquidators
+        market = self.model.market
+        j, k = plan.debt_asset, plan.collateral_asset
+        cost = plan.repay if j == 0 else market.quote_cost(j, plan.repay)
+        proceeds = plan.seize if k == 0 else market.quote_sell(k, plan.seize)
+        if proceeds - cost - cfg.gas_cost_usd < cfg.min_profit_usd:
+            return None
+        own = self.model.wallets.balance(self.holder, 0)
+        if cost + cfg.gas_cost_usd > own and not cfg.flash_loans:
+            return None
+        return LiquidationQuote(cost, proceeds, flash_usd=max(cost + cfg.gas_cost_usd - own, 0.0))
+
+    def execute(self, acct: int, plan: LiquidationPlan, quote: LiquidationQuote) -> None:
+        """Carry out `plan` in one step: borrow the flash loan, buy the debt tokens, liquidate, sell the seized
+        collateral, pay gas, repay the flash loan; then book it."""
+        m = self.model
+        market, wallets, me = m.market, m.wallets, self.holder
+        gas = m.config.liquidators.gas_cost_usd
+        j, k = plan.debt_asset, plan.collateral_asset
+        event_id = m.attribution.next_event_id()
+        if quote.flash_usd > 0:
+            wallets.fund_from_world(market, me, 0, quote.flash_usd)
+        cost = plan.repay
+        if j != 0:
+            wallets.debit(me, 0, quote.cost_usd)
+            cost = market.buy_exact(j, plan.repay, "liq", event_id, m.steps)
+            wallets.credit(me, j, plan.repay)
+        m.engine.liquidate(acct, plan, me)
+        got = plan.seize
+        if k != 0:
+            wallets.debit(me, k, plan.seize)
+            got = market.sell(k, plan.seize, "liq", event_id, m.steps)
+            wallets.credit(me, 0, got)
+        wallets.pay_to_world(market, me, 0, gas)  # gas goes to block producers, outside the model
+        if quote.flash_usd > 0:
+            wallets.pay_to_world(market, me, 0, quote.flash_usd)
+        self.book(event_id, acct, plan, profit_usd=got - cost - gas)
+
+    def book(self, event_id: int, acct: int, plan: LiquidationPlan, profit_usd: float) -> None:
+        """Count the liquidation and its profit (USD), and record it with its attribution."""
+        self.n_liquidations += 1
+        self.profit_usd += profit_usd
+        self.model.attribution.record(event_id, acct, self.unique_id, plan)
 
 
 class _ProfitScreen:
@@ -117,7 +141,7 @@ class _ProfitScreen:
         debt = engine.scaled_debt[candidates] * pool.borrow_index
         self.has_debt = debt > 0
         self.has_coll = (engine.collateral[candidates] > 0) & pool.collateral_enabled
-        self.debt_usd = _row_sums(debt * self.oracle)
+        self.debt_usd = row_sums(debt * self.oracle)
         self.gain = (1.0 + pool.liquidation_bonus) / self.oracle
         self.refresh()
 

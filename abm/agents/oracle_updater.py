@@ -32,7 +32,7 @@ class OracleUpdater(mesa.Agent):
         cfg = m.config.oracles
         t = m.steps
         seen = observed_price(
-            m.log_price_hist, t - 1, self.asset, cfg.latency_steps + self.latency_jitter, cfg.twap_window_steps
+            m.history, t - 1, self.asset, cfg.latency_steps + self.latency_jitter, cfg.twap_window_steps
         )
         board = m.oracle
         last = board.posts[self.slot, self.asset]

@@ -1,8 +1,10 @@
 """LeveragedTrader: holds leveraged long or short positions in the pool and trades them on a decision clock.
 
-A trader has a strategy (what leverage it wants), a risk style (what it does when things go wrong), a margin mode
-(one cross account, one isolated account per position, or one portfolio-margined account) and a target leverage.
-It sees market prices and its own accounts (SPEC 2, sensing); the protocol sees oracle prices.
+A trader has a strategy (what leverage it wants: `abm.agents.strategies`), a risk style (what it does when things
+go wrong), a margin mode (one cross account, one isolated account per position, or one portfolio-margined
+account) and a base leverage. Its state lives in the model's `TraderBook` (row = the trader's holder id); the agent
+reads and writes that row. It sees market prices and its own accounts (docs/model.md, 2 Design concepts); the
+protocol sees oracle prices.
 """
 
 from __future__ import annotations
@@ -12,81 +14,86 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
+from abm.agents.book import TraderBook
+from abm.agents.strategies import STRATEGY_REGISTRY
+
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
-STRATEGIES = ("momentum", "contrarian", "vol_target", "hodl", "short")
-RISK_STYLES = ("stubborn", "prudent", "stop_loss")
-
 
 class LeveragedTrader(mesa.Agent):
-    """A leveraged trader.
-
-    holder: its wallet row. assets: indices of the risky assets it trades. leverage: its base target leverage
-    (exposure / equity, dimensionless). accounts: one account id per asset (isolated) or the same id repeated.
-    """
+    """A leveraged trader. holder: its wallet row and its row in `model.book`. assets: indices of the risky
+    assets it trades. accounts: one account id per asset (isolated) or the same id repeated."""
 
     model: ReflexivityModel
 
-    def __init__(
-        self,
-        model: ReflexivityModel,
-        holder: int,
-        strategy: str,
-        risk_style: str,
-        mode: str,
-        assets: list[int],
-        leverage: float,
-        equity_usd: float,
-    ) -> None:
+    def __init__(self, model: ReflexivityModel, holder: int, assets: list[int]) -> None:
         super().__init__(model)
         self.holder = holder
-        self.strategy = strategy
-        self.risk_style = risk_style
-        self.mode = mode
         self.assets = assets
-        self.leverage = leverage
-        self.initial_equity = equity_usd
-        self.direction = -1 if strategy == "short" else 1
         engine = model.engine
-        if mode == "isolated":
-            self.accounts = [engine.open_account(holder, mode) for _ in assets]
+        if self.mode == "isolated":
+            self.accounts = [engine.open_account(holder, self.mode) for _ in assets]
         else:
-            shared = engine.open_account(holder, mode)
+            shared = engine.open_account(holder, self.mode)
             self.accounts = [shared for _ in assets]
-        self._unique_accounts = tuple(sorted(set(self.accounts)))
         self._assets_by_account: dict[int, list[int]] = {}
         for acct, a in zip(self.accounts, self.assets, strict=True):
             self._assets_by_account.setdefault(acct, []).append(a)
-        self.peak_equity = equity_usd
-        self.out_until = -1  # step before which the trader stays out after a stop or a wipe-out
+
+    # --- its row of the trader book ---------------------------------------------------------------------------
+
+    @property
+    def book(self) -> TraderBook:
+        return self.model.book
+
+    @property
+    def strategy(self) -> str:
+        return self.book.strategy_name(self.holder)
+
+    @property
+    def risk_style(self) -> str:
+        return self.book.risk_name(self.holder)
+
+    @property
+    def mode(self) -> str:
+        return self.book.mode_name(self.holder)
+
+    @property
+    def direction(self) -> int:
+        return int(self.book.direction[self.holder])
+
+    @property
+    def leverage(self) -> float:
+        """The strategy's reference leverage (exposure / equity), drawn per trader in [leverage_min, max_leverage]."""
+        return float(self.book.base_leverage[self.holder])
+
+    @property
+    def initial_equity(self) -> float:
+        return float(self.book.initial_equity[self.holder])
+
+    @property
+    def peak_equity(self) -> float:
+        return float(self.book.peak_equity[self.holder])
+
+    @peak_equity.setter
+    def peak_equity(self, usd: float) -> None:
+        self.book.peak_equity[self.holder] = usd
 
     @property
     def out_until(self) -> int:
-        """Step before which the trader stays out after a stop or a wipe-out (-1: not out). Kept in the model's
-        `out_until` array (indexed by holder), so the model skips traders still out without calling them."""
-        return int(self.model.out_until[self.holder])
+        """Step before which the trader stays out after a stop or a wipe-out (-1: not out)."""
+        return int(self.book.out_until[self.holder])
 
     @out_until.setter
     def out_until(self, step: int) -> None:
-        self.model.out_until[self.holder] = step
+        self.book.out_until[self.holder] = step
 
     # --- state seen by the trader (market prices) -------------------------------------------------------
 
-    def unique_accounts(self) -> list[int]:
-        return list(self._unique_accounts)
-
     def equity_usd(self, prices: np.ndarray) -> float:
         """Collateral minus debt over its accounts, plus its wallet (USD at `prices`)."""
-        engine = self.model.engine
-        total = float(self.model.wallets.balances[self.holder] @ prices)
-        for acct in self._unique_accounts:
-            total += float(engine.collateral[acct] @ prices - engine.debt_tokens(acct) @ prices)
-        return total
-
-    def _account_equity(self, acct: int, prices: np.ndarray) -> float:
-        engine = self.model.engine
-        return float(engine.collateral[acct] @ prices - engine.debt_tokens(acct) @ prices)
+        return float(self.book.equity(prices, trader=self.holder))
 
     def exposure_usd(self, acct: int, asset: int, prices: np.ndarray) -> float:
         """Long: collateral value of the asset; short: debt value of the asset (USD)."""
@@ -95,48 +102,43 @@ class LeveragedTrader(mesa.Agent):
             return float(engine.collateral[acct, asset] * prices[asset])
         return float(engine.debt_tokens(acct)[asset] * prices[asset])
 
+    def current_leverage(self, prices: np.ndarray) -> float:
+        """Exposure over the equity of its accounts (wallet excluded); 0 without equity."""
+        exposure = sum(self.exposure_usd(acct, a, prices) for acct, a in zip(self.accounts, self.assets, strict=True))
+        eq = float(self.model.engine.account_equity(prices, list(self._assets_by_account)).sum())
+        return exposure / eq if eq > 0 else 0.0
+
+    def has_position(self) -> bool:
+        engine = self.model.engine
+        accounts = list(self._assets_by_account)
+        return bool(np.any(engine.collateral[accounts]) or np.any(engine.scaled_debt[accounts]))
+
     # --- decisions ----------------------------------------------------------------------------------------
 
     def target_leverage(self) -> float:
         """Leverage the strategy wants now (1 = unlevered, dimensionless)."""
-        m = self.model
-        cfg = m.config.traders
-        t = m.steps
-        hist = m.log_price_hist
-        a = self.assets[0]
-        if self.strategy in ("hodl", "short"):
-            return self.leverage
-        if self.strategy == "momentum":
-            past = hist[max(t - 1 - cfg.momentum_lookback_steps, 0), a]
-            return self.leverage if hist[t - 1, a] >= past else 1.0
-        if self.strategy == "contrarian":
-            gap = hist[t - 1, a] - m.anchor_log_price[a]
-            if gap <= -cfg.contrarian_band:
-                return self.leverage
-            if gap >= cfg.contrarian_band:
-                return 1.0
-            return self.current_leverage(m.market.prices) or self.leverage
-        # vol_target: pro-cyclical; leverage falls when realised volatility rises
-        vol = max(float(m.market.realised_vol()[a]), 1e-3)
-        # np.clip(x, 1, max_leverage) on a scalar, without the array round trip (same value, NaN kept)
-        return min(max(self.leverage * cfg.vol_target / vol, 1.0), cfg.max_leverage)
+        return STRATEGY_REGISTRY[self.strategy].target_leverage(self)
 
-    def current_leverage(self, prices: np.ndarray) -> float:
-        exposure = sum(self.exposure_usd(acct, a, prices) for acct, a in zip(self.accounts, self.assets, strict=True))
-        eq = sum(self._account_equity(acct, prices) for acct in self._unique_accounts)
-        return exposure / eq if eq > 0 else 0.0
+    def wanted_leverage(self) -> float:
+        """The strategy's target within the trader's limits: `max_leverage`, its own leverage cap (the pool's LTV,
+        and for a prudent trader its health-factor buffer), and the cost of borrowing: above
+        `borrow_rate_tolerance` (per year) the borrowed part of the exposure shrinks in proportion to the rate."""
+        m, cfg = self.model, self.model.config.traders
+        target = min(self.target_leverage(), cfg.max_leverage, float(self.book.leverage_cap[self.holder]))
+        debt_asset = 0 if self.direction > 0 else self.assets[0]
+        rate = float(m.pool.borrow_rates()[debt_asset])
+        carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
+        # a long borrows (L - 1) of its equity; a short borrows L
+        return 1.0 + (target - 1.0) * carry if self.direction > 0 else target * carry
 
     def step(self) -> None:
         """Act once (the model calls this only when the trader's clock fires or a risk alert rings)."""
         m = self.model
-        t = m.steps
-        if t < self.out_until:
+        if m.steps < self.out_until:
             return
-        prices = m.market.prices
-        oracle = m.oracle.prices
-        engine = m.engine
+        prices, oracle = m.market.prices, m.oracle.prices
         if not self.has_position():
-            self._reenter(prices)
+            self._reenter()
             return
         equity = self.equity_usd(prices)
         self.peak_equity = max(self.peak_equity, equity)
@@ -145,30 +147,25 @@ class LeveragedTrader(mesa.Agent):
             return
         if self.risk_style == "stop_loss" and equity < (1.0 - cfg.stop_loss_drawdown) * self.peak_equity:
             self.close_all(oracle)
-            self.out_until = t + cfg.reentry_delay_steps
+            self.out_until = m.steps + cfg.reentry_delay_steps
             return
-        target = min(self.target_leverage(), cfg.max_leverage)
+        target = self.wanted_leverage()
         if self.risk_style == "prudent":
-            worst = min(engine.account_health(acct, oracle) for acct in self._unique_accounts)
+            worst = min(m.engine.account_health(acct, oracle) for acct in self._assets_by_account)
             if worst < cfg.prudent_buffer:
-                target = min(target, self._leverage_for_hf(cfg.prudent_target_hf, prices, oracle))
+                target = min(target, self._leverage_for_hf(cfg.prudent_target_hf, oracle))
         self.rebalance(target, prices, oracle)
 
-    def has_position(self) -> bool:
-        engine = self.model.engine
-        coll, debt = engine.collateral, engine.scaled_debt
-        return any(np.count_nonzero(coll[a]) or np.count_nonzero(debt[a]) for a in self._unique_accounts)
-
-    def _leverage_for_hf(self, hf_target: float, prices: np.ndarray, oracle: np.ndarray) -> float:
+    def _leverage_for_hf(self, hf_target: float, oracle: np.ndarray) -> float:
         """Leverage at which a long (short) account reaches `hf_target` by selling collateral to repay debt."""
         engine = self.model.engine
-        lt = self.model.pool.liquidation_threshold
-        coll = sum(engine.collateral[a] * oracle for a in self._unique_accounts)
-        debt = float(sum((engine.debt_tokens(a) * oracle).sum() for a in self._unique_accounts))
+        accounts = list(self._assets_by_account)
+        coll = (engine.collateral[accounts] * oracle).sum(axis=0)
+        debt = float((engine.scaled_debt[accounts] * self.model.pool.borrow_index * oracle).sum())
         c_total = float(coll.sum())
         if debt <= 0 or c_total <= 0:
             return self.leverage
-        lt_eff = float((coll * lt).sum() / c_total)
+        lt_eff = float((coll * self.model.pool.liquidation_threshold).sum() / c_total)
         # sell x of collateral and repay x of debt: (C - x) LT = H (D - x)  =>  x = (H D - LT C) / (H - LT)
         x = max((hf_target * debt - lt_eff * c_total) / (hf_target - lt_eff), 0.0)
         equity = c_total - debt
@@ -184,7 +181,7 @@ class LeveragedTrader(mesa.Agent):
         tol = m.config.traders.rebalance_tolerance
         t = m.steps
         for acct, assets in self._assets_by_account.items():
-            equity = self._account_equity(acct, prices)
+            equity = float(engine.account_equity(prices, [acct])[0])
             if equity <= 0:
                 continue
             goal = target * equity / len(assets)  # exposure per asset (USD)
@@ -193,6 +190,11 @@ class LeveragedTrader(mesa.Agent):
                 gap = goal - have
                 if abs(gap) <= tol * max(goal, have):
                     continue
+                # one step's trade is bounded by a share of the market's depth; the rest waits for the next step
+                bound = m.config.traders.max_trade_depth_share * float(m.market.effective_depth()[a])
+                if abs(gap) > bound:
+                    gap = float(np.copysign(bound, gap))
+                    self.book.next_decision[self.holder] = min(self.book.next_decision[self.holder], t + 1)
                 if self.direction > 0:
                     if gap > 0:
                         engine.lever_long(acct, a, gap, 0.0, oracle, t)
@@ -204,22 +206,24 @@ class LeveragedTrader(mesa.Agent):
                     engine.delever_short(acct, a, -gap / prices[a], oracle, t)
 
     def close_all(self, oracle: np.ndarray) -> None:
-        for acct in self._unique_accounts:
+        for acct in self._assets_by_account:
             self.model.engine.close_out(acct, oracle, self.model.steps)
 
     def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:
-        """Put `equity_usd` of wallet USD to work at the base leverage, split evenly over the trader's assets."""
-        engine = self.model.engine
+        """Put `equity_usd` of wallet USD to work at the leverage the trader wants now (`wanted_leverage`), split
+        evenly over its assets. genesis: a position that exists before the run, filled at the fundamental."""
+        m = self.model
         share = equity_usd / len(self.assets)
-        t = self.model.steps
+        leverage = self.wanted_leverage()
         for acct, a in zip(self.accounts, self.assets, strict=True):
             if self.direction > 0:
-                engine.lever_long(acct, a, share * (self.leverage - 1.0), share, oracle, t, genesis=genesis)
+                m.engine.lever_long(acct, a, share * (leverage - 1.0), share, oracle, m.steps, genesis=genesis)
             else:
-                price = float(np.exp(self.model.fundamentals.log_f[a])) if genesis else self.model.market.price(a)
-                engine.lever_short(acct, a, share * self.leverage / price, share, oracle, t, genesis=genesis)
+                price = float(np.exp(m.fundamentals.log_f[a])) if genesis else m.market.price(a)
+                borrow = share * leverage / price
+                m.engine.lever_short(acct, a, borrow, share, oracle, m.steps, genesis=genesis)
 
-    def _reenter(self, prices: np.ndarray) -> None:
+    def _reenter(self) -> None:
         """After a wipe-out or a stop, come back with fresh equity from outside once the delay has passed."""
         m = self.model
         if m.config.traders.reentry_delay_steps <= 0 or m.steps >= m.total_steps:
@@ -229,8 +233,7 @@ class LeveragedTrader(mesa.Agent):
             return
         wallet_usd = m.wallets.balance(self.holder, 0)
         fresh = max(self.initial_equity - wallet_usd, 0.0)
-        m.market.pay_out(0, fresh)
-        m.wallets.credit(self.holder, 0, fresh)
-        self.peak_equity = wallet_usd + fresh
+        m.wallets.fund_from_world(m.market, self.holder, 0, fresh)
+        self.peak_equity = wallet_usd + fresh  # the drawdown counts from the re-entry
         self.out_until = -1
         self.open_positions(wallet_usd + fresh, m.oracle.prices, genesis=False)

@@ -1,4 +1,4 @@
-"""Figures of one run (seaborn/matplotlib, saved as PNG by the code that makes the data)."""
+"""Figures of one run (seaborn/matplotlib; style and saving from `abm.analysis.style`)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
+import seaborn  # noqa: F401  (registers the seaborn colormaps used by name, e.g. "mako_r")
 
+from abm.analysis import style
 from abm.config import ModelConfig
-from abm.io import save_figure
-from abm.observation import HF_BIN_EDGES
-
-DPI = 110
+from abm.recording.recorder import HF_BIN_EDGES
 
 
 def _hours(ts: pd.DataFrame, config: ModelConfig) -> pd.Series:
@@ -24,7 +22,7 @@ def _hours(ts: pd.DataFrame, config: ModelConfig) -> pd.Series:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    return save_figure(fig, path, DPI, tight_layout=True)
+    return style.save(fig, path, tight_layout=True)
 
 
 def run_figures(
@@ -38,7 +36,7 @@ def run_figures(
     """Write the six standard figures of a run into `out_dir`; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sns.set_theme(style="whitegrid", context="notebook")
+    style.theme()
     hours = _hours(ts, config)
     risky = config.symbols[1:]
     paths = [

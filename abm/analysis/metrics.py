@@ -1,16 +1,23 @@
-"""Summary metrics of a run (SPEC 5): drawdowns and amplification, losses, stylised facts of returns.
+"""Summary metrics of a run (docs/model.md, "Outputs"): drawdowns, losses, stylised facts of returns, and the
+assembly of every summary key that comes from a run's tables (`summarise`), shock-window metrics included
+(`abm.analysis.shock_window`).
 
-Pure functions of the time-series and event tables, so sweeps, reports and tests compute them the same way.
+Pure functions of the time-series and event tables and of the starting positions, so runs, saved runs, sweeps,
+reports and tests compute them the same way.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-MIN_FUNDAMENTAL_DRAWDOWN = 0.01  # below a 1% fall amplification is undefined (NaN)
+from abm.analysis.shock_window import shock_window_summary
+
+RETURNS_EVERY_STEPS = 5  # stylised facts on 5-minute returns: at one minute, single impact steps dominate
 
 
 def max_drawdown(prices: np.ndarray) -> float:
@@ -20,17 +27,6 @@ def max_drawdown(prices: np.ndarray) -> float:
         return float("nan")
     peak = np.maximum.accumulate(p)
     return float(np.max(1.0 - p / peak))
-
-
-def amplification(market: np.ndarray, fundamental: np.ndarray) -> float:
-    """Market drawdown over fundamental drawdown; NaN where the fundamental fell less than 1%.
-
-    Above 1: trading (forced selling above all) deepened the fall beyond the exogenous move.
-    """
-    fd = max_drawdown(fundamental)
-    if not fd >= MIN_FUNDAMENTAL_DRAWDOWN:
-        return float("nan")
-    return max_drawdown(market) / fd
 
 
 def log_returns(prices: np.ndarray, every: int = 1) -> np.ndarray:
@@ -73,15 +69,66 @@ def abs_return_acf(returns: np.ndarray, lag: int = 1) -> float:
     return float((x * y).sum() / ((a - a.mean()) ** 2).sum())
 
 
-def summarise(timeseries: pd.DataFrame, events: pd.DataFrame, risky: list[str], returns_every: int = 1) -> dict:
-    """The scalar summary of SPEC 5 that comes from the tables (cascade metrics are added by the caller)."""
-    out: dict[str, float] = {}
+def max_fourth_moment_share(returns: np.ndarray) -> float:
+    """The largest single return's share of the sum of 4th powers of demeaned returns, max_i d_i^4 / sum_i d_i^4
+    with d = r - mean(r) (in [1/n, 1]): near 1 when one return carries the kurtosis. NaN for fewer than 2
+    returns or constant returns."""
+    r = np.asarray(returns, dtype=float)
+    if len(r) < 2:
+        return float("nan")
+    d4 = (r - r.mean()) ** 4
+    total = d4.sum()
+    return float(d4.max() / total) if total > 0 else float("nan")
+
+
+def stylised_facts(prices: np.ndarray, prefix: str = "", every: int = RETURNS_EVERY_STEPS) -> dict[str, float]:
+    """``return_kurtosis`` (excess), ``hill_tail_index`` and ``abs_return_acf`` (lag 1) of the log returns over
+    `every` steps (non-overlapping, from step 0) of a price path, keys prefixed with `prefix`."""
+    r = log_returns(prices, every)
+    return {
+        f"{prefix}return_kurtosis": excess_kurtosis(r),
+        f"{prefix}hill_tail_index": hill_tail_index(r),
+        f"{prefix}abs_return_acf": abs_return_acf(r),
+    }
+
+
+def fundamental_matrix(timeseries: pd.DataFrame, risky: list[str]) -> np.ndarray:
+    """(steps + 1, assets) fundamental prices (USD/token) with the numeraire's column of ones first, then the
+    risky assets in `risky` order: the price input of `abm.contagion.hawkes.hawkes_branching_ratio`."""
+    cols = [timeseries[f"fundamental_{a}"].to_numpy(dtype=float) for a in risky]
+    return np.column_stack([np.ones(len(timeseries)), *cols])
+
+
+def summarise(
+    timeseries: pd.DataFrame,
+    events: pd.DataFrame,
+    risky: list[str],
+    *,
+    shocks: Iterable[tuple[int, int]],
+    start_collateral: np.ndarray,
+    start_debt: np.ndarray,
+    liquidation_threshold: np.ndarray,
+) -> dict[str, Any]:
+    """The scalar summary (docs/model.md, "Outputs") that comes from the tables (cascade and distress metrics are
+    added by the caller). Undefined values are None.
+
+    shocks: (start, duration) of each scripted shock (`abm.analysis.shock_window.scripted_shocks`);
+    start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first;
+    liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral.
+    """
+    from abm.contagion.hawkes import hawkes_branching_ratio
+
+    steps = timeseries["step"].to_numpy()
+    if not np.array_equal(steps, np.arange(len(timeseries))):
+        raise ValueError("timeseries must hold one row per step from step 0")
+    out: dict[str, Any] = {}
+    market = {s: timeseries[f"price_{s}"].to_numpy(dtype=float) for s in risky}
+    fundamental = {s: timeseries[f"fundamental_{s}"].to_numpy(dtype=float) for s in risky}
     for s in risky:
-        out[f"max_drawdown_{s}"] = max_drawdown(timeseries[f"price_{s}"].to_numpy())
-        out[f"fundamental_drawdown_{s}"] = max_drawdown(timeseries[f"fundamental_{s}"].to_numpy())
-        out[f"amplification_{s}"] = amplification(
-            timeseries[f"price_{s}"].to_numpy(), timeseries[f"fundamental_{s}"].to_numpy()
-        )
+        out[f"max_drawdown_{s}"] = max_drawdown(market[s])
+        out[f"fundamental_drawdown_{s}"] = max_drawdown(fundamental[s])
+    event_steps = events["step"].to_numpy(dtype=np.int64) if len(events) else np.zeros(0, dtype=np.int64)
+    out.update(shock_window_summary(market, fundamental, event_steps, shocks, last_step=len(timeseries) - 1))
     out["liquidation_volume_usd"] = float(timeseries["liquidation_volume_usd"].sum())
     out["n_liquidations"] = len(events)
     out["n_accounts_liquidated"] = int(events["account"].nunique()) if len(events) else 0
@@ -93,8 +140,29 @@ def summarise(timeseries: pd.DataFrame, events: pd.DataFrame, risky: list[str], 
     brate_cols = [c for c in timeseries.columns if c.startswith("borrow_rate_")]
     out["peak_utilisation"] = float(timeseries[util_cols].to_numpy().max())
     out["max_borrow_rate"] = float(timeseries[brate_cols].to_numpy().max())
-    r = log_returns(timeseries[f"price_{risky[0]}"].to_numpy(), returns_every)
-    out["return_kurtosis"] = excess_kurtosis(r)
-    out["hill_tail_index"] = hill_tail_index(r)
-    out["abs_return_acf"] = abs_return_acf(r)
-    return {k: (float(v) if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+    main = risky[0]
+    out.update(stylised_facts(market[main]))
+    out.update(stylised_facts(fundamental[main], prefix="fundamental_"))
+    out["max_fourth_moment_share"] = max_fourth_moment_share(log_returns(market[main]))
+    out["hawkes_branching_ratio"] = hawkes_branching_ratio(
+        event_steps,
+        len(timeseries),
+        fundamental_matrix(timeseries, risky),
+        start_collateral,
+        start_debt,
+        liquidation_threshold,
+    )
+    return undefined_as_none(out)
+
+
+def undefined_as_none(values: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinite floats to None (one spelling of "undefined", the one summary.json keeps); numpy scalars
+    to Python scalars."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out[k] = v
+    return out

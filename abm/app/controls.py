@@ -1,13 +1,16 @@
 """The teaching page's sidebar: scenario picker, run buttons and the parameter controls.
 
-Sliders edit a pending `Controls` value; Reset builds a new run from it. The liquidation-threshold slider cannot go
-below the LTV (moving the LTV above it drags the threshold along), and any other invalid combination is explained
-on the page (the `ConfigError` message) while Reset is disabled.
+Sliders edit a pending `Controls` value; Reset builds a new run from it. Every slider is one row of `SECTIONS` (a
+`SliderSpec`: label, field, range, step, format, hint) drawn by `ControlSlider`. The liquidation-threshold slider
+cannot go below the LTV (moving the LTV above it drags the threshold along), and any other invalid combination is
+explained on the page (the `ConfigError` message) while Reset is disabled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import solara
 
@@ -17,8 +20,117 @@ from abm.config import preset_descriptions
 from abm.config.schema import MARGIN_MODES
 
 
-def _pct(label: str, value: float, digits: int = 0) -> str:
-    return f"{label}: {value * 100:.{digits}f}%"
+@dataclass(frozen=True)
+class SliderSpec:
+    """One slider: the `Controls` field it sets, its range in slider units, and how its label shows the value."""
+
+    label: str  # the label before ": <value>"
+    field: str  # the `Controls` field the slider sets
+    min: float  # lower end, in slider units
+    max: float  # upper end, in slider units
+    step: float  # in slider units
+    fmt: str  # how the label shows the slider's value, e.g. "{:.1f}×"
+    hint: str  # one sentence for the section's hint line
+    scale: float = 1.0  # slider units per unit of the field (100: a fraction shown in percent)
+    integer: bool = False  # a whole-number field (drawn as an integer slider)
+    floor_field: str | None = None  # the lower end follows this field instead of `min` (threshold >= LTV)
+    needs_shock: bool = False  # disabled, and labelled "none", when the scenario has no scripted shock
+
+    def position(self, controls: Controls) -> float:
+        """The slider's position for `controls`, in slider units."""
+        return float(getattr(controls, self.field)) * self.scale
+
+    def lower_end(self, controls: Controls) -> float:
+        if self.floor_field is None:
+            return self.min
+        return round(float(getattr(controls, self.floor_field)) * self.scale, 1)
+
+    def caption(self, controls: Controls, has_shock: bool) -> str:
+        """The label with the current value, e.g. "Liq. threshold: 82.5%"."""
+        if self.needs_shock and not has_shock:
+            return f"{self.label}: none"
+        return f"{self.label}: {self.fmt.format(self.position(controls))}"
+
+    def value_of(self, position: float) -> int | float:
+        """The field's value at a slider position."""
+        value = position / self.scale
+        return int(value) if self.integer else float(value)
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """A titled group of controls: its sliders, then the section's other controls (`key` names them)."""
+
+    key: str
+    title: str
+    sliders: tuple[SliderSpec, ...]
+    extra_hints: tuple[str, ...] = ()  # sentences about the section's other controls, after the sliders'
+
+    @property
+    def hint(self) -> str:
+        return " ".join([spec.hint for spec in self.sliders] + list(self.extra_hints))
+
+
+def _pct(digits: int) -> str:
+    return f"{{:.{digits}f}}%"
+
+
+SECTIONS: tuple[SectionSpec, ...] = (
+    SectionSpec(
+        "traders",
+        "Traders",
+        (
+            SliderSpec("Max leverage", "max_leverage", 1.0, 10.0, 0.5, "{:.1f}×", text.HINTS["max_leverage"]),
+            SliderSpec("Traders", "n_traders", 50, 2000, 50, "{:.0f}", text.HINTS["n_traders"], integer=True),
+        ),
+    ),
+    SectionSpec(
+        "pool",
+        f"Lending pool ({REFERENCE_ASSET} collateral)",
+        (
+            SliderSpec(f"{REFERENCE_ASSET} LTV", "ltv", 30, 95, 1, _pct(0), text.HINTS["ltv"], scale=100),
+            SliderSpec(
+                "Liq. threshold",
+                "liquidation_threshold",
+                30,
+                98,
+                0.5,
+                _pct(1),
+                text.HINTS["liquidation_threshold"],
+                scale=100,
+                floor_field="ltv",
+            ),
+            SliderSpec(
+                "Liq. bonus", "liquidation_bonus", 0, 20, 0.5, _pct(1), text.HINTS["liquidation_bonus"], scale=100
+            ),
+            SliderSpec("Close factor", "close_factor", 10, 100, 5, _pct(0), text.HINTS["close_factor"], scale=100),
+        ),
+    ),
+    SectionSpec(
+        "market",
+        "Oracle and market",
+        (
+            SliderSpec(
+                "Oracle delay", "oracle_latency", 0, 60, 1, "{:.0f} min", text.HINTS["oracle_latency"], integer=True
+            ),
+            SliderSpec(
+                "Oracle deviation", "oracle_deviation", 0, 5, 0.1, _pct(1), text.HINTS["oracle_deviation"], scale=100
+            ),
+            SliderSpec("Market depth", "depth_scale", 0.1, 3.0, 0.1, "{:.1f}×", text.HINTS["depth_scale"]),
+        ),
+    ),
+    SectionSpec(
+        "scenario",
+        "Scenario",
+        (
+            SliderSpec(
+                "Crash size", "shock_scale", 0.0, 2.0, 0.1, "{:.1f}×", text.HINTS["shock_scale"], needs_shock=True
+            ),
+        ),
+        extra_hints=(text.HINTS["seed"],),
+    ),
+    SectionSpec("compare", "Compare", (), extra_hints=(text.COMPARE,)),
+)
 
 
 @solara.component
@@ -62,137 +174,84 @@ def ScenarioPicker(scenario: str, on_scenario: Callable[[str], None]) -> None:
     solara.HTML(tag="div", unsafe_innerHTML=text.scenario_text(scenario), classes=["abm-scenario-text"])
 
 
+def setter(controls: solara.Reactive[Controls], field: str, convert: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A callback that stores `convert(value)` in the pending controls' `field`."""
+
+    def set_value(value: Any) -> None:
+        controls.set(controls.value.replace(**{field: convert(value)}))
+
+    return set_value
+
+
 @solara.component
-def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str) -> None:
-    """Sliders and pickers for every parameter the page exposes (they edit the pending controls)."""
+def ControlSlider(controls: solara.Reactive[Controls], spec: SliderSpec, has_shock: bool) -> None:
+    """One row of `SECTIONS` as a slider that edits the pending controls."""
     c = controls.value
-
-    def setter(name: str, scale: float = 1.0, cast: type = float) -> Callable[[float], None]:
-        def set_value(value: float) -> None:
-            controls.set(controls.value.replace(**{name: cast(value / scale)}))
-
-        return set_value
-
-    Section("Traders", text.CONTROLS["traders"])
-    solara.SliderFloat(
-        f"Max leverage: {c.max_leverage:.1f}×",
-        value=c.max_leverage,
-        min=1.0,
-        max=10.0,
-        step=0.5,
-        on_value=setter("max_leverage"),
+    slider = solara.SliderInt if spec.integer else solara.SliderFloat
+    number = int if spec.integer else float  # what the slider widget takes for its value, range and step
+    slider(
+        spec.caption(c, has_shock),
+        value=number(spec.position(c)),
+        min=number(spec.lower_end(c)),
+        max=number(spec.max),
+        step=number(spec.step),
+        on_value=setter(controls, spec.field, lambda position: spec.value_of(float(position))),
         thumb_label=False,
+        disabled=spec.needs_shock and not has_shock,
     )
+
+
+# The sections' controls that are not sliders. Plain functions, not components: their elements go straight into
+# the sidebar's column, as the sliders' do.
+
+
+def margin_mode_picker(controls: solara.Reactive[Controls], has_mix: bool) -> None:
+    c = controls.value
     solara.Select(
         label="Margin mode",
         values=[*MARGIN_MODES, MIXED] if has_mix else list(MARGIN_MODES),
         value=c.margin_mode,
-        on_value=setter("margin_mode", cast=str),
+        on_value=setter(controls, "margin_mode", str),
         dense=True,
     )
     solara.HTML(tag="div", unsafe_innerHTML=text.MARGIN_MODES.get(c.margin_mode, ""), classes=["abm-hint"])
-    solara.SliderInt(
-        f"Traders: {c.n_traders}",
-        value=c.n_traders,
-        min=50,
-        max=2000,
-        step=50,
-        on_value=setter("n_traders", cast=int),
-        thumb_label=False,
-    )
 
-    Section(f"Lending pool ({REFERENCE_ASSET} collateral)", text.CONTROLS["pool"])
-    solara.SliderFloat(
-        _pct(f"{REFERENCE_ASSET} LTV", c.ltv),
-        value=c.ltv * 100,
-        min=30,
-        max=95,
-        step=1,
-        on_value=setter("ltv", 100),
-        thumb_label=False,
-    )
-    solara.SliderFloat(
-        _pct("Liq. threshold", c.liquidation_threshold, 1),
-        value=c.liquidation_threshold * 100,
-        min=round(c.ltv * 100, 1),
-        max=98,
-        step=0.5,
-        on_value=setter("liquidation_threshold", 100),
-        thumb_label=False,
-    )
-    solara.SliderFloat(
-        _pct("Liq. bonus", c.liquidation_bonus, 1),
-        value=c.liquidation_bonus * 100,
-        min=0,
-        max=20,
-        step=0.5,
-        on_value=setter("liquidation_bonus", 100),
-        thumb_label=False,
-    )
-    solara.SliderFloat(
-        _pct("Close factor", c.close_factor),
-        value=c.close_factor * 100,
-        min=10,
-        max=100,
-        step=5,
-        on_value=setter("close_factor", 100),
-        thumb_label=False,
-    )
 
-    Section("Oracle and market", text.CONTROLS["market"])
-    solara.SliderInt(
-        f"Oracle delay: {c.oracle_latency} min",
-        value=c.oracle_latency,
-        min=0,
-        max=60,
-        on_value=setter("oracle_latency", cast=int),
-        thumb_label=False,
-    )
-    solara.SliderFloat(
-        _pct("Oracle deviation", c.oracle_deviation, 1),
-        value=c.oracle_deviation * 100,
-        min=0,
-        max=5,
-        step=0.1,
-        on_value=setter("oracle_deviation", 100),
-        thumb_label=False,
-    )
-    solara.SliderFloat(
-        f"Market depth: {c.depth_scale:.1f}×",
-        value=c.depth_scale,
-        min=0.1,
-        max=3.0,
-        step=0.1,
-        on_value=setter("depth_scale"),
-        thumb_label=False,
-    )
-
-    Section("Scenario", text.CONTROLS["scenario"])
-    solara.SliderFloat(
-        f"Crash size: {c.shock_scale:.1f}×" if has_shock else "Crash size: none",
-        value=c.shock_scale,
-        min=0.0,
-        max=2.0,
-        step=0.1,
-        on_value=setter("shock_scale"),
-        thumb_label=False,
-        disabled=not has_shock,
-    )
+def shocks_and_seed(controls: solara.Reactive[Controls], shock_text: str) -> None:
     solara.HTML(tag="div", unsafe_innerHTML=shock_text, classes=["abm-hint", "abm-shock-text"])
-    solara.InputInt("Seed", value=c.seed, on_value=setter("seed", cast=int), dense=True, continuous_update=False)
+    solara.InputInt(
+        "Seed", value=controls.value.seed, on_value=setter(controls, "seed", int), dense=True, continuous_update=False
+    )
 
-    Section("Compare", text.CONTROLS["compare"])
 
-    def set_compare(on: bool) -> None:
-        controls.set(controls.value.replace(compare=DEFAULT_COMPARISON if on else None))
-
-    solara.Switch(label="Compare with a second run", value=c.compare is not None, on_value=set_compare)
+def comparison_picker(controls: solara.Reactive[Controls]) -> None:
+    c = controls.value
+    solara.Switch(
+        label="Compare with a second run",
+        value=c.compare is not None,
+        on_value=setter(controls, "compare", lambda on: DEFAULT_COMPARISON if on else None),
+    )
     if c.compare is not None:
         labels = {cmp.label: key for key, cmp in COMPARISONS.items()}
         solara.Select(
             label="Run B changes",
             values=list(labels),
             value=COMPARISONS[c.compare].label,
-            on_value=lambda label: controls.set(controls.value.replace(compare=labels[label])),
+            on_value=setter(controls, "compare", labels.__getitem__),
             dense=True,
         )
+
+
+@solara.component
+def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str) -> None:
+    """Every section of `SECTIONS`: its title and hint, its sliders, then its other controls."""
+    others: dict[str, Callable[[], None]] = {
+        "traders": lambda: margin_mode_picker(controls, has_mix),
+        "scenario": lambda: shocks_and_seed(controls, shock_text),
+        "compare": lambda: comparison_picker(controls),
+    }
+    for section in SECTIONS:
+        Section(section.title, section.hint)
+        for spec in section.sliders:
+            ControlSlider(controls, spec, has_shock)
+        others.get(section.key, lambda: None)()

@@ -1,18 +1,21 @@
 """The teaching page (a Solara app): `solara run abm.app.page`, or `abm app`.
 
-State per browser tab: the pending `Controls` (what the sliders show), the current `Simulation` (built from the
-controls at the last Reset), whether it is playing, and a version counter bumped after every step so the panels
-redraw. Play runs in a background thread that steps, bumps the version, waits for the redraw, and repeats.
+State per browser tab (a `Session`): the pending `Controls` (what the sliders show), the current `Simulation`
+(built from the controls at the last Reset), whether it is playing, and a version counter bumped after every step so
+the panels redraw. Play runs in a background thread that steps, bumps the version, waits for the redraw, and
+repeats. `Page` only wires the session to the `Sidebar` and the `Panels`.
 
 Wrong input never reaches the user as a traceback: invalid settings show their one-line `ConfigError` message and
-disable Reset; an unexpected error while stepping stops play and shows a one-line message (the traceback goes to the
-server's log).
+disable Reset; any action that fails (Reset, a scenario switch, a step) goes through `Session.guarded`, which stops
+play and shows one line (an unexpected error's traceback goes to the server's log).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import solara
 
@@ -95,6 +98,108 @@ def validate(controls: Controls) -> tuple[ModelConfig | None, str | None]:
     return config, None
 
 
+@dataclass(frozen=True)
+class Session:
+    """One browser tab's state (Solara reactive values) and what the buttons do to it.
+
+    Every action that can fail goes through `guarded`, the page's one error path: the failure becomes a one-line
+    message under the buttons and play stops.
+    """
+
+    controls: solara.Reactive[Controls]  # what the sliders show (pending until Reset)
+    sim: solara.Reactive[Simulation]  # the run the panels show
+    asset: solara.Reactive[str]  # the coin the price panel and the status line follow
+    version: solara.Reactive[int]  # bumped after every step, so the panels redraw
+    playing: solara.Reactive[bool]
+    steps_per_click: solara.Reactive[int]
+    run_error: solara.Reactive[str | None]
+    rendered: threading.Event  # set once a frame is drawn; the play loop waits for it
+
+    def guarded(self, action: Callable[[], object]) -> bool:
+        """Run `action`; on failure show one line (the traceback of an unexpected error goes to the server log),
+        stop play, and return False."""
+        try:
+            action()
+        except UserInputError as exc:
+            self.run_error.set(str(exc))
+        except Exception as exc:  # a model bug: one line for the student, the trace for the developer
+            log.exception("the teaching page's run failed")
+            self.run_error.set(f"the model stopped with an error: {type(exc).__name__}: {exc}")
+        else:
+            return True
+        self.playing.set(False)
+        return False
+
+    def bump(self) -> None:
+        self.version.set(self.version.value + 1)
+
+    def start(self, new: Controls) -> None:
+        """Replace the current run with a new one built from `new` (raises `UserInputError` if it cannot run)."""
+        self.playing.set(False)
+        built = Simulation.start(new)
+        old = self.sim.value
+        self.run_error.set(None)
+        with old.lock:  # let a step in flight finish before swapping
+            self.sim.set(built)
+        if self.asset.value not in built.config.assets or new.scenario != old.controls.scenario:
+            self.asset.set(default_asset(built.config))
+        self.bump()
+
+    def reset(self) -> None:
+        self.guarded(lambda: self.start(self.controls.value))
+
+    def pick_scenario(self, name: str) -> None:
+        """Load a scenario's own values (keeping the student's traders, seed and comparison) and start it."""
+
+        def load() -> None:
+            old = self.controls.value
+            new = Controls.from_preset(name, n_traders=old.n_traders, seed=old.seed).replace(compare=old.compare)
+            if validate(new)[1] is not None:  # the student's traders or seed were the problem: use the defaults
+                new = Controls.from_preset(name).replace(compare=old.compare)
+            self.controls.set(new)
+            self.start(new)
+
+        self.guarded(load)
+
+    def step_once(self) -> None:
+        current = self.sim.value
+        if self.guarded(lambda: current.step(self.steps_per_click.value)):
+            self.bump()
+
+    def play_pause(self) -> None:
+        self.playing.set(not self.playing.value)
+
+    def play_loop(self, cancel: threading.Event) -> None:
+        """Step, redraw, wait for the frame, repeat; until paused, cancelled, replaced by a new run, or done."""
+        current = self.sim.value
+        while not cancel.is_set() and self.playing.value and self.sim.value is current:
+            if not self.guarded(lambda: current.step(self.steps_per_click.value)):
+                return
+            self.rendered.clear()
+            self.bump()
+            self.rendered.wait(RENDER_WAIT_S)
+            if current.done:
+                self.playing.set(False)
+                return
+            cancel.wait(FRAME_GAP_S)  # a breath between frames, so clicks and slider moves get through
+
+
+def use_session() -> Session:
+    """The tab's state, created on the first render (a Solara hook: call it at the top of a component)."""
+    initial = solara.use_memo(lambda: Controls.from_preset(DEFAULT_SCENARIO), [])
+    sim = solara.use_reactive(solara.use_memo(lambda: Simulation.start(initial), []))
+    return Session(
+        controls=solara.use_reactive(initial),
+        sim=sim,
+        asset=solara.use_reactive(default_asset(sim.value.config)),
+        version=solara.use_reactive(0),
+        playing=solara.use_reactive(False),
+        steps_per_click=solara.use_reactive(DEFAULT_STEPS_PER_CLICK),
+        run_error=solara.use_reactive(None),
+        rendered=solara.use_memo(threading.Event, []),
+    )
+
+
 @solara.component
 def Layout(children: list[solara.Element] | None = None) -> None:
     """No app bar or navigation drawer: the page lays itself out (and the document scrolls, not an inner box)."""
@@ -102,122 +207,61 @@ def Layout(children: list[solara.Element] | None = None) -> None:
 
 
 @solara.component
+def Messages(problem: str | None, pending: bool, done: bool, run_error: str | None) -> None:
+    """Under the buttons: why the settings cannot run (or that they wait for Reset), the end of a run, a failure."""
+    with solara.Div(classes=["abm-messages"]):  # one plain box, so the alerts keep their own spacing
+        if problem is not None:
+            solara.Error(f"These settings cannot run: {problem}", dense=True, classes=["abm-config-error"])
+        elif pending:
+            solara.Info(text.PENDING, dense=True, classes=["abm-pending"])
+        if done:
+            solara.Info(text.DONE, dense=True)
+        if run_error:
+            solara.Error(run_error, dense=True, classes=["abm-run-error"])
+
+
+@solara.component
+def Sidebar(session: Session) -> None:
+    """The left column: title, scenario, buttons and messages (kept in view while scrolling), then the controls."""
+    controls: Controls = session.controls.value
+    current: Simulation = session.sim.value
+    pending_config, problem = solara.use_memo(lambda: validate(controls), [controls])
+    has_mix = solara.use_memo(lambda: Controls.from_preset(controls.scenario).margin_mode == MIXED, [controls.scenario])
+    shown = pending_config or current.config  # the shocks the controls would run, else the current run's
+
+    with solara.Div(classes=["abm-sidebar"]):
+        solara.HTML(tag="div", unsafe_innerHTML=text.TITLE, classes=["abm-title"])
+        solara.HTML(tag="div", unsafe_innerHTML=text.INTRO, classes=["abm-intro"])
+        ScenarioPicker(controls.scenario, session.pick_scenario)
+        with solara.Div(classes=["abm-sticky"]):
+            RunButtons(
+                playing=session.playing.value,
+                done=current.done,
+                can_reset=problem is None,
+                on_reset=session.reset,
+                on_play_pause=session.play_pause,
+                on_step=session.step_once,
+                steps_per_click=session.steps_per_click,
+            )
+            Messages(problem, controls != current.controls, current.done, session.run_error.value)
+        if len(current.config.assets) > 1:
+            solara.Select(label="Asset shown", values=list(current.config.assets), value=session.asset, dense=True)
+        ParameterControls(
+            session.controls, has_shock=bool(shock_events(shown)), has_mix=has_mix, shock_text=describe_shocks(shown)
+        )
+
+
+@solara.component
 def Page() -> None:
-    initial = solara.use_memo(lambda: Controls.from_preset(DEFAULT_SCENARIO), [])
-    controls = solara.use_reactive(initial)
-    sim = solara.use_reactive(solara.use_memo(lambda: Simulation.start(initial), []))
-    asset = solara.use_reactive(default_asset(sim.value.config))
-    version = solara.use_reactive(0)
-    playing = solara.use_reactive(False)
-    steps_per_click = solara.use_reactive(DEFAULT_STEPS_PER_CLICK)
-    run_error = solara.use_reactive(None)
-    rendered = solara.use_memo(threading.Event, [])
-
-    pending_config, problem = solara.use_memo(lambda: validate(controls.value), [controls.value])
-    scenario = controls.value.scenario
-    has_mix = solara.use_memo(lambda: Controls.from_preset(scenario).margin_mode == MIXED, [scenario])
-    current: Simulation = sim.value
-
-    def bump() -> None:
-        version.set(version.value + 1)
-
-    def start(new: Controls) -> None:
-        playing.set(False)
-        try:
-            built = Simulation.start(new)
-        except UserInputError as exc:  # validated already; a last line of defence
-            run_error.set(str(exc))
-            return
-        run_error.set(None)
-        with current.lock:  # let a step in flight finish before swapping
-            sim.set(built)
-        if asset.value not in built.config.assets or new.scenario != current.controls.scenario:
-            asset.set(default_asset(built.config))
-        bump()
-
-    def on_reset() -> None:
-        start(controls.value)
-
-    def on_scenario(name: str) -> None:
-        old = controls.value
-        try:
-            new = Controls.from_preset(name, n_traders=old.n_traders, seed=old.seed).replace(compare=old.compare)
-            if validate(new)[1] is not None:  # the student's traders or seed were the problem: use the defaults
-                new = Controls.from_preset(name).replace(compare=old.compare)
-        except UserInputError as exc:
-            run_error.set(str(exc))
-            return
-        controls.set(new)
-        start(new)
-
-    def step_once() -> None:
-        try:
-            current.step(steps_per_click.value)
-        except Exception as exc:  # a model bug: report it on one line, keep the trace in the server log
-            log.exception("step failed")
-            run_error.set(f"the model stopped with an error: {type(exc).__name__}: {exc}")
-            playing.set(False)
-            return
-        bump()
-
-    def on_play_pause() -> None:
-        playing.set(not playing.value)
-
-    def play_loop(cancel: threading.Event) -> None:
-        if not playing.value:
-            return
-        while not cancel.is_set() and playing.value and sim.value is current:
-            try:
-                current.step(steps_per_click.value)
-            except Exception as exc:
-                log.exception("step failed while playing")
-                run_error.set(f"the model stopped with an error: {type(exc).__name__}: {exc}")
-                playing.set(False)
-                return
-            rendered.clear()
-            bump()
-            rendered.wait(RENDER_WAIT_S)
-            if current.done:
-                playing.set(False)
-                return
-            cancel.wait(FRAME_GAP_S)  # a breath between frames, so clicks and slider moves get through
-
-    solara.use_thread(play_loop, dependencies=[playing.value, current], intrusive_cancel=False)
-    solara.use_effect(lambda: rendered.set(), [version.value])
+    session = use_session()
+    solara.use_thread(
+        session.play_loop, dependencies=[session.playing.value, session.sim.value], intrusive_cancel=False
+    )
+    solara.use_effect(session.rendered.set, [session.version.value])
 
     solara.Title("abm · reflexivity lab")
     solara.Style(CSS)
-    config = current.config
     with solara.Div(classes=["abm-layout"]):
-        with solara.Div(classes=["abm-sidebar"]):
-            solara.HTML(tag="div", unsafe_innerHTML=text.TITLE, classes=["abm-title"])
-            solara.HTML(tag="div", unsafe_innerHTML=text.INTRO, classes=["abm-intro"])
-            ScenarioPicker(controls.value.scenario, on_scenario)
-            with solara.Div(classes=["abm-sticky"]):  # buttons and messages stay in view while scrolling
-                RunButtons(
-                    playing=playing.value,
-                    done=current.done,
-                    can_reset=problem is None,
-                    on_reset=on_reset,
-                    on_play_pause=on_play_pause,
-                    on_step=step_once,
-                    steps_per_click=steps_per_click,
-                )
-                if problem is not None:
-                    solara.Error(f"These settings cannot run: {problem}", dense=True, classes=["abm-config-error"])
-                elif controls.value != current.controls:
-                    solara.Info(text.PENDING, dense=True, classes=["abm-pending"])
-                if current.done:
-                    solara.Info(text.DONE, dense=True)
-                if run_error.value:
-                    solara.Error(run_error.value, dense=True, classes=["abm-run-error"])
-            if len(config.assets) > 1:
-                solara.Select(label="Asset shown", values=list(config.assets), value=asset, dense=True)
-            ParameterControls(
-                controls,
-                has_shock=bool(shock_events(pending_config or config)),
-                has_mix=has_mix,
-                shock_text=describe_shocks(pending_config or config),
-            )
+        Sidebar(session)
         with solara.Div(classes=["abm-main"]):
-            Panels(current, version.value, asset.value)
+            Panels(session.sim.value, session.version.value, session.asset.value)

@@ -100,11 +100,9 @@ def ComparisonTable(sim: Simulation, snaps: list[Snapshot], asset: str) -> None:
         f"{body}</table>"
     )
     with solara.Div(classes=["abm-panel", "abm-panel-compare"]):
-        solara.HTML(tag="div", unsafe_innerHTML="Comparison: same seed, one change", classes=["abm-panel-title"])
+        solara.HTML(tag="div", unsafe_innerHTML=text.COMPARE_TITLE, classes=["abm-panel-title"])
         solara.HTML(tag="div", unsafe_innerHTML=html)
-        solara.HTML(
-            tag="div", unsafe_innerHTML=f"{text.CONTROLS['compare']} {comparison.note}", classes=["abm-caption"]
-        )
+        solara.HTML(tag="div", unsafe_innerHTML=f"{text.COMPARE} {comparison.note}", classes=["abm-caption"])
 
 
 @solara.component

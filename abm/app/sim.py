@@ -2,9 +2,9 @@
 
 `Controls` holds what the page's sliders set (an immutable value: the page keeps one and replaces it). `build_config`
 turns controls into a validated `ModelConfig` (a bad combination raises `ConfigError` with a one-line message the page
-shows). `Simulation` owns one model, or two in comparison mode (run B: the same seed with one parameter changed),
-steps them under a lock and hands out `Snapshot`s: plain copies of what the panels draw, safe to read while the play
-loop keeps stepping.
+shows). `Simulation` owns one model, or two in comparison mode (run B: the same seed, hence the same news, an
+identical fundamental path, with one parameter changed), steps them under a lock and hands out `Snapshot`s: plain
+copies of what the panels draw, safe to read while the play loop keeps stepping.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Controls:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One parameter change for run B."""
+    """One parameter change for run B (same seed as run A, so the same fundamental path)."""
 
     label: str
     change: Callable[[Controls], Controls]

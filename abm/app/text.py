@@ -94,18 +94,31 @@ SCENARIOS: dict[str, str] = {
 
 SCENARIO_FALLBACK = "A scenario shipped with the model; its one-line description is shown above."
 
-CONTROLS: dict[str, str] = {
-    "traders": "Max leverage: the most a trader may hold per dollar of its own money (each draws a target between "
-    "1.2× and this). Traders: how many agents share the same total money (fewer run faster).",
-    "pool": "LTV: the most that may be borrowed per dollar of ETH collateral. Liq. threshold: the share of the "
-    "collateral that counts in the health factor (never below the LTV). Liq. bonus: the discount a liquidator "
-    "gets on the collateral it buys. Close factor: the share of the debt one liquidation may repay.",
-    "market": "Oracle delay: how old the price is that the pool's oracle reads. Oracle deviation: the move that "
-    "makes it post a new price. Market depth: how much money it takes to move the price (×1 is the scenario's).",
-    "scenario": "Crash size: the scenario's scripted shock, scaled (0 = no shock). Seed: the random draws; the "
-    "same seed gives the same run.",
-    "compare": "Run the same seed twice, changing one thing. Any difference is caused by that change alone.",
+# One sentence per control, keyed by its `Controls` field: a section's hint line is its controls' sentences in order.
+HINTS: dict[str, str] = {
+    "max_leverage": "Max leverage: the most a trader may hold per dollar of its own money (each draws a target "
+    "between 1.2× and this).",
+    "n_traders": "Traders: how many agents share the same total money (fewer run faster).",
+    "ltv": "LTV: the most that may be borrowed per dollar of ETH collateral.",
+    "liquidation_threshold": "Liq. threshold: the share of the collateral that counts in the health factor (never "
+    "below the LTV).",
+    "liquidation_bonus": "Liq. bonus: the discount a liquidator gets on the collateral it buys.",
+    "close_factor": "Close factor: the share of the debt one liquidation may repay.",
+    "oracle_latency": "Oracle delay: how old the price is that the pool's oracle reads.",
+    "oracle_deviation": "Oracle deviation: the move that makes it post a new price.",
+    "depth_scale": "Market depth: how much money it takes to move the price (×1 is the scenario's).",
+    "shock_scale": "Crash size: the scenario's scripted shock, scaled (0 = no shock).",
+    "seed": "Seed: the random draws; the same seed gives the same run.",
 }
+
+# What comparison mode holds fixed: the seed, hence the news (the model draws the fundamental path from its own
+# random stream), and every setting but one. Nothing more is promised: the change can alter what the agents do
+# and so the rest of the run.
+COMPARE = (
+    "Run B uses the same seed and gets the same news (an identical fundamental path) as run A, with one parameter "
+    "changed."
+)
+COMPARE_TITLE = "Comparison: same seed, same news, one parameter changed"
 
 MARGIN_MODES: dict[str, str] = {
     "cross": "cross: one account per trader, all positions back each other",

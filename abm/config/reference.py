@@ -1,6 +1,6 @@
 """The parameter reference (docs/parameters.md), generated from the schema so it never drifts from the code.
 
-    python -m abm.config.reference > docs/parameters.md
+python -m abm.config.reference > docs/parameters.md
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("lenders.", ModelConfig.model_fields["lenders"].annotation, "Lenders"),
     ("oracles.", ModelConfig.model_fields["oracles"].annotation, "Oracles"),
     ("contagion.", ModelConfig.model_fields["contagion"].annotation, "Contagion bookkeeping"),
+    ("start.", ModelConfig.model_fields["start"].annotation, "Initial state"),
 ]
 
 
@@ -30,7 +31,9 @@ def _default(model: type[BaseModel], name: str) -> str:
         value = field.default_factory()
     else:
         value = field.default
-    if isinstance(value, BaseModel) or (isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel)):
+    if isinstance(value, BaseModel) or (
+        isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel)
+    ):
         return "(table)"
     if value is None or str(value) == "PydanticUndefined":
         return "required"
@@ -46,8 +49,9 @@ def reference() -> str:
         "",
         "Generated from `abm/config/schema.py` by `python -m abm.config.reference`; do not edit by hand.",
         "Units are in each description. `default` is the schema's default; `baseline` is the value in the",
-        "`baseline` preset (the other presets build on it; see `abm/config/presets/*.toml` for their values and",
-        "the sources of the calibrated ones, and docs/model.md for the calibration).",
+        "`baseline` preset (the other presets build on it: see `abm/config/presets/*.toml` for their values, and",
+        "[calibration.md](calibration.md) for the sources of the calibrated ones). What each parameter does in the",
+        "model: [model.md](model.md).",
         "",
     ]
     for prefix, model, title in SECTIONS:

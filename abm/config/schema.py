@@ -1,4 +1,4 @@
-"""The configuration schema: typed, validated, nested (SPEC 6).
+"""The configuration schema: typed, validated, nested (docs/model.md, 3.2 Input data; docs/calibration.md).
 
 Every field has a unit and a bound. Validation errors become one-line `ConfigError`s naming the field, the value
 and the rule (see `abm.config.loader`). Assets are keyed by symbol; `USD` is the numéraire and always present.
@@ -14,6 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NUMERAIRE = "USD"
+
+# The category names, in one place. The strategy registry (`abm.agents.strategies`) and the impact-model table
+# (`abm.market.impact_models`) are keyed by these names, and the model draws its population in this order.
+STRATEGIES = ("momentum", "contrarian", "vol_target", "hodl", "short")
+RISK_STYLES = ("stubborn", "prudent", "stop_loss")
+MARGIN_MODES = ("cross", "isolated", "portfolio")
+IMPACT_MODEL_NAMES = ("linear", "sqrt", "cpmm")
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
@@ -50,7 +57,9 @@ class MarketConfig(_Strict):
         0.25, description="floor on depth thinning: depth never falls below this share of its calm level"
     )
     depth_scale: PosFloat = Field(1.0, description="multiplier on every asset's depth / volume (dimensionless)")
-    vol_window_steps: PosInt = Field(240, description="EWMA span for realised volatility (steps)")
+    vol_window_steps: PosInt = Field(
+        1440, description="EWMA span for realised volatility (steps); one day, as risk managers' daily estimates"
+    )
     correlation: Annotated[float, Field(ge=-0.99, le=0.99)] = Field(
         0.8, description="pairwise correlation of risky assets' fundamental returns"
     )
@@ -66,7 +75,9 @@ class AssetConfig(_Strict):
     price: PosFloat = Field(description="initial fundamental and market price (USD/token)")
     drift: float = Field(0.0, description="mu, annual log drift of the fundamental (per year)")
     volatility: NonNegFloat = Field(0.6, description="sigma, annual volatility of the fundamental (per sqrt year)")
-    impact: Literal["linear", "sqrt", "cpmm"] = Field("linear", description="price-impact model")
+    impact: Literal[IMPACT_MODEL_NAMES] = Field(  # type: ignore[valid-type]  # the names, spelled once above
+        "linear", description=f"price-impact model ({', '.join(IMPACT_MODEL_NAMES)})"
+    )
     depth_usd: PosFloat = Field(
         2.0e8, description="linear: USD notional that moves log price by 1; cpmm: USD on each side of the AMM"
     )
@@ -111,7 +122,7 @@ class ReserveConfig(_Strict):
         return self
 
 
-# Aave v3 USDC on Ethereum, mid-2024 (CALIBRATION.md): U* 0.92, slope1 9%, slope2 60%, reserve factor 10%.
+# Aave v3 USDC on Ethereum, mid-2024 (docs/calibration.md): U* 0.92, slope1 9%, slope2 60%, reserve factor 10%.
 STABLECOIN_RESERVE = ReserveConfig(
     ltv=0.75,
     liquidation_threshold=0.78,
@@ -124,10 +135,6 @@ STABLECOIN_RESERVE = ReserveConfig(
     supply_to_equity=3.0,
     outside_rate=0.04,
 )
-
-STRATEGIES = ("momentum", "contrarian", "vol_target", "hodl", "short")
-RISK_STYLES = ("stubborn", "prudent", "stop_loss")
-MARGIN_MODES = ("cross", "isolated", "portfolio")
 
 
 class PoolConfig(_Strict):
@@ -150,25 +157,25 @@ class PoolConfig(_Strict):
 
 
 class TraderConfig(_Strict):
-    """Leveraged traders (SPEC 3.8)."""
+    """Leveraged traders (docs/model.md, 3.3 Submodels: Traders)."""
 
     n_traders: PosInt = Field(1000, description="number of LeveragedTrader agents")
     max_leverage: Annotated[float, Field(ge=1.0)] = Field(
         3.0, description="cap on target leverage (exposure / equity); also capped by 1/(1-ltv)"
     )
     leverage_min: Annotated[float, Field(ge=1.0)] = Field(
-        1.2, description="lowest target leverage drawn; targets are uniform on [leverage_min, max_leverage]"
+        1.2, description="lowest base leverage drawn; base leverages are uniform on [leverage_min, max_leverage]"
     )
     strategy_mix: dict[str, NonNegFloat] = Field(
         default_factory=lambda: {"hodl": 0.35, "momentum": 0.2, "contrarian": 0.15, "vol_target": 0.2, "short": 0.1},
-        description="weights of the strategies (momentum, contrarian, vol_target, hodl, short) in the population",
+        description=f"weights of the strategies ({', '.join(STRATEGIES)}) in the population",
     )
     risk_mix: dict[str, NonNegFloat] = Field(
         default_factory=lambda: {"stubborn": 0.3, "prudent": 0.5, "stop_loss": 0.2},
-        description="weights of the risk styles (stubborn, prudent, stop_loss)",
+        description=f"weights of the risk styles ({', '.join(RISK_STYLES)})",
     )
     margin_mode_mix: dict[str, NonNegFloat] = Field(
-        default_factory=lambda: {"cross": 1.0}, description="weights of the margin modes (cross, isolated, portfolio)"
+        default_factory=lambda: {"cross": 1.0}, description=f"weights of the margin modes ({', '.join(MARGIN_MODES)})"
     )
     assets_per_trader: PosInt = Field(1, description="risky assets each trader holds (diversification)")
     total_equity_usd: PosFloat = Field(
@@ -191,6 +198,11 @@ class TraderConfig(_Strict):
         0.3, description="stop_loss traders close after this equity drawdown (fraction)"
     )
     momentum_lookback_steps: PosInt = Field(60, description="momentum: return lookback (steps)")
+    momentum_signal_scale: PosFloat = Field(
+        3.0,
+        description="momentum: z-score of the lookback return (in realised-volatility units) that takes a trader "
+        "from half to 84% of its levered exposure; larger = a gentler response to the trend",
+    )
     contrarian_anchor_steps: PosInt = Field(240, description="contrarian: EMA span of the anchor price (steps)")
     contrarian_band: NonNegFloat = Field(0.02, description="contrarian: buy below anchor by this fraction")
     vol_target: PosFloat = Field(0.6, description="vol_target: annual volatility target (per sqrt year)")
@@ -199,6 +211,21 @@ class TraderConfig(_Strict):
     )
     reentry_delay_steps: NonNegInt = Field(
         1440, description="steps a wiped-out or stopped trader waits before trading again"
+    )
+    reaction_delay_steps: NonNegFloat = Field(
+        3.0,
+        description="mean steps between a risk alert (HF buffer, stop-loss) and the trader acting on it; each "
+        "trader has its own delay (lognormal), so one price move does not make every alerted trader sell at once",
+    )
+    max_trade_depth_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.005,
+        description="cap on one trader's trade in one step, as a share of the asset's market depth (USD per unit "
+        "log price); a larger rebalance continues over the next steps",
+    )
+    borrow_rate_tolerance: PosFloat = Field(
+        0.3,
+        description="annual borrow rate above which traders scale their borrowed exposure down in proportion "
+        "(target debt x tolerance / rate): a high rate makes borrowers repay",
     )
 
     @model_validator(mode="after")
@@ -216,7 +243,7 @@ class TraderConfig(_Strict):
 
 
 class LiquidatorConfig(_Strict):
-    """Liquidation bots (SPEC 3.6)."""
+    """Liquidation bots (docs/model.md, 3.3 Submodels: Liquidation)."""
 
     n_liquidators: PosInt = Field(5, description="number of Liquidator agents")
     capital_usd: NonNegFloat = Field(2.0e6, description="USD each liquidator holds to repay debt")
@@ -228,23 +255,23 @@ class LiquidatorConfig(_Strict):
 
 
 class LenderConfig(_Strict):
-    """Suppliers of the pool's liquidity (SPEC 3.9)."""
+    """Suppliers of the pool's liquidity (docs/model.md, 3.3 Submodels: Lenders)."""
 
     n_lenders: PosInt = Field(10, description="number of Lender agents (initial supply split among them)")
     rate_sensitivity: NonNegFloat = Field(
         0.05, description="share of funds moved per day per 1%/yr gap between supply and outside rate"
     )
-    panic_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
-        0.97, description="lenders run when utilisation exceeds this"
-    )
     panic_bad_debt_ratio: NonNegFloat = Field(
-        0.002, description="lenders run when cumulative bad debt / supply exceeds this"
+        0.02, description="lenders run while the share of supply recently lost to bad debt (a decaying stock) exceeds this"
+    )
+    panic_half_life_steps: PosFloat = Field(
+        360.0, description="half-life of lenders' fear of bad debt (steps): a run ends as the news ages"
     )
     run_fraction: Fraction = Field(0.2, description="share of a lender's supply it tries to withdraw per run step")
 
 
 class OracleConfig(_Strict):
-    """Oracle updaters (SPEC 3.4), the same settings for every risky asset."""
+    """Oracle updaters (docs/model.md, 3.3 Submodels: Oracles), the same settings for every risky asset."""
 
     n_updaters: PosInt = Field(1, description="updaters per asset; the pool uses the median of their posts")
     latency_steps: NonNegInt = Field(1, description="age of the market price an updater observes (steps)")
@@ -259,7 +286,7 @@ class ShockEvent(_Strict):
     kind: Literal["shock"]
     asset: str
     size: Annotated[float, Field(gt=-1.0)] = Field(description="total return, e.g. -0.25")
-    start: NonNegInt
+    start: PosInt = Field(description="first step of the move (>= 1: step 0 is the initial state)")
     duration: PosInt = 1
 
 
@@ -291,11 +318,21 @@ class ScenarioConfig(_Strict):
 
 
 class ContagionConfig(_Strict):
-    """Contagion bookkeeping (SPEC 4)."""
+    """Contagion bookkeeping (docs/model.md, 4 Contagion and reflexivity measurement)."""
 
     k_strongest: PosInt = Field(5, description="links kept per account in the account-to-account projection")
     endogenous_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         0.5, description="an event is endogenous when liquidation sales caused at least this share of its loss"
+    )
+
+
+class StartConfig(_Strict):
+    """How a run's initial state is made (docs/model.md, 3.1 Initialisation)."""
+
+    prehistory_steps: NonNegInt = Field(
+        1440,
+        description="steps of fundamental-only price history before step 0 (from the news stream); the traders "
+        "open at what their strategies want given it, and volatility estimates and anchors start from it",
     )
 
 
@@ -315,6 +352,7 @@ class ModelConfig(_Strict):
     oracles: OracleConfig = Field(default_factory=OracleConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
     contagion: ContagionConfig = Field(default_factory=ContagionConfig)
+    start: StartConfig = Field(default_factory=StartConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:

@@ -1,41 +1,20 @@
 """Distress extent of a run: how many accounts, traders and positions a crash reached, and how much equity it took.
 
-The model takes an `equity_snapshot` when its genesis positions exist; `abm.run.collect_result` takes another at
-the end and puts `distress_metrics` into `RunResult.summary` (so every sweep row carries them).
+Compares two `abm.recording.distress.EquitySnapshot`s (the model takes one when its genesis positions exist,
+`abm.run.collect_result` another at the end); `abm.run` puts `distress_metrics` into `RunResult.summary` (so every
+sweep row carries them).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from abm.protocol import _row_sums
+from abm.recording.distress import EquitySnapshot
 
 WIPED_OUT = 0.05  # an account (trader) is wiped out when it ends with less than 5% of its initial equity
-
-
-@dataclass
-class EquitySnapshot:
-    """Per-account and per-trader state at one step (market prices), for distress measures."""
-
-    account_equity: np.ndarray
-    positions: np.ndarray  # (accounts, risky assets) bool: holds collateral or debt of the asset
-    has_debt: np.ndarray
-    trader_equity: np.ndarray
-
-
-def equity_snapshot(model: Any) -> EquitySnapshot:
-    """Equity of every account and trader (collateral - debt, plus wallets for traders) at market prices."""
-    prices = model.market.prices
-    coll, debt = model.engine.values(prices)
-    acct_eq = _row_sums(coll - debt)
-    trader_eq = model.trader_equity(acct_eq, prices)
-    positions = (coll[:, 1:] > 0) | (debt[:, 1:] > 0)
-    return EquitySnapshot(acct_eq, positions, debt.sum(axis=1) > 0, trader_eq)
 
 
 def distress_metrics(

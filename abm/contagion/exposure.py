@@ -1,4 +1,6 @@
-"""The exposure graph (ex ante, SPEC 4.1): accounts, the assets they hold or owe, and the reserves they borrow from.
+"""The exposure graph (ex ante): accounts, the assets they hold or owe, and the reserves they borrow from.
+
+Described in docs/contagion.md, "Exposure graph (ex ante)".
 
 Node ids are strings, so the graph writes to GraphML as is: ``account:<id>``, ``asset:<SYM>``, ``reserve:<SYM>``;
 every node has a ``kind`` attribute (``account``, ``asset``, ``reserve``).
@@ -37,12 +39,11 @@ from typing import TYPE_CHECKING
 import networkx as nx
 import numpy as np
 
-from abm.lending.margin import MODES
+from abm.config.schema import MARGIN_MODES
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
-LINEAR, SQRT, CPMM = 0, 1, 2  # abm.market.impact model codes
 
 
 @dataclass
@@ -83,26 +84,9 @@ class ExposureArrays:
 
 
 def effective_depth(model: ReflexivityModel, reference_usd: np.ndarray | None = None) -> np.ndarray:
-    """USD notional that moves each asset's log price by 1 (linear depth), per asset; numéraire: inf.
-
-    linear: depth_usd x thinning; cpmm: half the AMM's USD reserve (d log p = 2 dQ / y); sqrt: the secant depth
-    at the reference notional Q (Q / (Y sigma_daily sqrt(Q / V))), by default 1% of the daily volume.
-    """
-    market = model.market
-    n = len(model.symbols)
-    depth = np.full(n, np.inf)
-    for k in range(1, n):
-        code = int(market.model_code[k])
-        if code == CPMM:
-            depth[k] = float(market.amm_y[k]) / 2.0
-        elif code == SQRT:
-            volume = float(market.daily_volume[k] * market.depth_factor[k])
-            q = float(reference_usd[k]) if reference_usd is not None else 0.01 * volume
-            a = float(market.sqrt_y * market.sigma_daily[k]) / np.sqrt(volume)
-            depth[k] = np.sqrt(max(q, 1.0)) / a if a > 0 else np.inf
-        else:
-            depth[k] = float(market.depth_usd[k] * market.depth_factor[k])
-    return depth
+    """USD notional that moves each asset's log price by 1 (linear depth), per asset; numéraire: inf. Each impact
+    model's own secant depth (`abm.market.Market.effective_depth`)."""
+    return model.market.effective_depth(reference_usd)
 
 
 def exposure_arrays(model: ReflexivityModel) -> ExposureArrays:
@@ -120,7 +104,7 @@ def exposure_arrays(model: ReflexivityModel) -> ExposureArrays:
         symbols=list(model.symbols),
         account=np.arange(n),
         owner=engine.owner[:n].copy(),
-        mode=[MODES[int(c)] for c in engine.mode[:n]],
+        mode=[MARGIN_MODES[int(c)] for c in engine.mode[:n]],
         coll_usd=coll,
         debt_usd=debt,
         hf=engine.health(prices),
@@ -210,7 +194,7 @@ def reserve_node(symbol: str) -> str:
 
 
 def exposure_graph(model: ReflexivityModel, k: int | None = None, projection: bool = True) -> nx.Graph:
-    """The exposure graph of a model at its current step (SPEC 4.1); see the module docstring for its layout.
+    """The exposure graph of a model at its current step; see the module docstring for its layout.
 
     k: links kept per account in the projection (default `config.contagion.k_strongest`); projection=False
     leaves the overlap edges out.

@@ -16,17 +16,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from abm.analysis import style
 from abm.contagion.cascade import main_parent_forest
 from abm.contagion.exposure import asset_node as asset_node_id
-from abm.io import save_figure
 
 LIQUIDATED = "#c0392b"
 SPARED = "#95a5a6"
-DPI = 130
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    return save_figure(fig, path, DPI, trim=True)
 
 
 # --- cascade trees ---------------------------------------------------------------------------------------------
@@ -95,8 +90,8 @@ def draw_cascade_trees(graph: nx.DiGraph, path: str | Path, n: int = 4, title: s
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
     fig.colorbar(sm, ax=axes[0].tolist(), shrink=0.7, label="endogenous share of lost health")
     default = "largest liquidation cascades (root at top; edges: sale -> liquidation it caused)"
-    fig.suptitle(title or default, fontsize=11, y=1.06)
-    return _save(fig, path)
+    fig.suptitle(title or default, fontsize=style.FIGURE_TITLE_SIZE, y=1.06)
+    return style.save(fig, path)
 
 
 # --- cascade-size distribution ---------------------------------------------------------------------------------
@@ -126,7 +121,7 @@ def plot_cascade_ccdf(sizes: Mapping[str, Sequence[float]], path: str | Path, ti
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "cascade-size distribution (CCDF, pooled over seeds)")
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 # --- exposure network ------------------------------------------------------------------------------------------
@@ -206,8 +201,8 @@ def draw_exposure_network(
         Line2D([], [], marker="s", ls="", color="#2c3e50", label="asset"),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=False)
-    fig.suptitle(title or "exposure network (size ~ sqrt(equity))", fontsize=11)
-    return _save(fig, path)
+    fig.suptitle(title or "exposure network (size ~ sqrt(equity))", fontsize=style.FIGURE_TITLE_SIZE)
+    return style.save(fig, path)
 
 
 # --- DebtRank against size ---------------------------------------------------------------------------------------
@@ -237,8 +232,8 @@ def plot_debtrank_vs_size(
         ax.text(0.02, 0.97, f"Spearman rho = {rho:.2f}", transform=ax.transAxes, va="top", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title or "systemic importance (DebtRank) against size", fontsize=11)
-    return _save(fig, path)
+    ax.set_title(title or "systemic importance (DebtRank) against size", fontsize=style.FIGURE_TITLE_SIZE)
+    return style.save(fig, path)
 
 
 # --- study panels -------------------------------------------------------------------------------------------------
@@ -268,9 +263,9 @@ def plot_metric_lines(
             ax.set_xscale("log")
         ax.grid(True, alpha=0.3)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=style.FIGURE_TITLE_SIZE)
     fig.tight_layout()
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_metric_bars(
@@ -298,9 +293,9 @@ def plot_metric_bars(
         ax.tick_params(axis="x", rotation=30)
         ax.grid(True, axis="y", alpha=0.3)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=style.FIGURE_TITLE_SIZE)
     fig.tight_layout()
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_hawkes_vs_truth(table: pd.DataFrame, path: str | Path, estimates: Mapping[str, str]) -> Path:
@@ -318,8 +313,11 @@ def plot_hawkes_vs_truth(table: pd.DataFrame, path: str | Path, estimates: Mappi
         ax.set_xlabel("branching ratio from the cascade graph (truth)")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        if ax is not axes[0][0]:
-            ax.get_legend().remove()
-    fig.suptitle("Hawkes branching ratio from liquidation times alone vs the cascade graph", fontsize=11)
+        legend = ax.get_legend()
+        if ax is not axes[0][0] and legend is not None:
+            legend.remove()
+    fig.suptitle(
+        "Hawkes branching ratio from liquidation times alone vs the cascade graph", fontsize=style.FIGURE_TITLE_SIZE
+    )
     fig.tight_layout()
-    return _save(fig, path)
+    return style.save(fig, path)

@@ -1,4 +1,4 @@
-"""The margin engine: every account's collateral and debt as numpy arrays, health in one vectorised pass (SPEC 3.5-3.6).
+"""The margin engine: every account's collateral and debt as numpy arrays, health in one vectorised pass (docs/model.md, "Health and liquidation").
 
 Accounts are rows of struct-of-arrays state: `collateral` (tokens), `scaled_debt` (debt tokens divided by the
 reserve's borrow index), `owner` (wallet holder), `mode` (cross, isolated, portfolio). Agents act only through the
@@ -13,34 +13,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
-from abm.protocol import (
-    _close_factor,
-    _collateral_seized,
-    _health_factor,
-    _health_factor_one,
-    _repay_for_seizure,
-    _row_sums,
-    _scale_columns,
-)
+from abm.numerics import row_sums, scale_columns
+from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
 
-MODES = ("cross", "isolated", "portfolio")
-# numpy sums fewer than 8 numbers left to right from 0.0 (pairwise summation starts at 8): below that, one
-# account's health and headroom are computed on plain floats with the same products and sums, bit for bit
-SCALAR_MAX_ASSETS = 8
-MODE_CODE = {m: i for i, m in enumerate(MODES)}
+MODE_CODE = {m: i for i, m in enumerate(MARGIN_MODES)}  # the code stored in `MarginEngine.mode`
 PORTFOLIO = MODE_CODE["portfolio"]
 
 
 @dataclass(frozen=True)
-class Liquidation:
-    """What one liquidation call did: tokens repaid of the debt asset and seized of the collateral asset."""
+class LiquidationPlan:
+    """A full close-factor liquidation of one account: repay `repay` tokens of its largest debt asset and seize
+    `seize` tokens of its largest collateral asset (both at oracle prices); `hf_before` its health factor now."""
 
-    repaid: float
-    seized: float
+    debt_asset: int
+    collateral_asset: int
+    repay: float
+    seize: float
     hf_before: float
+
+
+def portfolio_scenarios(liquidation_threshold: np.ndarray) -> np.ndarray:
+    """Joint price shocks (assets x scenarios; relative price moves) for portfolio margin: each risky asset alone and
+    all together, down and up, by 1 - its liquidation threshold (so a lone long is margined as in cross mode)."""
+    n = len(liquidation_threshold)
+    shock = np.zeros(n)
+    shock[1:] = 1.0 - liquidation_threshold[1:]
+    cols = [-shock, shock]
+    for k in range(1, n):
+        e = np.zeros(n)
+        e[k] = shock[k]
+        cols += [-e, e]
+    return np.stack(cols, axis=1)
 
 
 class MarginEngine:
@@ -57,7 +64,7 @@ class MarginEngine:
         self.scaled_debt = np.zeros((capacity, n_assets))
         self.owner = np.zeros(capacity, dtype=np.int64)
         self.mode = np.zeros(capacity, dtype=np.int64)
-        self.scenarios = np.zeros((n_assets, 1))  # portfolio-margin shocks (assets x scenarios), set by the model
+        self.scenarios = portfolio_scenarios(pool.liquidation_threshold)  # portfolio margin (assets x scenarios)
         self._params_seen = -1  # pool.params_version the cached effective LT / LTV were made from
 
     def _effective_params(self) -> tuple[np.ndarray, np.ndarray]:
@@ -67,22 +74,8 @@ class MarginEngine:
             enabled = self.pool.collateral_enabled
             self._lt_eff = np.where(enabled, self.pool.liquidation_threshold, 0.0)
             self._ltv_eff = np.where(enabled, self.pool.ltv, 0.0)
-            self._lt_list, self._ltv_list = self._lt_eff.tolist(), self._ltv_eff.tolist()
             self._params_seen = self.pool.params_version
         return self._lt_eff, self._ltv_eff
-
-    def _scalar_path(self, mode: int, prices: np.ndarray) -> bool:
-        return mode != PORTFOLIO and isinstance(prices, np.ndarray) and len(prices) < SCALAR_MAX_ASSETS
-
-    def _cross_health(self, coll: list[float], debt: list[float], prices: list[float]) -> float:
-        """Cross / isolated health factor from plain floats (tokens, debt tokens, USD/token): sum_i c_i p_i LT_i /
-        sum_j d_j p_j, with the array formula's products and left-to-right sums (fewer than 8 assets)."""
-        self._effective_params()
-        weighted = total = 0.0
-        for c, d, p, lt in zip(coll, debt, prices, self._lt_list, strict=True):
-            weighted += c * p * lt
-            total += d * p
-        return weighted / total if total > 0 else float("inf")
 
     # --- accounts -------------------------------------------------------------------------------------
 
@@ -110,9 +103,17 @@ class MarginEngine:
 
     def values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Collateral and debt in USD per account and asset at `prices` (USD/token): two (n, assets) arrays."""
-        coll = _scale_columns(self.collateral[: self.n], prices)
-        debt = _scale_columns(self.scaled_debt[: self.n], self.pool.borrow_index * prices)
+        coll = scale_columns(self.collateral[: self.n], prices)
+        debt = scale_columns(self.scaled_debt[: self.n], self.pool.borrow_index * prices)
         return coll, debt
+
+    def account_equity(self, prices: np.ndarray, accounts: slice | list[int] | np.ndarray = slice(None)) -> np.ndarray:
+        """Collateral minus debt (USD at `prices`) of every account, or of `accounts` (ids)."""
+        if isinstance(accounts, slice):
+            coll, debt = self.values(prices)
+            return row_sums(coll - debt)
+        net = self.collateral[accounts] - self.scaled_debt[accounts] * self.pool.borrow_index
+        return net @ prices
 
     def health(self, prices: np.ndarray) -> np.ndarray:
         """Health factor of every account at `prices` (oracle): inf without debt; < 1 is liquidatable.
@@ -122,7 +123,7 @@ class MarginEngine:
         """
         coll, debt = self.values(prices)
         lt = self._effective_params()[0]
-        hf = _health_factor(coll, lt, _row_sums(debt))
+        hf = health_factor(coll, lt, row_sums(debt), check=False)
         port = self.mode[: self.n] == PORTFOLIO
         if port.any():
             hf[port] = self._portfolio_hf(coll[port], debt[port])
@@ -130,31 +131,23 @@ class MarginEngine:
 
     def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
         net = coll - debt  # USD exposure per asset
-        equity = _row_sums(net)
+        equity = row_sums(net)
         loss = -(net @ self.scenarios)  # (accounts, scenarios): loss when every asset moves by its shock
         requirement = np.maximum(loss.max(axis=1), 0.0)
-        has_debt = _row_sums(debt) > 0
+        has_debt = row_sums(debt) > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             hf = np.where(requirement > 0, np.maximum(equity, 0.0) / requirement, np.inf)
         return np.where(has_debt, hf, np.inf)
 
     def _state_health(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
-        if self._scalar_path(mode, prices):
-            return self._cross_health(coll_tokens.tolist(), debt_tokens.tolist(), prices.tolist())
+        """Health factor of one account state (tokens, debt tokens) at `prices`, as `health` computes it."""
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
-        return _health_factor_one(coll, self._effective_params()[0], debt.sum())
+        return float(health_factor(coll, self._effective_params()[0], debt.sum(), check=False))
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
-        if self._scalar_path(mode, prices):  # sum c_i p_i ltv_i - sum d_j p_j on plain floats, as below
-            self._effective_params()
-            power = total = 0.0
-            rows = zip(coll_tokens.tolist(), debt_tokens.tolist(), prices.tolist(), self._ltv_list, strict=True)
-            for c, d, p, ltv in rows:
-                power += c * p * ltv
-                total += d * p
-            return power - total
+        """Borrow power minus debt (USD) of one account state; portfolio: equity minus the scenario requirement."""
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             net = coll - debt
@@ -165,11 +158,6 @@ class MarginEngine:
 
     def account_health(self, acct: int, prices: np.ndarray) -> float:
         """Health factor of one account (same formulas as `health`)."""
-        mode = int(self.mode[acct])
-        if self._scalar_path(mode, prices):  # debt tokens = scaled debt x borrow index, as `debt_tokens`
-            index = self.pool.borrow_index.tolist()
-            debt = [s * i for s, i in zip(self.scaled_debt[acct].tolist(), index, strict=True)]
-            return self._cross_health(self.collateral[acct].tolist(), debt, prices.tolist())
         return self._state_health(self.collateral[acct], self.debt_tokens(acct), int(self.mode[acct]), prices)
 
     def borrow_headroom_usd(self, acct: int, prices: np.ndarray) -> float:
@@ -177,13 +165,6 @@ class MarginEngine:
         return self._state_headroom(self.collateral[acct], self.debt_tokens(acct), int(self.mode[acct]), prices)
 
     # --- primitive moves (no checks beyond balances) --------------------------------------------------
-
-    def deposit(self, acct: int, asset: int, amount: float) -> None:
-        """Owner's wallet tokens become collateral."""
-        if amount <= 0:
-            return
-        self.wallets.debit(int(self.owner[acct]), asset, amount)
-        self.collateral[acct, asset] += amount
 
     def _release(self, acct: int, asset: int, amount: float) -> float:
         amount = min(amount, float(self.collateral[acct, asset]))
@@ -377,11 +358,9 @@ class MarginEngine:
 
     # --- liquidation ----------------------------------------------------------------------------------
 
-    def plan_liquidation(self, acct: int, prices: np.ndarray) -> tuple[int, int, float, float, float] | None:
-        """The largest debt and collateral assets, and the (repay, seize) a full close-factor liquidation gives.
-
-        Returns (debt_asset, collateral_asset, repay_tokens, seize_tokens, hf) or None if not liquidatable.
-        """
+    def plan_liquidation(self, acct: int, prices: np.ndarray) -> LiquidationPlan | None:
+        """The largest debt and collateral assets, and the (repay, seize) a full close-factor liquidation gives at
+        oracle `prices` (USD/token); None if the account is not liquidatable."""
         hf = self.account_health(acct, prices)
         if not hf < 1.0:
             return None
@@ -393,18 +372,18 @@ class MarginEngine:
         j = int(np.argmax(debt_usd))
         k = int(np.argmax(coll_usd))
         pool = self.pool
-        cf = _close_factor(hf, pool.close_factor_default, pool.close_factor_full_below)
+        cf = float(close_factor(hf, pool.close_factor_default, pool.close_factor_full_below, check=False))
         repay = cf * float(debt_tokens[j])
-        seize = float(_collateral_seized(repay, prices[j], prices[k], pool.liquidation_bonus[k]))
+        bonus = float(pool.liquidation_bonus[k])
+        seize = float(collateral_seized(repay, prices[j], prices[k], bonus, check=False))
         if seize > self.collateral[acct, k]:
             seize = float(self.collateral[acct, k])
-            repay = float(_repay_for_seizure(seize, prices[j], prices[k], pool.liquidation_bonus[k]))
-        return j, k, repay, seize, hf
+            repay = float(repay_for_seizure(seize, prices[j], prices[k], bonus, check=False))
+        return LiquidationPlan(j, k, repay, seize, hf)
 
-    def liquidate(
-        self, acct: int, debt_asset: int, coll_asset: int, repay: float, seize: float, liquidator: int
-    ) -> None:
-        """Execute a planned liquidation: the liquidator's wallet pays `repay` and receives `seize`."""
+    def liquidate(self, acct: int, plan: LiquidationPlan, liquidator: int) -> None:
+        """Execute a planned liquidation: the liquidator's wallet pays `plan.repay` and receives `plan.seize`."""
+        debt_asset, coll_asset, repay, seize = plan.debt_asset, plan.collateral_asset, plan.repay, plan.seize
         if seize > self.collateral[acct, coll_asset] * (1 + 1e-12):
             raise InvariantError(
                 f"account {acct}: seizing {seize} exceeds collateral {self.collateral[acct, coll_asset]}"
@@ -419,4 +398,4 @@ class MarginEngine:
     def insolvent_accounts(self, prices: np.ndarray) -> np.ndarray:
         """Accounts with debt but collateral worth less than the pool's dust threshold (USD): bad debt."""
         coll, debt = self.values(prices)
-        return np.flatnonzero((_row_sums(debt) > 0) & (_row_sums(coll) < self.pool.dust_usd))
+        return np.flatnonzero((row_sums(debt) > 0) & (row_sums(coll) < self.pool.dust_usd))

@@ -1,4 +1,5 @@
-"""The shared lending pool: one reserve per asset, Aave-style indices, rates, the bad-debt waterfall (SPEC 3.3, 3.7).
+"""The shared lending pool: one reserve per asset, Aave-style indices, rates, the bad-debt waterfall
+(docs/model.md, 3.3 Submodels: Interest, Bad debt).
 
 State per reserve (arrays over assets, numéraire at 0), in tokens of that asset:
 - cash: idle tokens; borrows = scaled_borrows * borrow_index; supplied = scaled_supply * supply_index;
@@ -51,7 +52,7 @@ class LendingPool:
         self.lender_loss_usd = 0.0
         self.dilution_usd = 0.0
         self.reserves_loss_usd = 0.0
-        self.withdrawals_blocked_usd = 0.0
+        self.unmet_withdrawals = np.zeros(n)  # tokens requested but not paid (no cash) in the latest lenders' phase
         self.write_offs: list[WriteOff] = []
         self._version = 0
         self._rates_version = -1
@@ -124,17 +125,21 @@ class LendingPool:
         self.scaled_supply[asset] += scaled
         self.supplier_scaled[supplier, asset] += scaled
 
-    def withdraw(self, supplier: int, holder: int, asset: int, amount: float, wallets: Wallets, price: float) -> float:
+    def begin_withdrawals(self) -> None:
+        """Start a new round of withdrawal requests: `unmet_withdrawals` counts this round's unpaid requests only
+        (a lender asking again next step is the same unmet demand, not more of it)."""
+        self.unmet_withdrawals[:] = 0.0
+
+    def withdraw(self, supplier: int, holder: int, asset: int, amount: float, wallets: Wallets) -> float:
         """Withdraw up to `amount` tokens, limited by the supplier's balance and the reserve's cash.
 
-        The part the cash cannot meet is recorded in `withdrawals_blocked_usd` (at `price`, USD/token).
-        Returns the tokens withdrawn.
+        The part the cash cannot meet is added to `unmet_withdrawals[asset]` (tokens). Returns the tokens withdrawn.
         """
         want = min(amount, self.supplier_balance(supplier, asset))
         if want <= 0:
             return 0.0
         got = min(want, float(self.cash[asset]))
-        self.withdrawals_blocked_usd += (want - got) * price
+        self.unmet_withdrawals[asset] += want - got
         if got <= 0:
             return 0.0
         scaled = min(got / self.supply_index[asset], self.supplier_scaled[supplier, asset])
@@ -185,7 +190,7 @@ class LendingPool:
     # --- bad debt -------------------------------------------------------------------------------------
 
     def write_off(self, step: int, account: int, asset: int, scaled_debt: float, price: float, market) -> WriteOff:
-        """Write off an account's residual debt (scaled) in `asset` through the waterfall (SPEC 3.7).
+        """Write off an account's residual debt (scaled) in `asset` through the waterfall (docs/model.md, 3.3 Submodels: Bad debt).
 
         Reserves first; then `socialize` (haircut the supply index, lenders lose) or `dilute` (the protocol
         sells newly minted governance tokens to the outside market for the asset, lenders whole).

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from abm.errors import InvariantError
+
+
+class OutsideWorld(Protocol):
+    """The ledger of the rest of the world (`abm.market.Market`): where fresh tokens come from and costs go."""
+
+    def pay_out(self, k: int, amount: float) -> None: ...
+
+    def receive(self, k: int, amount: float) -> None: ...
+
 
 # Rounding in long chains of float operations can leave -1e-12 where 0 is meant; below this we clamp, above it
 # a negative balance is a bug and raises.
@@ -34,6 +45,16 @@ class Wallets:
                 )
             new = 0.0
         self.balances[holder, asset] = new
+
+    def fund_from_world(self, world: OutsideWorld, holder: int, asset: int, amount: float) -> None:
+        """The rest of the world hands `amount` tokens of `asset` to `holder` (fresh equity, capital, flash loans)."""
+        world.pay_out(asset, amount)
+        self.credit(holder, asset, amount)
+
+    def pay_to_world(self, world: OutsideWorld, holder: int, asset: int, amount: float) -> None:
+        """`holder` pays `amount` tokens of `asset` out of the model (gas, flash-loan repayment)."""
+        self.debit(holder, asset, amount)
+        world.receive(asset, amount)
 
     def balance(self, holder: int, asset: int) -> float:
         return float(self.balances[holder, asset])

@@ -1,4 +1,5 @@
-"""Fundamental value paths: correlated geometric Brownian motion plus scripted shocks and CSV replays (SPEC 3.1)."""
+"""Fundamental value paths: correlated geometric Brownian motion plus scripted shocks and CSV replays
+(docs/model.md, 3.3 Submodels: Fundamentals)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,18 @@ class Fundamentals:
         log_rel = np.diff(np.log(prices))
         for i, r in enumerate(log_rel):
             self.replay.setdefault(ev.start + i + 1, np.full(self.n_assets, np.nan))[idx] = r
+
+    def prehistory(self, steps: int) -> np.ndarray:
+        """(steps + 1, assets) log fundamental path of the `steps` steps before step 0, ending at today's prices.
+
+        Correlated GBM only (no shocks or replays): the ordinary news before the run, drawn from the news stream
+        before any step's news, so every run with the same seed has the same pre-history and the same path after.
+        """
+        z = self.rng.standard_normal((steps, self.n_assets - 1)) @ self.chol.T
+        d = np.zeros((steps, self.n_assets))
+        d[:, 1:] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
+        back = np.concatenate([np.cumsum(d[::-1], axis=0)[::-1], np.zeros((1, self.n_assets))])
+        return self.log_f - back
 
     def step(self, t: int) -> np.ndarray:
         """Advance to step t; return the change of log fundamental per asset (column 0 is 0)."""

@@ -1,12 +1,13 @@
-"""The outside market: price impact, fills along the impact path, and the market's own token ledger (SPEC 3.2).
+"""The outside market: price impact, fills along the impact path, and the market's own token ledger
+(docs/model.md, 3.3 Submodels: Price impact).
 
-Market price p_k = f_k * exp(m_k): m_k is the accumulated log impact of every trade, decaying toward 0 with a
-half-life (linear and sqrt models). The cpmm model keeps real x*y=k reserves; its price is y/x, and arbitrage pulls
-the pool toward the fundamental by a fraction per step (that is its decay). Every trade has this market as its
-counterparty, so its ledger (`world_net`, tokens the rest of the world has gained since the start) makes token
-conservation checkable.
+Market price p_k = f_k * exp(m_k): m_k is the accumulated log impact of every trade, decaying toward 0. How a
+trade fills and moves m_k, and how m_k decays, is the asset's impact model (`abm.market.impact_models`, chosen by
+name in the configuration); this class keeps the per-asset state and delegates to it. Every trade has this market
+as its counterparty, so its ledger (`world_net`, tokens the rest of the world has gained since the start) makes
+token conservation checkable.
 Impact is recorded per source ('disc' for discretionary trades, 'liq' for liquidation sales, with the event id)
-so the cascade graph can attribute price moves (SPEC 4.2).
+so liquidations' price moves can be attributed (docs/model.md, 4 Contagion and reflexivity measurement).
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ import numpy as np
 
 from abm.config.schema import ModelConfig
 from abm.errors import InvariantError
-from abm.protocol import (
-    _amm_amount_out,
-    _linear_impact_proceeds,
-    _linear_impact_tokens_bought,
-    amm_amount_in,
-    sqrt_impact_proceeds,
-    sqrt_impact_tokens_bought,
-)
+from abm.market.impact_models import IMPACT_MODELS, ImpactModel
 
-LINEAR, SQRT, CPMM = 0, 1, 2
-_MODEL_CODES = {"linear": LINEAR, "sqrt": SQRT, "cpmm": CPMM}
 # The rest of the world's holdings at the start, in USD of value per asset: large enough never to run dry.
 WORLD_INVENTORY_USD = 1.0e15
-MAX_PATH_FRACTION = 0.999  # a linear-impact buy may not ask for more tokens than the path can ever supply
 
 
 class Market:
@@ -38,7 +29,7 @@ class Market:
         self.symbols = config.symbols
         n = len(self.symbols)
         self.n_assets = n
-        self.model_code = np.zeros(n, dtype=np.int64)
+        self.impact: list[ImpactModel] = [IMPACT_MODELS["linear"]] * n  # per asset (the numéraire never trades)
         self.m = np.zeros(n)  # accumulated log impact
         self.log_f = log_fundamental.copy()
         # The outside ledger is kept as the world's net change since the start (tokens), not as its 1e15 balance:
@@ -58,9 +49,7 @@ class Market:
         self.refresh_params(config)
         self.realised_var = self.sigma_ref**2 / self.steps_per_year  # start at calm, configured volatility
         for k in range(1, n):
-            if self.model_code[k] == CPMM:
-                self.amm_y[k] = self.depth_usd[k]
-                self.amm_x[k] = self.depth_usd[k] / np.exp(log_fundamental[k])
+            self.impact[k].start(self, k)
         self.log_p = self.log_f.copy()
 
     def refresh_params(self, config: ModelConfig) -> None:
@@ -68,7 +57,7 @@ class Market:
         mkt = config.market
         assets = [config.assets[s] for s in self.symbols[1:]]
         for k, a in enumerate(assets, start=1):
-            self.model_code[k] = _MODEL_CODES[a.impact]
+            self.impact[k] = IMPACT_MODELS[a.impact]
         self.depth_usd = np.array([np.inf] + [a.depth_usd * mkt.depth_scale for a in assets])
         self.daily_volume = np.array([np.inf] + [a.daily_volume_usd * mkt.depth_scale for a in assets])
         self.sigma_ref = np.array([0.0] + [a.volatility for a in assets])  # per sqrt year
@@ -77,10 +66,7 @@ class Market:
         self.steps_per_year = steps_per_day * 365.0
         self.sigma_daily = self.sigma_ref / np.sqrt(365.0)
         self.sqrt_y = mkt.sqrt_y
-        half_life = mkt.impact_half_life_steps
-        decay = 0.5 ** (1.0 / half_life) if np.isfinite(half_life) else 1.0
-        self.decay = np.where(self.model_code == CPMM, 1.0 - mkt.arbitrage_fraction, decay)
-        self.decay[0] = 1.0
+        self.decay = np.array([1.0] + [self.impact[k].decay(mkt) for k in range(1, self.n_assets)])
         self.eta = mkt.depth_vol_elasticity
         self.min_depth_fraction = mkt.min_depth_fraction
         self.ewma_alpha = 2.0 / (mkt.vol_window_steps + 1.0)
@@ -100,16 +86,38 @@ class Market:
     def price(self, k: int) -> float:
         return float(np.exp(self.log_p[k]))
 
+    def learn_volatility(self, log_prices: np.ndarray) -> None:
+        """Run the realised-variance EWMA over a past path of log prices ((steps + 1, assets)): the estimate a
+        trader holds at the start of the run, from the pre-history."""
+        for r in np.diff(log_prices, axis=0):
+            self._absorb_return(r)
+        self.last_log_price = log_prices[-1].copy()
+
+    def _absorb_return(self, r: np.ndarray) -> None:
+        """One step of the realised-variance EWMA with log returns `r` (per asset)."""
+        self.realised_var = (1 - self.ewma_alpha) * self.realised_var + self.ewma_alpha * r**2
+
     def realised_vol(self) -> np.ndarray:
         """Annualised EWMA volatility of market log returns per asset (per sqrt year)."""
         return np.sqrt(self.realised_var * self.steps_per_year)
 
-    def _sync_price(self, k: int) -> None:
-        if self.model_code[k] == CPMM:
-            self.log_p[k] = np.log(self.amm_y[k] / self.amm_x[k])
-            self.m[k] = self.log_p[k] - self.log_f[k]
-        else:
-            self.log_p[k] = self.log_f[k] + self.m[k]
+    def depth(self, k: int) -> float:
+        """Linear depth of asset k now: USD per unit of log price, thinned by volatility."""
+        return float(self.depth_usd[k] * self.depth_factor[k])
+
+    def sqrt_a(self, k: int) -> float:
+        """Square-root law prefactor a = Y sigma_daily / sqrt(daily volume) of asset k now (volume thinned)."""
+        volume = self.daily_volume[k] * self.depth_factor[k]
+        return float(self.sqrt_y * self.sigma_daily[k] / np.sqrt(volume))
+
+    def effective_depth(self, reference_usd: np.ndarray | None = None) -> np.ndarray:
+        """USD notional that moves each asset's log price by 1 now (numéraire: inf). Nonlinear paths give the
+        secant depth at `reference_usd` (USD per asset), by default 1% of the daily volume."""
+        depth = np.full(self.n_assets, np.inf)
+        for k in range(1, self.n_assets):
+            ref = None if reference_usd is None else float(reference_usd[k])
+            depth[k] = self.impact[k].linear_depth(self, k, ref)
+        return depth
 
     # --- the step ---------------------------------------------------------------------------------------
 
@@ -119,97 +127,40 @@ class Market:
         for src in self.dm_step.values():
             src.fill(0.0)
         before = self.m.copy()
-        cp = self.model_code == CPMM
-        self.m[~cp] *= self.decay[~cp]
-        for k in np.flatnonzero(cp):
-            gap = np.log(self.amm_y[k] / self.amm_x[k]) - self.log_f[k]
-            target = self.log_f[k] + self.decay[k] * gap
-            kk = self.amm_x[k] * self.amm_y[k]
-            # arbitrageurs trade against the rest of the world; value moves inside the outside ledger only
-            self.amm_x[k] = np.sqrt(kk / np.exp(target))
-            self.amm_y[k] = np.sqrt(kk * np.exp(target))
         for k in range(1, self.n_assets):
-            self._sync_price(k)
+            self.impact[k].relax(self, k)
+            self.impact[k].sync(self, k)
         decay_dm = self.m - before
         if self.eta > 0:
             vol = self.realised_vol()
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(vol > self.sigma_ref, self.sigma_ref / vol, 1.0)
             new_factor = np.maximum(np.where(self.sigma_ref > 0, ratio**self.eta, 1.0), self.min_depth_fraction)
-            for k in np.flatnonzero(cp):  # LPs withdraw: scale both reserves, price unchanged
-                scale = new_factor[k] / self.depth_factor[k]
-                self.amm_x[k] *= scale
-                self.amm_y[k] *= scale
+            for k in range(1, self.n_assets):
+                self.impact[k].thin(self, k, float(new_factor[k] / self.depth_factor[k]))
             self.depth_factor = new_factor
         return decay_dm
 
     def end_step(self) -> np.ndarray:
         """Update realised volatility with this step's market return; return the return (log, per asset)."""
         r = self.log_p - self.last_log_price
-        self.realised_var = (1 - self.ewma_alpha) * self.realised_var + self.ewma_alpha * r**2
+        self._absorb_return(r)
         self.last_log_price = self.log_p.copy()
         return r
 
     # --- fills ------------------------------------------------------------------------------------------
 
-    def _depth(self, k: int) -> float:
-        return float(self.depth_usd[k] * self.depth_factor[k])
-
-    def _sqrt_a(self, k: int) -> float:
-        volume = self.daily_volume[k] * self.depth_factor[k]
-        return float(self.sqrt_y * self.sigma_daily[k] / np.sqrt(volume))
-
     def quote_buy(self, k: int, usd: float) -> float:
         """Tokens `usd` would buy now (no state change)."""
-        if usd <= 0:
-            return 0.0
-        code = self.model_code[k]
-        p = self.price(k)
-        if code == LINEAR:  # the unchecked cores: usd > 0, and price, depth and reserves are > 0 by construction
-            return float(_linear_impact_tokens_bought(usd, p, self._depth(k)))
-        if code == SQRT:
-            return float(sqrt_impact_tokens_bought(usd, p, self._sqrt_a(k)))
-        return float(_amm_amount_out(usd, self.amm_y[k], self.amm_x[k], self.fee[k]))
+        return self.impact[k].quote_buy(self, k, usd) if usd > 0 else 0.0
 
     def quote_sell(self, k: int, tokens: float) -> float:
         """USD a sale of `tokens` would raise now (no state change)."""
-        if tokens <= 0:
-            return 0.0
-        code = self.model_code[k]
-        p = self.price(k)
-        if code == LINEAR:
-            return float(_linear_impact_proceeds(tokens, p, self._depth(k)))
-        if code == SQRT:
-            return float(sqrt_impact_proceeds(tokens, p, self._sqrt_a(k)))
-        return float(_amm_amount_out(tokens, self.amm_x[k], self.amm_y[k], self.fee[k]))
+        return self.impact[k].quote_sell(self, k, tokens) if tokens > 0 else 0.0
 
     def quote_cost(self, k: int, tokens: float) -> float:
         """USD needed to buy exactly `tokens` now (no state change); inf if the market cannot supply them."""
-        if tokens <= 0:
-            return 0.0
-        code = self.model_code[k]
-        p = self.price(k)
-        if code == LINEAR:
-            d = self._depth(k)
-            frac = tokens * p / d
-            return float(-d * np.log1p(-frac)) if frac < MAX_PATH_FRACTION else float("inf")
-        if code == CPMM:
-            if tokens >= self.amm_x[k] * MAX_PATH_FRACTION:
-                return float("inf")
-            return float(amm_amount_in(tokens, self.amm_y[k], self.amm_x[k], self.fee[k]))
-        # sqrt: invert the monotone buy formula by bisection on USD (bounded, deterministic)
-        lo, hi = 0.0, tokens * p
-        while self.quote_buy(k, hi) < tokens:
-            hi *= 2.0
-            if hi > 1e18:
-                return float("inf")
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if self.quote_buy(k, mid) < tokens:
-                lo = mid
-            else:
-                hi = mid
-        return hi
+        return self.impact[k].quote_cost(self, k, tokens) if tokens > 0 else 0.0
 
     def buy(self, k: int, usd: float, source: str = "disc", event_id: int = -1, step: int = 0) -> float:
         """Spend `usd` on asset k; returns tokens received. Moves the price along the impact path."""
@@ -258,20 +209,8 @@ class Market:
 
     def _execute(self, k: int, usd_in: float, tokens_out: float, source: str, event_id: int, step: int) -> None:
         before = self.log_p[k]
-        code = self.model_code[k]
-        if code == LINEAR:
-            if usd_in >= 0:
-                self.m[k] += usd_in / self._depth(k)
-            else:
-                self.m[k] -= -usd_in / self._depth(k)
-        elif code == SQRT:
-            a = self._sqrt_a(k)
-            self.m[k] += np.sign(usd_in) * a * np.sqrt(abs(usd_in))
-        else:
-            # Uniswap v2: the whole input, fee included, stays in the pool
-            self.amm_y[k] += usd_in
-            self.amm_x[k] -= tokens_out
-        self._sync_price(k)
+        self.impact[k].execute(self, k, usd_in, tokens_out)
+        self.impact[k].sync(self, k)
         self.world_net[0] += usd_in
         self.world_net[k] -= tokens_out
         if self.world_net[0] < -self.world_start[0] or self.world_net[k] < -self.world_start[k]:

@@ -1,4 +1,5 @@
-"""Oracle aggregation: the price the pool sees is the median of its updaters' latest posts (SPEC 3.4).
+"""Oracle aggregation: the price the pool sees is the median of its updaters' latest posts (docs/model.md,
+3.3 Submodels: Oracles).
 
 The updaters themselves are Mesa agents (`abm.agents.oracle_updater`); this board only keeps their posts and
 the aggregate, so the pool and the margin engine never import an agent.
@@ -7,6 +8,8 @@ the aggregate, so the pool and the margin engine never import an agent.
 from __future__ import annotations
 
 import numpy as np
+
+from abm.market.history import PriceHistory
 
 
 class OracleBoard:
@@ -30,12 +33,11 @@ class OracleBoard:
         self.n_posts += 1
 
 
-def observed_price(log_price_history: np.ndarray, step: int, asset: int, latency: int, twap_window: int) -> float:
+def observed_price(history: PriceHistory, step: int, asset: int, latency: int, twap_window: int) -> float:
     """What an updater sees at `step`: the market price `latency` steps ago, or its TWAP over `twap_window` steps.
 
-    log_price_history: (steps + 1, assets) log market prices, row t = end of step t. The TWAP is the arithmetic
-    mean of prices (as Uniswap v2's accumulator), clipped at step 0.
+    The TWAP is the arithmetic mean of prices (as Uniswap v2's accumulator); before step 0 it reads the
+    pre-history (docs/model.md, 3.1 Initialisation).
     """
-    end = max(step - latency, 0)
-    start = max(end - twap_window + 1, 0)
-    return float(np.mean(np.exp(log_price_history[start : end + 1, asset])))
+    end = step - latency
+    return history.mean_market_price(end - twap_window + 1, end, asset)

@@ -1,5 +1,6 @@
-"""Parameter sweeps (SPEC 8): experiment files, a local process-pool and a Dask backend, the runs.parquet store,
-and the sweep report.
+"""Parameter sweeps, the one driver of many runs: experiment files (grids, sampled designs, case lists), a local
+process-pool and a Dask backend, the runs.parquet store with per-run tables and named extra metrics ([outputs],
+`abm.sweep.outputs`), and the sweep report.
 
     from abm.sweep import load_experiment, run_sweep, sweep_report
     run_sweep("experiments/leverage_vs_depth.toml", "results/leverage_vs_depth", workers=2)
@@ -27,6 +28,7 @@ _EXPORTS = {
     "SweepOutcome": "abm.sweep.runner",
     "run_sweep": "abm.sweep.runner",
     "read_runs": "abm.sweep.store",
+    "read_table": "abm.sweep.store",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""Experiment files (SPEC 8): parse, validate, expand into points and runs.
+"""Experiment files: parse, validate, expand into points and runs (docs/sweeps.md).
 
 An experiment is a TOML file::
 
@@ -9,6 +9,8 @@ An experiment is a TOML file::
     replicates = 4                 # seeds per point
     base_seed = 20240312           # run i's seed comes from SeedSequence(base_seed) and i
     save_timeseries = [0, 5]       # optional: run indices whose full tables are saved, or "all"
+    twin = "unlevered"             # optional: every run also runs its counterfactual twin on the same news
+                                   # (abm.run.TWINS); the row gets twin_shock_drawdown_A, forced_selling_drawdown_A
 
     [overrides]                    # dotted names -> value, applied to every run
     "traders.n_traders" = 300
@@ -24,8 +26,20 @@ An experiment is a TOML file::
     [design.bounds]
     "traders.max_leverage" = [1.5, 6.0]
 
+    # or a list of cases, each its own configuration (the column `case` holds the label):
+    [cases.crash]
+    base = "crash"                 # this case's preset (or config = "file.toml"); default: the top-level base
+    [cases."crash, max_leverage 3"]
+    base = "crash"
+    "traders.max_leverage" = 3.0   # every other key is a dotted override of this case
+
+    [outputs]                      # optional: what is kept of each run besides its row (abm.sweep.outputs)
+    tables = ["events", "cascades"]   # per-run tables -> OUT/events.parquet, OUT/cascades.parquet
+    metrics = ["hawkes"]              # extra metric columns of runs.parquet
+
     [report]                       # optional: what `abm report` shows
     metrics = ["amplification_ETH", "bad_debt_usd"]
+    optional_metrics = ["pre_shock_liquidations"]  # shown when the runs have them (not checked here)
     x = "traders.max_leverage"     # the heatmap's / line plot's x axis (default: the first grid name)
     y = "market.depth_scale"       # the heatmap's y axis / line plot's hue (default: the second)
 
@@ -66,17 +80,24 @@ TOP_KEYS = (
     "replicates",
     "base_seed",
     "save_timeseries",
+    "twin",
     "overrides",
     "grid",
     "design",
+    "cases",
+    "outputs",
     "report",
 )
 DESIGN_KEYS = ("kind", "n", "bounds", "seed", "calc_second_order")
 DESIGN_KINDS = ("latin_hypercube", "sobol")
-REPORT_KEYS = ("metrics", "x", "y")
+REPORT_KEYS = ("metrics", "optional_metrics", "x", "y")
+OUTPUT_KEYS = ("tables", "metrics")
+CASE_KEYS = ("base", "config")  # besides dotted overrides
+CASE_COLUMN = "case"  # the parameter column of a case design
 MAX_RUNS = 1_000_000
+CASE_CONFIG_DIR = "case_configs"  # OUT/case_configs/case-NNN.toml: each case's resolved base configuration
 
-DesignKind = Literal["grid", "latin_hypercube", "sobol", "single"]
+DesignKind = Literal["grid", "latin_hypercube", "sobol", "cases", "single"]
 
 
 def seed_for(base_seed: int, run_index: int) -> int:
@@ -118,6 +139,30 @@ class Design:
         return latin.sample(self.problem(), self.n, seed=self.seed)
 
 
+@dataclass(frozen=True)
+class Case:
+    """One case of a case design: its own base configuration and overrides (on top of the experiment's)."""
+
+    label: str
+    base_config: ModelConfig  # the case's preset or config file, fully resolved
+    base_label: str  # "preset crash" or "config path"
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Named per-run tables and extra metrics (`abm.sweep.outputs`) kept by every run of the experiment."""
+
+    tables: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.metrics)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"tables": list(self.tables), "metrics": list(self.metrics)}
+
+
 @dataclass
 class Experiment:
     """A validated experiment: base configuration, points, replicates, seeds. Build with `load_experiment`."""
@@ -133,10 +178,13 @@ class Experiment:
     kind: DesignKind
     grid: dict[str, list[Any]] = field(default_factory=dict)
     design: Design | None = None
+    cases: dict[str, Case] = field(default_factory=dict)
+    outputs: Outputs = field(default_factory=Outputs)
     points: list[dict[str, Any]] = field(default_factory=list)
     save_timeseries: frozenset[int] | Literal["all"] = frozenset()
     report: dict[str, Any] = field(default_factory=dict)
     steps: int = 0  # run length of every run (steps)
+    twin: str | None = None  # counterfactual twin of every run (abm.run.TWINS), or None
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths in override values resolve from here
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -147,6 +195,8 @@ class Experiment:
         """The dotted names that vary between points (the parameter columns of runs.parquet)."""
         if self.design is not None:
             return list(self.design.bounds)
+        if self.cases:
+            return [CASE_COLUMN]
         return list(self.grid)
 
     @property
@@ -168,8 +218,12 @@ class Experiment:
         return self.save_timeseries == "all" or run_index in self.save_timeseries
 
     def point_config(self, point: int) -> ModelConfig:
-        """The validated configuration of one point (base + overrides + the point's values)."""
-        return _build_point(self, {**self.overrides, **self.points[point]}, f"point {point}")
+        """The validated configuration of one point (base + overrides + the point's values; a case: the case's
+        base + the experiment's overrides + the case's)."""
+        if self.cases:
+            case = self.cases[self.points[point][CASE_COLUMN]]
+            return _build(case.base_config, {**self.overrides, **case.overrides}, self.base_dir, f"case {case.label!r}")
+        return _build(self.base_config, {**self.overrides, **self.points[point]}, self.base_dir, f"point {point}")
 
     def identity(self) -> dict[str, str]:
         """Hashes of what determines the runs (not the name, description, report or save_timeseries)."""
@@ -180,23 +234,44 @@ class Experiment:
             "replicates": self.replicates,
             "base_seed": self.base_seed,
         }
+        if self.cases:  # only when present, so experiments without them keep their fingerprints
+            parts["cases"] = {
+                c.label: {"base configuration": c.base_config.model_dump(mode="json"), "overrides": c.overrides}
+                for c in self.cases.values()
+            }
+        if self.outputs:
+            parts["outputs"] = self.outputs.as_dict()
+        if self.twin is not None:  # only when set, so experiments without one keep their fingerprints
+            parts["twin"] = self.twin
         return {k: _digest(v) for k, v in parts.items()}
 
     def fingerprint(self) -> str:
         return _digest(self.identity())
 
+    def first_config(self) -> ModelConfig:
+        """The base configuration of the first case (of a case design), else the experiment's base."""
+        return next(iter(self.cases.values())).base_config if self.cases else self.base_config
+
     # --- writing -------------------------------------------------------------------------------------------
 
+    def case_config_files(self) -> dict[str, str]:
+        """Case label -> the file (relative to OUT) that holds the case's resolved base configuration."""
+        return {label: f"{CASE_CONFIG_DIR}/case-{i:03d}.toml" for i, label in enumerate(self.cases)}
+
     def resolved_toml(self, config_file: str = "base_config.toml") -> str:
-        """This experiment as a runnable TOML file whose base is `config_file` (the resolved base config)."""
+        """This experiment as a runnable TOML file whose base is `config_file` (the resolved base config) and whose
+        cases' bases are the files of `case_config_files`."""
         out: dict[str, Any] = {"name": self.name, "description": self.description, "config": config_file}
         out["replicates"] = self.replicates
         out["base_seed"] = self.base_seed
-        out["steps"] = self.steps
+        if not self.cases or "steps" in self.overrides:
+            out["steps"] = self.steps
         if self.save_timeseries == "all":
             out["save_timeseries"] = "all"
         elif self.save_timeseries:
             out["save_timeseries"] = sorted(self.save_timeseries)
+        if self.twin is not None:
+            out["twin"] = self.twin
         overrides = {k: v for k, v in self.overrides.items() if k != "steps"}
         if overrides:
             out["overrides"] = overrides
@@ -212,6 +287,11 @@ class Experiment:
             }
             if d.kind == "sobol":
                 out["design"]["calc_second_order"] = d.calc_second_order
+        if self.cases:
+            files = self.case_config_files()
+            out["cases"] = {c.label: {"config": files[c.label], **c.overrides} for c in self.cases.values()}
+        if self.outputs:
+            out["outputs"] = self.outputs.as_dict()
         if self.report:
             out["report"] = self.report
         header = (
@@ -236,8 +316,15 @@ class Experiment:
             "report": self.report,
             "fingerprint": self.fingerprint(),
             "identity": self.identity(),
-            "risky_assets": self.base_config.symbols[1:],
+            "risky_assets": self.first_config().symbols[1:],
+            "outputs": self.outputs.as_dict(),
+            "twin": self.twin,
         }
+        if self.cases:
+            meta["cases"] = {
+                c.label: {"base": c.base_label, "overrides": c.overrides, "steps": self.point_config(i).steps}
+                for i, c in enumerate(self.cases.values())
+            }
         if self.grid:
             meta["grid"] = self.grid
         if self.design is not None:
@@ -289,28 +376,16 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
     description = _string(data, "description", "")
 
     # --- the base configuration ---------------------------------------------------------------------------
-    if "base" in data and "config" in data:
-        raise UserInputError("give `base` (a preset name) or `config` (a file), not both")
-    if "config" in data:
-        cfg_path = Path(_string(data, "config", ""))
-        if not cfg_path.is_absolute():
-            cfg_path = base_dir / cfg_path
-        base_config = ModelConfig.from_toml(cfg_path)
-        base_label = f"config {cfg_path}"
-    else:
-        base = _string(data, "base", "baseline")
-        if base not in preset_names():
-            raise UserInputError(
-                f"base = {base!r}: unknown preset{_hint(base, preset_names())} (valid: {', '.join(preset_names())})"
-            )
-        base_config = ModelConfig.from_preset(base)
-        base_label = f"preset {base}"
+    base_config, base_label = _base(data, base_dir, "")
     valid_names = parameter_names(base_config)
 
     replicates = _int(data, "replicates", 1, lo=1)
     base_seed = _int(data, "base_seed", 0, lo=0)
     if base_seed >= 2**128:
         raise UserInputError(f"base_seed = {base_seed}: must be < 2**128")
+    from abm.run import check_twin  # the model's import chain, only once a file is being validated
+
+    twin = check_twin(data.get("twin"))
 
     # --- overrides ----------------------------------------------------------------------------------------
     overrides = _flat_table(data.get("overrides", {}), "overrides", valid_names)
@@ -320,11 +395,16 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
             raise UserInputError("steps is set both at the top level and in [overrides]; keep one")
         overrides["steps"] = steps
 
-    # --- grid or design ------------------------------------------------------------------------------------
-    if "grid" in data and "design" in data:
-        raise UserInputError("give [grid] (a full factorial) or [design] (a sampled design), not both")
+    # --- grid, design or cases ----------------------------------------------------------------------------
+    given = [k for k in ("grid", "design", "cases") if k in data]
+    if len(given) > 1:
+        raise UserInputError(
+            f"give one of [grid] (a full factorial), [design] (a sampled design) or [cases] (a case list), not both "
+            f"[{given[0]}] and [{given[1]}]"
+        )
     grid: dict[str, list[Any]] = {}
     design: Design | None = None
+    cases: dict[str, Case] = {}
     if "grid" in data:
         grid = _grid(data["grid"], valid_names, overrides)
         kind: DesignKind = "grid"
@@ -333,6 +413,12 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
         design = _design(data["design"], valid_names, overrides, base_config, base_seed)
         kind = design.kind
         points = _design_points(design)
+    elif "cases" in data:
+        cases = _cases(data["cases"], data, base_dir, overrides)
+        kind = "cases"
+        if "base" not in data and "config" not in data:
+            base_label = "each case's own"
+        points = [{CASE_COLUMN: label} for label in cases]
     else:
         kind = "single"
         points = [{}]
@@ -344,6 +430,7 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
     # --- save_timeseries and report --------------------------------------------------------------------------
     n_runs = len(points) * replicates
     save = _save_timeseries(data.get("save_timeseries"), n_runs)
+    outputs = _outputs(data.get("outputs", {}))
     report = _report(data.get("report", {}), list(grid or (design.bounds if design else {})))
 
     exp = Experiment(
@@ -358,35 +445,106 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
         kind=kind,
         grid=grid,
         design=design,
+        cases=cases,
+        outputs=outputs,
         points=points,
         save_timeseries=save,
         report=report,
+        twin=twin,
         base_dir=base_dir,
         raw=data,
     )
 
     # --- every point's configuration, validated before anything runs ----------------------------------------
-    common = _build_point(exp, overrides, "[overrides]")
-    exp.steps = common.steps
-    where = "[grid]" if grid else "[design]"
-    seen_ok: set[str] = set()
-    for i, point in enumerate(points):
-        key = _digest(point)
-        if key in seen_ok:
-            continue
-        values = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
-        _build_point(exp, {**overrides, **point}, f"{where} point {i} ({values})")
-        seen_ok.add(key)
+    if cases:
+        configs = [exp.point_config(i) for i in range(len(points))]
+        common = configs[0]
+        exp.steps = max(c.steps for c in configs)
+    else:
+        common = _build(base_config, overrides, base_dir, "[overrides]")
+        exp.steps = common.steps
+        where = "[grid]" if grid else "[design]"
+        seen_ok: set[str] = set()
+        for i, point in enumerate(points):
+            key = _digest(point)
+            if key in seen_ok:
+                continue
+            values = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
+            _build(base_config, {**overrides, **point}, base_dir, f"{where} point {i} ({values})")
+            seen_ok.add(key)
     if report.get("metrics"):
-        _check_metrics(report["metrics"], common)
+        _check_metrics(report["metrics"], common, outputs.metrics, twin)
     return exp
 
 
-def _build_point(exp: Experiment, overrides: Mapping[str, Any], where: str) -> ModelConfig:
+def _build(base: ModelConfig, overrides: Mapping[str, Any], base_dir: Path, where: str) -> ModelConfig:
     try:
-        return config_loader.build(exp.base_config.model_dump(mode="python"), overrides, base_dir=exp.base_dir)
+        return config_loader.build(base.model_dump(mode="python"), overrides, base_dir=base_dir)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _base(table: Mapping[str, Any], base_dir: Path, where: str) -> tuple[ModelConfig, str]:
+    """The base configuration a table names (`base` = preset or `config` = file) and its label."""
+    prefix = f"{where}." if where else ""
+    if "base" in table and "config" in table:
+        raise UserInputError(f"{where or 'experiment'}: give `base` (a preset name) or `config` (a file), not both")
+    if "config" in table:
+        cfg_path = Path(_string(table, "config", "", prefix))
+        if not cfg_path.is_absolute():
+            cfg_path = base_dir / cfg_path
+        return ModelConfig.from_toml(cfg_path), f"config {cfg_path}"
+    base = _string(table, "base", "baseline", prefix)
+    if base not in preset_names():
+        raise UserInputError(
+            f"{prefix}base = {base!r}: unknown preset{_hint(base, preset_names())} (valid: {', '.join(preset_names())})"
+        )
+    return ModelConfig.from_preset(base), f"preset {base}"
+
+
+def _cases(table: Any, data: Mapping[str, Any], base_dir: Path, overrides: Mapping[str, Any]) -> dict[str, Case]:
+    """`[cases.<label>]` tables: each a base (its own `base`/`config`, else the experiment's) and dotted overrides."""
+    if not isinstance(table, Mapping) or not table:
+        raise UserInputError(f"[cases] = {_short(table)}: must hold at least one [cases.<label>] table")
+    out: dict[str, Case] = {}
+    for label, spec in table.items():
+        where = f"cases.{label}"
+        if not label.strip() or "\n" in label:
+            raise UserInputError(f"[cases] label {label!r}: must be a non-empty one-line name")
+        if not isinstance(spec, Mapping):
+            raise UserInputError(f'{where} = {_short(spec)}: must be a table (base = "preset" and dotted overrides)')
+        own = {k: spec[k] for k in CASE_KEYS if k in spec}
+        base_config, base_label = _base(own or data, base_dir, where if own else "")
+        rest = {k: v for k, v in spec.items() if k not in CASE_KEYS}
+        case_overrides = _flat_table(rest, where, parameter_names(base_config))
+        for name in case_overrides:
+            if name in overrides:
+                raise UserInputError(f"{where}.{name}: also set in [overrides] (or by `steps`); set it in one place")
+        out[label] = Case(label=label, base_config=base_config, base_label=base_label, overrides=case_overrides)
+    return out
+
+
+def _outputs(table: Any) -> Outputs:
+    from abm.sweep.outputs import METRICS, TABLES
+
+    if not isinstance(table, Mapping):
+        raise UserInputError(f"[outputs] must be a table, got {_short(table)}")
+    _check_keys(table, OUTPUT_KEYS, "outputs")
+    chosen: dict[str, tuple[str, ...]] = {}
+    for key, registry, what in (("tables", TABLES, "table"), ("metrics", METRICS, "metric")):
+        names = table.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UserInputError(f"outputs.{key} = {_short(names)}: must be a list of {what} names")
+        valid = list(registry)
+        for n in names:
+            if n not in registry:
+                raise UserInputError(
+                    f"outputs.{key} = {_short(names)}: unknown {what} '{n}'{_hint(n, valid)} (valid: {', '.join(valid)})"
+                )
+        if len(set(names)) != len(names):
+            raise UserInputError(f"outputs.{key} = {_short(names)}: names must be distinct")
+        chosen[key] = tuple(names)
+    return Outputs(tables=chosen["tables"], metrics=chosen["metrics"])
 
 
 # --- pieces ---------------------------------------------------------------------------------------------------
@@ -404,10 +562,10 @@ def _hint(name: str, candidates: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _string(data: Mapping[str, Any], key: str, default: str) -> str:
+def _string(data: Mapping[str, Any], key: str, default: str, prefix: str = "") -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
-        raise UserInputError(f"{key} = {value!r}: must be a string")
+        raise UserInputError(f"{prefix}{key} = {value!r}: must be a string")
     return value
 
 
@@ -560,6 +718,11 @@ def _report(table: Any, parameters: list[str]) -> dict[str, Any]:
         if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
             raise UserInputError(f"report.metrics = {_short(metrics)}: must be a non-empty list of summary names")
         out["metrics"] = list(metrics)
+    if "optional_metrics" in table:
+        extra = table["optional_metrics"]
+        if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
+            raise UserInputError(f"report.optional_metrics = {_short(extra)}: must be a list of metric names")
+        out["optional_metrics"] = list(extra)
     for axis in ("x", "y"):
         if axis in table:
             v = table[axis]
@@ -574,11 +737,14 @@ def _report(table: Any, parameters: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_metrics(metrics: list[str], config: ModelConfig) -> None:
-    """Metric names must be columns a run produces: RunResult.summary keys or the sweep's derived metrics."""
+def _check_metrics(
+    metrics: list[str], config: ModelConfig, extra: tuple[str, ...] = (), twin: str | None = None
+) -> None:
+    """Metric names must be columns a run produces: RunResult.summary keys (with the `twin`'s), the sweep's
+    derived metrics or the columns of the named `extra` metrics ([outputs] metrics)."""
     from abm.sweep.worker import metric_names
 
-    known = metric_names(config)
+    known = metric_names(config, extra, twin)
     for m in metrics:
         if m not in known:
             raise UserInputError(f"report.metrics: unknown metric '{m}'{_hint(m, known)}")

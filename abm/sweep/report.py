@@ -1,4 +1,4 @@
-"""`abm report SWEEP_DIR`: figures and report.md for a sweep directory.
+"""`abm report SWEEP_DIR`: figures and report.md for a sweep directory, built from `SECTIONS`.
 
 - grid sweeps: heatmaps of each key metric's mean over two grid parameters (one panel per value of a third),
   and line plots of each metric against the first parameter with 95% confidence intervals over replicates
@@ -6,16 +6,20 @@
 - sampled designs: each metric against each sampled parameter (runs and binned means);
 - Sobol designs: first-order (S1) and total (ST) Sobol indices with their 95% confidence intervals
   (`SALib.analyze.sobol`, on the mean over replicates of each design point);
+- case designs: one row per case, mean ± sd over replicates of each metric (the report's metrics, then its
+  `optional_metrics` that the runs have), and a dot plot of each metric by case;
 - report.md ties them together with the numbers: marginal effects, the best and worst cells, rank correlations
   and, when both bad debt and amplification are reported, the trade-off between them.
 
 Figures go to DIR/figures/. The report reads only runs.parquet and sweep.json, so it works on a partial sweep.
+Formatting, figure style and saving come from `abm.analysis.style`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,110 +30,119 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter
 from scipy.stats import spearmanr
 
+from abm.analysis import style
+from abm.analysis.style import Section, metric_label, num, p_value, short_name, slug
 from abm.errors import UserInputError
-from abm.io import atomic_write_text, save_figure
+from abm.io import atomic_write_text
 from abm.sweep.store import read_runs
 
-DPI = 110
-METRIC_LABELS = {
-    "bad_debt_usd": "bad debt (USD)",
-    "liquidation_volume_usd": "liquidation volume (USD)",
-    "n_liquidations": "liquidations (count)",
-    "reflexivity_index": "reflexivity index",
-    "lender_loss_usd": "lender loss (USD)",
-    "liquidation_overshoot": "liquidation overshoot (1 - HF)",
-    "liquidation_hf_mean": "HF at liquidation",
-    "oracle_gap_at_liquidation": "oracle / market - 1 at liquidation",
-    "peak_utilisation": "peak utilisation",
-}
+
+@dataclass
+class SweepContext:
+    """What the sections of a sweep report read: the sweep's metadata and rows, and where figures go."""
+
+    directory: Path
+    meta: dict[str, Any]
+    runs: pd.DataFrame
+    ok: pd.DataFrame  # the successful runs (`successful`), structured grid values as short labels
+    params: list[str]
+    metrics: list[str]  # metric columns shown
+    fig_dir: Path
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+    _sobol: dict[str, dict[str, np.ndarray]] | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta["kind"])
+
+    @property
+    def has_data(self) -> bool:
+        return not self.ok.empty and bool(self.metrics)
+
+    def plotted(self) -> list[str]:
+        """The metrics with at least one defined value."""
+        return [m for m in self.metrics if self.ok[m].notna().any()]
 
 
-def sweep_report(sweep_dir: str | Path) -> Path:
-    """Write DIR/figures/*.png and DIR/report.md for a sweep directory; return the report's path."""
+def load_sweep(sweep_dir: str | Path) -> SweepContext:
+    """The report context of a sweep directory (raises `UserInputError` when it is not one)."""
     d = Path(sweep_dir)
     meta_path = d / "sweep.json"
     if not meta_path.exists():
         raise UserInputError(f"'{d}' holds no sweep.json: not a sweep directory (run `abm sweep ... --out {d}`)")
     meta = json.loads(meta_path.read_text())
     runs = read_runs(d)
-    fig_dir = d / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    for old in fig_dir.glob("*.png"):
-        old.unlink()
-    sns.set_theme(style="whitegrid", context="notebook")
+    ok = successful(runs)
+    for name, values in (meta.get("grid") or {}).items():  # lists and tables (stored as JSON) get short labels
+        if any(isinstance(v, list | dict) for v in values):
+            labels = {json.dumps(v, sort_keys=True): value_label(v) for v in values}
+            ok[name] = ok[name].map(lambda text, labels=labels: labels.get(text, text))
+    return SweepContext(d, meta, runs, ok, list(meta["parameters"]), _metrics(meta, ok), d / "figures")
 
-    params: list[str] = list(meta["parameters"])
+
+def successful(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of successful runs, nullable integers (Int64) as plain floats (NaN where missing), as plots and
+    statistics expect."""
     ok = runs[runs["status"] == "ok"].copy()
-    metrics = _metrics(meta, ok)
-    lines = _header(meta, runs, ok)
-    figures: list[tuple[str, Path]] = []
-    if ok.empty or not metrics:
-        lines.append("No successful runs yet: nothing to plot.\n")
-    elif meta["kind"] == "grid":
-        x, y, facet = _axes(meta, params, ok)
-        lines += _grid_findings(ok, params, metrics, x, y, facet)
-        for m in metrics:
-            if y is not None and ok[m].notna().any():
-                figures.append((f"Mean {_label(m)} over {x} x {y}", _heatmap(ok, m, x, y, facet, fig_dir)))
-        for m in metrics:
-            if ok[m].notna().any():
-                figures.append(
-                    (f"{_label(m)} against {x} (95% CI over replicates)", _lines(ok, m, x, y, facet, fig_dir))
-                )
-        lines += _cell_table(ok, params, metrics)
-    elif meta["kind"] in ("latin_hypercube", "sobol"):
-        lines += _design_findings(ok, params, metrics)
-        for m in metrics:
-            if ok[m].notna().any():
-                figures.append((f"{_label(m)} against each sampled parameter", _scatter(ok, m, params, fig_dir)))
-        if meta["kind"] == "sobol":
-            sobol_lines, path = _sobol(meta, runs, params, metrics, fig_dir)
-            lines += sobol_lines
-            if path is not None:
-                figures.insert(0, ("Sobol indices (S1, ST) with 95% confidence intervals", path))
-    else:  # a single point: replicates only
-        lines += _single_findings(ok, metrics)
-    if figures:
-        lines.append("## Figures\n")
-        if any(path.name.startswith("heatmap_") for _, path in figures):
-            lines.append(
-                "Heatmap cells are means over replicates; grey cells are undefined (the metric is NaN in every "
-                "run of the cell, e.g. a reflexivity index without liquidations).\n"
-            )
-        for title, path in figures:
-            lines.append(f"**{title}**\n\n![{title}](figures/{path.name})\n")
-    lines += _failures(runs)
-    report = d / "report.md"
-    atomic_write_text(report, "\n".join(lines).rstrip() + "\n")
+    for col in ok.columns:
+        if isinstance(ok[col].dtype, pd.Int64Dtype):
+            ok[col] = ok[col].astype("float64")
+    return ok
+
+
+def value_label(value: Any) -> str:
+    """A short label of a structured grid value: scenario events as 'ETH -5% at 240', a table (e.g. a mix) as
+    'cross 0.4, isolated 0.3', anything else through `num`."""
+    if isinstance(value, dict):
+        if value.get("kind") == "shock":
+            return f"{value['asset']} {float(value['size']):+.0%} at {value['start']}"
+        if "kind" in value:
+            return str(value["kind"])
+        return ", ".join(f"{k} {num(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return " / ".join(value_label(v) for v in value)
+    return num(value)
+
+
+def sweep_report(sweep_dir: str | Path) -> Path:
+    """Write DIR/figures/*.png and DIR/report.md for a sweep directory; return the report's path."""
+    ctx = load_sweep(sweep_dir)
+    style.clear_figures(ctx.fig_dir)
+    style.theme()
+    report = ctx.directory / "report.md"
+    atomic_write_text(report, style.render_sections(SECTIONS, ctx))
     return report
 
 
-# --- pieces of the report ---------------------------------------------------------------------------------------
+# --- sections -----------------------------------------------------------------------------------------------------
 
 
 def _metrics(meta: dict[str, Any], ok: pd.DataFrame) -> list[str]:
-    wanted = meta.get("report", {}).get("metrics")
+    rep = meta.get("report", {})
+    wanted = rep.get("metrics")
     if not wanted:
         risky = meta.get("risky_assets") or ["ETH"]
         wanted = [f"amplification_{risky[0]}", "bad_debt_usd", "liquidation_volume_usd", "reflexivity_index"]
+    wanted = [*wanted, *(m for m in rep.get("optional_metrics", []) if m not in wanted)]
     return [m for m in wanted if m in ok.columns]
 
 
-def _axes(meta: dict[str, Any], params: list[str], ok: pd.DataFrame) -> tuple[str, str | None, str | None]:
-    rep = meta.get("report", {})
+def _axes(ctx: SweepContext) -> tuple[str, str | None, str | None]:
+    rep = ctx.meta.get("report", {})
+    params = ctx.params
     x = rep.get("x") or params[0]
     rest = [p for p in params if p != x]
     y = rep.get("y") or (rest[0] if rest else None)
     rest = [p for p in rest if p != y]
-    multi = [p for p in rest if ok[p].nunique() > 1]
+    multi = [p for p in rest if ctx.ok[p].nunique() > 1]
     facet = multi[0] if multi else None
     return x, y, facet
 
 
-def _header(meta: dict[str, Any], runs: pd.DataFrame, ok: pd.DataFrame) -> list[str]:
+def _header(ctx: SweepContext) -> list[str]:
+    meta, runs = ctx.meta, ctx.runs
     n_err = int((runs["status"] != "ok").sum())
     cpu = float(runs["wall_seconds"].sum(skipna=True))
     lines = [f"# Sweep report: {meta['name']}\n"]
@@ -140,34 +153,56 @@ def _header(meta: dict[str, Any], runs: pd.DataFrame, ok: pd.DataFrame) -> list[
     lines.append(f"| design | {meta['kind']}: {meta['n_points']} points x {meta['replicates']} replicates |")
     if meta.get("grid"):
         for k, v in meta["grid"].items():
-            lines.append(f"| `{k}` | {', '.join(_num(x) for x in v)} |")
+            lines.append(f"| `{k}` | {', '.join(value_label(x) for x in v)} |")
     if meta.get("design"):
         des = meta["design"]
         for k, (lo, hi) in des["bounds"].items():
             integer = " (integer)" if k in des.get("integer", []) else ""
-            lines.append(f"| `{k}` | [{_num(lo)}, {_num(hi)}]{integer} |")
+            lines.append(f"| `{k}` | [{num(lo)}, {num(hi)}]{integer} |")
         lines.append(f"| samples | n = {des['n']}, seed {des['seed']} |")
     overrides = {k: v for k, v in meta.get("overrides", {}).items() if k != "steps"}
     if overrides:
-        lines.append("| overrides | " + ", ".join(f"`{k}` = {_num(v)}" for k, v in overrides.items()) + " |")
-    lines.append(f"| steps per run | {meta['steps']} |")
+        lines.append("| overrides | " + ", ".join(f"`{k}` = {num(v)}" for k, v in overrides.items()) + " |")
+    if meta.get("cases"):
+        lines.append("| steps per run | per case (below) |")
+    else:
+        lines.append(f"| steps per run | {meta['steps']} |")
+    outputs = meta.get("outputs") or {}
+    if outputs.get("tables") or outputs.get("metrics"):
+        kept = [f"tables {', '.join(outputs['tables'])}" if outputs.get("tables") else ""]
+        kept += [f"metrics {', '.join(outputs['metrics'])}" if outputs.get("metrics") else ""]
+        lines.append(f"| kept per run | {'; '.join(k for k in kept if k)} |")
     lines.append(f"| runs | {len(runs)} of {meta['n_runs']} done, {n_err} failed |")
     lines.append(f"| compute | {cpu:.0f} s of worker time ({cpu / max(len(runs), 1):.1f} s per run) |")
     lines.append(f"| seeds | SeedSequence({meta['base_seed']}), run i -> child i |\n")
+    if meta.get("cases"):
+        rows = [
+            [
+                label,
+                spec["base"],
+                str(spec["steps"]),
+                ", ".join(f"`{k}` = {num(v)}" for k, v in spec["overrides"].items()),
+            ]
+            for label, spec in meta["cases"].items()
+        ]
+        lines.append(style.markdown_table(["case", "base", "steps", "overrides"], rows) + "\n")
     if len(runs) < meta["n_runs"]:
         lines.append(f"**Partial sweep**: {meta['n_runs'] - len(runs)} runs are missing (`abm sweep --resume`).\n")
     return lines
 
 
-def _grid_findings(
-    ok: pd.DataFrame, params: list[str], metrics: list[str], x: str, y: str | None, facet: str | None
-) -> list[str]:
+def _no_data(ctx: SweepContext) -> list[str]:
+    return ["No successful runs yet: nothing to plot.\n"]
+
+
+def _grid_findings(ctx: SweepContext) -> list[str]:
+    ok, params, metrics = ctx.ok, ctx.params, ctx.metrics
     lines = ["## Findings\n"]
     cells = ok.groupby(params, dropna=False)[metrics].mean()
     for m in metrics:
         col = ok[m]
         if col.notna().sum() == 0:
-            lines.append(f"- **{_label(m)}**: undefined in every run (NaN).")
+            lines.append(f"- **{metric_label(m)}**: undefined in every run (NaN).")
             continue
         parts = []
         for p in params:
@@ -176,11 +211,11 @@ def _grid_findings(
                 continue
             rho, pval = _rho_p(ok[p], col)
             parts.append(
-                f"with `{p}` from {_num(marg.index[0])} to {_num(marg.index[-1])} the mean goes "
-                f"{_num(marg.iloc[0])} -> {_num(marg.iloc[-1])} (Spearman rho {_num(rho, 2)}, p {_p(pval)})"
+                f"with `{p}` from {num(marg.index[0])} to {num(marg.index[-1])} the mean goes "
+                f"{num(marg.iloc[0])} -> {num(marg.iloc[-1])} (Spearman rho {num(rho, 2)}, p {p_value(pval)})"
             )
         c = cells[m].dropna()
-        text = f"- **{_label(m)}** (mean over all runs {_num(col.mean())}): " + "; ".join(parts) + "."
+        text = f"- **{metric_label(m)}** (mean over all runs {num(col.mean())}): " + "; ".join(parts) + "."
         if len(c) > 1 and c.nunique() == 1:
             text += " The same in every cell."
         elif len(c) > 1:
@@ -199,21 +234,21 @@ def _best_cells(params: list[str], lo_bd: pd.Series, lo_amp: pd.Series, amp: str
     if lo_bd.name == lo_amp.name:
         return (
             f"One cell, {_cell_name(params, lo_bd[params])}, has both the least bad debt "
-            f"({_num(lo_bd['bad_debt_usd'])}) and the mildest crash ({amp} {_num(lo_bd[amp])})."
+            f"({num(lo_bd['bad_debt_usd'])}) and the mildest crash ({amp} {num(lo_bd[amp])})."
         )
     return (
         f"The cell with the least bad debt, {_cell_name(params, lo_bd[params])}, has bad debt "
-        f"{_num(lo_bd['bad_debt_usd'])} and {amp} {_num(lo_bd[amp])}; the cell with the mildest crash, "
-        f"{_cell_name(params, lo_amp[params])}, has {amp} {_num(lo_amp[amp])} and bad debt "
-        f"{_num(lo_amp['bad_debt_usd'])}."
+        f"{num(lo_bd['bad_debt_usd'])} and {amp} {num(lo_bd[amp])}; the cell with the mildest crash, "
+        f"{_cell_name(params, lo_amp[params])}, has {amp} {num(lo_amp[amp])} and bad debt "
+        f"{num(lo_amp['bad_debt_usd'])}."
     )
 
 
 def _extreme(c: pd.Series, params: list[str], value: float) -> str:
     at = c[c == value]
     if len(at) == 1:
-        return f"cell: {_cell_name(params, at.index[0])} ({_num(value)})"
-    return f"{_num(value)}, in {len(at)} cells (e.g. {_cell_name(params, at.index[0])})"
+        return f"cell: {_cell_name(params, at.index[0])} ({num(value)})"
+    return f"{num(value)}, in {len(at)} cells (e.g. {_cell_name(params, at.index[0])})"
 
 
 def _tradeoff(ok: pd.DataFrame, cells: pd.DataFrame, params: list[str], metrics: list[str]) -> list[str]:
@@ -226,9 +261,8 @@ def _tradeoff(ok: pd.DataFrame, cells: pd.DataFrame, params: list[str], metrics:
         "### Bad debt vs amplification\n",
         f"Per parameter: its rank correlation with bad debt and with {amp} over all runs. A parameter is a "
         "*paradox lever* when raising it moves the two in opposite directions, both beyond noise (p < 0.05).\n",
-        f"| parameter | bad debt: rho (p) | {amp}: rho (p) | reading |",
-        "|---|---|---|---|",
     ]
+    rows = []
     levers = []
     for p in params:
         r_bd, p_bd = _rho_p(ok[p], ok["bad_debt_usd"])
@@ -249,7 +283,8 @@ def _tradeoff(ok: pd.DataFrame, cells: pd.DataFrame, params: list[str], metrics:
             reading = f"moves {amp} only (" + ("up" if r_amp > 0 else "down") + ")"
         else:
             reading = "no effect beyond seed noise"
-        lines.append(f"| `{p}` | {_num(r_bd, 2)} ({_p(p_bd)}) | {_num(r_amp, 2)} ({_p(p_amp)}) | {reading} |")
+        rows.append([f"`{p}`", f"{num(r_bd, 2)} ({p_value(p_bd)})", f"{num(r_amp, 2)} ({p_value(p_amp)})", reading])
+    lines.append(style.markdown_table(["parameter", "bad debt: rho (p)", f"{amp}: rho (p)", "reading"], rows))
     c = cells[[*params, "bad_debt_usd", amp]].dropna()
     if len(c) >= 3:
         rho, pval = _rho_p(c["bad_debt_usd"], c[amp])
@@ -257,9 +292,9 @@ def _tradeoff(ok: pd.DataFrame, cells: pd.DataFrame, params: list[str], metrics:
         lo_amp = c.loc[c[amp].idxmin()]
         lines += [
             "",
-            f"Across the {len(c)} cells, mean bad debt and mean {amp} have rank correlation {_num(rho, 2)} "
-            f"(p {_p(pval)}); cell means share seed noise (a seed with a deeper crash has more of both), so read "
-            f"this with the per-parameter table. " + _best_cells(params, lo_bd, lo_amp, amp),
+            f"Across the {len(c)} cells, mean bad debt and mean {amp} have rank correlation {num(rho, 2)} "
+            f"(p {p_value(pval)}); cell means share seed noise (a seed with a deeper crash has more of both), so "
+            f"read this with the per-parameter table. " + _best_cells(params, lo_bd, lo_amp, amp),
         ]
     verdict = (
         f"**The paradox appears** through {', '.join(f'`{p}`' for p in levers)}."
@@ -271,41 +306,49 @@ def _tradeoff(ok: pd.DataFrame, cells: pd.DataFrame, params: list[str], metrics:
     return lines
 
 
-def _design_findings(ok: pd.DataFrame, params: list[str], metrics: list[str]) -> list[str]:
+def _design_findings(ctx: SweepContext) -> list[str]:
+    ok, params = ctx.ok, ctx.params
     lines = ["## Findings\n", "Spearman rank correlation of each metric with each sampled parameter (over runs):\n"]
-    lines.append("| metric | " + " | ".join(f"`{p}`" for p in params) + " |")
-    lines.append("|---|" + "---|" * len(params))
-    for m in metrics:
-        lines.append(f"| {m} | " + " | ".join(_num(_rho(ok[p], ok[m]), 2) for p in params) + " |")
-    lines.append("")
+    rows = [[m, *(num(_rho(ok[p], ok[m]), 2) for p in params)] for m in ctx.metrics]
+    lines += [style.markdown_table(["metric", *(f"`{p}`" for p in params)], rows), ""]
     return lines
 
 
-def _single_findings(ok: pd.DataFrame, metrics: list[str]) -> list[str]:
-    lines = ["## Findings\n", "| metric | mean | 95% CI half-width | runs |", "|---|---|---|---|"]
-    for m in metrics:
-        v = ok[m].dropna()
+def _single_findings(ctx: SweepContext) -> list[str]:
+    rows = []
+    for m in ctx.metrics:
+        v = ctx.ok[m].dropna()
         half = 1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
-        lines.append(f"| {m} | {_num(v.mean())} | {_num(half)} | {len(v)} |")
-    lines.append("")
-    return lines
+        rows.append([m, num(v.mean()), num(half), str(len(v))])
+    return ["## Findings\n", style.markdown_table(["metric", "mean", "95% CI half-width", "runs"], rows), ""]
 
 
-def _cell_table(ok: pd.DataFrame, params: list[str], metrics: list[str]) -> list[str]:
-    cells = ok.groupby(params)[metrics].mean().reset_index()
+def case_table(ctx: SweepContext) -> pd.DataFrame:
+    """Mean ± sd over replicates of each shown metric, one row per case in the experiment's order."""
+    order = list(ctx.meta.get("cases") or ctx.ok["case"].unique())
+    table = style.mean_sd_table(ctx.ok, "case", {m: m for m in ctx.metrics}, order=order)
+    return table.rename(columns={"runs": "seeds"})
+
+
+def _case_findings(ctx: SweepContext) -> list[str]:
+    return [
+        f"## Cases: mean ± sd over {ctx.meta['replicates']} seeds\n",
+        style.frame_table(case_table(ctx)),
+        "\n(n/a: undefined in every run, e.g. a reflexivity index without liquidations.)\n",
+    ]
+
+
+def _cell_table(ctx: SweepContext) -> list[str]:
+    cells = ctx.ok.groupby(ctx.params)[ctx.metrics].mean().reset_index()
     if len(cells) > 80:
         return []
-    lines = ["## Cell means (over replicates)\n", "| " + " | ".join(f"`{p}`" for p in params) + " | "]
-    lines[-1] += " | ".join(metrics) + " |"
-    lines.append("|" + "---|" * (len(params) + len(metrics)))
-    for _, r in cells.iterrows():
-        lines.append("| " + " | ".join(_num(r[c]) for c in [*params, *metrics]) + " |")
-    lines.append("")
-    return lines
+    header = [*(f"`{p}`" for p in ctx.params), *ctx.metrics]
+    rows = cells[[*ctx.params, *ctx.metrics]].itertuples(index=False, name=None)
+    return ["## Cell means (over replicates)\n", style.markdown_table(header, rows), ""]
 
 
-def _failures(runs: pd.DataFrame) -> list[str]:
-    bad = runs[runs["status"] != "ok"]
+def _failures(ctx: SweepContext) -> list[str]:
+    bad = ctx.runs[ctx.runs["status"] != "ok"]
     if bad.empty:
         return []
     lines = [f"## Failed runs ({len(bad)})\n"]
@@ -317,49 +360,85 @@ def _failures(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _figures(ctx: SweepContext) -> list[str]:
+    """Draw the design kind's figures (`FIGURES`), then list them."""
+    for draw in FIGURES.get(ctx.kind, []):
+        ctx.figures += draw(ctx)
+    if not ctx.figures:
+        return []
+    lines = ["## Figures\n"]
+    if any(path.name.startswith("heatmap_") for _, path in ctx.figures):
+        lines.append(
+            "Heatmap cells are means over replicates; grey cells are undefined (the metric is NaN in every "
+            "run of the cell, e.g. a reflexivity index without liquidations).\n"
+        )
+    lines += [style.figure_link(title, path, ctx.directory) for title, path in ctx.figures]
+    return lines
+
+
 # --- Sobol ------------------------------------------------------------------------------------------------------
 
 
-def _sobol(
-    meta: dict[str, Any], runs: pd.DataFrame, params: list[str], metrics: list[str], fig_dir: Path
-) -> tuple[list[str], Path | None]:
+def _sobol_indices(ctx: SweepContext) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
+    """Sobol indices of each metric (the mean over replicates at each design point) and notes on skipped ones;
+    computed once per report."""
     from SALib.analyze import sobol
 
-    des = meta["design"]
+    des = ctx.meta["design"]
+    params = ctx.params
     problem = {"num_vars": len(params), "names": params, "bounds": [des["bounds"][p] for p in params]}
-    lines = ["## Sobol sensitivity\n"]
-    n_points = int(meta["n_points"])
-    ok = runs[runs["status"] == "ok"]
+    n_points = int(ctx.meta["n_points"])
+    notes: list[str] = []
     results: dict[str, dict[str, np.ndarray]] = {}
-    for m in metrics:
-        y = ok.groupby("point")[m].mean().reindex(range(n_points))
+    for m in ctx.metrics:
+        y = ctx.ok.groupby("point")[m].mean().reindex(range(n_points))
         if y.isna().any():
-            lines.append(f"- {m}: skipped ({int(y.isna().sum())} of {n_points} points have no finite value).")
+            notes.append(f"- {m}: skipped ({int(y.isna().sum())} of {n_points} points have no finite value).")
             continue
         if float(y.std()) == 0.0:
-            lines.append(f"- {m}: skipped (the same value at every point).")
+            notes.append(f"- {m}: skipped (the same value at every point).")
             continue
         res = sobol.analyze(problem, y.to_numpy(), calc_second_order=bool(des.get("calc_second_order", False)), seed=0)
         results[m] = {k: np.asarray(res[k]) for k in ("S1", "S1_conf", "ST", "ST_conf")}
+    if ctx._sobol is None:
+        ctx._sobol = results
+    return notes, results
+
+
+def _sobol_section(ctx: SweepContext) -> list[str]:
+    notes, results = _sobol_indices(ctx)
+    lines = ["## Sobol sensitivity\n", *notes]
     if not results:
-        return [*lines, ""], None
+        return [*lines, ""]
+    des, params = ctx.meta["design"], ctx.params
     lines.append(
-        f"Indices of the mean over {meta['replicates']} replicates at each of the {n_points} design points "
-        f"(SALib base N = {des['n']}); ± is the 95% bootstrap confidence half-width. Seed noise that the "
+        f"Indices of the mean over {ctx.meta['replicates']} replicates at each of the {ctx.meta['n_points']} design "
+        f"points (SALib base N = {des['n']}); ± is the 95% bootstrap confidence half-width. Seed noise that the "
         "replicates do not average away shows up as total effect; with a small N the intervals are wide.\n"
     )
-    lines.append("| metric | parameter | S1 | ST |\n|---|---|---|---|")
+    rows = []
     for m, r in results.items():
         order = np.argsort(-r["ST"])
         for j in order:
-            lines.append(
-                f"| {m} | `{params[j]}` | {r['S1'][j]:.2f} ± {r['S1_conf'][j]:.2f} | "
-                f"{r['ST'][j]:.2f} ± {r['ST_conf'][j]:.2f} |"
+            rows.append(
+                [
+                    m,
+                    f"`{params[j]}`",
+                    f"{r['S1'][j]:.2f} ± {r['S1_conf'][j]:.2f}",
+                    f"{r['ST'][j]:.2f} ± {r['ST_conf'][j]:.2f}",
+                ]
             )
         top = params[order[0]]
-        lines.append(f"| | *most influential for {m}: `{top}` (ST {r['ST'][order[0]]:.2f})* | | |")
-    lines.append("")
+        rows.append(["", f"*most influential for {m}: `{top}` (ST {r['ST'][order[0]]:.2f})*", "", ""])
+    lines += [style.markdown_table(["metric", "parameter", "S1", "ST"], rows), ""]
+    return lines
 
+
+def _sobol_figure(ctx: SweepContext) -> list[tuple[str, Path]]:
+    results = ctx._sobol if ctx._sobol is not None else _sobol_indices(ctx)[1]
+    if not results:
+        return []
+    params = ctx.params
     n = len(results)
     fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 1.0 * len(params) + 3.0), 3.6 * n), squeeze=False)
     for ax, (m, r) in zip(axes[:, 0], results.items(), strict=True):
@@ -368,18 +447,35 @@ def _sobol(
         ax.bar(pos - w / 2, r["S1"], w, yerr=r["S1_conf"], capsize=3, label="S1 (first order)", color="#4c72b0")
         ax.bar(pos + w / 2, r["ST"], w, yerr=r["ST_conf"], capsize=3, label="ST (total)", color="#dd8452")
         ax.set_xticks(pos)
-        ax.set_xticklabels([_short_name(p) for p in params], rotation=30, ha="right")
+        ax.set_xticklabels([short_name(p) for p in params], rotation=30, ha="right")
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_title(_label(m))
+        ax.set_title(metric_label(m))
         ax.set_ylabel("Sobol index")
         ax.legend(fontsize=8)
-    return lines, _save(fig, fig_dir / "sobol_indices.png")
+    path = style.save(fig, ctx.fig_dir / "sobol_indices.png", tight_layout=True)
+    return [("Sobol indices (S1, ST) with 95% confidence intervals", path)]
 
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
 
-def _heatmap(ok: pd.DataFrame, metric: str, x: str, y: str, facet: str | None, fig_dir: Path) -> Path:
+def _grid_figures(ctx: SweepContext) -> list[tuple[str, Path]]:
+    x, y, facet = _axes(ctx)
+    out = []
+    if y is not None:
+        out += [(f"Mean {metric_label(m)} over {x} x {y}", _heatmap(ctx, m, x, y, facet)) for m in ctx.plotted()]
+    out += [
+        (f"{metric_label(m)} against {x} (95% CI over replicates)", _lines(ctx, m, x, y, facet)) for m in ctx.plotted()
+    ]
+    return out
+
+
+def _design_figures(ctx: SweepContext) -> list[tuple[str, Path]]:
+    return [(f"{metric_label(m)} against each sampled parameter", _scatter(ctx, m)) for m in ctx.plotted()]
+
+
+def _heatmap(ctx: SweepContext, metric: str, x: str, y: str, facet: str | None) -> Path:
+    ok = ctx.ok
     facet_vals = sorted(ok[facet].dropna().unique()) if facet else [None]
     means = ok.groupby([p for p in (facet, y, x) if p])[metric].mean()
     vmin, vmax = float(np.nanmin(means.to_numpy())), float(np.nanmax(means.to_numpy()))
@@ -400,7 +496,7 @@ def _heatmap(ok: pd.DataFrame, metric: str, x: str, y: str, facet: str | None, f
         )
         ax.set_facecolor("#dddddd")  # undefined (NaN) cells
         ax.grid(False)
-        annot = np.vectorize(lambda v: _num(v))(piv.to_numpy())
+        annot = np.vectorize(lambda v: num(v))(piv.to_numpy())
         sns.heatmap(
             piv,
             ax=ax,
@@ -410,33 +506,34 @@ def _heatmap(ok: pd.DataFrame, metric: str, x: str, y: str, facet: str | None, f
             vmin=vmin,
             vmax=vmax,
             cbar=k == n - 1,
-            cbar_kws={"label": _label(metric)} if k == n - 1 else None,
+            cbar_kws={"label": metric_label(metric)} if k == n - 1 else None,
             annot_kws={"fontsize": 8},
             linewidths=0.5,
         )
         if k == n - 1 and ax.collections and ax.collections[0].colorbar is not None:
-            ax.collections[0].colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
-        ax.set_xticklabels([_num(v) for v in piv.columns], rotation=0)
-        ax.set_yticklabels([_num(v) for v in piv.index], rotation=0)
+            style.axis_number_format(ax.collections[0].colorbar.ax.yaxis)
+        ax.set_xticklabels([num(v) for v in piv.columns], rotation=0)
+        ax.set_yticklabels([num(v) for v in piv.index], rotation=0)
         ax.set_xlabel(x)
         ax.set_ylabel(y if k == 0 else "")
-        ax.set_title(f"{facet} = {_num(fv)}" if facet else f"mean {_label(metric)}", fontsize=10)
+        ax.set_title(f"{facet} = {num(fv)}" if facet else f"mean {metric_label(metric)}", fontsize=10)
     if facet:
-        fig.suptitle(f"mean {_label(metric)}", fontsize=11)
-    return _save(fig, fig_dir / f"heatmap_{_slug(metric)}.png")
+        fig.suptitle(f"mean {metric_label(metric)}", fontsize=style.FIGURE_TITLE_SIZE)
+    return style.save(fig, ctx.fig_dir / f"heatmap_{slug(metric)}.png", tight_layout=True)
 
 
-def _lines(ok: pd.DataFrame, metric: str, x: str, hue: str | None, facet: str | None, fig_dir: Path) -> Path:
-    data = ok.copy()
+def _lines(ctx: SweepContext, metric: str, x: str, hue: str | None, facet: str | None) -> Path:
+    data = ctx.ok.copy()
     kwargs: dict[str, Any] = {}
     if hue is not None:
         order = sorted(data[hue].dropna().unique())
         hue_col = f"{hue} "  # a text copy of the parameter (categorical colours), titled like it in the legend
-        data[hue_col] = data[hue].map(_num)
-        kwargs.update(hue=hue_col, hue_order=[_num(v) for v in order], palette="viridis")
+        data[hue_col] = data[hue].map(num)
+        kwargs.update(hue=hue_col, hue_order=[num(v) for v in order], palette="viridis")
     if facet is not None:
-        data["_col"] = data[facet].map(lambda v: f"{facet} = {_num(v)}")
-        kwargs.update(col="_col", col_order=[f"{facet} = {_num(v)}" for v in sorted(data[facet].dropna().unique())])
+        data["_col"] = data[facet].map(lambda v: f"{facet} = {num(v)}")
+        kwargs.update(col="_col", col_order=[f"{facet} = {num(v)}" for v in sorted(data[facet].dropna().unique())])
+    categorical = not pd.api.types.is_numeric_dtype(data[x])
     g = sns.relplot(
         data=data,
         x=x,
@@ -445,7 +542,7 @@ def _lines(ok: pd.DataFrame, metric: str, x: str, hue: str | None, facet: str | 
         errorbar=("ci", 95),
         marker="o",
         height=3.6,
-        aspect=1.25,
+        aspect=max(1.25, 0.3 * data[x].nunique()) if categorical else 1.25,
         seed=0,
         facet_kws={"sharey": True},
         **kwargs,
@@ -453,16 +550,21 @@ def _lines(ok: pd.DataFrame, metric: str, x: str, hue: str | None, facet: str | 
     xs = data[x].dropna()
     if len(xs) and pd.api.types.is_numeric_dtype(xs) and (xs > 0).all() and xs.max() / xs.min() >= 8:
         g.set(xscale="log")
-    g.set_axis_labels(x, _label(metric))
+    g.set_axis_labels(x, metric_label(metric))
     for ax in g.axes.flat:
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
+        style.axis_number_format(ax.yaxis)
+        if categorical:  # long labels (e.g. scenario events) side by side would overlap
+            ax.tick_params(axis="x", rotation=35)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
     if facet is not None:
         g.set_titles("{col_name}")
-    g.figure.suptitle(f"{_label(metric)}: mean and 95% CI over replicates", y=1.02, fontsize=11)
-    return save_figure(g.figure, fig_dir / f"lines_{_slug(metric)}.png", DPI, trim=True)
+    g.figure.suptitle(f"{metric_label(metric)}: mean and 95% CI over replicates", y=1.02, fontsize=11)
+    return style.save(g.figure, ctx.fig_dir / f"lines_{slug(metric)}.png")
 
 
-def _scatter(ok: pd.DataFrame, metric: str, params: list[str], fig_dir: Path) -> Path:
+def _scatter(ctx: SweepContext, metric: str) -> Path:
+    ok, params = ctx.ok, ctx.params
     n = len(params)
     ncols = min(n, 4)
     nrows = math.ceil(n / ncols)
@@ -474,22 +576,55 @@ def _scatter(ok: pd.DataFrame, metric: str, params: list[str], fig_dir: Path) ->
             bins = pd.qcut(sub[p], q=min(8, sub[p].nunique()), duplicates="drop")
             binned = sub.groupby(bins, observed=True).agg(xm=(p, "mean"), ym=(metric, "mean"))
             ax.plot(binned["xm"], binned["ym"], color="#c44e52", lw=2, label="binned mean")
-        ax.set_xlabel(_short_name(p))
-        ax.set_title(f"rho = {_num(_rho(ok[p], ok[metric]), 2)}", fontsize=9)
+        ax.set_xlabel(short_name(p))
+        ax.set_title(f"rho = {num(_rho(ok[p], ok[metric]), 2)}", fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel(_label(metric))
-        row[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
-    axes.flat[0].legend(fontsize=8) if axes.flat[0].get_legend_handles_labels()[0] else None
-    return _save(fig, fig_dir / f"design_{_slug(metric)}.png")
+        row[0].set_ylabel(metric_label(metric))
+        style.axis_number_format(row[0].yaxis)
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=8)
+    return style.save(fig, ctx.fig_dir / f"design_{slug(metric)}.png", tight_layout=True)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    return save_figure(fig, path, DPI, tight_layout=True, trim=True)
+def _case_figure(ctx: SweepContext) -> list[tuple[str, Path]]:
+    """One panel per metric: each case's runs (dots) and their mean ± sd (bar), cases top to bottom."""
+    metrics = ctx.plotted()
+    order = [c for c in (ctx.meta.get("cases") or ctx.ok["case"].unique()) if c in set(ctx.ok["case"])]
+    if not metrics or not order:
+        return []
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    height = 0.32 * len(order) + 1.2
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 1.6, height * nrows), squeeze=False, sharey=True)
+    for ax, m in zip(axes.flat, metrics, strict=False):
+        sns.stripplot(data=ctx.ok, x=m, y="case", order=order, ax=ax, size=4, alpha=0.6, color="#4c72b0", jitter=0.15)
+        sns.pointplot(
+            data=ctx.ok, x=m, y="case", order=order, ax=ax, errorbar="sd", linestyle="none", color="#c44e52",
+            markers="D", markersize=4, err_kws={"linewidth": 1.2},
+        )  # fmt: skip
+        ax.set_title(metric_label(m), fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        style.axis_number_format(ax.xaxis)
+        ax.tick_params(axis="x", labelsize=8)
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.set_visible(False)
+    fig.suptitle("each case's runs (blue) and mean ± sd over seeds (red)", fontsize=style.FIGURE_TITLE_SIZE)
+    path = style.save(fig, ctx.fig_dir / "cases.png", tight_layout=True)
+    return [("Metrics by case (runs, and mean ± sd over seeds)", path)]
 
 
-# --- formatting -------------------------------------------------------------------------------------------------
+FIGURES = {
+    "grid": [_grid_figures],
+    "latin_hypercube": [_design_figures],
+    "sobol": [_sobol_figure, _design_figures],
+    "cases": [_case_figure],
+}
+
+
+# --- numbers ----------------------------------------------------------------------------------------------------
 
 
 def _rho(a: pd.Series, b: pd.Series) -> float:
@@ -505,57 +640,27 @@ def _rho_p(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def _p(p: float) -> str:
-    if math.isnan(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.2g}"
-
-
-def _num(v: Any, digits: int = 3) -> str:
-    """Compact number: 3 significant digits, k/M/B suffixes for large magnitudes."""
-    if v is None or v is pd.NA:
-        return "n/a"
-    if isinstance(v, bool | np.bool_):
-        return str(bool(v)).lower()
-    if not isinstance(v, int | float | np.number):
-        text = str(v)
-        return text if len(text) <= 40 else text[:37] + "..."
-    v = float(v)
-    if math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    a = abs(v)
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= scale:
-            return f"{v / scale:.{digits}g}{suffix}"
-    if v == int(v) and a < 1e3:
-        return str(int(v))
-    return f"{v:.{digits}g}"
-
-
-def _label(metric: str) -> str:
-    if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
-    for prefix, text in (
-        ("amplification_", "amplification"),
-        ("max_drawdown_", "max drawdown"),
-        ("price_overshoot_", "price overshoot"),
-    ):
-        if metric.startswith(prefix):
-            return f"{text} {metric.removeprefix(prefix)}"
-    return metric
-
-
-def _short_name(param: str) -> str:
-    parts = param.split(".")
-    return ".".join(parts[-2:]) if len(parts) > 2 else param
-
-
 def _cell_name(params: list[str], values: Any) -> str:
     vals = values if isinstance(values, tuple) else (values,) if len(params) == 1 else tuple(values)
-    return "(" + ", ".join(f"{_short_name(p)}={_num(v)}" for p, v in zip(params, vals, strict=True)) + ")"
+    return "(" + ", ".join(f"{short_name(p)}={num(v)}" for p, v in zip(params, vals, strict=True)) + ")"
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
+# --- the report: its sections in order ---------------------------------------------------------------------------
+
+
+def _is(*kinds: str) -> Any:
+    return lambda ctx: ctx.has_data and ctx.kind in kinds
+
+
+SECTIONS: list[Section[SweepContext]] = [
+    Section("header", _header),
+    Section("no data", _no_data, lambda ctx: not ctx.has_data),
+    Section("grid findings", _grid_findings, _is("grid")),
+    Section("design findings", _design_findings, _is("latin_hypercube", "sobol")),
+    Section("sobol", _sobol_section, _is("sobol")),
+    Section("cases", _case_findings, _is("cases")),
+    Section("single", _single_findings, _is("single")),
+    Section("figures", _figures, lambda ctx: ctx.has_data),
+    Section("cell means", _cell_table, _is("grid")),
+    Section("failures", _failures),
+]

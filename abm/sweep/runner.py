@@ -12,8 +12,12 @@ Backends (both run the same pure function, `abm.sweep.worker.execute`, so rows n
   must have `abm` installed (and see OUT on a shared filesystem when `save_timeseries` is used).
 
 At most a few runs per worker are in flight at a time, so memory stays bounded whatever the sweep's size; each
-finished row is stored at once (see `abm.sweep.store`), so an interrupted sweep keeps everything that finished and
-`resume=True` runs only the missing run indices.
+finished run's row and per-run tables ([outputs]) are stored at once by this process (see `abm.sweep.store`), so
+an interrupted sweep keeps everything that finished, `resume=True` runs only the missing run indices, and Dask
+workers need no shared filesystem for them.
+
+This is the one driver of many runs in abm: parameter studies, the contagion study and the behaviour table are all
+experiment files run here.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ from typing import Any
 from abm.errors import UserInputError
 from abm.io import atomic_write_text
 from abm.progress import Progress
-from abm.sweep.experiment import Experiment, load_experiment
+from abm.sweep.experiment import CASE_CONFIG_DIR, Experiment, load_experiment
 from abm.sweep.store import RunStore
-from abm.sweep.worker import RunTask, execute
+from abm.sweep.worker import RunOutput, RunTask, execute
 
 IN_FLIGHT_PER_WORKER = 2  # runs queued per worker: keeps workers busy without holding the whole sweep
 CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler
@@ -92,7 +96,7 @@ def run_sweep(
     _check_out(exp, out, resume)
 
     client = _connect(scheduler) if scheduler else None
-    store = RunStore(out, exp.parameters)
+    store = RunStore(out, exp.parameters, exp.outputs.tables)
     try:
         store.lock()
         if not (out / "sweep.json").exists():
@@ -118,20 +122,21 @@ def run_sweep(
             backend += f" ({method})"
         failed = ran = 0
         tasks = _tasks(exp, out, todo)
-        rows: Iterator[dict[str, Any]] = iter(())
+        outputs: Iterator[RunOutput] = iter(())
         bar: Progress | None = None
         completed = False
         try:
             say(f"sweep {exp.name}: {len(todo)} runs{already} on {backend} -> {out}")
             bar = Progress(len(todo), f"sweep {exp.name}", enabled=progress)
             if client is not None:
-                rows = _dask_rows(client, tasks, f"abm-{exp.fingerprint()[:12]}")
+                outputs = _dask_outputs(client, tasks, f"abm-{exp.fingerprint()[:12]}")
             elif pool is None:
-                rows = (execute(t) for t in tasks)
+                outputs = (execute(t) for t in tasks)
             else:
-                rows = _local_rows(pool, tasks, n_workers)
-            for row in rows:
-                store.add(row)
+                outputs = _local_outputs(pool, tasks, n_workers)
+            for output in outputs:
+                row = output.row
+                store.add(row, output.tables)
                 ran += 1
                 bad = row["status"] != "ok"
                 failed += bad
@@ -141,7 +146,7 @@ def run_sweep(
                 store.maybe_compact()
             completed = True
         finally:
-            close = getattr(rows, "close", None)
+            close = getattr(outputs, "close", None)
             if close is not None:
                 close()  # stop the backend (cancel queued runs) before the final compaction
             if pool is not None:  # wait for the workers after a full sweep; after an error, cancel what is queued
@@ -186,13 +191,17 @@ def _check_out(exp: Experiment, out: Path, resume: bool) -> None:
                 "missing, or choose another --out"
             )
         return
-    ours = {"experiment.toml", "base_config.toml"}  # a sweep killed before writing sweep.json leaves these
+    # a sweep killed before writing sweep.json leaves these
+    ours = {"experiment.toml", "base_config.toml", CASE_CONFIG_DIR}
     if out.is_dir() and any(not p.name.startswith(".") and p.name not in ours for p in out.iterdir()):
         raise UserInputError(f"--out {out}: directory is not empty and holds no sweep (no sweep.json)")
 
 
 def _write_metadata(exp: Experiment, out: Path) -> None:
     atomic_write_text(out / "base_config.toml", exp.base_config.to_toml())
+    for label, name in exp.case_config_files().items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / name, exp.cases[label].base_config.to_toml())
     atomic_write_text(out / "experiment.toml", exp.resolved_toml("base_config.toml"))
     meta = {**exp.metadata(), "abm_version": _version(), "code_digest": code_digest()}
     atomic_write_text(out / "sweep.json", json.dumps(meta, indent=2, default=repr) + "\n")
@@ -256,6 +265,9 @@ def _tasks(exp: Experiment, out: Path, run_indices: Iterable[int]) -> Iterator[R
             params={k: _column_value(v) for k, v in exp.points[point].items()},
             config=config,
             save_dir=str(runs_dir / f"run-{i:06d}") if exp.saves_timeseries(i) else None,
+            tables=exp.outputs.tables,
+            metrics=exp.outputs.metrics,
+            twin=exp.twin,
         )
 
 
@@ -324,10 +336,10 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _local_rows(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: int) -> Iterator[dict[str, Any]]:
-    """Rows from a process pool, in completion order, with a bounded number of tasks in flight (the caller owns
-    the pool and shuts it down)."""
-    pending: set[Future[dict[str, Any]]] = set()
+def _local_outputs(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: int) -> Iterator[RunOutput]:
+    """Run outputs from a process pool, in completion order, with a bounded number of tasks in flight (the caller
+    owns the pool and shuts it down)."""
+    pending: set[Future[RunOutput]] = set()
 
     def fill() -> None:
         while len(pending) < IN_FLIGHT_PER_WORKER * n_workers:
@@ -342,13 +354,13 @@ def _local_rows(pool: ProcessPoolExecutor, tasks: Iterator[RunTask], n_workers: 
         for fut in finished:
             pending.discard(fut)
             try:
-                row = fut.result()
+                output = fut.result()
             except BrokenProcessPool:
                 raise SweepError(
                     "a worker process died (out of memory? or, for spawned workers, a script without an "
                     "`if __name__ == '__main__':` guard); finished runs are saved: rerun with --resume"
                 ) from None
-            yield row
+            yield output
         fill()
 
 
@@ -364,8 +376,8 @@ def _connect(address: str) -> Any:
         raise UserInputError(f"--scheduler {address}: cannot connect to a Dask scheduler ({msg[:200]})") from None
 
 
-def _dask_rows(client: Any, tasks: Iterator[RunTask], key_prefix: str) -> Iterator[dict[str, Any]]:
-    """Rows from a Dask cluster, in completion order, with a bounded number of tasks in flight."""
+def _dask_outputs(client: Any, tasks: Iterator[RunTask], key_prefix: str) -> Iterator[RunOutput]:
+    """Run outputs from a Dask cluster, in completion order, with a bounded number of tasks in flight."""
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
@@ -392,23 +404,23 @@ def _dask_rows(client: Any, tasks: Iterator[RunTask], key_prefix: str) -> Iterat
         for fut in queue:
             task, _ = in_flight.pop(fut.key)
             try:
-                row = fut.result()
+                output = fut.result()
             except KilledWorker as exc:  # the run itself killed its worker(s): record it like any failing run
-                row = _error_row(task, f"KilledWorker: {' '.join(str(exc).split())}")
+                output = _error_output(task, f"KilledWorker: {' '.join(str(exc).split())}")
             except FutureCancelledError:
                 raise SweepError(
                     "the Dask scheduler cancelled runs; finished runs are saved: rerun with --resume"
                 ) from None
             fut.release()
-            yield row
+            yield output
             submit_one()
     finally:
         if in_flight:
             client.cancel([f for _, f in in_flight.values()], force=True)
 
 
-def _error_row(task: RunTask, message: str) -> dict[str, Any]:
-    return {
+def _error_output(task: RunTask, message: str) -> RunOutput:
+    row = {
         "run_index": task.run_index,
         "point": task.point,
         "replicate": task.replicate,
@@ -418,6 +430,7 @@ def _error_row(task: RunTask, message: str) -> dict[str, Any]:
         "error": message,
         "wall_seconds": float("nan"),
     }
+    return RunOutput(row)
 
 
 def _printer(enabled: bool) -> Callable[[str], None]:

@@ -1,11 +1,16 @@
-"""The pure function every backend runs: one configuration and one seed in, one flat row out.
+"""The pure function every backend runs: one configuration and one seed in, one flat row (and tables) out.
 
 `execute(task)` never raises for a failing run: the row gets ``status = "error"`` and the exception's one-line
 message, and the sweep goes on. It depends only on its argument (the configuration, the seed, the run length),
 so the same task gives a bit-identical row in this process, in a process pool or on a Dask worker.
 
+A task may name a counterfactual twin (`abm.run.TWINS`); the worker then calls the same `abm.run(..., twin=...)`
+as the command line does, and the row holds the twin's measures too.
+
 Besides every scalar of `RunResult.summary`, the row carries a few metrics derived here from the run's tables
-(`derived_metrics`): how far below its fundamental the market overshot, and how late liquidations landed.
+(`derived_metrics`): how far below its fundamental the market overshot, and how late liquidations landed; and the
+columns of the experiment's named extra metrics. The experiment's named per-run tables come back beside the row
+(`RunOutput.tables`) for the sweep's store to keep (`abm.sweep.outputs`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,11 +45,23 @@ class RunTask:
     params: dict[str, Any]
     config: dict[str, Any]
     save_dir: str | None = None
+    tables: tuple[str, ...] = ()  # names of per-run tables to return (abm.sweep.outputs.TABLES)
+    metrics: tuple[str, ...] = ()  # names of extra metrics to add to the row (abm.sweep.outputs.METRICS)
+    twin: str | None = None  # counterfactual twin run beside it (abm.run.TWINS), its measures in the row
 
 
-def execute(task: RunTask) -> dict[str, Any]:
-    """Run one task and return its flat row: ids, parameters, status, error, wall_seconds (s), metrics."""
+@dataclass
+class RunOutput:
+    """What one run returns to the sweep: its flat row and its named per-run tables (empty for a failed run)."""
+
+    row: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def execute(task: RunTask) -> RunOutput:
+    """Run one task; return its flat row (ids, parameters, status, error, wall_seconds (s), metrics) and tables."""
     from abm.run import run
+    from abm.sweep.outputs import METRICS, TABLES
 
     start = time.perf_counter()
     row: dict[str, Any] = {
@@ -56,17 +73,20 @@ def execute(task: RunTask) -> dict[str, Any]:
     }
     try:
         config = ModelConfig.model_validate(task.config)
-        result = run(config, seed=task.seed, steps=task.steps, keep_model=False)
+        result = run(config, seed=task.seed, steps=task.steps, keep_model=False, twin=task.twin)
         metrics = {k: _scalar(v) for k, v in result.summary.items() if k not in DROPPED_SUMMARY_KEYS}
         metrics.update(derived_metrics(result.timeseries, result.events, config.symbols[1:]))
+        for name in task.metrics:
+            metrics.update({k: _scalar(v) for k, v in METRICS[name](result).items()})
+        tables = {name: TABLES[name](result) for name in task.tables}
         if task.save_dir is not None:
             result.save(task.save_dir, figures=False)
     except Exception as exc:  # a failing run is a row, not the end of the sweep
         row.update(status="error", error=_one_line(exc), wall_seconds=time.perf_counter() - start)
-        return row
+        return RunOutput(row)
     row.update(status="ok", error=None, wall_seconds=time.perf_counter() - start)
     row.update(metrics)
-    return row
+    return RunOutput(row, tables)
 
 
 def derived_metrics(timeseries: pd.DataFrame, events: pd.DataFrame, risky: list[str]) -> dict[str, float]:
@@ -106,19 +126,27 @@ def derived_metrics(timeseries: pd.DataFrame, events: pd.DataFrame, risky: list[
     return out
 
 
-def metric_names(config: ModelConfig) -> list[str]:
-    """The metric columns a run of `config` adds to its row (summary keys and derived metrics), found by a tiny
-    run (at most 10 traders, 3 steps)."""
+def metric_names(config: ModelConfig, extra: tuple[str, ...] = (), twin: str | None = None) -> list[str]:
+    """The metric columns a run of `config` adds to its row (summary keys, with the `twin`'s when it has one,
+    derived metrics and the columns of the named `extra` metrics), found by a tiny run (at most 10 traders, 3
+    steps)."""
     from abm.run import run
+    from abm.sweep.outputs import METRICS
 
     small = config.with_overrides({"traders.n_traders": min(config.traders.n_traders, 10), "steps": 3})
-    result = run(small, seed=0, keep_model=False)
+    result = run(small, seed=0, keep_model=False, twin=twin)
     names = [k for k in result.summary if k not in DROPPED_SUMMARY_KEYS]
     names += list(derived_metrics(result.timeseries, result.events, small.symbols[1:]))
+    for name in extra:
+        names += list(METRICS[name](result))
     return names
 
 
 def _scalar(value: Any) -> Any:
+    """A metric value for the row: numpy scalars as Python scalars, and an undefined value (None in the summary)
+    as NaN, so that a metric no run of the sweep defines still has its (all-NaN) column in runs.parquet."""
+    if value is None:
+        return math.nan
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -1,4 +1,5 @@
-"""What the model records each step (SPEC 5): the time-series row, liquidation events, write-offs, HF histograms.
+"""What the model records each step (docs/model.md, 1.3 Process overview and scheduling): the time-series row,
+liquidation events, write-offs, HF histograms.
 
 The row is computed once per step from the model's arrays (vectorised) and handed to Mesa's `DataCollector`,
 whose model reporters read it; events and write-offs are plain lists turned into tables at the end of a run.
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
-from abm.contagion.attribution import Attribution
+from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
-from abm.protocol import _row_sums
+from abm.numerics import row_sums
+from abm.recording.attribution import Attribution
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
@@ -36,7 +38,7 @@ def sorted_histogram(sorted_values: np.ndarray, bins: np.ndarray) -> np.ndarray:
 
 
 def timeseries_columns(symbols: list[str]) -> list[str]:
-    """Column names of the per-step table, in order (the SPEC 5 contract plus a few diagnostics)."""
+    """Column names of the per-step table, in order (the documented run outputs plus a few diagnostics)."""
     cols = ["step"]
     for s in symbols[1:]:
         cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}"]
@@ -96,21 +98,14 @@ class StepRecorder:
         self._events_this_step.clear()
 
     def add_event(
-        self,
-        *,
-        event_id: int,
-        account: int,
-        owner: int,
-        liquidator: int,
-        debt_asset: int,
-        repaid: float,
-        coll_asset: int,
-        seized: float,
-        hf_before: float,
-        attribution: Attribution,
+        self, event_id: int, account: int, owner: int, liquidator: int, plan: LiquidationPlan, attribution: Attribution
     ) -> None:
+        """Record one liquidation (executed as `plan` by agent `liquidator`) and, if it was endogenous, its edges
+        from the earlier liquidations that caused it."""
         m = self.model
         oracle = m.oracle.prices
+        debt_asset, coll_asset = plan.debt_asset, plan.collateral_asset
+        repaid, seized = plan.repay, plan.seize
         share = attribution.endogenous_share
         endogenous = share >= m.config.contagion.endogenous_share
         self.events.append(
@@ -128,7 +123,7 @@ class StepRecorder:
                 "seized_usd": seized * float(oracle[coll_asset]),
                 "price": float(oracle[coll_asset]),
                 "market_price": m.market.price(coll_asset),
-                "hf_before": hf_before,
+                "hf_before": plan.hf_before,
                 "bad_debt_usd": 0.0,
                 "endogenous": bool(endogenous),
                 "endogenous_share": share,
@@ -185,10 +180,10 @@ class StepRecorder:
         row["lender_loss_usd"] = pool.lender_loss_usd
         row["dilution_usd"] = pool.dilution_usd
         row["reserves_loss_usd"] = pool.reserves_loss_usd
-        row["withdrawals_blocked_usd"] = pool.withdrawals_blocked_usd
+        row["withdrawals_blocked_usd"] = float(pool.unmet_withdrawals @ m.oracle.prices)  # this step's unmet requests
         row["n_liquidatable"] = self.n_liquidatable
         owners = engine.owner[: engine.n]
-        in_use = (_row_sums(coll) > 0) | (_row_sums(debt) > 0)
+        in_use = (row_sums(coll) > 0) | (row_sums(debt) > 0)
         row["n_active_traders"] = int(np.count_nonzero(np.bincount(owners[in_use], minlength=len(m.traders))))
         # sorted once: the percentiles are the same order statistics, and the histogram needs no second sort
         hf = np.sort(m.hf[np.isfinite(m.hf)]) if len(m.hf) else np.empty(0)

@@ -1,0 +1,96 @@
+"""TraderBook: the traders' state that the model reads in vectorised passes, as arrays indexed by trader.
+
+Each `LeveragedTrader` reads and writes its own row through properties; the model wakes traders (decision clocks,
+risk alerts) and the recorder measures equity from the same arrays, so every piece of trader state has one owner.
+A trader's index is also its wallet row (holder id).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
+from abm.lending.margin import MarginEngine
+from abm.lending.wallets import Wallets
+
+RISK_CODE = {name: i for i, name in enumerate(RISK_STYLES)}
+
+
+class TraderBook:
+    """Per-trader arrays. Categories are codes into the schema's name tuples (STRATEGIES, RISK_STYLES,
+    MARGIN_MODES); amounts in USD; steps are model steps.
+
+    strategy, risk, mode: category codes. direction: +1 long, -1 short. base_leverage: the strategy's reference
+    leverage (exposure / equity). leverage_cap: the highest leverage the trader takes (pool LTVs, prudence). initial_equity: USD it starts (and re-enters) with. peak_equity: highest equity
+    seen since it (re-)entered, for the stop-loss drawdown. out_until: step before which it stays out after a
+    stop or a wipe-out (-1: not out). decision_interval: mean steps between its decisions; next_decision: the step
+    at which its clock fires next. reaction_delay: steps between a risk alert and the trader acting on it.
+    """
+
+    def __init__(
+        self,
+        engine: MarginEngine,
+        wallets: Wallets,
+        strategy: np.ndarray,
+        risk: np.ndarray,
+        mode: np.ndarray,
+        direction: np.ndarray,
+        base_leverage: np.ndarray,
+        leverage_cap: np.ndarray,
+        initial_equity: np.ndarray,
+        decision_interval: np.ndarray,
+        next_decision: np.ndarray,
+        reaction_delay: np.ndarray,
+    ) -> None:
+        self.engine = engine
+        self.wallets = wallets
+        self.n = len(strategy)
+        self.strategy = strategy
+        self.risk = risk
+        self.mode = mode
+        self.direction = direction
+        self.base_leverage = base_leverage
+        self.leverage_cap = leverage_cap
+        self.initial_equity = initial_equity
+        self.peak_equity = initial_equity.copy()
+        self.out_until = np.full(self.n, -1, dtype=np.int64)
+        self.decision_interval = decision_interval
+        self.next_decision = next_decision
+        self.reaction_delay = reaction_delay
+
+    def strategy_name(self, i: int) -> str:
+        return STRATEGIES[int(self.strategy[i])]
+
+    def risk_name(self, i: int) -> str:
+        return RISK_STYLES[int(self.risk[i])]
+
+    def mode_name(self, i: int) -> str:
+        return MARGIN_MODES[int(self.mode[i])]
+
+    def has_risk(self, style: str) -> np.ndarray:
+        """Which traders have risk style `style` (bool per trader)."""
+        return self.risk == RISK_CODE[style]
+
+    def equity(self, prices: np.ndarray, trader: int | None = None) -> np.ndarray:
+        """Equity (USD at `prices`, USD/token): the collateral minus debt of the trader's accounts plus its wallet.
+
+        Every trader's (an array), or one trader's (a 0-d array) when `trader` is given.
+        """
+        engine, wallets = self.engine, self.wallets
+        owners = engine.owner[: engine.n]
+        if trader is not None:
+            accounts = np.flatnonzero(owners == trader)
+            return engine.account_equity(prices, accounts).sum() + wallets.balances[trader] @ prices
+        by_owner = np.bincount(owners, weights=engine.account_equity(prices), minlength=self.n)[: self.n]
+        return by_owner + wallets.balances[: self.n] @ prices
+
+    def alert(self, alerted: np.ndarray, step: int) -> None:
+        """Traders with a ringing risk alert (bool per trader) act after their own reaction delay: their next
+        decision moves forward to `step` + delay unless it comes sooner."""
+        np.minimum(self.next_decision, np.where(alerted, step + self.reaction_delay, np.inf), out=self.next_decision)
+
+    def clocks_due(self, step: int, rng: np.random.Generator) -> np.ndarray:
+        """Traders whose decision clock fires at `step` (bool); each such clock is drawn again, exponentially."""
+        due = self.next_decision <= step
+        self.next_decision[due] = step + rng.exponential(self.decision_interval[due])
+        return due

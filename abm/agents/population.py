@@ -1,0 +1,91 @@
+"""Drawing the trader population (docs/model.md, 3.1 Initialisation): equity, categories, assets, base leverage.
+
+All draws come from one generator (the run's population stream), in a fixed order, and none depends on the
+leverage settings: the base leverage is drawn as a quantile u in [0, 1) and only then scaled to
+[leverage_min, max_leverage] and capped. So changing leverage changes each trader's leverage, not who it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from abm.agents.strategies import STRATEGY_REGISTRY
+from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES, TraderConfig
+from abm.lending.pool import LendingPool
+
+
+@dataclass(frozen=True)
+class Population:
+    """Per-trader draws: equity (USD), category codes (indices into the schema's name tuples), direction (+1 long,
+    -1 short), risky assets held, base leverage (exposure / equity) and the highest leverage the trader ever takes
+    (`leverage_cap`)."""
+
+    equity: np.ndarray
+    strategy: np.ndarray
+    risk: np.ndarray
+    mode: np.ndarray
+    direction: np.ndarray
+    assets: list[list[int]]
+    base_leverage: np.ndarray
+    leverage_cap: np.ndarray
+
+
+def draw_population(cfg: TraderConfig, n_risky: int, pool: LendingPool, rng: np.random.Generator) -> Population:
+    """Draw `cfg.n_traders` traders holding `cfg.assets_per_trader` of the `n_risky` risky assets (indices 1..)."""
+    n = cfg.n_traders
+    equity = draw_equity(cfg, rng)
+    strategy = draw_mix(cfg.strategy_mix, STRATEGIES, n, rng)
+    risk = draw_mix(cfg.risk_mix, RISK_STYLES, n, rng)
+    mode = draw_mix(cfg.margin_mode_mix, MARGIN_MODES, n, rng)
+    assets = [
+        sorted(int(a) + 1 for a in rng.choice(n_risky, size=cfg.assets_per_trader, replace=False)) for _ in range(n)
+    ]
+    quantile = rng.random(n)
+    direction = np.array([STRATEGY_REGISTRY[name].direction for name in STRATEGIES])[strategy]
+    prudent = risk == RISK_STYLES.index("prudent")
+    cap = np.array([leverage_cap(pool, assets[i], direction[i] < 0, prudent[i], cfg.prudent_buffer) for i in range(n)])
+    leverage = np.minimum(cfg.leverage_min + quantile * (cfg.max_leverage - cfg.leverage_min), cap)
+    return Population(equity, strategy, risk, mode, direction, assets, leverage, cap)
+
+
+def draw_equity(cfg: TraderConfig, rng: np.random.Generator) -> np.ndarray:
+    """Heavy-tailed shares of the traders' total equity (Pareto with the configured tail index), USD.
+
+    No trader holds more than `equity_max_share` of the total (or 2 / n_traders if that is larger), so that a
+    small population is not one whale whose rebalancing alone moves the market.
+    """
+    raw = (1.0 - rng.random(cfg.n_traders)) ** (-1.0 / cfg.equity_tail_alpha)
+    share = raw / raw.sum()
+    cap = max(cfg.equity_max_share, 2.0 / cfg.n_traders)
+    for _ in range(50):  # clip and hand the excess to the others in proportion; converges in a few rounds
+        over = share > cap
+        if not over.any():
+            break
+        excess = float((share[over] - cap).sum())
+        share[over] = cap
+        share[~over] += excess * share[~over] / share[~over].sum()
+    return cfg.total_equity_usd * share
+
+
+def draw_mix(mix: Mapping[str, float], names: tuple[str, ...], n: int, rng: np.random.Generator) -> np.ndarray:
+    """n category codes (indices into `names`) drawn with the mix's weights (names missing from it weigh 0)."""
+    weights = np.array([mix.get(name, 0.0) for name in names], dtype=float)
+    return rng.choice(len(names), size=n, p=weights / weights.sum())
+
+
+def leverage_cap(pool: LendingPool, assets: list[int], short: bool, prudent: bool, prudent_buffer: float) -> float:
+    """Highest leverage a trader takes, at opening and whenever it levers up: what the pool's LTVs allow, with a
+    5% margin so positions start healthy; a prudent trader also stays 10% above its health-factor buffer (else it
+    would sell again at once)."""
+    ltv = pool.ltv[0] if short else float(min(pool.ltv[a] for a in assets))
+    cap = 0.95 * (ltv / (1.0 - ltv) if short else 1.0 / (1.0 - ltv))
+    if prudent:
+        h = 1.1 * prudent_buffer
+        lt = pool.liquidation_threshold[0] if short else float(min(pool.liquidation_threshold[a] for a in assets))
+        # long: HF = L LT / (L - 1) >= h  ->  L <= h / (h - LT)
+        # short: HF = (1 + L) LT / L >= h  ->  L <= LT / (h - LT)
+        cap = min(cap, (lt if short else h) / (h - lt))
+    return float(cap)

@@ -1,0 +1,196 @@
+"""Attribute an account's loss of health to the sources of the price moves behind it (docs/model.md, 4 Contagion
+and reflexivity measurement).
+
+When an account is liquidated, the health it lost since it was last healthy is split over the log price moves of
+its assets, weighted by how sensitive its health factor is to each asset, and each move is split by source:
+exogenous (fundamental moves and scenario shocks), each earlier liquidation's sale (its impact, decayed to now),
+and the rest (discretionary trading and the decay of older impact).
+
+`health_sensitivity` and `attribute` are the pure formulas; `AttributionLedger` is the per-step bookkeeping the
+model owns: when each account was last healthy, the log of liquidation sales' impacts, event ids, and the
+attribution of each liquidation as it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.lending.margin import LiquidationPlan
+
+if TYPE_CHECKING:
+    from abm.model import ReflexivityModel
+
+
+def health_sensitivity(coll_usd: np.ndarray, debt_usd: np.ndarray, liquidation_threshold: np.ndarray) -> np.ndarray:
+    """d log HF / d log p_k per asset for an account with collateral and debt values (USD) per asset.
+
+    w_k = c_k LT_k / sum_i c_i LT_i - d_k / sum_j d_j: a long's collateral asset has w > 0 (a fall hurts),
+    a short's borrowed asset has w < 0 (a rise hurts).
+    """
+    weighted = coll_usd * liquidation_threshold
+    total_w = weighted.sum()
+    total_d = debt_usd.sum()
+    w = np.zeros_like(coll_usd, dtype=float)
+    if total_w > 0:
+        w += weighted / total_w
+    if total_d > 0:
+        w -= debt_usd / total_d
+    return w
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """How an account's loss of health splits by source (loss units: log HF, positive = health lost).
+
+    exogenous: the part from fundamental moves and shocks; other: discretionary trading and older impact;
+    event_ids / event_losses: each earlier liquidation whose sale moved prices in the window, and its part.
+    """
+
+    exogenous: float
+    other: float
+    event_ids: np.ndarray
+    event_losses: np.ndarray
+
+    @property
+    def by_event(self) -> dict[int, float]:
+        """Loss caused by each earlier liquidation event (event id -> log HF)."""
+        return dict(zip(self.event_ids.tolist(), self.event_losses.tolist(), strict=True))
+
+    @property
+    def endogenous_share(self) -> float:
+        """Share of the (positive) loss caused by liquidation sales, in [0, 1]; 0 when nothing was lost."""
+        liq = float(self.event_losses[self.event_losses > 0].sum())
+        total = max(self.exogenous, 0.0) + max(self.other, 0.0) + liq
+        return liq / total if total > 0 else 0.0
+
+    def parents(self) -> dict[int, float]:
+        """Earlier liquidation events that caused part of the loss, with their share of the liquidation part."""
+        pos = self.event_losses > 0
+        total = float(self.event_losses[pos].sum())
+        if not total > 0:
+            return {}
+        return dict(zip(self.event_ids[pos].tolist(), (self.event_losses[pos] / total).tolist(), strict=True))
+
+
+def attribute(
+    sensitivity: np.ndarray,
+    total_move: np.ndarray,
+    exogenous_move: np.ndarray,
+    event_moves: Mapping[int, np.ndarray] | tuple[np.ndarray, np.ndarray],
+) -> Attribution:
+    """Split the loss -sum_k w_k dlogp_k into exogenous, per-event (liquidation sales) and other parts.
+
+    sensitivity: w per asset (see `health_sensitivity`). total_move / exogenous_move: log price change per asset
+    over the window. event_moves: each event's decayed log impact per asset inside the window, as a mapping
+    event id -> move, or as (event ids, moves) with one row of `moves` per event.
+    """
+    if isinstance(event_moves, Mapping):
+        ids = np.fromiter(event_moves.keys(), dtype=np.int64, count=len(event_moves))
+        moves = np.array(list(event_moves.values()), dtype=float).reshape(len(ids), len(total_move))
+    else:
+        ids, moves = event_moves
+    liq_total = moves.sum(axis=0)
+    return Attribution(
+        exogenous=float(-(sensitivity * exogenous_move).sum()),
+        other=float(-(sensitivity * (total_move - exogenous_move - liq_total)).sum()),
+        event_ids=ids,
+        event_losses=-(moves @ sensitivity),
+    )
+
+
+class ImpactLog:
+    """The market's liquidation impacts (event id, step, asset, dm) as growing arrays, so a liquidation's
+    attribution window is a pair of binary searches and array slices."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.event = np.zeros(256, dtype=np.int64)
+        self.step = np.zeros(256, dtype=np.int64)
+        self.asset = np.zeros(256, dtype=np.int64)
+        self.dm = np.zeros(256)
+
+    def sync(self, impacts: list[tuple[int, int, int, float]]) -> None:
+        """Append the impacts the market recorded since the last call."""
+        new = impacts[self.n :]
+        if not new:
+            return
+        end = len(impacts)
+        if end > len(self.dm):
+            size = max(end, 2 * len(self.dm))
+            for name in ("event", "step", "asset", "dm"):
+                old = getattr(self, name)
+                grown = np.zeros(size, dtype=old.dtype)
+                grown[: self.n] = old[: self.n]
+                setattr(self, name, grown)
+        columns = np.array(new, dtype=float).T
+        self.event[self.n : end], self.step[self.n : end], self.asset[self.n : end] = columns[:3].astype(np.int64)
+        self.dm[self.n : end] = columns[3]
+        self.n = end
+
+    def window(self, start: int, end: int) -> slice:
+        """Rows of the impacts of steps start < step <= end."""
+        steps = self.step[: self.n]
+        return slice(int(np.searchsorted(steps, start, side="right")), int(np.searchsorted(steps, end, side="right")))
+
+
+class AttributionLedger:
+    """The model's liquidation bookkeeping: event ids, when each account was last healthy, the impact log, and
+    the attribution of each liquidation, handed to the step recorder as an event."""
+
+    def __init__(self, model: ReflexivityModel) -> None:
+        self.model = model
+        self.last_healthy_step = np.zeros(model.engine.n, dtype=np.int64)
+        self.impacts = ImpactLog()
+        self.n_events = 0
+
+    def next_event_id(self) -> int:
+        self.n_events += 1
+        return self.n_events - 1
+
+    def mark_health(self, healthy: np.ndarray, step: int) -> None:
+        """Note which accounts (all of them, in order) are healthy at `step`; new accounts start healthy now."""
+        n = len(healthy)
+        if len(self.last_healthy_step) < n:
+            grown = np.full(n, step, dtype=np.int64)
+            grown[: len(self.last_healthy_step)] = self.last_healthy_step
+            self.last_healthy_step = grown
+        self.last_healthy_step[:n][healthy] = step
+
+    def record(self, event_id: int, acct: int, liquidator: int, plan: LiquidationPlan) -> None:
+        """Attribute the liquidation `plan` of account `acct` (just executed) and record it as an event."""
+        m = self.model
+        oracle = m.oracle.prices
+        # the account's exposure before this liquidation: add back what was just repaid and seized
+        coll = m.engine.collateral[acct].copy()
+        coll[plan.collateral_asset] += plan.seize
+        debt = m.engine.debt_tokens(acct).copy()
+        debt[plan.debt_asset] += plan.repay
+        w = health_sensitivity(coll * oracle, debt * oracle, m.pool.liquidation_threshold)
+        # health is measured at oracle prices, which show the market `lag` steps late: the window of market
+        # moves behind the lost health runs from what the oracle showed when the account was last healthy to
+        # what it shows now (sales not yet seen by the oracle cannot have caused this liquidation)
+        lag = 1 + int(m.config.oracles.latency_steps)
+        begin, end = max(int(self.last_healthy_step[acct]) - lag, 0), max(m.steps - lag, 0)
+        total = m.history.log_market(end) - m.history.log_market(begin)
+        exo = m.history.log_fundamental(end) - m.history.log_fundamental(begin)
+        attribution = attribute(w, total, exo, self.event_moves(begin, end, exclude=event_id))
+        owner = int(m.engine.owner[acct])
+        m.recorder.add_event(event_id, acct, owner, liquidator, plan, attribution)
+
+    def event_moves(self, start: int, end: int, exclude: int) -> tuple[np.ndarray, np.ndarray]:
+        """(event ids, moves): the log impact per asset of each liquidation sale of steps start < step <= end
+        (other than event `exclude`), each decayed to `end` at the market's current per-step decay."""
+        log = self.impacts
+        log.sync(self.model.market.liq_impacts)
+        rows = log.window(start, end)
+        event, asset = log.event[rows], log.asset[rows]
+        keep = event != exclude
+        event, asset, step, dm = event[keep], asset[keep], log.step[rows][keep], log.dm[rows][keep]
+        ids, row = np.unique(event, return_inverse=True)
+        moves = np.zeros((len(ids), len(self.model.symbols)))
+        np.add.at(moves, (row, asset), dm * self.model.market.decay[asset] ** (end - step))
+        return ids, moves
