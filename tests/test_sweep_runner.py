@@ -24,7 +24,7 @@ from abm.errors import UserInputError
 from abm.io import atomic_write_parquet
 from abm.sweep.experiment import load_experiment
 from abm.sweep.report import sweep_report
-from abm.sweep.runner import _start_method, _tasks, run_sweep, worker_pool
+from abm.sweep.runner import run_sweep, start_method, sweep_tasks, worker_pool
 from abm.sweep.store import RunStore, normalise_rows, read_runs, read_table
 from abm.sweep.worker import execute
 
@@ -113,7 +113,7 @@ def test_sweep_writes_every_row_and_metadata(serial: Path) -> None:
 def test_two_workers_equal_one_worker(
     serial: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
-    monkeypatch.setattr("abm.sweep.runner._start_method", lambda: method)
+    monkeypatch.setattr("abm.sweep.runner.start_method", lambda: method)
     out = tmp_path / "out"
     outcome = run_sweep(write(tmp_path, TINY), out, workers=2)
     assert outcome.ran == 4 and outcome.failed == 0 and outcome.backend == f"2 local processes ({method})"
@@ -123,7 +123,7 @@ def test_two_workers_equal_one_worker(
 def test_workers_are_forked_only_without_other_threads() -> None:
     # a fresh interpreter runs only its main thread (this test process may hold threads of earlier tests)
     fresh = subprocess.run(
-        [sys.executable, "-c", "from abm.sweep.runner import _start_method; print(_start_method())"],
+        [sys.executable, "-c", "from abm.sweep.runner import start_method; print(start_method())"],
         capture_output=True,
         text=True,
         check=True,
@@ -133,7 +133,7 @@ def test_workers_are_forked_only_without_other_threads() -> None:
     thread = threading.Thread(target=stop.wait)  # e.g. a progress bar's monitor, a notebook kernel's I/O
     thread.start()
     try:
-        assert _start_method() == "spawn"
+        assert start_method() == "spawn"
     finally:
         stop.set()
         thread.join()
@@ -151,7 +151,7 @@ def test_workers_use_one_blas_thread(monkeypatch: pytest.MonkeyPatch, method: st
 
     if blas_threads() < 2:
         pytest.skip("BLAS runs one thread here already (one core, or OPENBLAS_NUM_THREADS=1)")
-    monkeypatch.setattr("abm.sweep.runner._start_method", lambda: method)
+    monkeypatch.setattr("abm.sweep.runner.start_method", lambda: method)
     pool, started = worker_pool(2)
     with pool:
         assert started == method
@@ -164,7 +164,7 @@ import os, sys, time
 import abm.sweep.runner as runner
 from abm.sweep.store import RunStore
 
-runner._start_method = lambda: sys.argv[2]
+runner.start_method = lambda: sys.argv[2]
 store = RunStore(sys.argv[1])
 store.lock()
 pool, method = runner.worker_pool(2, store.lock_fileno())
@@ -211,7 +211,7 @@ def _alive(pid: int) -> bool:
 
 def test_rows_do_not_depend_on_execution_order(serial: Path, tmp_path: Path) -> None:
     exp = load_experiment(write(tmp_path, TINY))
-    tasks = list(_tasks(exp, tmp_path / "unused", range(exp.n_runs)))
+    tasks = list(sweep_tasks(exp, tmp_path / "unused", range(exp.n_runs)))
     tasks = [dataclasses.replace(t, save_dir=None) for t in tasks]
     random.Random(1).shuffle(tasks)
     rows = [execute(t).row for t in reversed(tasks)]
@@ -277,7 +277,7 @@ def test_a_partial_sweeps_tables_include_unmerged_parts(serial: Path, tmp_path: 
     store.lock()
     try:
         store.initialise()
-        for task in _tasks(exp, out, [2, 0]):
+        for task in sweep_tasks(exp, out, [2, 0]):
             output = execute(dataclasses.replace(task, save_dir=None))
             store.add(output.row, output.tables)
     finally:
@@ -437,3 +437,21 @@ def test_resume_warns_when_the_code_changed(
     outcome = run_sweep(write(tmp_path, TINY), serial, workers=1, resume=True)
     assert outcome.ran == 0
     assert "code changed since this sweep began" in capsys.readouterr().err
+
+
+def test_report_flags_runs_that_left_equilibrium_before_the_shock(serial: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(serial, out)
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert (runs["pre_shock_liquidations"] == 0).all()  # the tiny sweep's runs start in equilibrium
+    assert "All 4 runs stayed in equilibrium before the shock" in sweep_report(out).read_text()
+    # one run liquidated before its shock, another drifted 5% from its fundamental: both are named by cell
+    runs.loc[0, "pre_shock_liquidations"] = 7
+    runs.loc[3, "pre_shock_max_gap_ETH"] = 0.05
+    atomic_write_parquet(runs, out / "runs.parquet")
+    body = sweep_report(out).read_text()
+    assert "**2 of 4 runs left equilibrium before the shock** (1 with liquidations before it, 1 with a market" in body
+    assert "(traders.max_leverage=2): 1 run, 7 pre-shock liquidations" in body
+    assert "(traders.max_leverage=4): 1 run, 0 pre-shock liquidations" in body

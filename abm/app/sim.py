@@ -23,8 +23,7 @@ from abm.errors import ConfigError
 from abm.model import ReflexivityModel
 
 DEFAULT_SCENARIO = "crash"
-# The presets' own resolution. At 300 the crash preset's market (seed 1) cascades on its own before the shock,
-# which hides the lesson of the scripted shock (the start-up transient, docs/model.md section 8).
+# The presets' own resolution, so the page shows the numbers the docs and the behaviour table quote.
 DEFAULT_N_TRADERS = 1000
 DEFAULT_SEED = 1
 STEPS_PER_CLICK = (1, 5, 10, 30, 60)

@@ -44,10 +44,11 @@ PANELS: dict[str, tuple[str, str]] = {
     ),
     "cascade": (
         "Cascade graph: who pushed whom under",
-        "Each dot is one liquidation, placed at the time it happened. Grey dots: the market moved the account "
-        "under on its own. Red dots: mostly pushed under by the price impact of earlier liquidations, with a line "
-        "to the liquidation that pushed hardest. The height is the generation: how many such links lead back to a "
-        "liquidation the market caused by itself. Tall red trees are cascades: the crash feeding on itself.",
+        "Each dot is one liquidation, placed at the time it happened. Grey dots: the news, or other traders' "
+        "selling, moved the account under. Red dots: mostly pushed under by the price impact of earlier "
+        "liquidations, with a line to the liquidation that pushed hardest. The height is the generation: how many "
+        "such links lead back to a liquidation with an outside cause. Tall red trees are cascades: the crash "
+        "feeding on itself.",
     ),
 }
 
@@ -59,11 +60,11 @@ SCENARIOS: dict[str, str] = {
     ),
     "crash": (
         "A sharp drop in the fundamental value of ETH and BTC over half an hour, the kind of move crypto sees a few "
-        "times a year. Health factors slide towards 1; the first accounts are liquidated; liquidators sell the "
-        "seized coins into a market of limited depth; the market price falls below the fundamental; the oracle "
-        "passes the lower price on to the pool; more accounts cross the line. Red dots in the cascade graph are "
-        "liquidations caused by earlier liquidations. Turn on the comparison to run the same shock with twice the "
-        "leverage."
+        "times a year. Health factors slide towards 1; cautious traders sell coins to pay down their debt, then the "
+        "first accounts are liquidated and liquidators sell the seized coins, all into a market of limited depth; "
+        "the market price falls below the fundamental; the oracle passes the lower price on to the pool; more "
+        "accounts cross the line. Red dots in the cascade graph are liquidations caused by earlier liquidations. Turn "
+        "on the comparison to run the same shock with twice the leverage."
     ),
     "black_thursday": (
         "Modelled on 12 March 2020: a fall of nearly half in a few hours, and at the worst moment the machinery "
@@ -136,8 +137,8 @@ TRY: dict[str, list[str]] = {
     "crash": [
         "Press ▶ and stop just after the shock: where is the market price compared with the fundamental?",
         "Switch on the comparison (max leverage ×2), press Reset and play: same shock, twice the leverage.",
-        "Set the oracle delay to 20 min: do liquidations start later, and does bad debt appear?",
-        "Halve the crash size: is the damage halved too, or much less?",
+        "Set the oracle delay to 20 min: do liquidations start later, and does the bad debt grow?",
+        "Halve the crash size: is the damage halved too?",
     ],
     "black_thursday": [
         "Watch the health-factor histogram after the shock: accounts wait below the line.",

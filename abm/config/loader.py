@@ -269,7 +269,9 @@ def _check_set_events(config: ModelConfig) -> None:
     for i, ev in events:
         where = f"scenario.events[{i}]"
         if ev.parameter not in valid:
-            raise ConfigError(f"{where}.parameter: unknown parameter '{ev.parameter}'{_did_you_mean(ev.parameter, valid)}")
+            raise ConfigError(
+                f"{where}.parameter: unknown parameter '{ev.parameter}'{_did_you_mean(ev.parameter, valid)}"
+            )
         if ev.parameter.startswith("scenario."):
             raise ConfigError(f"{where}.parameter = '{ev.parameter}': scenario events cannot change the scenario")
         data = apply_overrides({k: v for k, v in dumped.items() if k != "scenario"}, {ev.parameter: ev.value}, valid)

@@ -262,7 +262,8 @@ class LenderConfig(_Strict):
         0.05, description="share of funds moved per day per 1%/yr gap between supply and outside rate"
     )
     panic_bad_debt_ratio: NonNegFloat = Field(
-        0.02, description="lenders run while the share of supply recently lost to bad debt (a decaying stock) exceeds this"
+        0.02,
+        description="lenders run while the share of supply recently lost to bad debt (a decaying stock) exceeds this",
     )
     panic_half_life_steps: PosFloat = Field(
         360.0, description="half-life of lenders' fear of bad debt (steps): a run ends as the news ages"

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
 
-
 @dataclass
 class ExposureArrays:
     """The exposure structure as arrays over accounts (rows) and assets (columns, numéraire first), USD."""

@@ -186,6 +186,7 @@ HAWKES_ESTIMATES = {
     "hawkes_n_mle": "MLE, continuous (jittered)",
     "hawkes_n_discrete": "MLE, discrete (lag >= 1 step)",
     "hawkes_n_regime": "MLE, discrete, regime baseline",
+    "hawkes_branching_ratio": "MLE, discrete, exogenous baseline (the summary's)",
 }
 
 

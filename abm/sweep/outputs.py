@@ -14,9 +14,11 @@ is validated against these names.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -58,6 +60,93 @@ def endogenous_share_metric(result: RunResult) -> dict[str, Any]:
     return {"mean_endogenous_share": mean_endogenous_share(result.events)}
 
 
+# The busiest window compared with the 40-minute cascade of 10 October 2025 (Amberdata: 20:50-21:30 UTC), steps.
+CASCADE_WINDOW_STEPS = 40
+# USD utilisation read as "the pool ran dry": within 3 points of full, lenders can withdraw almost nothing.
+FULL_UTILISATION = 0.97
+
+
+def validation_metric(result: RunResult) -> dict[str, Any]:
+    """The per-run quantities docs/validation.md puts beside historical figures, all dimensionless or in minutes
+    (one step = one minute). t = 0 is the first scripted shock's onset (`summary["shock_step"]`); "at shock start"
+    is the row of step t - 1, the state the shock met; liquidation quantities count the liquidations from t = 0 to
+    the end of the run (a liquidator outage may hold them back past the shock window). NaN without a shock.
+
+    - ``collateral_liquidated_share``: collateral seized (USD at the oracle) / total collateral at shock start;
+    - ``debt_repaid_share``: debt repaid by liquidators / total debt at shock start;
+    - ``bad_debt_share``: bad debt written off from t = 0 on / total debt at shock start;
+    - ``accounts_liquidated_share``: accounts liquidated at least once / active traders at step 0;
+    - ``utilisation_start_USD``, ``utilisation_peak_USD``, ``borrow_rate_start_USD``, ``borrow_rate_peak_USD``:
+      the USD reserve's utilisation and annual borrow rate at shock start and their peaks from t = 0 on;
+    - ``minutes_to_full_utilisation``: from t = 0 to USD utilisation >= `FULL_UTILISATION` (NaN if never);
+    - ``busiest_minute_share``, ``busiest_window_share``: share of the seized collateral (USD) in the busiest step
+      and in the busiest `CASCADE_WINDOW_STEPS` consecutive steps;
+    - ``minutes_to_first_liquidation``, ``minutes_to_90pct_liquidated``: from t = 0 to the first liquidation and
+      to the step by which 90% of the seized collateral (USD) was seized.
+    """
+    from abm.config import NUMERAIRE
+
+    keys = (
+        "collateral_liquidated_share",
+        "debt_repaid_share",
+        "bad_debt_share",
+        "accounts_liquidated_share",
+        f"utilisation_start_{NUMERAIRE}",
+        f"utilisation_peak_{NUMERAIRE}",
+        f"borrow_rate_start_{NUMERAIRE}",
+        f"borrow_rate_peak_{NUMERAIRE}",
+        "minutes_to_full_utilisation",
+        "busiest_minute_share",
+        "busiest_window_share",
+        "minutes_to_first_liquidation",
+        "minutes_to_90pct_liquidated",
+    )
+    out: dict[str, Any] = dict.fromkeys(keys, math.nan)
+    onset = result.summary.get("shock_step")
+    ts = result.timeseries.set_index("step")
+    if onset is None or onset < 1 or onset > ts.index.max():
+        return out
+    at_start = ts.loc[onset - 1]
+    after = ts.loc[onset:]
+    events = result.events
+    events = events[events["step"] >= onset] if len(events) else events
+
+    collateral0 = float(at_start["total_collateral_usd"])
+    debt0 = float(at_start["total_debt_usd"])
+    seized = float(events["seized_usd"].sum()) if len(events) else 0.0
+    repaid = float(events["repaid_usd"].sum()) if len(events) else 0.0
+    bad_debt = float(ts["bad_debt_usd"].iloc[-1] - at_start["bad_debt_usd"])  # a cumulative column
+    if collateral0 > 0:
+        out["collateral_liquidated_share"] = seized / collateral0
+    if debt0 > 0:
+        out["debt_repaid_share"] = repaid / debt0
+        out["bad_debt_share"] = bad_debt / debt0
+    n_accounts = int(ts["n_active_traders"].iloc[0])
+    if n_accounts > 0:
+        out["accounts_liquidated_share"] = (events["account"].nunique() if len(events) else 0) / n_accounts
+
+    utilisation, rate = f"utilisation_{NUMERAIRE}", f"borrow_rate_{NUMERAIRE}"
+    out[f"utilisation_start_{NUMERAIRE}"] = float(at_start[utilisation])
+    out[f"utilisation_peak_{NUMERAIRE}"] = float(after[utilisation].max())
+    out[f"borrow_rate_start_{NUMERAIRE}"] = float(at_start[rate])
+    out[f"borrow_rate_peak_{NUMERAIRE}"] = float(after[rate].max())
+    full = after.index[after[utilisation].to_numpy() >= FULL_UTILISATION]
+    if len(full):
+        out["minutes_to_full_utilisation"] = float(full.min() - onset)
+
+    # timing and clustering on seized collateral: the historical figures count liquidated collateral
+    if seized > 0:
+        per_step = events.groupby("step")["seized_usd"].sum().reindex(after.index, fill_value=0.0).to_numpy()
+        steps = after.index.to_numpy()
+        out["busiest_minute_share"] = float(per_step.max() / seized)
+        window = np.convolve(per_step, np.ones(CASCADE_WINDOW_STEPS))[: len(per_step)]  # trailing sums
+        out["busiest_window_share"] = float(window.max() / seized)
+        out["minutes_to_first_liquidation"] = float(steps[np.argmax(per_step > 0)] - onset)
+        cumulative = np.cumsum(per_step) / seized
+        out["minutes_to_90pct_liquidated"] = float(steps[np.argmax(cumulative >= 0.9 - 1e-12)] - onset)
+    return out
+
+
 TABLES: dict[str, TableFunction] = {
     "events": events_table,
     "cascades": cascades_table,
@@ -66,4 +155,5 @@ TABLES: dict[str, TableFunction] = {
 METRICS: dict[str, MetricFunction] = {
     "hawkes": hawkes_metric,
     "endogenous_share": endogenous_share_metric,
+    "validation": validation_metric,
 }

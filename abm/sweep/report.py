@@ -347,6 +347,39 @@ def _cell_table(ctx: SweepContext) -> list[str]:
     return ["## Cell means (over replicates)\n", style.markdown_table(header, rows), ""]
 
 
+def _pre_shock_check(ctx: SweepContext) -> list[str]:
+    """Runs that did not stay in equilibrium before their shock: liquidations before it, or the market more than
+    3% from its fundamental. Their shock-window numbers mix the shock with a crash of their own."""
+    if "pre_shock_liquidations" not in ctx.ok or ctx.ok["pre_shock_liquidations"].isna().all():
+        return []
+    gaps = [c for c in ctx.ok.columns if c.startswith("pre_shock_max_gap_")]
+    liquidated = pd.to_numeric(ctx.ok["pre_shock_liquidations"], errors="coerce").fillna(0) > 0
+    drifted = (ctx.ok[gaps].apply(pd.to_numeric, errors="coerce") > 0.03).any(axis=1) if gaps else liquidated & False
+    lines = ["## Pre-shock check\n"]
+    bad = ctx.ok[liquidated | drifted]
+    if bad.empty:
+        lines.append(
+            f"All {len(ctx.ok)} runs stayed in equilibrium before the shock: no liquidation, and every market "
+            "within 3% of its fundamental.\n"
+        )
+        return lines
+    lines.append(
+        f"**{len(bad)} of {len(ctx.ok)} runs left equilibrium before the shock** ({int(liquidated.sum())} with "
+        f"liquidations before it, {int(drifted.sum())} with a market more than 3% from its fundamental); their "
+        "shock-window numbers include a crash of their own. By cell:\n"
+    )
+    keys = [c for c in ("case", *ctx.params) if c in bad.columns]
+    for values, group in bad.groupby(keys, sort=False) if keys else [((), bad)]:
+        label = _cell_name(keys, values) if keys else "all runs"
+        lines.append(
+            f"- {label}: {len(group)} run{'s' if len(group) != 1 else ''}, "
+            f"{int(pd.to_numeric(group['pre_shock_liquidations']).sum())} pre-shock "
+            "liquidations"
+        )
+    lines.append("")
+    return lines
+
+
 def _failures(ctx: SweepContext) -> list[str]:
     bad = ctx.runs[ctx.runs["status"] != "ok"]
     if bad.empty:
@@ -641,7 +674,7 @@ def _rho_p(a: pd.Series, b: pd.Series) -> tuple[float, float]:
 
 
 def _cell_name(params: list[str], values: Any) -> str:
-    vals = values if isinstance(values, tuple) else (values,) if len(params) == 1 else tuple(values)
+    vals = tuple(values) if isinstance(values, tuple | list | pd.Series | np.ndarray) else (values,)
     return "(" + ", ".join(f"{short_name(p)}={num(v)}" for p, v in zip(params, vals, strict=True)) + ")"
 
 
@@ -662,5 +695,6 @@ SECTIONS: list[Section[SweepContext]] = [
     Section("single", _single_findings, _is("single")),
     Section("figures", _figures, lambda ctx: ctx.has_data),
     Section("cell means", _cell_table, _is("grid")),
+    Section("pre-shock check", _pre_shock_check, lambda ctx: not ctx.ok.empty),
     Section("failures", _failures),
 ]

@@ -121,7 +121,7 @@ def run_sweep(
             pool, method = worker_pool(n_workers, store.lock_fileno())
             backend += f" ({method})"
         failed = ran = 0
-        tasks = _tasks(exp, out, todo)
+        tasks = sweep_tasks(exp, out, todo)
         outputs: Iterator[RunOutput] = iter(())
         bar: Progress | None = None
         completed = False
@@ -247,7 +247,7 @@ def _warn_if_code_changed(out: Path) -> None:
 # --- tasks ----------------------------------------------------------------------------------------------------
 
 
-def _tasks(exp: Experiment, out: Path, run_indices: Iterable[int]) -> Iterator[RunTask]:
+def sweep_tasks(exp: Experiment, out: Path, run_indices: Iterable[int]) -> Iterator[RunTask]:
     """Tasks for `run_indices`, built lazily (one point's configuration at a time)."""
     cached: tuple[int, dict[str, Any]] | None = None
     runs_dir = out.resolve() / "runs"
@@ -281,7 +281,7 @@ def _column_value(value: Any) -> Any:
 # --- backends -------------------------------------------------------------------------------------------------
 
 
-def _start_method() -> str:
+def start_method() -> str:
     """'fork' on Linux when this process runs no other Python thread, else 'spawn' (see the module docstring)."""
     return "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
 
@@ -294,7 +294,7 @@ def worker_pool(n_workers: int, lock_fd: int | None = None) -> tuple[ProcessPool
     spinning beside them slowed scipy's L-BFGS-B (the contagion study's Hawkes fits) 40-fold. Forked workers also
     close their copy of `lock_fd` (OUT's lock): an flock is held while any copy is open, so a worker still finishing
     a run after its sweep was killed would otherwise refuse the `--resume`."""
-    method = _start_method()
+    method = start_method()
     ctx = multiprocessing.get_context(method)
     inherited = lock_fd if method == "fork" else None
     pool = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(inherited, os.getpid()))
@@ -302,7 +302,7 @@ def worker_pool(n_workers: int, lock_fd: int | None = None) -> tuple[ProcessPool
         try:
             with warnings.catch_warnings():
                 # CPython warns on every fork while other OS threads exist. No Python thread runs here (see
-                # `_start_method`); the others are library pools (OpenBLAS, Arrow, jemalloc) that re-initialise
+                # `start_method`); the others are library pools (OpenBLAS, Arrow, jemalloc) that re-initialise
                 # in a forked child, as they have under multiprocessing's fork default on Linux for years.
                 warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
                 pool.submit(os.getpid)  # with fork, the first submit starts every worker, now rather than later

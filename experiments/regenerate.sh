@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerate every committed result in results/ from the experiment files, with the one driver (abm sweep) and
+# the one report kit (abm report). About an hour on 2 cores. Usage: experiments/regenerate.sh [WORKERS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workers=${1:-2}
+abm=${ABM:-.venv/bin/abm}
+py=${PYTHON:-.venv/bin/python}
+
+sweep() {  # sweep EXPERIMENT OUT: a fresh sweep directory, then its report
+    rm -rf "$2"
+    "$abm" sweep "$1" --out "$2" --workers "$workers"
+    "$abm" report "$2"
+}
+
+sweep experiments/equilibrium_start.toml results/equilibrium_start
+sweep experiments/behaviour.toml results/behaviour
+sweep experiments/forced_selling.toml results/forced_selling
+for e in leverage_vs_depth oracle_latency liquidation_design sensitivity; do
+    sweep "experiments/$e.toml" "results/$e"
+done
+rm -rf results/contagion
+for f in experiments/contagion_*.toml; do
+    "$abm" sweep "$f" --out "results/contagion/$(basename "$f" .toml)" --workers "$workers"
+done
+"$py" experiments/contagion_illustrations.py --out results/contagion
+"$abm" report results/contagion
+rm -rf results/validation/runs
+"$abm" sweep experiments/validation.toml --out results/validation/runs --workers "$workers"
+"$py" experiments/validation.py
