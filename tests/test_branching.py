@@ -9,15 +9,12 @@ import pandas as pd
 import pytest
 
 from abm.contagion.cascade import cascade_graph, cascade_metrics, main_parent_forest, offspring_weights
-from abm.contagion.hawkes import (
-    fit_hawkes_exogenous,
+from abm.contagion.hawkes import fit_hawkes_exogenous, lagged_covariates, simulate_discrete_hawkes, step_counts
+from abm.contagion.liquidation_hawkes import (
     fit_hawkes_liquidations,
     fundamental_only_crossings,
     hawkes_branching_ratio,
-    lagged_covariates,
     liquidation_covariates,
-    simulate_discrete_hawkes,
-    step_counts,
 )
 
 LT = np.array([0.78, 0.825])  # USD, ETH

@@ -14,7 +14,7 @@ from scipy import stats
 
 import abm
 from abm import ModelConfig, RunResult
-from abm.contagion.hawkes import hawkes_branching_ratio
+from abm.contagion.liquidation_hawkes import hawkes_branching_ratio
 from abm.errors import UserInputError
 from abm.run import START_POSITIONS_FILE, add_twin, start_liquidation_thresholds
 

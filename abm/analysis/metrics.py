@@ -94,7 +94,7 @@ def stylised_facts(prices: np.ndarray, prefix: str = "", every: int = RETURNS_EV
 
 def fundamental_matrix(timeseries: pd.DataFrame, risky: list[str]) -> np.ndarray:
     """(steps + 1, assets) fundamental prices (USD/token) with the numeraire's column of ones first, then the
-    risky assets in `risky` order: the price input of `abm.contagion.hawkes.hawkes_branching_ratio`."""
+    risky assets in `risky` order: the price input of `abm.contagion.liquidation_hawkes.hawkes_branching_ratio`."""
     cols = [timeseries[f"fundamental_{a}"].to_numpy(dtype=float) for a in risky]
     return np.column_stack([np.ones(len(timeseries)), *cols])
 
@@ -116,7 +116,7 @@ def summarise(
     start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first;
     liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral.
     """
-    from abm.contagion.hawkes import hawkes_branching_ratio
+    from abm.contagion.liquidation_hawkes import hawkes_branching_ratio
 
     steps = timeseries["step"].to_numpy()
     if not np.array_equal(steps, np.arange(len(timeseries))):

@@ -26,11 +26,11 @@ import pandas as pd
 
 from abm.analysis import style
 from abm.analysis.style import Section
+from abm.contagion.liquidation_hawkes import MIN_EVENTS  # "enough events" for a Hawkes estimate
 from abm.io import atomic_write_text
 from abm.sweep.report import SweepContext, load_sweep, successful
 from abm.sweep.store import read_table
 
-MIN_EVENTS = 30  # "enough events" for a Hawkes estimate
 ILLUSTRATION_DIR = "illustration"
 ILLUSTRATION_FILE = "illustration.json"
 
