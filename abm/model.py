@@ -215,7 +215,8 @@ class ReflexivityModel(mesa.Model):
         self.pool.accrue()
         # 4. lenders
         self.pool.begin_withdrawals()
-        view = LenderView.of(self)
+        fear = self.lender_sentiment.update(self.pool, cfg.lenders.panic_half_life_steps)
+        view = LenderView.of(self, fear)
         for i in order(len(self.lenders)):
             self.lenders[i].step(view)
         # 5. traders whose clocks fire (risk alerts bring a clock forward by the trader's reaction delay), except

@@ -81,10 +81,10 @@ class LenderView:
     move: np.ndarray
 
     @classmethod
-    def of(cls, model: ReflexivityModel) -> LenderView:
+    def of(cls, model: ReflexivityModel, fear: np.ndarray) -> LenderView:
+        """The view at the start of the lenders' phase, given their fear (`LenderSentiment.update`, per reserve)."""
         cfg = model.config.lenders
         pool = model.pool
-        fear = model.lender_sentiment.update(pool, cfg.panic_half_life_steps)
         outside = np.array([model.config.reserve(s).outside_rate for s in model.symbols])
         # a share of funds proportional to the rate gap (in %/yr), per day, scaled to one step
         move = cfg.rate_sensitivity * (pool.supply_rates() - outside) * 100.0 * model.config.market.step_seconds
