@@ -191,7 +191,7 @@ class LeveragedTrader(mesa.Agent):
                 if abs(gap) <= tol * max(goal, have):
                     continue
                 # one step's trade is bounded by a share of the market's depth; the rest waits for the next step
-                bound = m.config.traders.max_trade_depth_share * float(m.market.effective_depth()[a])
+                bound = m.config.traders.max_trade_depth_share * m.market.effective_depth_of(a)
                 if abs(gap) > bound:
                     gap = float(np.copysign(bound, gap))
                     self.book.next_decision[self.holder] = min(self.book.next_decision[self.holder], t + 1)

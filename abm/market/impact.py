@@ -115,9 +115,12 @@ class Market:
         secant depth at `reference_usd` (USD per asset), by default 1% of the daily volume."""
         depth = np.full(self.n_assets, np.inf)
         for k in range(1, self.n_assets):
-            ref = None if reference_usd is None else float(reference_usd[k])
-            depth[k] = self.impact[k].linear_depth(self, k, ref)
+            depth[k] = self.effective_depth_of(k, None if reference_usd is None else float(reference_usd[k]))
         return depth
+
+    def effective_depth_of(self, k: int, reference_usd: float | None = None) -> float:
+        """`effective_depth` of one risky asset k (USD per unit of log price)."""
+        return self.impact[k].linear_depth(self, k, reference_usd)
 
     # --- the step ---------------------------------------------------------------------------------------
 
