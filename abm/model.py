@@ -134,7 +134,7 @@ class ReflexivityModel(mesa.Model):
     def _build_agents(self) -> None:
         """The trader book and traders (population stream; clocks stream), liquidators, lenders, oracle updaters."""
         tcfg, cfg = self.config.traders, self.config
-        pop = draw_population(tcfg, len(self.symbols) - 1, self.pool, self.streams.population)
+        pop = draw_population(tcfg, len(self.symbols) - 1, self.pool, self.streams.population, self.market.sigma_daily)
         interval = tcfg.decision_interval_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders)
         self.book = TraderBook(
             self.engine,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
-from abm.config import ModelConfig
+from abm.config import NUMERAIRE, ModelConfig
 from abm.contagion.cascade import cascade_graph, cascade_metrics
 from abm.contagion.distress import distress_metrics
 from abm.errors import UserInputError
@@ -34,6 +34,7 @@ from abm.recording.recorder import HF_BIN_EDGES
 
 EVENT_COLUMNS = [
     "step",
+    "distress_step",
     "event_id",
     "account",
     "owner",
@@ -102,6 +103,7 @@ class RunResult:
             start_collateral=self.start_collateral,
             start_debt=self.start_debt,
             liquidation_threshold=start_liquidation_thresholds(self.config),
+            optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
         )
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:

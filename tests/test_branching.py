@@ -1,5 +1,6 @@
-"""One branching ratio: the cascade graph's (mean offspring per event) and its Hawkes estimate from liquidation
-times with a baseline driven by the fundamental path (fundamental-only threshold crossings of the starting books)."""
+"""One branching ratio: the cascade graph's (mean offspring per event) and its Hawkes estimate from distress onsets
+with a baseline driven by the path prices took without liquidation sales (threshold crossings of the starting books
+along it)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import pytest
 from abm.contagion.cascade import cascade_graph, cascade_metrics, main_parent_forest, offspring_weights
 from abm.contagion.hawkes import fit_hawkes_exogenous, lagged_covariates, simulate_discrete_hawkes, step_counts
 from abm.contagion.liquidation_hawkes import (
+    distress_onsets,
     fit_hawkes_liquidations,
-    fundamental_only_crossings,
     hawkes_branching_ratio,
+    health_crossings,
     liquidation_covariates,
+    non_liquidation_prices,
+    pooled_hawkes_branching_ratio,
 )
 
 LT = np.array([0.78, 0.825])  # USD, ETH
@@ -37,26 +41,28 @@ def prices(eth: np.ndarray) -> np.ndarray:
 
 def test_crossings_of_a_hand_built_pair() -> None:
     coll, debt = two_asset_books()
-    got = fundamental_only_crossings(coll, debt, LT, prices(ETH_PATH))
+    got = health_crossings(coll, debt, LT, prices(ETH_PATH))
     # B crosses at step 2 (ETH 3300), A at step 4 (2400); A's second dip (step 7) is not a new crossing, C was
     # below 1 at the start and D has no debt
     np.testing.assert_array_equal(got, [0, 0, 1, 0, 1, 0, 0, 0])
-    np.testing.assert_array_equal(fundamental_only_crossings(coll, debt, LT, prices(ETH_PATH), chunk=1), got)
+    np.testing.assert_array_equal(health_crossings(coll, debt, LT, prices(ETH_PATH), chunk=1), got)
     # an amplified path (the ETH log move doubled) crosses earlier: A at step 3 (ETH 3000 (2600 / 3000)^2 = 2253,
     # HF 0.93), B still at step 2 (3630)
     rel = ETH_PATH / ETH_PATH[0]
-    amplified = fundamental_only_crossings(coll, debt, LT, prices(ETH_PATH[0] * rel**2))
+    amplified = health_crossings(coll, debt, LT, prices(ETH_PATH[0] * rel**2))
     np.testing.assert_array_equal(amplified, [0, 0, 1, 1, 0, 0, 0, 0])
-    assert fundamental_only_crossings(coll[:0], debt[:0], LT, prices(ETH_PATH)).sum() == 0
+    assert health_crossings(coll[:0], debt[:0], LT, prices(ETH_PATH)).sum() == 0
     with pytest.raises(ValueError, match="liquidation_threshold must be"):
-        fundamental_only_crossings(coll, debt, LT[:1], prices(ETH_PATH))
+        health_crossings(coll, debt, LT[:1], prices(ETH_PATH))
     with pytest.raises(ValueError, match="debt_tokens must be finite and >= 0"):
-        fundamental_only_crossings(coll, -debt, LT, prices(ETH_PATH))
+        health_crossings(coll, -debt, LT, prices(ETH_PATH))
 
 
 def test_liquidation_covariates_columns() -> None:
     coll, debt = two_asset_books()
-    x, names = liquidation_covariates(prices(ETH_PATH), coll, debt, LT, amplifications=(1.0, 2.0), max_lag_steps=2)
+    x, names = liquidation_covariates(
+        prices(ETH_PATH), prices(ETH_PATH), coll, debt, LT, amplifications=(1.0, 2.0), max_lag_steps=2
+    )
     assert names[:3] == ("cross_k1_lag0", "cross_k1_lag1", "cross_k1_lag2") and names[-1] == "abs_return_lag1"
     assert x.shape == (len(ETH_PATH), 2 * 3 + 1)
     np.testing.assert_array_equal(x[:, 1], [0, 0, 0, 1, 0, 1, 0, 0])  # the crossings one step late
@@ -76,10 +82,10 @@ def crash_books(n_accounts: int, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 @pytest.mark.parametrize(("n", "seed"), [(0.2, 11), (0.5, 12)])
 def test_hawkes_branching_ratio_on_liquidations_driven_by_a_crash(n: float, seed: int) -> None:
-    # 2,000 long books, a 30-step crash of ETH -40% at step 300 and a slow drift afterwards; each fundamental-only
-    # crossing brings a liquidation 1-3 steps later (oracle and liquidator delays), each liquidation triggers
-    # Poisson(n) more; the convenience function, which sees only the event steps, the fundamental path and the
-    # starting books, recovers n, where a constant baseline reads the crash as near-critical contagion
+    # 2,000 long books, a 30-step crash of ETH -40% at step 300 and a slow drift afterwards; each crossing along
+    # the path brings a distress onset 1-3 steps later (oracle delays), each onset triggers Poisson(n) more; the
+    # convenience function, which sees only the onset steps, the path and the starting books, recovers n, where a
+    # constant baseline reads the crash as near-critical contagion
     rng = np.random.default_rng(seed)
     coll, debt = crash_books(2000, rng)
     steps = 1441
@@ -87,26 +93,67 @@ def test_hawkes_branching_ratio_on_liquidations_driven_by_a_crash(n: float, seed
     eth[300:330] *= np.linspace(1.0, 0.6, 30)
     eth[330:] *= 0.6
     fund = prices(eth)
-    crossings = fundamental_only_crossings(coll, debt, LT, fund).astype(float)
+    crossings = health_crossings(coll, debt, LT, fund).astype(float)
     felt = lagged_covariates(crossings, [1, 2, 3]) @ np.array([0.5, 0.3, 0.2])
     counts = simulate_discrete_hawkes(0.01 + felt, n, 0.5, rng)
     events = np.repeat(np.arange(steps), counts.astype(int))
-    estimate = hawkes_branching_ratio(events, steps, fund, coll, debt, LT)
+    estimate = hawkes_branching_ratio(events, steps, fund, fund, coll, debt, LT)
     assert estimate == pytest.approx(n, abs=0.1)
     assert fit_hawkes_exogenous(step_counts(events, steps)).n > n + 0.25
-    fit = fit_hawkes_liquidations(events, steps, fund, coll, debt, LT)
+    fit = fit_hawkes_liquidations(events, steps, fund, fund, coll, debt, LT)
     assert fit.n == estimate and fit.covariate_names[0] == "cross_k1_lag0"
 
 
 def test_hawkes_branching_ratio_needs_enough_events() -> None:
     coll, debt = two_asset_books()
     fund = prices(ETH_PATH)
-    assert np.isnan(hawkes_branching_ratio(np.array([], dtype=int), len(fund), fund, coll, debt, LT))
-    assert np.isnan(hawkes_branching_ratio(np.arange(8).repeat(3), len(fund), fund, coll, debt, LT))  # < 30
-    with pytest.raises(ValueError, match="event_steps must lie in"):
-        fit_hawkes_liquidations(np.array([8]), len(fund), fund, coll, debt, LT)
+    assert np.isnan(hawkes_branching_ratio(np.array([], dtype=int), len(fund), fund, fund, coll, debt, LT))
+    assert np.isnan(hawkes_branching_ratio(np.arange(8).repeat(3), len(fund), fund, fund, coll, debt, LT))  # < 30
+    with pytest.raises(ValueError, match="onset_steps must lie in"):
+        fit_hawkes_liquidations(np.array([8]), len(fund), fund, fund, coll, debt, LT)
     with pytest.raises(ValueError, match="n_steps = 9 rows"):
-        fit_hawkes_liquidations(np.array([1]), 9, fund, coll, debt, LT)
+        fit_hawkes_liquidations(np.array([1]), 9, fund, fund, coll, debt, LT)
+
+
+def test_non_liquidation_prices_remove_the_impact_still_in_the_market() -> None:
+    # ETH at 2,700 with a log impact of -0.1 still in it from liquidation sales: without them it would be at
+    # 2700 e^0.1 = 2983.97; the numeraire carries no impact
+    market = np.array([[1.0, 3000.0], [1.0, 2700.0]])
+    impact = np.array([[0.0, 0.0], [0.0, -0.1]])
+    got = non_liquidation_prices(market, impact)
+    np.testing.assert_allclose(got, [[1.0, 3000.0], [1.0, 2700.0 * np.exp(0.1)]])
+    with pytest.raises(ValueError, match="one shape"):
+        non_liquidation_prices(market, impact[:1])
+
+
+def test_distress_onsets_count_each_episode_once() -> None:
+    # account 7 is liquidated three times in one episode (onset 250) and once more after recovering (onset 300);
+    # account 9 once
+    events = pd.DataFrame(
+        {"step": [252, 253, 260, 301, 255], "account": [7, 7, 7, 7, 9], "distress_step": [250, 250, 250, 300, 254]}
+    )
+    np.testing.assert_array_equal(distress_onsets(events), [250, 254, 300])
+    assert len(distress_onsets(events.iloc[:0])) == 0
+
+
+def test_pooled_fit_shares_one_branching_ratio_over_runs() -> None:
+    # ten short runs of one crash design (n = 0.4): each run alone has a few dozen events, the pooled fit is close
+    rng = np.random.default_rng(21)
+    counts, covariates = [], []
+    for _ in range(10):
+        coll, debt = crash_books(300, rng)
+        eth = 3000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, 400)))
+        eth[100:130] *= np.linspace(1.0, 0.6, 30)
+        eth[130:] *= 0.6
+        fund = prices(eth)
+        felt = lagged_covariates(health_crossings(coll, debt, LT, fund).astype(float), [1, 2, 3]) @ [0.5, 0.3, 0.2]
+        counts.append(simulate_discrete_hawkes(0.002 + felt, 0.4, 0.5, rng))
+        covariates.append(liquidation_covariates(fund, fund, coll, debt, LT)[0])
+    fit = pooled_hawkes_branching_ratio(counts, covariates)
+    assert fit.n == pytest.approx(0.4, abs=0.1)
+    assert fit.n_events == int(sum(c.sum() for c in counts))
+    with pytest.raises(ValueError, match="same K"):
+        pooled_hawkes_branching_ratio(counts[:2], [covariates[0], covariates[1][:, :3]])
 
 
 # --- the cascade graph's branching ratio ---------------------------------------------------------------------

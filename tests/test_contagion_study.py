@@ -169,11 +169,11 @@ replicates = 2
 base_seed = 4110
 save_timeseries = [0]
 [overrides]
-"traders.n_traders" = 60
+"traders.n_traders" = 150
 "traders.max_leverage" = 6.0
 "scenario.events" = [{ kind = "shock", asset = "ETH", size = -0.4, start = 20, duration = 20 }]
 [outputs]
-tables = ["cascades", "events"]
+tables = ["cascades", "events", "hawkes_inputs"]
 metrics = ["hawkes", "endogenous_share"]
 """
 
@@ -220,6 +220,14 @@ def test_contagion_report_from_a_tiny_collection_of_sweeps(tmp_path: Path) -> No
     assert numbers["leverage"]["liquidations"]["5"] == pytest.approx(high["n_liquidations"].mean())
     hawkes = pd.read_csv(study / "hawkes_runs.csv")
     assert len(hawkes) == 2 and set(hawkes["preset"]) == {"crash"}
+    # the pooled fit: one branching ratio from both runs' distress onsets (hawkes_inputs tables)
+    inputs = pd.read_parquet(study / "contagion_hawkes_crash" / "hawkes_inputs.parquet")
+    assert sorted(inputs["run_index"].unique()) == [0, 1] and len(inputs) == 2 * 81
+    events = pd.read_parquet(study / "contagion_hawkes_crash" / "events.parquet")
+    episodes = events[["run_index", "account", "distress_step"]].drop_duplicates()
+    assert inputs["onsets"].sum() == len(episodes) >= 30  # one onset per account and episode; enough to fit
+    pooled = numbers["hawkes"]["the same, one fit pooled over the runs"]["crash"]
+    assert 0.0 <= pooled < 1.0
     # each sweep got its own report too
     assert (study / "contagion_leverage" / "report.md").exists()
     assert (study / "contagion_hawkes_crash" / "report.md").exists()

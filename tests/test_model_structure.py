@@ -28,14 +28,14 @@ def fundamentals(**overrides: object) -> np.ndarray:
     for _ in range(SHORT):
         model.step()
     ts = model.datacollector.get_model_vars_dataframe()
-    return ts[[f"fundamental_{s}" for s in model.symbols[1:]] + ["price_ETH"]].to_numpy()
+    return ts[[f"fundamental_{s}" for s in model.symbols[1:]] + ["total_debt_usd"]].to_numpy()
 
 
 def test_same_seed_same_news_whatever_the_leverage_or_population_size() -> None:
     base = fundamentals()
     for other in (fundamentals(**{"traders.max_leverage": 6.0}), fundamentals(**{"traders.n_traders": 1000})):
         np.testing.assert_array_equal(other[:, :-1], base[:, :-1])  # fundamental_* columns, bit for bit
-        assert not np.array_equal(other[:, -1], base[:, -1])  # while the market itself did differ
+        assert not np.array_equal(other[:, -1], base[:, -1])  # while the traders' borrowing did differ
 
 
 def test_population_draws_do_not_depend_on_leverage() -> None:
@@ -43,7 +43,8 @@ def test_population_draws_do_not_depend_on_leverage() -> None:
     for max_leverage in (3.0, 6.0):
         cfg = ModelConfig.from_preset("baseline", {"traders.n_traders": 200, "traders.max_leverage": max_leverage})
         pool = LendingPool(cfg, n_suppliers=1)
-        draws.append(draw_population(cfg.traders, len(cfg.assets), pool, np.random.default_rng(3)))
+        daily_vol = np.array([0.0] + [asset.volatility / np.sqrt(365.0) for asset in cfg.assets.values()])
+        draws.append(draw_population(cfg.traders, len(cfg.assets), pool, np.random.default_rng(3), daily_vol))
     low, high = draws
     for name in ("equity", "strategy", "risk", "mode", "direction"):
         np.testing.assert_array_equal(getattr(low, name), getattr(high, name), err_msg=name)

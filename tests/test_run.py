@@ -21,13 +21,13 @@ from abm.run import START_POSITIONS_FILE, add_twin, start_liquidation_thresholds
 DOCUMENTED_TIMESERIES = ["step", "total_collateral_usd", "total_debt_usd", "aggregate_leverage", "n_liquidations",
                    "liquidation_volume_usd", "bad_debt_usd", "lender_loss_usd", "dilution_usd", "n_liquidatable",
                    "n_active_traders"]  # fmt: skip
-DOCUMENTED_EVENTS = ["step", "event_id", "account", "owner", "liquidator", "debt_asset", "repaid", "collateral_asset",
+DOCUMENTED_EVENTS = ["step", "distress_step", "event_id", "account", "owner", "liquidator", "debt_asset", "repaid", "collateral_asset",
                "seized", "price", "hf_before", "bad_debt_usd", "endogenous"]  # fmt: skip
 DOCUMENTED_SUMMARY = ["liquidation_volume_usd", "n_liquidations", "n_accounts_liquidated", "bad_debt_usd",
                 "lender_loss_usd", "dilution_usd", "peak_utilisation", "max_borrow_rate", "return_kurtosis",
                 "hill_tail_index", "abs_return_acf", "fundamental_return_kurtosis", "fundamental_hill_tail_index",
                 "fundamental_abs_return_acf", "max_fourth_moment_share", "hawkes_branching_ratio", "shock_step",
-                "pre_shock_liquidations", "reflexivity_index", "branching_ratio", "largest_cascade",
+                "pre_shock_liquidations", "utilisation_recovery_steps", "lender_supply_change", "reflexivity_index", "branching_ratio", "largest_cascade",
                 "max_cascade_depth", "seed", "steps", "wall_seconds"]  # fmt: skip
 PER_ASSET_SUMMARY = ["max_drawdown", "fundamental_drawdown", "pre_shock_max_gap", "pre_shock_mean_gap",
                      "shock_drawdown", "fundamental_shock_drawdown", "amplification"]  # fmt: skip
@@ -164,12 +164,19 @@ def test_hawkes_branching_ratio_uses_the_starting_positions(twinned: RunResult) 
     np.testing.assert_array_equal(twinned.start_collateral, model.start_collateral)
     np.testing.assert_array_equal(twinned.start_debt, model.start_debt)
     ts = twinned.timeseries
-    prices = np.column_stack([np.ones(len(ts)), ts["fundamental_ETH"], ts["fundamental_BTC"]])
+    fundamental = np.column_stack([np.ones(len(ts)), ts["fundamental_ETH"], ts["fundamental_BTC"]])
+    market = np.column_stack([np.ones(len(ts)), ts["price_ETH"], ts["price_BTC"]])
+    impact = np.column_stack([np.zeros(len(ts)), ts["liquidation_impact_ETH"], ts["liquidation_impact_BTC"]])
+    # the market records the impact of liquidation sales still in its prices: negative (sales) once they start
+    first = int(twinned.events["step"].min())
+    assert (impact[:first] == 0).all() and (impact[first:, 1] < 0).any()
+    onsets = twinned.events[["account", "distress_step"]].drop_duplicates()["distress_step"].to_numpy()
+    assert (twinned.events["distress_step"] <= twinned.events["step"]).all()
     expected = hawkes_branching_ratio(
-        twinned.events["step"].to_numpy(), len(ts), prices, model.start_collateral, model.start_debt,
+        np.sort(onsets), len(ts), market * np.exp(-impact), fundamental, model.start_collateral, model.start_debt,
         np.where(model.pool.collateral_enabled, model.pool.liquidation_threshold, 0.0),
     )  # fmt: skip
-    assert len(twinned.events) >= 30 and math.isfinite(expected)
+    assert len(onsets) >= 30 and math.isfinite(expected)
     assert twinned.summary["hawkes_branching_ratio"] == pytest.approx(expected)
 
 
@@ -233,3 +240,17 @@ def test_saved_run_keeps_its_start_positions_and_summary(twinned: RunResult, tmp
     np.testing.assert_array_equal(back.start_debt, twinned.start_debt)
     assert back.table_summary() == twinned.table_summary()
     assert back.table_summary().items() <= back.summary.items()
+
+
+def test_hawkes_inputs_table_reproduces_the_summary_fit(twinned: RunResult) -> None:
+    from abm.contagion.hawkes import fit_hawkes_exogenous
+    from abm.sweep.outputs import TABLES
+
+    table = TABLES["hawkes_inputs"](twinned)
+    assert list(table["step"]) == list(range(len(twinned.timeseries)))
+    episodes = twinned.events[["account", "distress_step"]].drop_duplicates()
+    assert table["onsets"].sum() == len(episodes)
+    covariates = table.drop(columns=["step", "onsets"])
+    assert covariates.columns[0] == "cross_k1_lag0" and covariates.columns[-1] == "abs_return_lag1"
+    fit = fit_hawkes_exogenous(table["onsets"].to_numpy(), covariates.to_numpy())
+    assert fit.n == pytest.approx(twinned.summary["hawkes_branching_ratio"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -148,3 +149,27 @@ def test_stylised_facts_use_five_step_returns() -> None:
         np.sum((a[:-1] - a.mean()) * (a[1:] - a.mean())) / np.sum((a - a.mean()) ** 2)
     )
     assert set(facts) == {"fundamental_return_kurtosis", "fundamental_hill_tail_index", "fundamental_abs_return_acf"}
+
+
+def test_utilisation_recovery_counts_steps_from_the_shocks_end() -> None:
+    from abm.analysis.shock_window import ShockWindow, utilisation_recovery_steps
+
+    # shock over steps 10..19 (end = 20); U* = 0.8, so recovered below 0.85
+    window = ShockWindow(onset=10, end=20, stop=40)
+    util = np.full(60, 0.7)
+    util[15:27] = 0.97  # still full 7 steps after the shock ends, 0.7 again from step 27
+    assert utilisation_recovery_steps(util, window, 0.8) == 7
+    util[15:] = 0.84  # just inside the margin at the end: recovered at once
+    assert utilisation_recovery_steps(util, window, 0.8) == 0
+    util[15:] = 0.99  # never back within the run
+    assert utilisation_recovery_steps(util, window, 0.8) is None
+    assert utilisation_recovery_steps(util, None, 0.8) is None
+
+
+def test_lender_supply_change_values_supply_at_step_0_prices() -> None:
+    from abm.analysis.metrics import lender_supply_change
+
+    # 1,000 USD and 1 ETH supplied at ETH = 3,000 (4,000 USD); the ETH price halves (no change counted) and
+    # lenders withdraw 100 USD: -100 / 4,000 = -2.5%
+    ts = pd.DataFrame({"price_ETH": [3000.0, 1500.0], "supplied_USD": [1000.0, 900.0], "supplied_ETH": [1.0, 1.0]})
+    assert lender_supply_change(ts, ["ETH"]) == pytest.approx(-0.025)

@@ -21,8 +21,9 @@ class TraderBook:
     MARGIN_MODES); amounts in USD; steps are model steps.
 
     strategy, risk, mode: category codes. direction: +1 long, -1 short. base_leverage: the strategy's reference
-    leverage (exposure / equity). leverage_cap: the highest leverage the trader takes (pool LTVs, prudence). initial_equity: USD it starts (and re-enters) with. peak_equity: highest equity
-    seen since it (re-)entered, for the stop-loss drawdown. out_until: step before which it stays out after a
+    leverage (exposure / equity). leverage_cap: the highest leverage the trader takes (pool LTVs, prudence, opening
+    margin: `population.leverage_cap`). initial_equity: USD it starts (and re-enters) with. peak_equity: highest
+    equity seen since it (re-)entered, for the stop-loss drawdown. out_until: step before which it stays out after a
     stop or a wipe-out (-1: not out). decision_interval: mean steps between its decisions; next_decision: the step
     at which its clock fires next. reaction_delay: steps between a risk alert and the trader acting on it.
     """

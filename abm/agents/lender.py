@@ -2,8 +2,9 @@
 (docs/model.md, 3.3 Submodels: Lenders).
 
 Lenders start at parity: each reserve's supply is set so that its supply rate equals the lenders' outside rate
-(`parity_supply`), so nobody moves funds on a calm day. A supply rate above the outside rate draws the lenders'
-idle funds (their wallets) into the pool, one below it draws funds out to their wallets. Fear of bad debt is a
+(`parity_supply`), so nobody moves funds on a calm day. A supply rate above the outside rate by more than a band
+(`lenders.rate_gap_band`: moving funds has costs) draws the lenders' idle funds (their wallets) into the pool, one
+below it by more than the band draws funds out to their wallets (`rate_chasing_move`). Fear of bad debt is a
 stock that decays (`LenderSentiment`): lenders run while recent bad debt is large against the supply, and stop
 as the news ages.
 """
@@ -86,9 +87,23 @@ class LenderView:
         cfg = model.config.lenders
         pool = model.pool
         outside = np.array([model.config.reserve(s).outside_rate for s in model.symbols])
-        # a share of funds proportional to the rate gap (in %/yr), per day, scaled to one step
-        move = cfg.rate_sensitivity * (pool.supply_rates() - outside) * 100.0 * model.config.market.step_seconds
-        return cls(panic=fear > cfg.panic_bad_debt_ratio, move=move / 86400.0)
+        move = rate_chasing_move(
+            pool.supply_rates(), outside, cfg.rate_sensitivity, cfg.rate_gap_band, model.config.market.step_seconds
+        )
+        return cls(panic=fear > cfg.panic_bad_debt_ratio, move=move)
+
+
+def rate_chasing_move(
+    supply_rate: np.ndarray, outside_rate: np.ndarray, sensitivity: float, band: float, step_seconds: float
+) -> np.ndarray:
+    """Share of their funds lenders move into (+) or out of (-) each reserve in one step of `step_seconds`.
+
+    Rates are per year. Only the part of the gap |supply - outside| beyond `band` counts (moving funds has costs,
+    so a gap within the band moves nothing), and `sensitivity` is the share moved per day per 1%/yr of that part.
+    """
+    gap = supply_rate - outside_rate
+    beyond = np.sign(gap) * np.maximum(np.abs(gap) - band, 0.0)
+    return sensitivity * beyond * 100.0 * step_seconds / 86400.0
 
 
 def parity_supply(pool: LendingPool, outside_rate: np.ndarray) -> np.ndarray:

@@ -33,8 +33,14 @@ class Population:
     leverage_cap: np.ndarray
 
 
-def draw_population(cfg: TraderConfig, n_risky: int, pool: LendingPool, rng: np.random.Generator) -> Population:
-    """Draw `cfg.n_traders` traders holding `cfg.assets_per_trader` of the `n_risky` risky assets (indices 1..)."""
+def draw_population(
+    cfg: TraderConfig, n_risky: int, pool: LendingPool, rng: np.random.Generator, daily_vol: np.ndarray
+) -> Population:
+    """Draw `cfg.n_traders` traders holding `cfg.assets_per_trader` of the `n_risky` risky assets (indices 1..).
+
+    daily_vol: per asset, numeraire first, the daily standard deviation of log returns (the market's calm daily
+    volatility), the unit of the opening margin `cfg.liquidation_distance_sigmas`.
+    """
     n = cfg.n_traders
     equity = draw_equity(cfg, rng)
     strategy = draw_mix(cfg.strategy_mix, STRATEGIES, n, rng)
@@ -46,7 +52,19 @@ def draw_population(cfg: TraderConfig, n_risky: int, pool: LendingPool, rng: np.
     quantile = rng.random(n)
     direction = np.array([STRATEGY_REGISTRY[name].direction for name in STRATEGIES])[strategy]
     prudent = risk == RISK_STYLES.index("prudent")
-    cap = np.array([leverage_cap(pool, assets[i], direction[i] < 0, prudent[i], cfg.prudent_buffer) for i in range(n)])
+    cap = np.array(
+        [
+            leverage_cap(
+                pool,
+                assets[i],
+                direction[i] < 0,
+                prudent[i],
+                cfg.prudent_buffer,
+                cfg.liquidation_distance_sigmas * float(daily_vol[assets[i]].max()),
+            )
+            for i in range(n)
+        ]
+    )
     leverage = np.minimum(cfg.leverage_min + quantile * (cfg.max_leverage - cfg.leverage_min), cap)
     return Population(equity, strategy, risk, mode, direction, assets, leverage, cap)
 
@@ -76,16 +94,36 @@ def draw_mix(mix: Mapping[str, float], names: tuple[str, ...], n: int, rng: np.r
     return rng.choice(len(names), size=n, p=weights / weights.sum())
 
 
-def leverage_cap(pool: LendingPool, assets: list[int], short: bool, prudent: bool, prudent_buffer: float) -> float:
-    """Highest leverage a trader takes, at opening and whenever it levers up: what the pool's LTVs allow, with a
-    5% margin so positions start healthy; a prudent trader also stays 10% above its health-factor buffer (else it
-    would sell again at once)."""
+def leverage_cap(
+    pool: LendingPool,
+    assets: list[int],
+    short: bool,
+    prudent: bool,
+    prudent_buffer: float,
+    liquidation_distance: float = 0.0,
+) -> float:
+    """Highest leverage (exposure / equity, dimensionless) a trader takes, at opening and whenever it levers up.
+
+    Three limits, the lowest binding: what the pool's LTVs allow, with a 5% margin so positions start healthy; for
+    a prudent trader, 10% above its health-factor buffer `prudent_buffer` (else it would sell again at once); and
+    the opening margin: a position whose liquidation is at least `liquidation_distance` away, a log price move
+    against it (dimensionless; the model passes a number of daily standard deviations), i.e. health factor
+    >= exp(liquidation_distance). 0 turns the opening margin off.
+    """
     ltv = pool.ltv[0] if short else float(min(pool.ltv[a] for a in assets))
     cap = 0.95 * (ltv / (1.0 - ltv) if short else 1.0 / (1.0 - ltv))
+    lt = pool.liquidation_threshold[0] if short else float(min(pool.liquidation_threshold[a] for a in assets))
     if prudent:
-        h = 1.1 * prudent_buffer
-        lt = pool.liquidation_threshold[0] if short else float(min(pool.liquidation_threshold[a] for a in assets))
-        # long: HF = L LT / (L - 1) >= h  ->  L <= h / (h - LT)
-        # short: HF = (1 + L) LT / L >= h  ->  L <= LT / (h - LT)
-        cap = min(cap, (lt if short else h) / (h - lt))
+        cap = min(cap, leverage_at_health(1.1 * prudent_buffer, lt, short))
+    if liquidation_distance > 0:
+        cap = min(cap, leverage_at_health(float(np.exp(liquidation_distance)), lt, short))
     return float(cap)
+
+
+def leverage_at_health(health_factor: float, liquidation_threshold: float, short: bool) -> float:
+    """Leverage (exposure / equity) of a fresh position whose health factor is `health_factor` (> the liquidation
+    threshold LT, a fraction). Long (collateral L, debt L - 1, in equity units): HF = L LT / (L - 1), so
+    L = HF / (HF - LT); short (USD collateral 1 + L, debt L): HF = (1 + L) LT / L, so L = LT / (HF - LT).
+    A log move of d against the position divides its health factor by exp(d)."""
+    lt = liquidation_threshold
+    return (lt if short else health_factor) / (health_factor - lt)

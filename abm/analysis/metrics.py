@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from abm.analysis.shock_window import shock_window_summary
+from abm.config import NUMERAIRE
 
 RETURNS_EVERY_STEPS = 5  # stylised facts on 5-minute returns: at one minute, single impact steps dominate
 
@@ -92,11 +93,34 @@ def stylised_facts(prices: np.ndarray, prefix: str = "", every: int = RETURNS_EV
     }
 
 
-def fundamental_matrix(timeseries: pd.DataFrame, risky: list[str]) -> np.ndarray:
-    """(steps + 1, assets) fundamental prices (USD/token) with the numeraire's column of ones first, then the
-    risky assets in `risky` order: the price input of `abm.contagion.liquidation_hawkes.hawkes_branching_ratio`."""
-    cols = [timeseries[f"fundamental_{a}"].to_numpy(dtype=float) for a in risky]
+def price_matrix(timeseries: pd.DataFrame, risky: list[str], prefix: str) -> np.ndarray:
+    """(steps + 1, assets) columns `<prefix><asset>` of the per-step table with the numeraire's column of ones
+    first, then the risky assets in `risky` order (prefix "price_" for the market, "fundamental_" for the
+    fundamental; USD/token)."""
+    cols = [timeseries[f"{prefix}{a}"].to_numpy(dtype=float) for a in risky]
     return np.column_stack([np.ones(len(timeseries)), *cols])
+
+
+def hawkes_inputs(timeseries: pd.DataFrame, risky: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The price inputs of `abm.contagion.liquidation_hawkes.hawkes_branching_ratio` from a run's per-step table:
+    (non-liquidation prices, fundamental prices), each (steps + 1, assets) USD/token, numeraire first."""
+    from abm.contagion.liquidation_hawkes import non_liquidation_prices
+
+    impact = np.column_stack(
+        [np.zeros(len(timeseries))] + [timeseries[f"liquidation_impact_{a}"].to_numpy(dtype=float) for a in risky]
+    )
+    market = price_matrix(timeseries, risky, "price_")
+    return non_liquidation_prices(market, impact), price_matrix(timeseries, risky, "fundamental_")
+
+
+def lender_supply_change(timeseries: pd.DataFrame, risky: list[str]) -> float:
+    """Relative change of lenders' total supply over the run: sum over reserves of `supplied_R` at the last row
+    over the same at step 0, each valued at step-0 prices (so a price move alone changes nothing), minus 1. NaN
+    without supply at step 0."""
+    first = timeseries.iloc[0]
+    price0 = {NUMERAIRE: 1.0, **{a: float(first[f"price_{a}"]) for a in risky}}
+    value = sum(timeseries[f"supplied_{r}"].to_numpy(dtype=float) * p for r, p in price0.items())
+    return float(value[-1] / value[0] - 1.0) if value[0] > 0 else float("nan")
 
 
 def summarise(
@@ -108,15 +132,17 @@ def summarise(
     start_collateral: np.ndarray,
     start_debt: np.ndarray,
     liquidation_threshold: np.ndarray,
+    optimal_utilisation: float | None = None,
 ) -> dict[str, Any]:
     """The scalar summary (docs/model.md, "Outputs") that comes from the tables (cascade and distress metrics are
     added by the caller). Undefined values are None.
 
     shocks: (start, duration) of each scripted shock (`abm.analysis.shock_window.scripted_shocks`);
     start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first;
-    liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral.
+    liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral; optimal_utilisation: the
+    numeraire reserve's U* (for ``utilisation_recovery_steps``; None leaves the key out).
     """
-    from abm.contagion.liquidation_hawkes import hawkes_branching_ratio
+    from abm.contagion.liquidation_hawkes import distress_onsets, hawkes_branching_ratio
 
     steps = timeseries["step"].to_numpy()
     if not np.array_equal(steps, np.arange(len(timeseries))):
@@ -128,7 +154,19 @@ def summarise(
         out[f"max_drawdown_{s}"] = max_drawdown(market[s])
         out[f"fundamental_drawdown_{s}"] = max_drawdown(fundamental[s])
     event_steps = events["step"].to_numpy(dtype=np.int64) if len(events) else np.zeros(0, dtype=np.int64)
-    out.update(shock_window_summary(market, fundamental, event_steps, shocks, last_step=len(timeseries) - 1))
+    numeraire = f"utilisation_{NUMERAIRE}"
+    out.update(
+        shock_window_summary(
+            market,
+            fundamental,
+            event_steps,
+            shocks,
+            last_step=len(timeseries) - 1,
+            numeraire_utilisation=timeseries[numeraire].to_numpy() if numeraire in timeseries else None,
+            optimal_utilisation=optimal_utilisation,
+        )
+    )
+    out["lender_supply_change"] = lender_supply_change(timeseries, risky)
     out["liquidation_volume_usd"] = float(timeseries["liquidation_volume_usd"].sum())
     out["n_liquidations"] = len(events)
     out["n_accounts_liquidated"] = int(events["account"].nunique()) if len(events) else 0
@@ -144,10 +182,12 @@ def summarise(
     out.update(stylised_facts(market[main]))
     out.update(stylised_facts(fundamental[main], prefix="fundamental_"))
     out["max_fourth_moment_share"] = max_fourth_moment_share(log_returns(market[main]))
+    baseline_prices, fundamental_prices = hawkes_inputs(timeseries, risky)
     out["hawkes_branching_ratio"] = hawkes_branching_ratio(
-        event_steps,
+        distress_onsets(events),
         len(timeseries),
-        fundamental_matrix(timeseries, risky),
+        baseline_prices,
+        fundamental_prices,
         start_collateral,
         start_debt,
         liquidation_threshold,

@@ -125,14 +125,18 @@ def shock_window_summary(
     event_steps: np.ndarray,
     shocks: Iterable[tuple[int, int]],
     last_step: int,
+    numeraire_utilisation: np.ndarray | None = None,
+    optimal_utilisation: float | None = None,
 ) -> dict[str, Any]:
     """The shock-window and pre-shock keys of a run's summary.
 
     market, fundamental: per risky asset A, prices (USD/token) indexed by step 0..last_step; event_steps: the
-    step of each liquidation; shocks: (start, duration) of each scripted shock (`scripted_shocks`).
-    Keys: ``shock_step`` (onset, step), ``pre_shock_liquidations`` (count), and per asset A
-    ``pre_shock_max_gap_A``, ``pre_shock_mean_gap_A``, ``shock_drawdown_A``, ``fundamental_shock_drawdown_A``,
-    ``amplification_A``; each None without a shock in the run.
+    step of each liquidation; shocks: (start, duration) of each scripted shock (`scripted_shocks`);
+    numeraire_utilisation, optimal_utilisation: the numeraire reserve's utilisation per step and its U*.
+    Keys: ``shock_step`` (onset, step), ``pre_shock_liquidations`` (count), ``utilisation_recovery_steps``
+    (`utilisation_recovery_steps` of the numeraire reserve, when given), and per asset A ``pre_shock_max_gap_A``,
+    ``pre_shock_mean_gap_A``, ``shock_drawdown_A``, ``fundamental_shock_drawdown_A``, ``amplification_A``; each
+    None without a shock in the run.
     """
     window = shock_window(shocks, last_step)
     shock_step = window.onset if window is not None else None
@@ -140,6 +144,10 @@ def shock_window_summary(
         "shock_step": shock_step,
         "pre_shock_liquidations": pre_shock_liquidations(event_steps, shock_step),
     }
+    if numeraire_utilisation is not None and optimal_utilisation is not None:
+        out["utilisation_recovery_steps"] = utilisation_recovery_steps(
+            numeraire_utilisation, window, optimal_utilisation
+        )
     for a in market:
         m, f = market[a], fundamental[a]
         out[f"pre_shock_max_gap_{a}"] = pre_shock_max_gap(m, f, shock_step)
@@ -149,6 +157,25 @@ def shock_window_summary(
         out[f"fundamental_shock_drawdown_{a}"] = dd_f
         out[f"amplification_{a}"] = shock_amplification(dd_m, dd_f)
     return out
+
+
+# Utilisation counted as recovered after a shock: within this many points (0.05) above the reserve's optimal
+# utilisation U*, where the kinked rate's steep slope starts to bite.
+UTILISATION_RECOVERY_MARGIN = 0.05
+
+
+def utilisation_recovery_steps(
+    utilisation: np.ndarray, window: ShockWindow | None, optimal_utilisation: float
+) -> int | None:
+    """Steps from the end of the last shock (`window.end`) until a reserve's utilisation is back below
+    `optimal_utilisation` + `UTILISATION_RECOVERY_MARGIN`: 0 when it already is at that step. utilisation: per
+    step 0..last step (fraction). None without a shock, when the shock ends after the run, or when utilisation
+    never comes back within the run."""
+    if window is None or window.end >= len(utilisation):
+        return None
+    after = np.asarray(utilisation[window.end :], dtype=float)
+    below = np.flatnonzero(after < optimal_utilisation + UTILISATION_RECOVERY_MARGIN)
+    return int(below[0]) if len(below) else None
 
 
 def pre_shock_warning(summary: dict[str, Any], asset: str) -> str | None:

@@ -199,7 +199,7 @@ class TraderConfig(_Strict):
     )
     momentum_lookback_steps: PosInt = Field(60, description="momentum: return lookback (steps)")
     momentum_signal_scale: PosFloat = Field(
-        3.0,
+        6.0,
         description="momentum: z-score of the lookback return (in realised-volatility units) that takes a trader "
         "from half to 84% of its levered exposure; larger = a gentler response to the trend",
     )
@@ -218,9 +218,17 @@ class TraderConfig(_Strict):
         "trader has its own delay (lognormal), so one price move does not make every alerted trader sell at once",
     )
     max_trade_depth_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
-        0.005,
+        0.001,
         description="cap on one trader's trade in one step, as a share of the asset's market depth (USD per unit "
-        "log price); a larger rebalance continues over the next steps",
+        "log price); a larger rebalance continues over the next steps. 0.001 of the calibrated ETH and BTC depth "
+        "is about a fifth of a minute's traded volume, the participation rate of an ordinary execution algorithm",
+    )
+    liquidation_distance_sigmas: NonNegFloat = Field(
+        2.5,
+        description="opening margin (daily standard deviations): no trader levers beyond the leverage at which a log "
+        "move of this many daily standard deviations of its riskiest asset (its annual volatility / sqrt(365)) "
+        "against the position would take its health factor to 1, so that an ordinary day's news liquidates no fresh "
+        "position; it binds at opening and on every lever-up (0 = off: only the LTV cap and the prudent buffer)",
     )
     borrow_rate_tolerance: PosFloat = Field(
         0.3,
@@ -260,6 +268,12 @@ class LenderConfig(_Strict):
     n_lenders: PosInt = Field(10, description="number of Lender agents (initial supply split among them)")
     rate_sensitivity: NonNegFloat = Field(
         0.05, description="share of funds moved per day per 1%/yr gap between supply and outside rate"
+    )
+    rate_gap_band: NonNegFloat = Field(
+        0.01,
+        description="no-move band on the rate gap (per year): lenders move no funds while |supply rate - outside "
+        "rate| is within it, and only the part of the gap beyond it drives their moves; moving funds has costs "
+        "(gas, time), so small rate wiggles as borrowers trade leave the supply alone",
     )
     panic_bad_debt_ratio: NonNegFloat = Field(
         0.02,

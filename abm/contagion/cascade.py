@@ -2,9 +2,9 @@
 per liquidation event, edges from the liquidations whose sales caused a later account's loss of health, weighted by
 their share of it. Its metrics measure reflexivity. Its branching ratio counts the direct channel only (a
 liquidation's own sale moving a later account's health); a liquidation that causes another through other traders'
-reactions (deleveraging, momentum selling on the prices it moved) is booked under "other", not as offspring. A Hawkes
-fit of liquidation times (`abm.contagion.liquidation_hawkes.hawkes_branching_ratio`) counts both channels, so the two can agree only
-where traders do not react (docs/contagion.md, "Hawkes check").
+reactions (deleveraging, momentum selling on the prices it moved) is booked under "other", not as offspring. The
+Hawkes estimate (`abm.contagion.liquidation_hawkes.hawkes_branching_ratio`) puts other trading in its baseline too,
+so it estimates the same quantity from event times alone (docs/contagion.md, "Hawkes check").
 """
 
 from __future__ import annotations

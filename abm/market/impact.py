@@ -46,6 +46,9 @@ class Market:
         self.last_log_price = log_fundamental.copy()
         self.dm_step = {"disc": np.zeros(n), "liq": np.zeros(n)}  # impact this step, by source
         self.liq_impacts: list[tuple[int, int, int, float]] = []  # (event_id, step, asset, dm)
+        # log impact of liquidation sales still in each price (log units): each sale's dm, decayed like all impact;
+        # the market path less this is the path prices would have taken without liquidation sales' impact
+        self.liquidation_impact = np.zeros(n)
         self.refresh_params(config)
         self.realised_var = self.sigma_ref**2 / self.steps_per_year  # start at calm, configured volatility
         for k in range(1, n):
@@ -134,6 +137,7 @@ class Market:
             self.impact[k].relax(self, k)
             self.impact[k].sync(self, k)
         decay_dm = self.m - before
+        self.liquidation_impact *= self.decay
         if self.eta > 0:
             vol = self.realised_vol()
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -222,6 +226,7 @@ class Market:
         self.dm_step[source][k] += dm
         if source == "liq":
             self.liq_impacts.append((event_id, step, k, dm))
+            self.liquidation_impact[k] += dm
 
     def pay_out(self, k: int, amount: float) -> None:
         """The rest of the world hands `amount` tokens of asset k into the model (fresh equity, dilution sales)."""

@@ -179,7 +179,8 @@ class AttributionLedger:
         exo = m.history.log_fundamental(end) - m.history.log_fundamental(begin)
         attribution = attribute(w, total, exo, self.event_moves(begin, end, exclude=event_id))
         owner = int(m.engine.owner[acct])
-        m.recorder.add_event(event_id, acct, owner, liquidator, plan, attribution)
+        distress_step = int(self.last_healthy_step[acct]) + 1
+        m.recorder.add_event(event_id, acct, owner, liquidator, plan, attribution, distress_step)
 
     def event_moves(self, start: int, end: int, exclude: int) -> tuple[np.ndarray, np.ndarray]:
         """(event ids, moves): the log impact per asset of each liquidation sale of steps start < step <= end

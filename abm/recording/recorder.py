@@ -41,7 +41,7 @@ def timeseries_columns(symbols: list[str]) -> list[str]:
     """Column names of the per-step table, in order (the documented run outputs plus a few diagnostics)."""
     cols = ["step"]
     for s in symbols[1:]:
-        cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}"]
+        cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}", f"liquidation_impact_{s}"]
     for s in symbols:
         cols += [
             f"utilisation_{s}",
@@ -98,10 +98,18 @@ class StepRecorder:
         self._events_this_step.clear()
 
     def add_event(
-        self, event_id: int, account: int, owner: int, liquidator: int, plan: LiquidationPlan, attribution: Attribution
+        self,
+        event_id: int,
+        account: int,
+        owner: int,
+        liquidator: int,
+        plan: LiquidationPlan,
+        attribution: Attribution,
+        distress_step: int,
     ) -> None:
         """Record one liquidation (executed as `plan` by agent `liquidator`) and, if it was endogenous, its edges
-        from the earlier liquidations that caused it."""
+        from the earlier liquidations that caused it. distress_step: the step the account's health factor first
+        showed below 1 in this episode (it was healthy at the step before)."""
         m = self.model
         oracle = m.oracle.prices
         debt_asset, coll_asset = plan.debt_asset, plan.collateral_asset
@@ -111,6 +119,7 @@ class StepRecorder:
         self.events.append(
             {
                 "step": m.steps,
+                "distress_step": distress_step,
                 "event_id": event_id,
                 "account": account,
                 "owner": owner,
@@ -156,6 +165,7 @@ class StepRecorder:
             row[f"price_{s}"] = float(mp[a])
             row[f"fundamental_{s}"] = float(fp[a])
             row[f"oracle_{s}"] = float(oracle[a])
+            row[f"liquidation_impact_{s}"] = float(market.liquidation_impact[a])
         util = pool.utilisation()
         brate = pool.borrow_rates()
         srate = pool.supply_rates()

@@ -45,6 +45,32 @@ def write_offs_table(result: RunResult) -> pd.DataFrame:
     return result.write_offs
 
 
+def hawkes_inputs_table(result: RunResult) -> pd.DataFrame:
+    """One row per step: ``step``, ``onsets`` (distress onsets, `abm.contagion.liquidation_hawkes.distress_onsets`)
+    and the covariates of the summary's Hawkes baseline (`liquidation_covariates`, one column each), so that
+    runs can be fitted together (`pooled_hawkes_branching_ratio`). Empty for a run without starting positions."""
+    from abm.analysis.metrics import hawkes_inputs
+    from abm.contagion.hawkes import step_counts
+    from abm.contagion.liquidation_hawkes import distress_onsets, liquidation_covariates
+    from abm.run import start_liquidation_thresholds
+
+    if result.start_collateral is None or result.start_debt is None:
+        return pd.DataFrame()
+    ts = result.timeseries
+    baseline_prices, fundamental_prices = hawkes_inputs(ts, result.config.symbols[1:])
+    x, names = liquidation_covariates(
+        baseline_prices,
+        fundamental_prices,
+        result.start_collateral,
+        result.start_debt,
+        start_liquidation_thresholds(result.config),
+    )
+    table = pd.DataFrame(x, columns=list(names))
+    table.insert(0, "onsets", step_counts(distress_onsets(result.events), len(ts)))
+    table.insert(0, "step", ts["step"].to_numpy())
+    return table
+
+
 def hawkes_metric(result: RunResult) -> dict[str, Any]:
     """Hawkes estimates of the branching ratio from liquidation times alone (`abm.contagion.study.hawkes_metrics`)."""
     from abm.contagion.study import hawkes_metrics, scenario_breaks
@@ -151,6 +177,7 @@ TABLES: dict[str, TableFunction] = {
     "events": events_table,
     "cascades": cascades_table,
     "write_offs": write_offs_table,
+    "hawkes_inputs": hawkes_inputs_table,
 }
 METRICS: dict[str, MetricFunction] = {
     "hawkes": hawkes_metric,
