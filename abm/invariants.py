@@ -1,9 +1,13 @@
 """Accounting invariants (docs/model.md, 5 Invariants), cheap enough to check after every step in debug mode.
 
-- conservation: per asset, tokens in wallets + accounts' collateral + pool cash + the outside market are constant;
+- conservation: per asset, tokens in wallets + accounts' collateral + pool cash + the perp venue (USD only) + the
+  outside market are constant;
 - pool identity: cash + borrows = supplied + reserves per reserve; the pool's scaled borrows equal the sum of
   the accounts' scaled debts;
-- no negative balance anywhere; prices finite and positive; no NaN health factor.
+- no negative balance anywhere; prices finite and positive; no NaN health factor;
+- with the perpetual venue (docs/perps.md, "The ledger, and why the book is a row"): its zero-sum identity, open
+  interest long == short per asset, its book's market ledger equal to the book row, a non-negative insurance fund
+  (`PerpVenue.check_ledger`), and finite positive mark prices.
 A violation raises `InvariantError` naming the step, the ledger and the amounts.
 
 Tolerances are relative to the tokens inside the model (wallets, collateral, pool cash; the larger of the amount at
@@ -24,6 +28,7 @@ from abm.errors import InvariantError
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
+    from abm.perps import PerpVenue
 
 # Float residue allowed, as a fraction of the in-model holdings of the asset: ~1e7 operations' worth of rounding.
 RELATIVE_TOLERANCE = 1e-9
@@ -37,24 +42,40 @@ class Ledgers:
     collateral: np.ndarray
     pool_cash: np.ndarray
     market: np.ndarray  # the outside world's net change since the start (`Market.world_net`)
+    perps: np.ndarray  # USD held by the perpetual venue (numéraire column; zeros without the venue)
 
     @classmethod
     def of(cls, model: ReflexivityModel) -> Ledgers:
         engine = model.engine
+        perps = np.zeros(len(model.symbols))
+        if model.perps is not None:
+            perps[0] = perp_venue_usd(model.perps)
         return cls(
             wallets=model.wallets.balances.sum(axis=0),
             collateral=engine.collateral[: engine.n].sum(axis=0),
             pool_cash=model.pool.cash.copy(),
             market=model.market.world_net.copy(),
+            perps=perps,
         )
 
     def inside(self) -> np.ndarray:
-        """Tokens per asset held inside the model: wallets, accounts' collateral and pool cash."""
-        return self.wallets + self.collateral + self.pool_cash
+        """Tokens per asset held inside the model: wallets, accounts' collateral, pool cash and the perp venue."""
+        return self.wallets + self.collateral + self.pool_cash + self.perps
 
     def totals(self) -> np.ndarray:
         """Tokens per asset over every ledger, the world counted by its change: constant while tokens are conserved."""
         return self.inside() + self.market
+
+
+def perp_venue_usd(venue: PerpVenue) -> float:
+    """USD the perpetual venue holds: every row's equity at mark (accounts, the vault, and the book's, which is
+    what the outside world's market makers have won or lost against it), plus its fee revenue and insurance fund,
+    less its bad debt. By the venue's zero-sum identity this equals what came in (accounts' net deposits from
+    their owners' wallets, the fund and the vault's capital from the outside world), so the token ledgers close."""
+    n = venue.n
+    mark = venue.mark_prices()
+    equity = venue.cash[:n].sum() + venue.margin[:n].sum() + float((venue.size[:n] * (mark - venue.entry[:n])).sum())
+    return float(equity + venue.fee_revenue + venue.insurance_fund - venue.bad_debt)
 
 
 def tolerance(model: ReflexivityModel, ledgers: Ledgers | None = None) -> np.ndarray:
@@ -119,3 +140,11 @@ def check_invariants(model: ReflexivityModel) -> None:
     if np.isnan(hf).any():
         acct = int(np.flatnonzero(np.isnan(hf))[0])
         raise InvariantError(f"step {step}: health factor of account {acct} is NaN")
+    venue = model.perps
+    if venue is not None:
+        mark = venue.mark_prices()
+        bad = ~np.isfinite(mark) | (mark <= 0)
+        if bad.any():
+            a = int(np.flatnonzero(bad)[0])
+            raise InvariantError(f"step {step}: perp mark price of {symbols[a]} is {mark[a]!r}")
+        venue.check_ledger(step)

@@ -2,9 +2,11 @@
 (docs/model.md, 1.3 Process overview and scheduling).
 
 One step is `market.step_seconds` of time and runs eight phases in order: exogenous moves, oracles, interest,
-lenders, traders, health, liquidators, resolution. Randomness comes from four generators spawned from the run's
-seed, one per purpose (news, population, decision clocks, activation order), so that runs with the same seed
-share their news whatever the other parameters are (common random numbers).
+lenders, traders, health, liquidators, resolution. With `perps.enabled` the perpetual venue (`abm.perps.PerpVenue`,
+docs/perps.md) runs inside these phases (see `ReflexivityModel.step`); without it nothing of it is built and a run is
+bit for bit what it was before the venue existed. Randomness comes from five generators spawned from the run's
+seed, one per purpose (news, population, decision clocks, activation order, venue choice), so that runs with the
+same seed share their news whatever the other parameters are (common random numbers).
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from typing import Any
 import mesa
 import numpy as np
 
-from abm.agents import Lender, LeveragedTrader, Liquidator, OracleUpdater
+from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.book import TraderBook
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
-from abm.agents.population import draw_population
+from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
 from abm.config import ModelConfig
-from abm.config.schema import SetEvent
+from abm.config.schema import RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
 from abm.market.history import PriceHistory
 from abm.numerics import row_sums
+from abm.perps import FIRST_ACCOUNT, PerpVenue
 from abm.recording.attribution import AttributionLedger
 from abm.recording.distress import EquitySnapshot, equity_snapshot
 from abm.recording.recorder import StepRecorder
@@ -45,16 +48,19 @@ def overrides_from_keywords(params: Mapping[str, Any]) -> dict[str, Any]:
 class RandomStreams:
     """Independent generators spawned from one seed, one per source of randomness (common random numbers):
     news (fundamentals), population (equity, categories, assets, base leverage, oracle jitter), clocks (decision
-    intervals and times) and activation (the order agents act in)."""
+    intervals and times), activation (the order agents act in) and venue (which traders hold perpetuals: a
+    stream of its own, so turning the venue on moves nobody's other draws). Children of one SeedSequence do not
+    depend on how many are spawned, so the first four are what they were before the venue stream existed."""
 
     news: np.random.Generator
     population: np.random.Generator
     clocks: np.random.Generator
     activation: np.random.Generator
+    venue: np.random.Generator
 
     @classmethod
     def from_seed(cls, seed: int) -> RandomStreams:
-        return cls(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)))
+        return cls(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)))
 
 
 class ReflexivityModel(mesa.Model):
@@ -93,6 +99,7 @@ class ReflexivityModel(mesa.Model):
         self.streams = RandomStreams.from_seed(seed)
         self._build_market()
         self._build_pool()
+        self._build_perps()
         self._build_agents()
         self._open_positions()
         self.initial_ledgers = Ledgers.of(self)  # the reference for conservation and its tolerances
@@ -126,15 +133,51 @@ class ReflexivityModel(mesa.Model):
     def _build_pool(self) -> None:
         """Wallets for every holder (traders, then liquidators, then lenders), the pool and the margin engine."""
         cfg = self.config
-        n_holders = cfg.traders.n_traders + cfg.liquidators.n_liquidators + cfg.lenders.n_lenders
+        n_holders = (
+            cfg.traders.n_traders + cfg.liquidators.n_liquidators + cfg.lenders.n_lenders + cfg.basis_traders.n_traders
+        )
         self.wallets = Wallets(n_holders, self.symbols)
         self.pool = LendingPool(cfg, n_suppliers=cfg.lenders.n_lenders)
         self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * cfg.traders.n_traders))
 
+    def _build_perps(self) -> None:
+        """The perpetual venue over the risky assets when `perps.enabled` (else `perps` is None): its index starts
+        at the oracle prices; the insurance fund and the backstop vault's capital come from the outside world.
+        `basis_spot_dm` holds, per asset, the log impact of basis traders' spot trades in the current step."""
+        cfg = self.config
+        self.perps: PerpVenue | None = None
+        self.basis_spot_dm = np.zeros(len(self.symbols))
+        self.funding_paid_usd = 0.0  # gross funding paid by the paying positions this step (USD)
+        if not cfg.perps.enabled:
+            return
+        capacity = 2 * (cfg.traders.n_traders + cfg.basis_traders.n_traders) + 8
+        self.perps = PerpVenue(cfg, cfg.perps, self.oracle.prices, capacity=capacity)
+        self.market.pay_out(0, cfg.perps.insurance_fund_usd + cfg.perps.vault_capital_usd)
+
+    def perp_traders(self, n_traders: int) -> np.ndarray:
+        """Which traders hold their exposure in perpetuals (bool per trader): each with probability
+        `perps.trader_share`, from the venue stream (no draw at all without the venue)."""
+        share = self.config.perps.trader_share if self.perps is not None else 0.0
+        if share <= 0:
+            return np.zeros(n_traders, dtype=bool)
+        return self.streams.venue.random(n_traders) < share
+
     def _build_agents(self) -> None:
-        """The trader book and traders (population stream; clocks stream), liquidators, lenders, oracle updaters."""
+        """The trader book and traders (population stream; clocks stream; venue stream for who trades perps),
+        liquidators, lenders, basis traders, oracle updaters. A perp trader keeps its drawn leverage quantile under
+        the perp venue's leverage cap (`population.perp_leverage_cap`) instead of the pool's."""
         tcfg, cfg = self.config.traders, self.config
         pop = draw_population(tcfg, len(self.symbols) - 1, self.pool, self.streams.population, self.market.sigma_daily)
+        on_perps = self.perp_traders(tcfg.n_traders)
+        leverage, cap = pop.base_leverage, pop.leverage_cap
+        if on_perps.any() and self.perps is not None:
+            leverage, cap = leverage.copy(), cap.copy()
+            imr, mmr = float(self.perps.imr[0]), float(self.perps.mmr[0])
+            prudent = pop.risk == RISK_STYLES.index("prudent")
+            for i in np.flatnonzero(on_perps):
+                distance = tcfg.liquidation_distance_sigmas * float(self.market.sigma_daily[pop.assets[i]].max())
+                cap[i] = perp_leverage_cap(imr, mmr, pop.direction[i] < 0, prudent[i], tcfg.prudent_buffer, distance)
+            leverage[on_perps] = np.minimum(base_leverage(tcfg, pop.leverage_quantile), cap)[on_perps]
         interval = tcfg.decision_interval_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders)
         self.book = TraderBook(
             self.engine,
@@ -143,14 +186,17 @@ class ReflexivityModel(mesa.Model):
             risk=pop.risk,
             mode=pop.mode,
             direction=pop.direction,
-            base_leverage=pop.base_leverage,
-            leverage_cap=pop.leverage_cap,
+            base_leverage=leverage,
+            leverage_cap=cap,
             initial_equity=pop.equity,
             decision_interval=interval,
             next_decision=self.streams.clocks.exponential(interval),
             reaction_delay=tcfg.reaction_delay_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders),
         )
-        self.traders = [LeveragedTrader(self, i, pop.assets[i]) for i in range(tcfg.n_traders)]
+        self.book.perps = self.perps
+        self.traders: list[LeveragedTrader] = [
+            (PerpTrader if on_perps[i] else LeveragedTrader)(self, i, pop.assets[i]) for i in range(tcfg.n_traders)
+        ]
         holder = tcfg.n_traders
         self.liquidators: list[Liquidator] = []
         for _ in range(cfg.liquidators.n_liquidators):
@@ -159,7 +205,14 @@ class ReflexivityModel(mesa.Model):
             holder += 1
         self.lenders = [Lender(self, holder + j, supplier=j) for j in range(cfg.lenders.n_lenders)]
         self.lender_sentiment = LenderSentiment(len(self.symbols))
+        holder += len(self.lenders)
+        n_risky = len(self.symbols) - 1
+        self.basis_traders: list[BasisTrader] = []
+        for j in range(cfg.basis_traders.n_traders):  # spread over the risky assets in turn
+            self.wallets.fund_from_world(self.market, holder + j, 0, cfg.basis_traders.capital_usd)
+            self.basis_traders.append(BasisTrader(self, holder + j, 1 + j % n_risky))
         kinds = ["trader"] * tcfg.n_traders + ["liquidator"] * len(self.liquidators) + ["lender"] * len(self.lenders)
+        kinds += ["basis trader"] * len(self.basis_traders)
         self.wallets.kinds[:] = kinds
         n_up = cfg.oracles.n_updaters
         self.updaters = [
@@ -170,8 +223,9 @@ class ReflexivityModel(mesa.Model):
 
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
-        the leverage their strategies want given the pre-history, and lenders then bring each reserve with an
-        outside rate to parity (supply rate = outside rate), all with tokens from the outside world."""
+        the leverage their strategies want given the pre-history (basis traders theirs if funding pays at the
+        start), and lenders then bring each reserve with an outside rate to parity (supply rate = outside rate),
+        all with tokens from the outside world."""
         total_equity = float(self.book.initial_equity.sum())
         for a, sym in enumerate(self.symbols):
             tokens = self.config.reserve(sym).supply_to_equity * total_equity / float(self.fundamentals.prices[a])
@@ -184,6 +238,8 @@ class ReflexivityModel(mesa.Model):
             trader = self.traders[int(i)]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+        for basis in self.basis_traders:
+            basis.open_genesis()
         target = parity_supply(self.pool, np.array([self.config.reserve(s).outside_rate for s in self.symbols]))
         for a in np.flatnonzero(np.isfinite(target)):
             gap = (float(target[a]) - float(self.pool.supplied[a])) / len(self.lenders)
@@ -207,10 +263,14 @@ class ReflexivityModel(mesa.Model):
         self.market.begin_step(self.fundamentals.log_f)
         self.history.record(t, self.market.log_p, self.fundamentals.log_f)  # market provisional (pre-trade)
         self.recorder.begin_step()
-        # 2. oracles
+        # 2. oracles; the perp venue takes the posted oracle prices as its index and its books' impact relaxes
         for i in order(len(self.updaters)):
             self.updaters[i].step()
         oracle = self.oracle.prices
+        venue = self.perps
+        if venue is not None:
+            venue.begin_step(oracle, t)
+            self.basis_spot_dm[:] = 0.0
         # 3. interest
         self.pool.accrue()
         # 4. lenders
@@ -225,8 +285,15 @@ class ReflexivityModel(mesa.Model):
         active = self.book.clocks_due(t, self.streams.clocks)
         for i in order(np.flatnonzero(active & (self.book.out_until <= t))).tolist():
             self.traders[i].step()
-        # 6. health: one vectorised pass over every account
+        # basis traders act every step, after the other traders (their positions answer the premium those made)
+        if self.basis_traders:
+            for i in order(len(self.basis_traders)):
+                self.basis_traders[i].step()
+        # 6. health: one vectorised pass over every lending account; then the perp venue samples its premium (and
+        # pays funding at the end of a period) and runs its own margin pass, liquidating through its waterfall
         self._health_pass(oracle)
+        if venue is not None:
+            self._perp_phase(venue, t)
         # 7. liquidators
         for i in order(len(self.liquidators)):
             self.liquidators[i].step()
@@ -235,12 +302,22 @@ class ReflexivityModel(mesa.Model):
         self.history.record(t, self.market.log_p)
         self._update_anchor(self.market.log_p)
         self.market.end_step()
+        if venue is not None:
+            venue.end_step(t)
         self.recorder.end_step()
         self.datacollector.collect(self)
         if cfg.check_invariants:
             check_invariants(self)
         if self.steps >= self.total_steps:
             self.running = False
+
+    def _perp_phase(self, venue: PerpVenue, t: int) -> None:
+        """Funding (premium sample; payment at a period's end) and the venue's health pass with its waterfall.
+        Books the step's gross funding paid (USD, by every row that paid) in `funding_paid_usd`."""
+        paid_before = venue.funding[: venue.n].copy()
+        venue.accrue_funding(t)
+        self.funding_paid_usd = float(np.clip(paid_before - venue.funding[: venue.n], 0.0, None).sum())
+        venue.health_pass(t)
 
     def _update_anchor(self, log_price: np.ndarray) -> None:
         """One step of the contrarians' EMA anchor (span `traders.contrarian_anchor_steps`) toward `log_price`."""
@@ -259,7 +336,17 @@ class ReflexivityModel(mesa.Model):
         buffer (last step's health), stop-losses past their drawdown from their peak equity (market prices)."""
         book, tcfg = self.book, self.config.traders
         worst_hf = np.full(book.n, np.inf)
-        np.minimum.at(worst_hf, self.engine.owner[: self.engine.n], self.hf)
+        owners = self.engine.owner[: self.engine.n]
+        if self.basis_traders:  # their lending accounts belong to holders after the traders
+            traders = owners < book.n
+            np.minimum.at(worst_hf, owners[traders], self.hf[traders])
+        else:
+            np.minimum.at(worst_hf, owners, self.hf)
+        venue = self.perps
+        if venue is not None and venue.n > FIRST_ACCOUNT:  # perp traders' health: equity over maintenance margin
+            owners = venue.owner[FIRST_ACCOUNT : venue.n]
+            mine = owners < book.n
+            np.minimum.at(worst_hf, owners[mine], venue.health()[mine])
         alerts = book.has_risk("prudent") & (worst_hf < tcfg.prudent_buffer)
         equity = book.equity(self.market.prices)
         np.maximum(book.peak_equity, equity, out=book.peak_equity)

@@ -370,3 +370,472 @@ def spread_shock(total_return: float, steps: int) -> float:
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (got {steps!r})")
     return float(np.log1p(total_return) / steps)
+
+
+# --- perpetual futures (docs/perps.md) ----------------------------------------------------------------------
+# Linear (USD-margined) perpetuals: one contract is one token of the underlying, prices in USD/token, margins and
+# PnL in USD. Sources are named per formula; docs/perps.md lists them.
+
+
+def _check_side(side: ArrayLike) -> FloatArray:
+    s = _as_float("side", side)
+    if np.any((s != 1.0) & (s != -1.0)):
+        bad = np.ravel(s[(s != 1.0) & (s != -1.0)] if s.ndim else s)[0]
+        raise ValueError(f"side must be +1 (long) or -1 (short) (got {bad!r})")
+    return s
+
+
+def premium_index(impact_bid: ArrayLike, impact_ask: ArrayLike, index: ArrayLike, *, check: bool = True) -> FloatArray:
+    """Premium of the perpetual's book over the spot index (Binance, Bybit, Hyperliquid funding docs).
+
+    P = [max(0, impact_bid - index) - max(0, index - impact_ask)] / index. impact_bid / impact_ask: average fill
+    prices (USD/token) of selling / buying the impact notional into the book; index: spot index price (USD/token).
+    Dimensionless: 0 while the index lies inside [impact_bid, impact_ask], positive when the book trades above it.
+    """
+    if check:
+        impact_bid, impact_ask, index = (
+            _as_float("impact_bid", impact_bid),
+            _as_float("impact_ask", impact_ask),
+            _as_float("index", index),
+        )
+        _check_positive(impact_bid=impact_bid, impact_ask=impact_ask, index=index)
+        if np.any(impact_bid > impact_ask):
+            raise ValueError("impact_bid must be <= impact_ask (a crossed book has no premium)")
+    bid, ask, idx = np.asarray(impact_bid), np.asarray(impact_ask), np.asarray(index)
+    return (np.maximum(0.0, bid - idx) - np.maximum(0.0, idx - ask)) / idx
+
+
+def funding_rate(
+    premium: ArrayLike,
+    interest: ArrayLike = 0.0001,
+    clamp: ArrayLike = 0.0005,
+    cap: float | None = None,
+    *,
+    check: bool = True,
+) -> FloatArray:
+    """Funding rate for one funding period (fraction of position notional; > 0: longs pay shorts).
+
+    F = P + clamp(I - P, -c, +c) (Binance and Bybit funding-rate docs; Hyperliquid uses the same form), then, if
+    `cap` is given, |F| <= cap (Hyperliquid caps the hourly rate at 4%). premium P: the period's average premium
+    index; interest I: per period (Binance 0.01% per 8 hours); clamp c >= 0: per period (0.05%).
+    """
+    if check:
+        premium, interest, clamp = (
+            _as_float("premium", premium),
+            _as_float("interest", interest),
+            _as_float("clamp", clamp, nonnegative=True),
+        )
+        if cap is not None and not cap > 0:
+            raise ValueError(f"cap must be > 0 or None (got {cap!r})")
+    p = np.asarray(premium)
+    rate = p + np.clip(np.asarray(interest) - p, -np.asarray(clamp), np.asarray(clamp))
+    return rate if cap is None else np.clip(rate, -cap, cap)
+
+
+def _check_position(entry: ArrayLike, leverage: ArrayLike, side: ArrayLike) -> tuple[FloatArray, ...]:
+    e, lev = _as_float("entry", entry), _as_float("leverage", leverage)
+    _check_positive(entry=e, leverage=lev)
+    return e, lev, _check_side(side)
+
+
+def perp_bankruptcy_price(entry: ArrayLike, leverage: ArrayLike, side: ArrayLike, *, check: bool = True) -> FloatArray:
+    """Mark price (USD/token) at which an isolated, fee-free position's margin is exactly lost (Bybit, "Bankruptcy
+    Price (USDT Contract)"): long entry (1 - 1/L), short entry (1 + 1/L).
+
+    entry: average entry price (USD/token); leverage L = entry notional / isolated margin (> 0); side +1 long, -1
+    short. A long at L <= 1 has a price <= 0: it can never go bankrupt.
+    """
+    if check:
+        entry, leverage, side = _check_position(entry, leverage, side)
+    return np.asarray(entry) * (1.0 - np.asarray(side) / np.asarray(leverage))
+
+
+def perp_liquidation_price(
+    entry: ArrayLike, leverage: ArrayLike, maintenance_margin_rate: ArrayLike, side: ArrayLike, *, check: bool = True
+) -> FloatArray:
+    """Mark price (USD/token) at which an isolated, fee-free position's equity falls to its maintenance margin,
+    charged on the position's value at that mark price (Binance, "How to Calculate Liquidation Price of USDⓈ-M
+    Futures Contracts", isolated mode with zero maintenance amount):
+
+    long: entry (1 - 1/L) / (1 - m); short: entry (1 + 1/L) / (1 + m). m: maintenance margin rate, a fraction in
+    [0, 1). Within one margin tier only; a long price <= 0 means the position is never liquidated.
+    """
+    if check:
+        entry, leverage, side = _check_position(entry, leverage, side)
+        maintenance_margin_rate = _as_float("maintenance_margin_rate", maintenance_margin_rate)
+        _check_fraction("maintenance_margin_rate", maintenance_margin_rate, hi_open=True)
+    s, m = np.asarray(side), np.asarray(maintenance_margin_rate)
+    return np.asarray(entry) * (1.0 - s / np.asarray(leverage)) / (1.0 - s * m)
+
+
+def adl_rank(pnl_fraction: ArrayLike, effective_leverage: ArrayLike, *, check: bool = True) -> FloatArray:
+    """Auto-deleveraging priority (BitMEX, "Auto-Deleveraging"): higher is deleveraged first.
+
+    rank = pnl_fraction * effective_leverage when pnl_fraction > 0, pnl_fraction / effective_leverage otherwise.
+    pnl_fraction: (mark value - entry value) / |entry value| (dimensionless); effective_leverage: |mark value| /
+    (mark value - bankrupt value), > 0 (inf for a position with no equity left).
+    """
+    if check:
+        pnl_fraction, effective_leverage = (
+            _as_float("pnl_fraction", pnl_fraction),
+            _as_float("effective_leverage", effective_leverage),
+        )
+        _check_positive(effective_leverage=effective_leverage)
+    pnl, lev = np.asarray(pnl_fraction), np.asarray(effective_leverage)
+    with np.errstate(invalid="ignore"):
+        return np.where(pnl > 0, pnl * lev, pnl / lev)
+
+
+def tier_cumulative_amounts(floors_usd: ArrayLike, rates: ArrayLike) -> FloatArray:
+    """Each tier's "maintenance amount" cum_n (USD) that makes a tiered margin continuous in notional (Binance,
+    "How to Calculate Liquidation Price of USDⓈ-M Futures Contracts"): cum_1 = 0,
+    cum_n = floor_n * (rate_n - rate_{n-1}) + cum_{n-1}. floors_usd: each tier's lowest notional (USD), increasing;
+    rates: each tier's margin rate (fraction), non-decreasing.
+    """
+    f, r = _as_float("floors_usd", floors_usd, nonnegative=True), _as_float("rates", rates, nonnegative=True)
+    if f.ndim != 1 or f.shape != r.shape or f.size == 0:
+        raise ValueError("floors_usd and rates must be 1-d and of one (non-zero) length")
+    if np.any(np.diff(f) <= 0):
+        raise ValueError("floors_usd must be strictly increasing")
+    if np.any(np.diff(r) < 0):
+        raise ValueError("rates must be non-decreasing")
+    steps = np.concatenate([[0.0], f[1:] * np.diff(r)])
+    return np.cumsum(steps)
+
+
+def tiered_margin(
+    notional_usd: ArrayLike, floors_usd: ArrayLike, rates: ArrayLike, cumulative: ArrayLike | None = None
+) -> FloatArray:
+    """Margin (USD) a position of `notional_usd` needs under a tier table: notional * rate_n - cum_n, n the tier
+    whose floor the notional has reached (Binance: "Maintenance Margin = Position Notional * Maintenance Margin
+    Rate - Maintenance Amount"). `cumulative` (from `tier_cumulative_amounts`) may be passed to skip recomputing.
+    """
+    n = np.abs(np.asarray(notional_usd, dtype=np.float64))
+    f, r = np.asarray(floors_usd, dtype=np.float64), np.asarray(rates, dtype=np.float64)
+    cum = tier_cumulative_amounts(f, r) if cumulative is None else np.asarray(cumulative, dtype=np.float64)
+    tier = np.clip(np.searchsorted(f, n, side="right") - 1, 0, f.size - 1)
+    return n * r[tier] - cum[tier]
+
+
+# --- liquidation auctions, adaptive risk parameters, staking collateral -------------------------------------
+# Formulas for the auction house (abm/lending/auctions.py), the risk steward (abm/lending/risk_steward.py) and
+# staking collateral (abm/lending/staking.py); docs/model.md, "Liquidation auctions", "Adaptive risk parameters"
+# and "Staking collateral and looping". Times are in one unit the caller chooses (Maker's contracts use seconds,
+# the model uses steps); prices in USD (or base-asset units) per token.
+
+# Maker's abaci: LinearDecrease, StairstepExponentialDecrease, ExponentialDecrease
+DUTCH_CURVES = ("linear", "stairstep", "exponential")
+
+
+def dutch_auction_price(
+    start_price: ArrayLike,
+    elapsed: ArrayLike,
+    curve: str,
+    *,
+    duration: float | None = None,
+    cut: float | None = None,
+    step: float = 1.0,
+    check: bool = True,
+) -> FloatArray:
+    """Price (USD/token) of a descending-price auction `elapsed` time units after it (re)started (Maker
+    Liquidations 2.0, `abaci.sol`):
+
+    - linear (LinearDecrease): top (duration - t) / duration, 0 from t = duration on;
+    - stairstep (StairstepExponentialDecrease): top cut^floor(t / step), cut the multiplier per drop;
+    - exponential (ExponentialDecrease): top cut^t, cut the multiplier per time unit.
+
+    start_price (top): USD/token, > 0; elapsed >= 0, duration > 0 and step > 0 in the same time unit; cut in (0, 1].
+    """
+    if curve not in DUTCH_CURVES:
+        raise ValueError(f"curve must be one of {DUTCH_CURVES} (got {curve!r})")
+    if check:
+        start_price, elapsed = _as_float("start_price", start_price), _as_float("elapsed", elapsed, nonnegative=True)
+        _check_positive(start_price=start_price)
+        if curve == "linear" and (duration is None or not duration > 0):
+            raise ValueError(f"duration must be > 0 for the linear curve (got {duration!r})")
+        if curve != "linear" and (cut is None or not 0 < cut <= 1):
+            raise ValueError(f"cut must be in (0, 1] for the {curve} curve (got {cut!r})")
+        if curve == "stairstep" and not step > 0:
+            raise ValueError(f"step must be > 0 (got {step!r})")
+    top, t = np.asarray(start_price, dtype=np.float64), np.asarray(elapsed, dtype=np.float64)
+    if curve == "linear":
+        return top * np.clip((duration - t) / duration, 0.0, 1.0)  # type: ignore[operator]
+    if curve == "stairstep":
+        return top * np.power(cut, np.floor(t / step))  # type: ignore[arg-type]
+    return top * np.power(cut, t)  # type: ignore[arg-type]
+
+
+def dutch_auction_needs_reset(
+    elapsed: ArrayLike, price: ArrayLike, start_price: ArrayLike, tail: float, cusp: float
+) -> NDArray[np.bool_]:
+    """Whether a descending-price auction must be reset (Maker Clipper `status`): elapsed > tail or price / top < cusp.
+
+    elapsed and tail in one time unit; price and start_price (top) in USD/token; cusp a fraction in [0, 1] (the
+    largest drawdown from top before a reset). A reset restarts the clock and sets a fresh top from the oracle.
+    """
+    if not tail > 0:
+        raise ValueError(f"tail must be > 0 (got {tail!r})")
+    if not 0 <= cusp <= 1:
+        raise ValueError(f"cusp must be in [0, 1] (got {cusp!r})")
+    t = _as_float("elapsed", elapsed, nonnegative=True)
+    p, top = _as_float("price", price, nonnegative=True), _as_float("start_price", start_price)
+    _check_positive(start_price=top)
+    return (t > tail) | (p / top < cusp)
+
+
+def auction_keeper_incentive(tab: ArrayLike, chip: ArrayLike, tip: ArrayLike) -> FloatArray:
+    """USD the protocol pays the keeper that starts (or resets) an auction (Maker Clipper `kick`/`redo`):
+    tip + chip * tab. tab: debt the auction must raise (USD); chip: fraction of tab; tip: flat fee (USD)."""
+    t = _as_float("tab", tab, nonnegative=True)
+    c, f = _as_float("chip", chip, nonnegative=True), _as_float("tip", tip, nonnegative=True)
+    return f + c * t
+
+
+def dutch_auction_take(lot: float, tab: float, price: float, amount: float, dust: float = 0.0) -> tuple[float, float]:
+    """(owe, slice) of one purchase from a descending-price auction (Maker Clipper `take`).
+
+    A buyer asks for up to `amount` tokens of the `lot` (tokens) at `price` (USD/token) while `tab` (USD) is still
+    to be raised: slice = min(lot, amount), owe = slice * price; if owe > tab the buyer pays the tab only and gets
+    tab / price tokens; a partial purchase may not leave a remaining tab below `dust` (USD): owe is then cut to
+    tab - dust. Returns owe (USD paid) and slice (tokens received).
+    """
+    for name, v in (("lot", lot), ("tab", tab), ("amount", amount), ("dust", dust)):
+        if not v >= 0:
+            raise ValueError(f"{name} must be >= 0 (got {v!r})")
+    if not price > 0:
+        raise ValueError(f"price must be > 0 (got {price!r})")
+    piece = min(lot, amount)
+    owe = piece * price
+    if owe > tab:
+        return tab, tab / price
+    if owe < tab and piece < lot and tab - owe < dust:
+        if tab <= dust:
+            raise ValueError(f"amount must buy the whole lot when tab <= dust (tab {tab!r}, dust {dust!r})")
+        owe = tab - dust
+        piece = owe / price
+    return owe, piece
+
+
+def english_auction_min_bid(bid: ArrayLike, tab: ArrayLike, beg: float) -> FloatArray:
+    """Smallest acceptable next bid (USD) in the tend phase of an English auction (Maker Flipper `tend`).
+
+    A new bid must exceed the current `bid`, be at most `tab`, and be at least beg * bid unless it equals tab:
+    min(beg * bid, tab). beg >= 1 is the minimum bid increase as a factor (1.05 = 5%). With no bid yet (bid = 0)
+    any positive amount is accepted: the opening that let lone keepers win lots for ~0 DAI on 12-13 March 2020.
+    """
+    if not beg >= 1:
+        raise ValueError(f"beg must be >= 1 (got {beg!r})")
+    b, t = _as_float("bid", bid, nonnegative=True), _as_float("tab", tab, nonnegative=True)
+    return np.minimum(beg * b, t)
+
+
+def english_auction_max_lot(lot: ArrayLike, beg: float) -> FloatArray:
+    """Largest lot (tokens) a dent-phase bid may ask for (Maker Flipper `dent`): beg * new lot <= lot, so lot / beg.
+
+    In the dent phase the bid is fixed at tab and bidders compete by accepting fewer tokens; the tokens given up go
+    back to the liquidated owner. beg >= 1 as in `english_auction_min_bid`.
+    """
+    if not beg >= 1:
+        raise ValueError(f"beg must be >= 1 (got {beg!r})")
+    return _as_float("lot", lot, nonnegative=True) / beg
+
+
+def keeper_break_even_bid(
+    resale_usd: ArrayLike, gas_usd: ArrayLike, funding_rate: ArrayLike, hold_seconds: ArrayLike
+) -> FloatArray:
+    """Largest USD amount a keeper can pay now for a lot and still break even: (resale - gas) / (1 + r * h), at
+    least 0.
+
+    resale_usd: what selling the lot will raise (USD, after the market impact of the sale); gas_usd: gas of all
+    the keeper's transactions for it (USD); funding_rate r: the keeper's own cost of funds (per year, simple
+    interest, as the pool's accrual); hold_seconds h: how long the bid is locked before the lot can be sold.
+    """
+    p = _as_float("resale_usd", resale_usd, nonnegative=True)
+    g = _as_float("gas_usd", gas_usd, nonnegative=True)
+    r = _as_float("funding_rate", funding_rate, nonnegative=True)
+    h = _as_float("hold_seconds", hold_seconds, nonnegative=True)
+    return np.maximum(p - g, 0.0) / (1.0 + r * h / SECONDS_PER_YEAR)
+
+
+def keeper_landing_probability(
+    gas_usd: ArrayLike, gas_budget_usd: ArrayLike, profit_usd: ArrayLike, profit_share: ArrayLike
+) -> FloatArray:
+    """Chance (fraction) that a keeper's transaction lands in the current step: min(1, w / gas), w = max(budget,
+    share * profit).
+
+    gas_usd: what a transaction must pay to be included now (USD, > 0; it rises with congestion); gas_budget_usd:
+    the most the keeper's software pays regardless of the prize (USD); profit_share: the fraction of the expected
+    profit (USD) it will spend on gas. Keepers with a fixed budget (share 0, as the default keepers of March 2020)
+    drop out as gas rises; those that price gas against the prize keep landing on large lots.
+    """
+    g = _as_float("gas_usd", gas_usd)
+    _check_positive(gas_usd=g)
+    budget = _as_float("gas_budget_usd", gas_budget_usd, nonnegative=True)
+    share = _as_float("profit_share", profit_share)
+    _check_fraction("profit_share", share)
+    willing = np.maximum(budget, share * np.maximum(_as_float("profit_usd", profit_usd), 0.0))
+    return np.minimum(willing / g, 1.0)
+
+
+# --- adaptive risk parameters (docs/model.md, "Adaptive risk parameters") --------------------------------------
+
+
+def volatility_liquidation_threshold(
+    realised_vol: ArrayLike, bonus: ArrayLike, k_sigma: float, horizon_days: float
+) -> FloatArray:
+    """Liquidation threshold (fraction) at which a k-sigma fall over the liquidation horizon still leaves collateral
+    worth the debt plus the liquidator's bonus: LT* = exp(-k sigma sqrt(h)) / (1 + bonus).
+
+    An account at HF = 1 has debt = LT * collateral; after a log-price fall of k sigma sqrt(h) its collateral
+    covers debt * (1 + bonus) exactly. realised_vol sigma: per sqrt year (> 0); h = horizon_days / 365; bonus: a
+    fraction. LT* (1 + bonus) < 1 for any positive move, Aave's PoolConfigurator rule (threshold x bonus <= 100%).
+    """
+    s = _as_float("realised_vol", realised_vol)
+    _check_positive(realised_vol=s)
+    b = _as_float("bonus", bonus, nonnegative=True)
+    if not k_sigma > 0:
+        raise ValueError(f"k_sigma must be > 0 (got {k_sigma!r})")
+    if not horizon_days > 0:
+        raise ValueError(f"horizon_days must be > 0 (got {horizon_days!r})")
+    return np.exp(-k_sigma * s * np.sqrt(horizon_days / 365.0)) / (1.0 + b)
+
+
+def steward_update(
+    current_ltv: ArrayLike,
+    current_lt: ArrayLike,
+    realised_vol: ArrayLike,
+    bonus: ArrayLike,
+    *,
+    k_sigma: float = 3.0,
+    horizon_days: float = 1.0,
+    max_change: float = 0.005,
+    ltv_gap: ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """One risk-steward update of (LTV, LT) per reserve toward the volatility target, each moved by at most
+    `max_change` (absolute fraction; Aave's Risk Steward: 50 bps per update for LTV, LT and bonus).
+
+    Target LT* = `volatility_liquidation_threshold`; target LTV* = LT* - gap, gap = `ltv_gap` (fraction, > 0) or
+    each reserve's current LT - LTV. Both are then capped to current +- max_change. Returns (ltv, lt). A reserve
+    that starts valid stays valid, 0 < ltv < lt and lt (1 + bonus) < 1 (Aave's PoolConfigurator rules): moving
+    toward targets a positive gap apart, with one cap for both, neither parameter overtakes the other, and LT only
+    rises toward a target below 1 / (1 + bonus). current_ltv, current_lt: fractions with 0 < ltv < lt and
+    lt (1 + bonus) < 1; realised_vol: per sqrt year (> 0); bonus: fraction.
+    """
+    ltv, lt = _as_float("current_ltv", current_ltv), _as_float("current_lt", current_lt)
+    _check_fraction("current_ltv", ltv, lo_open=True, hi_open=True)
+    _check_fraction("current_lt", lt, lo_open=True, hi_open=True)
+    b = _as_float("bonus", bonus, nonnegative=True)
+    if np.any(ltv >= lt):
+        raise ValueError(f"current_ltv must be < current_lt (got {np.ravel(ltv)[0]!r} >= {np.ravel(lt)[0]!r})")
+    if np.any(lt * (1.0 + b) >= 1.0):
+        raise ValueError(f"current_lt * (1 + bonus) must be < 1 (got {np.max(lt * (1.0 + b))!r})")
+    if not 0 < max_change < 1:
+        raise ValueError(f"max_change must be in (0, 1) (got {max_change!r})")
+    gap = lt - ltv if ltv_gap is None else _as_float("ltv_gap", ltv_gap)
+    _check_positive(ltv_gap=gap)
+    lt_target = volatility_liquidation_threshold(realised_vol, b, k_sigma, horizon_days)
+    ltv_target = np.maximum(lt_target - gap, 0.0)
+    new_lt = np.clip(lt_target, lt - max_change, lt + max_change)
+    new_ltv = np.clip(ltv_target, ltv - max_change, ltv + max_change)
+    # the steward never sets a parameter to 0 (Aave's Risk Steward refuses to): an LTV that would reach 0 stays put
+    new_ltv = np.where(new_ltv > 0, new_ltv, ltv)
+    return new_ltv, new_lt
+
+
+# --- staking collateral and looping (docs/model.md, "Staking collateral and looping") ---------------------------
+
+
+def loop_leverage(ltv: ArrayLike, n_loops: ArrayLike) -> FloatArray:
+    """Leverage (collateral value / equity) after depositing, then `n_loops` times borrowing at `ltv`, buying the
+    collateral and redepositing it: 1 + ltv + ... + ltv^n = (1 - ltv^(n+1)) / (1 - ltv).
+
+    ltv: fraction in [0, 1); n_loops: integer >= 0, or inf for the limit `max_leverage(ltv)` = 1 / (1 - ltv).
+    Buying at the price the oracle values it at (no slippage, no fees).
+    """
+    lv = _as_float("ltv", ltv)
+    _check_fraction("ltv", lv, hi_open=True)
+    n = _as_float("n_loops", n_loops, nonnegative=True)
+    if np.any(np.isfinite(n) & (n != np.floor(n))):
+        raise ValueError(f"n_loops must be a whole number (got {np.ravel(n)[np.ravel(n != np.floor(n))][0]!r})")
+    return max_leverage(lv) * (1.0 - np.power(lv, n + 1.0))
+
+
+def loops_for_leverage(target_leverage: ArrayLike, ltv: ArrayLike) -> NDArray[np.int64]:
+    """Fewest loops n with `loop_leverage(ltv, n)` >= target: n = ceil(ln(1 - T (1 - ltv)) / ln ltv) - 1, 0 for T <= 1.
+
+    target_leverage T >= 1 and below the limit 1 / (1 - ltv); ltv: fraction in (0, 1).
+    """
+    t = _as_float("target_leverage", target_leverage)
+    lv = _as_float("ltv", ltv)
+    _check_fraction("ltv", lv, lo_open=True, hi_open=True)
+    if np.any(t < 1):
+        raise ValueError(f"target_leverage must be >= 1 (got {np.min(t)!r})")
+    limit = max_leverage(lv)
+    if np.any(t >= limit):
+        raise ValueError(f"target_leverage must be < 1 / (1 - ltv) = {np.min(limit)!r} (got {np.max(t)!r})")
+    # the 1e-12 keeps a target reached exactly (in exact arithmetic) from costing one more loop to float rounding
+    n = np.ceil(np.log1p(-t * (1.0 - lv)) / np.log(lv) - 1e-12) - 1.0
+    return np.maximum(n, 0.0).astype(np.int64)
+
+
+def lst_exchange_rate(
+    initial_rate: ArrayLike, staking_apr: ArrayLike, steps: ArrayLike, step_seconds: float
+) -> FloatArray:
+    """Base-asset units one liquid-staking token is worth after `steps` steps of accrual: r0 (1 + apr dt)^steps,
+    dt = step_seconds / seconds_per_year (each step compounds the per-step yield, as `per_step_rate`).
+
+    initial_rate r0: base units per token (> 0; wstETH-style, the token count stays and the rate grows);
+    staking_apr: per year (fraction); steps >= 0.
+    """
+    r0 = _as_float("initial_rate", initial_rate)
+    _check_positive(initial_rate=r0)
+    n = _as_float("steps", steps, nonnegative=True)
+    return r0 * np.power(1.0 + per_step_rate(staking_apr, step_seconds), n)
+
+
+def looped_health_factor(price_ratio: ArrayLike, leverage: ArrayLike, liquidation_threshold: ArrayLike) -> FloatArray:
+    """Health factor of a looped account (staking-token collateral, base-asset debt) when the token's price in the
+    base asset is `price_ratio` times what it was when the loop was built: HF = ratio * L * LT / (L - 1).
+
+    Collateral L E and debt (L - 1) E in base units at the start (E the equity, L = leverage > 1); the base-asset
+    debt does not move with the base price, so only the ratio (the depeg) matters. Interest and staking yield
+    between the start and now are left out. liquidation_threshold: fraction.
+    """
+    r = _as_float("price_ratio", price_ratio, nonnegative=True)
+    lev = _as_float("leverage", leverage)
+    if np.any(lev <= 1):
+        raise ValueError(f"leverage must be > 1 (got {np.min(lev)!r})")
+    lt = _as_float("liquidation_threshold", liquidation_threshold)
+    _check_fraction("liquidation_threshold", lt, lo_open=True)
+    return r * lev * lt / (lev - 1.0)
+
+
+def looped_liquidation_ratio(leverage: ArrayLike, liquidation_threshold: ArrayLike) -> FloatArray:
+    """Staking-token price ratio (now / at the loop's start) at which a looped account reaches HF = 1:
+    (L - 1) / (L LT). At the loop limit L = 1 / (1 - ltv) this is ltv / LT. leverage > 1; LT: fraction."""
+    lev = _as_float("leverage", leverage)
+    if np.any(lev <= 1):
+        raise ValueError(f"leverage must be > 1 (got {np.min(lev)!r})")
+    lt = _as_float("liquidation_threshold", liquidation_threshold)
+    _check_fraction("liquidation_threshold", lt, lo_open=True)
+    return (lev - 1.0) / (lev * lt)
+
+
+def amm_amount_in_to_price(
+    reserve_in: ArrayLike, reserve_out: ArrayLike, target_price: ArrayLike, fee: float = 0.003
+) -> FloatArray:
+    """Tokens to sell into an x*y=k pool (Uniswap v2 semantics, fee kept in the pool) to bring its price
+    reserve_out / reserve_in down to `target_price`; 0 if the price is already at or below it.
+
+    After selling a, with g = 1 - fee, the reserves are (x + a, x y / (x + g a)) (from `amm_amount_out`), so a
+    solves g a^2 + x (1 + g) a + x^2 - x y / p = 0. Reserves in tokens; target_price in out-tokens per in-token.
+    """
+    x, y = _as_float("reserve_in", reserve_in), _as_float("reserve_out", reserve_out)
+    p = _as_float("target_price", target_price)
+    _check_positive(reserve_in=x, reserve_out=y, target_price=p)
+    if not 0 <= fee < 1:
+        raise ValueError(f"fee must be in [0, 1) (got {fee!r})")
+    g = 1.0 - fee
+    c = x * x - x * y / p
+    a = (-x * (1.0 + g) + np.sqrt((x * (1.0 + g)) ** 2 - 4.0 * g * c)) / (2.0 * g)
+    return np.where(c < 0, a, 0.0)

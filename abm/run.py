@@ -64,6 +64,36 @@ WRITE_OFF_COLUMNS = [
     "lenders_usd",
     "dilution_usd",
 ]
+# The perpetual venue's tables (empty in runs without it): one row per auto-deleveraging fill, and one per
+# liquidation fill by waterfall stage (docs/perps.md, "The liquidation waterfall"). Assets are symbols.
+ADL_COLUMNS = [
+    "step",
+    "event_id",
+    "account",
+    "owner",
+    "asset",
+    "side",
+    "size",
+    "price",
+    "rank",
+    "liquidated_account",
+    "insurance_fund_usd",
+    "vault_room",
+]
+PERP_LIQUIDATION_COLUMNS = [
+    "step",
+    "event_id",
+    "account",
+    "owner",
+    "asset",
+    "side",
+    "size",
+    "price",
+    "bankruptcy_price",
+    "fee",
+    "shortfall",
+    "stage",
+]
 START_POSITIONS_FILE = "start_positions.npz"  # arrays `collateral` and `debt`: tokens, accounts x assets at step 0
 # Counterfactual twins: the overrides that make each from the run's configuration (nothing else changes)
 TWINS: dict[str, dict[str, Any]] = {
@@ -87,6 +117,11 @@ class RunResult:
     # (accounts, assets) tokens at step 0, assets numeraire first; None for a run saved before they were kept
     start_collateral: np.ndarray | None
     start_debt: np.ndarray | None
+    # the perpetual venue's tables (`ADL_COLUMNS`, `PERP_LIQUIDATION_COLUMNS`); empty without the venue. adl: one
+    # row per ADL fill: the deleveraged `account` (and its `owner`), its `side` (+1 long, -1 short), `size`
+    # (tokens), `price` (the bankrupt position's bankruptcy price, USD/token), its ADL `rank` when chosen
+    adl: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ADL_COLUMNS))
+    perp_liquidations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PERP_LIQUIDATION_COLUMNS))
     model: ReflexivityModel | None = field(default=None, repr=False)
     twin: RunResult | None = field(default=None, repr=False)  # the counterfactual twin's run (not saved)
 
@@ -104,6 +139,7 @@ class RunResult:
             start_debt=self.start_debt,
             liquidation_threshold=start_liquidation_thresholds(self.config),
             optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
+            adl=self.adl if self.config.perps.enabled else None,
         )
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:
@@ -122,14 +158,17 @@ class RunResult:
         return exposure_graph(model, k=k)
 
     def save(self, out_dir: str | Path, figures: bool = True) -> Path:
-        """Write timeseries.parquet, events.parquet, write_offs.parquet, hf_histogram.parquet, start_positions.npz,
-        summary.json, config.toml, cascade.graphml and figures/*.png into `out_dir`, atomically (all or nothing).
-        The twin's run, if any, is not saved: its measures are in the summary."""
+        """Write timeseries.parquet, events.parquet, write_offs.parquet, adl.parquet, perp_liquidations.parquet,
+        hf_histogram.parquet, start_positions.npz, summary.json, config.toml, cascade.graphml and figures/*.png
+        into `out_dir`, atomically (all or nothing). The twin's run, if any, is not saved: its measures are in the
+        summary."""
         out_dir = Path(out_dir)
         with atomic_dir(out_dir) as tmp:
             self.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
             self.events.to_parquet(tmp / "events.parquet", index=False)
             self.write_offs.to_parquet(tmp / "write_offs.parquet", index=False)
+            self.adl.to_parquet(tmp / "adl.parquet", index=False)
+            self.perp_liquidations.to_parquet(tmp / "perp_liquidations.parquet", index=False)
             hist = pd.DataFrame(self.hf_histogram, columns=hf_bin_labels())
             hist.insert(0, "step", np.arange(len(hist)))
             hist.to_parquet(tmp / "hf_histogram.parquet", index=False)
@@ -169,7 +208,27 @@ class RunResult:
             hf_histogram=hist,
             start_collateral=start_collateral,
             start_debt=start_debt,
+            adl=_read_table(d / "adl.parquet", ADL_COLUMNS),
+            perp_liquidations=_read_table(d / "perp_liquidations.parquet", PERP_LIQUIDATION_COLUMNS),
         )
+
+
+def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A saved table, or an empty one with `columns` for a run saved before the table existed."""
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=columns)
+
+
+def perp_tables(model: ReflexivityModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The venue's ADL fills and liquidation fills as tables (`ADL_COLUMNS`, `PERP_LIQUIDATION_COLUMNS`), asset
+    indices as symbols; empty tables without the venue."""
+    venue = model.perps
+    if venue is None:
+        return pd.DataFrame(columns=ADL_COLUMNS), pd.DataFrame(columns=PERP_LIQUIDATION_COLUMNS)
+    adl = pd.DataFrame([e.as_dict() for e in venue.adl_events], columns=ADL_COLUMNS)
+    liq = pd.DataFrame([e.as_dict() for e in venue.liquidations], columns=PERP_LIQUIDATION_COLUMNS)
+    for table in (adl, liq):
+        table["asset"] = [model.symbols[int(k)] for k in table["asset"]]
+    return adl, liq
 
 
 def hf_bin_labels() -> list[str]:
@@ -277,6 +336,7 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
     events = pd.DataFrame(rec.events, columns=EVENT_COLUMNS)
     write_offs = pd.DataFrame([w.__dict__ for w in rec.write_offs], columns=WRITE_OFF_COLUMNS)
     graph = cascade_graph(events, rec.edges)
+    adl, perp_liquidations = perp_tables(model)
     result = RunResult(
         config=model.initial_config,  # scenario `set` events change model.config; re-runs start from this
         seed=model.seed,
@@ -289,6 +349,8 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
         hf_histogram=np.asarray(rec.hf_histogram),
         start_collateral=np.asarray(model.start_collateral, dtype=float),
         start_debt=np.asarray(model.start_debt, dtype=float),
+        adl=adl,
+        perp_liquidations=perp_liquidations,
         model=model if keep_model else None,
     )
     summary = result.table_summary()

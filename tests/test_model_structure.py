@@ -162,7 +162,7 @@ def test_the_seed_is_stored_once_as_an_integer() -> None:
 LAYERS = [
     {"abm.errors", "abm.io", "abm.numerics"},
     {"abm.protocol", "abm.config"},
-    {"abm.market", "abm.lending"},
+    {"abm.market", "abm.lending", "abm.perps"},
     {"abm.agents"},
     {"abm.recording", "abm.invariants"},
     {"abm.model"},

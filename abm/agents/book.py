@@ -12,6 +12,7 @@ import numpy as np
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
+from abm.perps import FIRST_ACCOUNT, PerpVenue
 
 RISK_CODE = {name: i for i, name in enumerate(RISK_STYLES)}
 
@@ -45,6 +46,7 @@ class TraderBook:
     ) -> None:
         self.engine = engine
         self.wallets = wallets
+        self.perps: PerpVenue | None = None  # the perpetual venue, when the model runs one (its equity counts too)
         self.n = len(strategy)
         self.strategy = strategy
         self.risk = risk
@@ -73,7 +75,8 @@ class TraderBook:
         return self.risk == RISK_CODE[style]
 
     def equity(self, prices: np.ndarray, trader: int | None = None) -> np.ndarray:
-        """Equity (USD at `prices`, USD/token): the collateral minus debt of the trader's accounts plus its wallet.
+        """Equity (USD at `prices`, USD/token): the collateral minus debt of the trader's accounts plus its wallet,
+        plus, when the model runs a perpetual venue, the equity of its perp accounts at the venue's mark prices.
 
         Every trader's (an array), or one trader's (a 0-d array) when `trader` is given.
         """
@@ -81,8 +84,18 @@ class TraderBook:
         owners = engine.owner[: engine.n]
         if trader is not None:
             accounts = np.flatnonzero(owners == trader)
-            return engine.account_equity(prices, accounts).sum() + wallets.balances[trader] @ prices
+            own = engine.account_equity(prices, accounts).sum() + wallets.balances[trader] @ prices
+            if self.perps is not None:
+                venue = self.perps
+                rows = FIRST_ACCOUNT + np.flatnonzero(venue.owner[FIRST_ACCOUNT : venue.n] == trader)
+                own = own + sum(venue.account_equity(int(r)) for r in rows)
+            return own
         by_owner = np.bincount(owners, weights=engine.account_equity(prices), minlength=self.n)[: self.n]
+        if self.perps is not None:
+            venue = self.perps
+            perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
+            mine = perp_owners < self.n  # basis traders' accounts belong to holders after the traders
+            by_owner = by_owner + np.bincount(perp_owners[mine], weights=venue.equity()[mine], minlength=self.n)
         return by_owner + wallets.balances[: self.n] @ prices
 
     def alert(self, alerted: np.ndarray, step: int) -> None:

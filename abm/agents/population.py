@@ -20,8 +20,9 @@ from abm.lending.pool import LendingPool
 @dataclass(frozen=True)
 class Population:
     """Per-trader draws: equity (USD), category codes (indices into the schema's name tuples), direction (+1 long,
-    -1 short), risky assets held, base leverage (exposure / equity) and the highest leverage the trader ever takes
-    (`leverage_cap`)."""
+    -1 short), risky assets held, base leverage (exposure / equity), the highest leverage the trader ever takes
+    (`leverage_cap`) and the quantile in [0, 1) its base leverage was drawn at (`leverage_quantile`: a trader
+    placed on another venue keeps it, under that venue's cap)."""
 
     equity: np.ndarray
     strategy: np.ndarray
@@ -31,6 +32,7 @@ class Population:
     assets: list[list[int]]
     base_leverage: np.ndarray
     leverage_cap: np.ndarray
+    leverage_quantile: np.ndarray
 
 
 def draw_population(
@@ -65,8 +67,13 @@ def draw_population(
             for i in range(n)
         ]
     )
-    leverage = np.minimum(cfg.leverage_min + quantile * (cfg.max_leverage - cfg.leverage_min), cap)
-    return Population(equity, strategy, risk, mode, direction, assets, leverage, cap)
+    leverage = np.minimum(base_leverage(cfg, quantile), cap)
+    return Population(equity, strategy, risk, mode, direction, assets, leverage, cap, quantile)
+
+
+def base_leverage(cfg: TraderConfig, quantile: np.ndarray) -> np.ndarray:
+    """The base leverage at each drawn quantile in [0, 1): uniform on [leverage_min, max_leverage], before caps."""
+    return cfg.leverage_min + quantile * (cfg.max_leverage - cfg.leverage_min)
 
 
 def draw_equity(cfg: TraderConfig, rng: np.random.Generator) -> np.ndarray:
@@ -127,3 +134,27 @@ def leverage_at_health(health_factor: float, liquidation_threshold: float, short
     A log move of d against the position divides its health factor by exp(d)."""
     lt = liquidation_threshold
     return (lt if short else health_factor) / (health_factor - lt)
+
+
+def perp_leverage_cap(
+    initial_margin_rate: float,
+    maintenance_margin_rate: float,
+    short: bool,
+    prudent: bool,
+    prudent_buffer: float,
+    liquidation_distance: float = 0.0,
+) -> float:
+    """Highest leverage (notional / equity, dimensionless) a trader takes in a perpetual, the analogue of
+    `leverage_cap`: what the initial margin allows (rate of the smallest tier), with a 5% margin; for a prudent
+    trader, equity at 1.1 x `prudent_buffer` times the maintenance margin; and the opening margin: a log move of
+    `liquidation_distance` against the position leaves equity at least the maintenance margin (long:
+    1/L >= 1 - e^-d + m e^-d; short: 1/L >= e^d - 1 + m e^d). Rates are fractions of notional."""
+    m = maintenance_margin_rate
+    cap = 0.95 / initial_margin_rate
+    if prudent:
+        cap = min(cap, 1.0 / (1.1 * prudent_buffer * m))
+    if liquidation_distance > 0:
+        d = liquidation_distance
+        loss = (np.exp(d) - 1.0 + m * np.exp(d)) if short else (1.0 - np.exp(-d) + m * np.exp(-d))
+        cap = min(cap, 1.0 / float(loss))
+    return float(cap)

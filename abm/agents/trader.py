@@ -5,6 +5,10 @@ go wrong), a margin mode (one cross account, one isolated account per position, 
 account) and a base leverage. Its state lives in the model's `TraderBook` (row = the trader's holder id); the agent
 reads and writes that row. It sees market prices and its own accounts (docs/model.md, 2 Design concepts); the
 protocol sees oracle prices.
+
+Where the exposure is held is a handful of methods (accounts, account equity, health, carry, trade depth, the trade
+itself); this class holds it in the lending pool, `PerpTrader` (`abm.agents.perp_trader`) in the perpetual venue,
+with the same strategies, risk styles and rebalancing.
 """
 
 from __future__ import annotations
@@ -31,15 +35,19 @@ class LeveragedTrader(mesa.Agent):
         super().__init__(model)
         self.holder = holder
         self.assets = assets
-        engine = model.engine
-        if self.mode == "isolated":
-            self.accounts = [engine.open_account(holder, self.mode) for _ in assets]
-        else:
-            shared = engine.open_account(holder, self.mode)
-            self.accounts = [shared for _ in assets]
+        self.accounts = self.open_accounts()
         self._assets_by_account: dict[int, list[int]] = {}
         for acct, a in zip(self.accounts, self.assets, strict=True):
             self._assets_by_account.setdefault(acct, []).append(a)
+
+    def open_accounts(self) -> list[int]:
+        """Open the trader's accounts with the margin engine: one per asset (isolated) or one shared; returns the
+        account id of each of its assets."""
+        engine = self.model.engine
+        if self.mode == "isolated":
+            return [engine.open_account(self.holder, self.mode) for _ in self.assets]
+        shared = engine.open_account(self.holder, self.mode)
+        return [shared for _ in self.assets]
 
     # --- its row of the trader book ---------------------------------------------------------------------------
 
@@ -113,6 +121,43 @@ class LeveragedTrader(mesa.Agent):
         accounts = list(self._assets_by_account)
         return bool(np.any(engine.collateral[accounts]) or np.any(engine.scaled_debt[accounts]))
 
+    # --- where the exposure is held: the lending pool (`PerpTrader` overrides these for the perp venue) ---------
+
+    def trading_prices(self) -> np.ndarray:
+        """Prices the trader values its positions at (USD/token): the spot market's."""
+        return self.model.market.prices
+
+    def account_equity_usd(self, acct: int, prices: np.ndarray) -> float:
+        """Collateral minus debt of one account (USD at `prices`)."""
+        return float(self.model.engine.account_equity(prices, [acct])[0])
+
+    def worst_health(self, oracle: np.ndarray) -> float:
+        """The lowest health factor of its accounts (oracle prices, as the protocol sees them)."""
+        return min(self.model.engine.account_health(acct, oracle) for acct in self._assets_by_account)
+
+    def carry_rate(self) -> float:
+        """What holding the levered exposure costs (per year): the pool's borrow rate of the borrowed asset."""
+        debt_asset = 0 if self.direction > 0 else self.assets[0]
+        return float(self.model.pool.borrow_rates()[debt_asset])
+
+    def trade_depth(self, asset: int) -> float:
+        """Depth (USD per unit log price) that bounds one step's trade: the spot market's."""
+        return self.model.market.effective_depth_of(asset)
+
+    def trade_exposure(self, acct: int, asset: int, gap_usd: float, prices: np.ndarray, oracle: np.ndarray) -> None:
+        """Change the exposure in `asset` by `gap_usd` (USD, + more exposure) through the margin engine: a long
+        borrows USD and buys (or sells and repays), a short borrows the asset and sells it (or buys back)."""
+        engine, t = self.model.engine, self.model.steps
+        if self.direction > 0:
+            if gap_usd > 0:
+                engine.lever_long(acct, asset, gap_usd, 0.0, oracle, t)
+            else:
+                engine.delever_long(acct, asset, -gap_usd / prices[asset], oracle, t)
+        elif gap_usd > 0:
+            engine.lever_short(acct, asset, gap_usd / prices[asset], 0.0, oracle, t)
+        else:
+            engine.delever_short(acct, asset, -gap_usd / prices[asset], oracle, t)
+
     # --- decisions ----------------------------------------------------------------------------------------
 
     def target_leverage(self) -> float:
@@ -123,10 +168,9 @@ class LeveragedTrader(mesa.Agent):
         """The strategy's target within the trader's limits: `max_leverage`, its own leverage cap (the pool's LTV,
         and for a prudent trader its health-factor buffer), and the cost of borrowing: above
         `borrow_rate_tolerance` (per year) the borrowed part of the exposure shrinks in proportion to the rate."""
-        m, cfg = self.model, self.model.config.traders
+        cfg = self.model.config.traders
         target = min(self.target_leverage(), cfg.max_leverage, float(self.book.leverage_cap[self.holder]))
-        debt_asset = 0 if self.direction > 0 else self.assets[0]
-        rate = float(m.pool.borrow_rates()[debt_asset])
+        rate = self.carry_rate()
         carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
         # a long borrows (L - 1) of its equity; a short borrows L
         return 1.0 + (target - 1.0) * carry if self.direction > 0 else target * carry
@@ -136,7 +180,7 @@ class LeveragedTrader(mesa.Agent):
         m = self.model
         if m.steps < self.out_until:
             return
-        prices, oracle = m.market.prices, m.oracle.prices
+        prices, oracle = self.trading_prices(), m.oracle.prices
         if not self.has_position():
             self._reenter()
             return
@@ -151,12 +195,11 @@ class LeveragedTrader(mesa.Agent):
             return
         target = self.wanted_leverage()
         if self.risk_style == "prudent":
-            worst = min(m.engine.account_health(acct, oracle) for acct in self._assets_by_account)
-            if worst < cfg.prudent_buffer:
-                target = min(target, self._leverage_for_hf(cfg.prudent_target_hf, oracle))
+            if self.worst_health(oracle) < cfg.prudent_buffer:
+                target = min(target, self.leverage_for_health(cfg.prudent_target_hf, oracle))
         self.rebalance(target, prices, oracle)
 
-    def _leverage_for_hf(self, hf_target: float, oracle: np.ndarray) -> float:
+    def leverage_for_health(self, hf_target: float, oracle: np.ndarray) -> float:
         """Leverage at which a long (short) account reaches `hf_target` by selling collateral to repay debt."""
         engine = self.model.engine
         accounts = list(self._assets_by_account)
@@ -177,11 +220,10 @@ class LeveragedTrader(mesa.Agent):
     def rebalance(self, target: float, prices: np.ndarray, oracle: np.ndarray) -> None:
         """Trade each position toward `target` leverage, outside a tolerance band (no churn on small gaps)."""
         m = self.model
-        engine = m.engine
         tol = m.config.traders.rebalance_tolerance
         t = m.steps
         for acct, assets in self._assets_by_account.items():
-            equity = float(engine.account_equity(prices, [acct])[0])
+            equity = self.account_equity_usd(acct, prices)
             if equity <= 0:
                 continue
             goal = target * equity / len(assets)  # exposure per asset (USD)
@@ -191,19 +233,14 @@ class LeveragedTrader(mesa.Agent):
                 if abs(gap) <= tol * max(goal, have):
                     continue
                 # one step's trade is bounded by a share of the market's depth; the rest waits for the next step
-                bound = m.config.traders.max_trade_depth_share * m.market.effective_depth_of(a)
+                bound = m.config.traders.max_trade_depth_share * self.trade_depth(a)
                 if abs(gap) > bound:
                     gap = float(np.copysign(bound, gap))
                     self.book.next_decision[self.holder] = min(self.book.next_decision[self.holder], t + 1)
-                if self.direction > 0:
-                    if gap > 0:
-                        engine.lever_long(acct, a, gap, 0.0, oracle, t)
-                    else:
-                        engine.delever_long(acct, a, -gap / prices[a], oracle, t)
-                elif gap > 0:
-                    engine.lever_short(acct, a, gap / prices[a], 0.0, oracle, t)
-                else:
-                    engine.delever_short(acct, a, -gap / prices[a], oracle, t)
+                self.trade_exposure(acct, a, gap, prices, oracle)
+
+    def free_cash(self) -> None:
+        """Move USD left idle in its flat accounts back to its wallet (the pool's `close_out` already does)."""
 
     def close_all(self, oracle: np.ndarray) -> None:
         for acct in self._assets_by_account:
@@ -231,6 +268,7 @@ class LeveragedTrader(mesa.Agent):
         if self.out_until < 0:  # first time we notice the trader is flat: start its delay
             self.out_until = m.steps + m.config.traders.reentry_delay_steps
             return
+        self.free_cash()
         wallet_usd = m.wallets.balance(self.holder, 0)
         fresh = max(self.initial_equity - wallet_usd, 0.0)
         m.wallets.fund_from_world(m.market, self.holder, 0, fresh)

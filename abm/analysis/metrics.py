@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.analysis.shock_window import shock_window_summary
+from abm.analysis.shock_window import shock_window, shock_window_summary
 from abm.config import NUMERAIRE
 
 RETURNS_EVERY_STEPS = 5  # stylised facts on 5-minute returns: at one minute, single impact steps dominate
@@ -133,6 +133,7 @@ def summarise(
     start_debt: np.ndarray,
     liquidation_threshold: np.ndarray,
     optimal_utilisation: float | None = None,
+    adl: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The scalar summary (docs/model.md, "Outputs") that comes from the tables (cascade and distress metrics are
     added by the caller). Undefined values are None.
@@ -140,10 +141,12 @@ def summarise(
     shocks: (start, duration) of each scripted shock (`abm.analysis.shock_window.scripted_shocks`);
     start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first;
     liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral; optimal_utilisation: the
-    numeraire reserve's U* (for ``utilisation_recovery_steps``; None leaves the key out).
+    numeraire reserve's U* (for ``utilisation_recovery_steps``; None leaves the key out); adl: the run's ADL
+    table when it ran the perpetual venue (`perp_summary` adds its keys; None leaves them out).
     """
     from abm.contagion.liquidation_hawkes import distress_onsets, hawkes_branching_ratio
 
+    shocks = list(shocks)  # read twice: the shock-window metrics and the perp metrics
     steps = timeseries["step"].to_numpy()
     if not np.array_equal(steps, np.arange(len(timeseries))):
         raise ValueError("timeseries must hold one row per step from step 0")
@@ -192,7 +195,48 @@ def summarise(
         start_debt,
         liquidation_threshold,
     )
+    if adl is not None:
+        out.update(perp_summary(timeseries, adl, risky, shocks))
     return undefined_as_none(out)
+
+
+def perp_summary(
+    timeseries: pd.DataFrame, adl: pd.DataFrame, risky: list[str], shocks: Iterable[tuple[int, int]]
+) -> dict[str, Any]:
+    """Summary keys of a run with the perpetual venue (docs/perps.md), from its per-step table (the columns of
+    `abm.recording.recorder.perp_columns`) and its ADL table:
+
+    - adl_count: ADL fills; adl_volume_usd: their size times price (the bankruptcy price), USD;
+    - insurance_fund_drawdown_usd: the insurance fund's largest fall from a running peak, USD;
+    - peak_abs_premium: the largest |premium index| of any asset at any step (dimensionless);
+    - funding_paid_usd: gross funding paid over the run by the positions that paid (book and vault included), USD;
+    - cross_venue_share: in the shock window (`abm.analysis.shock_window.shock_window`), the basis traders' share
+      of the forced spot selling's price impact, summed over risky assets: sum of max(-basis_spot_dm, 0) over
+      sum of max(-basis_spot_dm, 0) + max(-spot_liquidation_dm, 0), per step. The perp book is separate from the
+      spot market, so basis traders' spot sales are the perp venue's only trading channel into the spot price
+      (the other is the index, read from the spot oracle); the liquidators' spot sales are the lending pool's.
+      Other traders' discretionary deleveraging is in neither term. None without a shock window or without
+      forced spot selling in it.
+    """
+    fund = timeseries["insurance_fund_usd"].to_numpy(dtype=float)
+    premium = timeseries[[f"premium_{a}" for a in risky]].to_numpy(dtype=float)
+    out: dict[str, Any] = {
+        "adl_count": len(adl),
+        "adl_volume_usd": float((adl["size"].to_numpy(dtype=float) * adl["price"].to_numpy(dtype=float)).sum()),
+        "insurance_fund_drawdown_usd": float(np.max(np.maximum.accumulate(fund) - fund)) if len(fund) else 0.0,
+        "peak_abs_premium": float(np.abs(premium).max()) if premium.size else float("nan"),
+        "funding_paid_usd": float(timeseries["funding_paid_usd"].sum()),
+    }
+    window = shock_window(shocks, last_step=len(timeseries) - 1)
+    share = float("nan")
+    if window is not None:
+        rows = slice(window.onset, window.stop)
+        basis = sum(np.clip(-timeseries[f"basis_spot_dm_{a}"].to_numpy()[rows], 0.0, None).sum() for a in risky)
+        liq = sum(np.clip(-timeseries[f"spot_liquidation_dm_{a}"].to_numpy()[rows], 0.0, None).sum() for a in risky)
+        if basis + liq > 0:
+            share = float(basis / (basis + liq))
+    out["cross_venue_share"] = share
+    return out
 
 
 def undefined_as_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from abm.config.loader import from_preset
-from abm.config.schema import AssetConfig, ModelConfig, ReserveConfig
+from abm.config.schema import AssetConfig, MarginTier, ModelConfig, ReserveConfig
 
 SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("", ModelConfig, "Run"),
@@ -22,6 +22,9 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("oracles.", ModelConfig.model_fields["oracles"].annotation, "Oracles"),
     ("contagion.", ModelConfig.model_fields["contagion"].annotation, "Contagion bookkeeping"),
     ("start.", ModelConfig.model_fields["start"].annotation, "Initial state"),
+    ("perps.", ModelConfig.model_fields["perps"].annotation, "Perpetual futures venue"),
+    ("perps.tiers[n].", MarginTier, "Perp margin tiers (a list of tables, floors increasing from 0)"),
+    ("basis_traders.", ModelConfig.model_fields["basis_traders"].annotation, "Basis traders"),
 ]
 
 
@@ -31,8 +34,10 @@ def _default(model: type[BaseModel], name: str) -> str:
         value = field.default_factory()
     else:
         value = field.default
-    if isinstance(value, BaseModel) or (
-        isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel)
+    if (
+        isinstance(value, BaseModel)
+        or (isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel))
+        or (isinstance(value, list) and value and isinstance(value[0], BaseModel))
     ):
         return "(table)"
     if value is None or str(value) == "PydanticUndefined":

@@ -351,6 +351,156 @@ class StartConfig(_Strict):
     )
 
 
+PERP_MARK_METHODS = ("median", "book")
+
+
+class MarginTier(_Strict):
+    """One row of a perpetual's margin tier table (Binance "Leverage and Margin" brackets; docs/perps.md)."""
+
+    notional_floor_usd: NonNegFloat = Field(description="lowest position notional in this tier (USD)")
+    initial_margin_rate: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        description="initial margin / notional (fraction; 1 / the tier's maximum leverage)"
+    )
+    maintenance_margin_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        description="maintenance margin / notional (fraction); below it a position is liquidated"
+    )
+
+
+def _default_perp_tiers() -> list[MarginTier]:
+    # Hyperliquid's rule (maintenance = half the initial margin at the tier's maximum leverage): 20x, 10x, 5x, 3x
+    return [
+        MarginTier(notional_floor_usd=0.0, initial_margin_rate=0.05, maintenance_margin_rate=0.025),
+        MarginTier(notional_floor_usd=1.0e6, initial_margin_rate=0.10, maintenance_margin_rate=0.05),
+        MarginTier(notional_floor_usd=1.0e7, initial_margin_rate=0.20, maintenance_margin_rate=0.10),
+        MarginTier(notional_floor_usd=5.0e7, initial_margin_rate=0.34, maintenance_margin_rate=0.17),
+    ]
+
+
+class PerpConfig(_Strict):
+    """A perpetual-futures venue, one book per risky asset (docs/perps.md)."""
+
+    enabled: bool = Field(False, description="whether the model runs the perpetual-futures venue")
+    depth_scale: PosFloat = Field(1.0, description="depth of each perp book as a multiple of its spot market's depth")
+    depth_vol_elasticity: NonNegFloat = Field(
+        0.0,
+        description="eta of the perp books' depth thinning with their own realised volatility (as "
+        "market.depth_vol_elasticity, for the perp books only); 0 = constant depth",
+    )
+    min_depth_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.25, description="floor on the perp books' depth thinning (share of their calm depth)"
+    )
+    mark_price: Literal[PERP_MARK_METHODS] = Field(  # type: ignore[valid-type]  # the names, spelled once above
+        "median",
+        description="mark price: 'median' (Binance: median of funding-basis, moving-basis and book price) "
+        "or 'book' (the book price itself)",
+    )
+    mark_basis_steps: PosInt = Field(3, description="EMA span of the book-minus-index basis in the median mark (steps)")
+    funding_interval_steps: PosFloat = Field(
+        480.0, description="steps between funding payments, a whole number (480 one-minute steps = Binance's 8 hours)"
+    )
+    interest_rate: float = Field(0.0001, description="interest component I per funding period (fraction)")
+    premium_clamp: NonNegFloat = Field(0.0005, description="clamp c on I - P per funding period (fraction)")
+    funding_divisor: Annotated[float, Field(ge=1.0)] = Field(
+        1.0,
+        description="the formula's rate is divided by this before it is paid (Hyperliquid: 8, an 8-hour rate "
+        "paid hourly)",
+    )
+    funding_cap: PosFloat = Field(
+        math.inf, description="cap on |rate paid| per funding period (fraction; Hyperliquid 0.04 per hour); inf = none"
+    )
+    impact_notional_usd: PosFloat = Field(
+        20000.0, description="notional whose average fill gives the impact bid / ask of the premium index (USD)"
+    )
+    taker_fee: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0005, description="fee on every trade's notional, to the venue (fraction)"
+    )
+    liquidation_fee: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.005, description="fee on a liquidation's book fill notional, taken from the remaining margin (fraction)"
+    )
+    surplus_to_insurance: bool = Field(
+        True,
+        description="margin left after a book liquidation goes to the insurance fund (else it stays with the "
+        "trader, as on Hyperliquid)",
+    )
+    trader_share: Fraction = Field(
+        0.0,
+        description="share of the leveraged traders who hold their exposure in perpetuals instead of the lending "
+        "pool (each trader drawn from the run's venue stream, so the population is the same whatever the share)",
+    )
+    insurance_fund_usd: NonNegFloat = Field(1.0e6, description="initial insurance fund (USD)")
+    vault_capital_usd: NonNegFloat = Field(
+        1.0e7, description="initial capital of the backstop liquidity vault that takes over bankrupt positions (USD)"
+    )
+    tiers: list[MarginTier] = Field(
+        default_factory=_default_perp_tiers, description="margin tiers by position notional, floors increasing from 0"
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> PerpConfig:
+        interval = self.funding_interval_steps
+        if not (math.isfinite(interval) and interval == int(interval)):
+            raise ValueError(f"funding_interval_steps = {interval} must be a whole number of steps >= 1")
+        if not self.tiers:
+            raise ValueError("tiers: at least one margin tier is required")
+        if self.tiers[0].notional_floor_usd != 0.0:
+            raise ValueError(f"tiers[0].notional_floor_usd = {self.tiers[0].notional_floor_usd} must be 0")
+        for i, tier in enumerate(self.tiers):
+            if tier.maintenance_margin_rate >= tier.initial_margin_rate:
+                raise ValueError(
+                    f"tiers[{i}].maintenance_margin_rate = {tier.maintenance_margin_rate} must be < "
+                    f"tiers[{i}].initial_margin_rate = {tier.initial_margin_rate}"
+                )
+            if i == 0:
+                continue
+            prev = self.tiers[i - 1]
+            # floors strictly increasing; rates non-decreasing (a larger position never needs a smaller share)
+            for field, op in (
+                ("notional_floor_usd", ">"),
+                ("initial_margin_rate", ">="),
+                ("maintenance_margin_rate", ">="),
+            ):
+                now, before = getattr(tier, field), getattr(prev, field)
+                if now < before or (op == ">" and now == before):
+                    raise ValueError(f"tiers[{i}].{field} = {now} must be {op} tiers[{i - 1}].{field} = {before}")
+        return self
+
+
+class BasisTraderConfig(_Strict):
+    """Cash-and-carry traders linking the lending pool and the perpetual venue (docs/perps.md): long spot bought
+    with a loan from the pool, short the perpetual of the same size, while funding pays for it."""
+
+    n_traders: NonNegInt = Field(0, description="number of BasisTrader agents (0 = none); needs perps.enabled")
+    capital_usd: PosFloat = Field(5.0e6, description="USD each basis trader starts with (from the outside world)")
+    spot_leverage: Annotated[float, Field(ge=1.0)] = Field(
+        2.0, description="spot leg: USD of spot bought per USD of own equity in the lending account (the rest borrowed)"
+    )
+    perp_leverage: Annotated[float, Field(ge=1.0)] = Field(
+        5.0, description="perp leg: notional of the short per USD of margin deposited with the venue"
+    )
+    entry_funding_apr: float = Field(
+        0.15,
+        description="enter (build the position) while the funding rate the current premium implies, annualised, "
+        "is at least this (per year)",
+    )
+    exit_funding_apr: float = Field(
+        0.05, description="unwind once that annualised funding rate falls below this (per year); < entry"
+    )
+    min_health: Annotated[float, Field(gt=1.0)] = Field(
+        1.2,
+        description="unwind when either leg's health falls below this: the lending account's health factor, or "
+        "the perp account's equity over its maintenance margin",
+    )
+
+    @model_validator(mode="after")
+    def _band(self) -> BasisTraderConfig:
+        if self.exit_funding_apr >= self.entry_funding_apr:
+            raise ValueError(
+                f"basis_traders.exit_funding_apr = {self.exit_funding_apr} must be < "
+                f"basis_traders.entry_funding_apr = {self.entry_funding_apr}"
+            )
+        return self
+
+
 class ModelConfig(_Strict):
     """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
 
@@ -368,6 +518,8 @@ class ModelConfig(_Strict):
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
     contagion: ContagionConfig = Field(default_factory=ContagionConfig)
     start: StartConfig = Field(default_factory=StartConfig)
+    perps: PerpConfig = Field(default_factory=PerpConfig)
+    basis_traders: BasisTraderConfig = Field(default_factory=BasisTraderConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
@@ -388,6 +540,14 @@ class ModelConfig(_Strict):
             asset = getattr(ev, "asset", None)
             if asset is not None and asset not in self.assets:
                 raise ValueError(f"scenario.events[{i}].asset = '{asset}': no such risky asset")
+        if not self.perps.enabled:
+            if self.perps.trader_share > 0:
+                raise ValueError(f"perps.trader_share = {self.perps.trader_share} needs perps.enabled = true")
+            if self.basis_traders.n_traders > 0:
+                raise ValueError(
+                    f"basis_traders.n_traders = {self.basis_traders.n_traders} needs perps.enabled = true "
+                    "(a basis trader shorts the perpetual)"
+                )
         if math.isnan(self.market.impact_half_life_steps):
             raise ValueError("market.impact_half_life_steps must not be NaN")
         return self

@@ -15,6 +15,7 @@ import numpy as np
 from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
 from abm.numerics import row_sums
+from abm.perps import FIRST_ACCOUNT, VAULT
 from abm.recording.attribution import Attribution
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ def sorted_histogram(sorted_values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate((below, sorted_values.searchsorted(bins[-1:], "right"))))
 
 
-def timeseries_columns(symbols: list[str]) -> list[str]:
-    """Column names of the per-step table, in order (the documented run outputs plus a few diagnostics)."""
+def timeseries_columns(symbols: list[str], perps: bool = False) -> list[str]:
+    """Column names of the per-step table, in order (the documented run outputs plus a few diagnostics); with
+    `perps`, the perpetual venue's columns (`perp_columns`) follow."""
     cols = ["step"]
     for s in symbols[1:]:
         cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}", f"liquidation_impact_{s}"]
@@ -69,7 +71,51 @@ def timeseries_columns(symbols: list[str]) -> list[str]:
         "hf_p50",
         "hf_p90",
     ]
-    return cols
+    return cols + perp_columns(symbols) if perps else cols
+
+
+def perp_columns(symbols: list[str]) -> list[str]:
+    """The perpetual venue's columns, present only in runs with `perps.enabled` (a run without the venue keeps
+    exactly the columns it always had). Per risky asset A, at the end of the step:
+
+    - mark_A, index_A: the venue's mark price and its index (the oracle price), USD/token;
+    - premium_A: this step's premium index sample (dimensionless: (impact bid - index)+ - (index - impact ask)+,
+      over the index);
+    - funding_rate_A: the rate paid at the last funding payment, per funding period (fraction of notional; > 0:
+      longs pay shorts);
+    - open_interest_A: open interest in USD, the long side (= the short side) over every position, the book's
+      and the vault's included, at mark;
+    - basis_spot_dm_A: log price impact of basis traders' spot trades this step (< 0: their sales);
+    - spot_liquidation_dm_A: log price impact of the lending liquidators' spot sales this step.
+
+    Venue-wide: insurance_fund_usd; vault_equity_usd (the backstop vault's equity at mark); perp_bad_debt_usd
+    (cumulative); n_perp_liquidations and perp_liquidation_volume_usd (positions closed this step: count of
+    liquidated positions, USD at their fill prices over every waterfall stage); n_adl and adl_volume_usd (ADL fills
+    this step, USD at the bankruptcy price); funding_paid_usd (gross funding paid this step by the positions that
+    paid); basis_position_usd (basis traders' short legs, USD at mark)."""
+    cols: list[str] = []
+    for s in symbols[1:]:
+        cols += [
+            f"mark_{s}",
+            f"index_{s}",
+            f"premium_{s}",
+            f"funding_rate_{s}",
+            f"open_interest_{s}",
+            f"basis_spot_dm_{s}",
+            f"spot_liquidation_dm_{s}",
+        ]
+    return [
+        *cols,
+        "insurance_fund_usd",
+        "vault_equity_usd",
+        "perp_bad_debt_usd",
+        "n_perp_liquidations",
+        "perp_liquidation_volume_usd",
+        "n_adl",
+        "adl_volume_usd",
+        "funding_paid_usd",
+        "basis_position_usd",
+    ]
 
 
 class StepRecorder:
@@ -77,7 +123,9 @@ class StepRecorder:
 
     def __init__(self, model: ReflexivityModel) -> None:
         self.model = model
-        self.columns = timeseries_columns(model.symbols)
+        self.columns = timeseries_columns(model.symbols, perps=model.perps is not None)
+        self._perp_liquidations_seen = 0  # venue events already in an earlier row
+        self._adl_seen = 0
         self.row: dict[str, float] = {}
         self.events: list[dict[str, Any]] = []
         self.edges: list[tuple[int, int, float]] = []  # (parent event, child event, weight)
@@ -194,7 +242,15 @@ class StepRecorder:
         row["n_liquidatable"] = self.n_liquidatable
         owners = engine.owner[: engine.n]
         in_use = (row_sums(coll) > 0) | (row_sums(debt) > 0)
-        row["n_active_traders"] = int(np.count_nonzero(np.bincount(owners[in_use], minlength=len(m.traders))))
+        if m.basis_traders:  # their lending accounts belong to holders after the traders
+            in_use &= owners < len(m.traders)
+        active = np.bincount(owners[in_use], minlength=len(m.traders))
+        if m.perps is not None:  # perp traders hold positions with the venue
+            venue = m.perps
+            perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
+            held = np.any(venue.size[FIRST_ACCOUNT : venue.n] != 0, axis=1) & (perp_owners < len(m.traders))
+            active = active + np.bincount(perp_owners[held], minlength=len(m.traders))
+        row["n_active_traders"] = int(np.count_nonzero(active))
         # sorted once: the percentiles are the same order statistics, and the histogram needs no second sort
         hf = np.sort(m.hf[np.isfinite(m.hf)]) if len(m.hf) else np.empty(0)
         if len(hf):
@@ -203,4 +259,35 @@ class StepRecorder:
             p10 = p50 = p90 = float("nan")
         row["hf_p10"], row["hf_p50"], row["hf_p90"] = float(p10), float(p50), float(p90)
         self.hf_histogram.append(sorted_histogram(np.clip(hf, 0.0, 1e6), _HIST_BINS))
+        if m.perps is not None:
+            self.perp_row(row)
         self.row = row
+
+    def perp_row(self, row: dict[str, float]) -> None:
+        """Add the perpetual venue's columns (`perp_columns`) to `row`."""
+        m = self.model
+        venue = m.perps
+        assert venue is not None
+        mark = venue.mark_prices()
+        long_oi = venue.open_interest()[0]
+        for a, s in enumerate(m.symbols[1:], start=1):
+            row[f"mark_{s}"] = float(mark[a])
+            row[f"index_{s}"] = float(venue.index[a])
+            row[f"premium_{s}"] = float(venue.premium[a])
+            row[f"funding_rate_{s}"] = float(venue.last_funding_rate[a])
+            row[f"open_interest_{s}"] = float(long_oi[a] * mark[a])
+            row[f"basis_spot_dm_{s}"] = float(m.basis_spot_dm[a])
+            row[f"spot_liquidation_dm_{s}"] = float(m.market.dm_step["liq"][a])
+        row["insurance_fund_usd"] = float(venue.insurance_fund)
+        row["vault_equity_usd"] = float(venue.cash[VAULT] + venue.size[VAULT] @ (mark - venue.entry[VAULT]))
+        row["perp_bad_debt_usd"] = float(venue.bad_debt)
+        new_liq = venue.liquidations[self._perp_liquidations_seen :]
+        self._perp_liquidations_seen = len(venue.liquidations)
+        row["n_perp_liquidations"] = len({(e.event_id, e.asset) for e in new_liq})
+        row["perp_liquidation_volume_usd"] = float(sum(e.size * e.price for e in new_liq))
+        new_adl = venue.adl_events[self._adl_seen :]
+        self._adl_seen = len(venue.adl_events)
+        row["n_adl"] = len(new_adl)
+        row["adl_volume_usd"] = float(sum(e.size * e.price for e in new_adl))
+        row["funding_paid_usd"] = float(m.funding_paid_usd)
+        row["basis_position_usd"] = float(sum(b.short_tokens() * mark[b.asset] for b in m.basis_traders))
