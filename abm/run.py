@@ -23,7 +23,8 @@ import pandas as pd
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
 from abm.config import NUMERAIRE, ModelConfig
-from abm.contagion.cascade import cascade_graph, cascade_metrics
+from abm.config.schema import SetEvent
+from abm.contagion.cascade import cascade_graph, cascade_metrics, venue_metrics
 from abm.contagion.distress import distress_metrics
 from abm.errors import UserInputError
 from abm.io import atomic_dir
@@ -53,6 +54,7 @@ EVENT_COLUMNS = [
     "endogenous_share",
     "loss_exogenous",
     "loss_other",
+    "venue",  # "lending" or "perp" (docs/contagion.md, "Cascade graph"): which venue liquidated
 ]
 WRITE_OFF_COLUMNS = [
     "step",
@@ -138,6 +140,7 @@ class RunResult:
             start_collateral=self.start_collateral,
             start_debt=self.start_debt,
             liquidation_threshold=start_liquidation_thresholds(self.config),
+            oracle_lag_steps=oracle_lags(self.config, len(self.timeseries)),
             optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
             adl=self.adl if self.config.perps.enabled else None,
         )
@@ -201,7 +204,7 @@ class RunResult:
             seed=int(summary["seed"]),
             steps=int(summary["steps"]),
             timeseries=pd.read_parquet(d / "timeseries.parquet"),
-            events=pd.read_parquet(d / "events.parquet"),
+            events=_with_venue(pd.read_parquet(d / "events.parquet")),
             write_offs=pd.read_parquet(d / "write_offs.parquet"),
             summary=summary,
             cascade=nx.read_graphml(d / "cascade.graphml", node_type=int),
@@ -211,6 +214,19 @@ class RunResult:
             adl=_read_table(d / "adl.parquet", ADL_COLUMNS),
             perp_liquidations=_read_table(d / "perp_liquidations.parquet", PERP_LIQUIDATION_COLUMNS),
         )
+
+
+def _with_venue(events: pd.DataFrame) -> pd.DataFrame:
+    """A saved events table with its `venue` column (a run saved before perp liquidations were events had only
+    lending ones)."""
+    if "venue" not in events.columns:
+        events["venue"] = "lending"
+    return events
+
+
+def lending_events(events: pd.DataFrame) -> pd.DataFrame:
+    """The lending pool's rows of an events table (its `account` ids are margin-engine accounts)."""
+    return events[events["venue"] == "lending"] if len(events) else events
 
 
 def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -252,6 +268,19 @@ def start_liquidation_thresholds(config: ModelConfig) -> np.ndarray:
     return np.array(
         [r.liquidation_threshold if r.collateral_enabled else 0.0 for r in map(config.reserve, config.symbols)]
     )
+
+
+def oracle_lags(config: ModelConfig, n_rows: int) -> np.ndarray:
+    """(n_rows,) steps by which the oracle's price at each step lags the market: 1 + `oracles.latency_steps` in
+    force at that step (scenario `set` events on it applied from their step, as the model does), so the oracle at
+    step t shows the market of step t - lag (docs/model.md, Oracles). The delay input of the Hawkes baseline."""
+    lags = np.full(n_rows, 1 + int(config.oracles.latency_steps), dtype=np.int64)
+    changes = [
+        ev for ev in config.scenario.events if isinstance(ev, SetEvent) and ev.parameter == "oracles.latency_steps"
+    ]
+    for ev in sorted(changes, key=lambda e: e.step):
+        lags[min(ev.step, n_rows) :] = 1 + int(ev.value)
+    return lags
 
 
 def check_twin(twin: Any, field_name: str = "twin") -> str | None:
@@ -335,8 +364,9 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
     rec = model.recorder
     events = pd.DataFrame(rec.events, columns=EVENT_COLUMNS)
     write_offs = pd.DataFrame([w.__dict__ for w in rec.write_offs], columns=WRITE_OFF_COLUMNS)
-    graph = cascade_graph(events, rec.edges)
     adl, perp_liquidations = perp_tables(model)
+    perps = model.perps is not None
+    graph = cascade_graph(events, rec.edges, adl=adl if perps else None)
     result = RunResult(
         config=model.initial_config,  # scenario `set` events change model.config; re-runs start from this
         seed=model.seed,
@@ -355,8 +385,11 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
     )
     summary = result.table_summary()
     summary.update(cascade_metrics(graph))
+    if perps:  # the graph's split by venue (docs/contagion.md, "Cascade graph")
+        summary.update(venue_metrics(graph))
     end_equity = equity_snapshot(model.engine, model.book, model.market.prices)
-    summary.update(distress_metrics(model.start_equity, end_equity, events, model.symbols))
+    # distress is measured on the lending accounts (perp accounts are numbered by the venue)
+    summary.update(distress_metrics(model.start_equity, end_equity, lending_events(events), model.symbols))
     summary["seed"] = model.seed
     summary["steps"] = model.total_steps
     summary["wall_seconds"] = wall_seconds

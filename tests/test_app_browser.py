@@ -25,8 +25,8 @@ import pytest
 from browser_helpers import chromium_page, free_port, serve_solara, skip_reason
 
 from abm.app import text
-from abm.app.controls import SECTIONS
-from abm.app.figures import PANEL_KEYS
+from abm.app.controls import SECTIONS, visible_sections
+from abm.app.figures import PERP_PANEL_KEYS, panel_order
 from abm.app.panels import make_charts
 from abm.app.server import SERVER_ENV, check_port, solara_command
 from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, Controls, Simulation, build_config, default_asset, shock_events
@@ -77,9 +77,53 @@ def test_every_scenario_starts_steps_and_draws(preset: str) -> None:
     assert sim.step(3) == 3 and sim.step_count == 3
     snaps = sim.snapshots()
     images = make_charts(sim, default_asset(sim.config)).draw(snaps)
-    assert set(images) == set(PANEL_KEYS)
+    assert set(images) == set(panel_order(sim.has_perps))
     assert all(png.startswith(b"\x89PNG") for png in images.values())
     assert preset in text.SCENARIOS, f"the page has no explanation paragraph for preset '{preset}'"
+
+
+PERP_PRESETS = [name for name in preset_names() if build_config(Controls.from_preset(name)).perps.enabled]
+
+
+def test_perp_panels_and_controls_only_with_the_perp_venue() -> None:
+    """A perps scenario gets the funding and backstop panels and the perp sliders; a lending scenario does not
+    (and its configuration is not touched by the perp controls)."""
+    assert {"perp_crash", "oct_10_2025"} <= set(PERP_PRESETS)
+    perp_fields = {spec.field for section in SECTIONS if section.needs_perps for spec in section.sliders}
+    assert perp_fields == {"funding_cap", "insurance_fund_usd"}
+    shown = {spec.field for section in visible_sections(True) for spec in section.sliders}
+    hidden = {spec.field for section in visible_sections(False) for spec in section.sliders}
+    assert perp_fields <= shown and not perp_fields & hidden
+
+    perp = Simulation.start(Controls.from_preset("oct_10_2025", n_traders=60))
+    lending = Simulation.start(Controls.from_preset("crash", n_traders=60))
+    assert perp.has_perps and not lending.has_perps
+    for sim in (perp, lending):
+        sim.step(2)
+    perp_images = make_charts(perp, "ETH").draw(perp.snapshots())
+    lending_images = make_charts(lending, "ETH").draw(lending.snapshots())
+    assert set(PERP_PANEL_KEYS) <= set(perp_images) and not set(PERP_PANEL_KEYS) & set(lending_images)
+    assert set(PERP_PANEL_KEYS) <= set(text.PANELS)  # each has a title and a caption
+    assert all(perp_images[key].startswith(b"\x89PNG") for key in PERP_PANEL_KEYS)
+
+    # the perp sliders set the venue; on a lending preset they change nothing
+    c = Controls.from_preset("oct_10_2025").replace(funding_cap=0.01, insurance_fund_usd=2.0e7)
+    cfg = build_config(c)
+    assert cfg.perps.funding_cap == 0.01 and cfg.perps.insurance_fund_usd == 2.0e7
+    lend = Controls.from_preset("crash")
+    assert build_config(lend.replace(funding_cap=0.01, insurance_fund_usd=2.0e7)) == build_config(lend)
+
+
+def test_funding_cap_slider_has_a_none_notch() -> None:
+    """The funding cap's top notch is 'no cap' (inf, the presets' value); any lower notch is that cap."""
+    spec = next(spec for section in SECTIONS for spec in section.sliders if spec.field == "funding_cap")
+    c = Controls.from_preset("perp_crash")
+    assert c.funding_cap == float("inf") and spec.position(c) == spec.max
+    assert spec.caption(c, has_shock=True) == "Funding cap: none"
+    assert spec.value_of(spec.max) == float("inf")
+    capped = c.replace(funding_cap=spec.value_of(1.0))
+    assert capped.funding_cap == pytest.approx(0.01) and spec.caption(capped, has_shock=True) == "Funding cap: 1.0%"
+    assert build_config(capped).perps.funding_cap == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("key", list(COMPARISONS))
@@ -267,7 +311,7 @@ def test_teaching_page(server_url: str, tmp_path: Path) -> None:
 
         # comparison mode: same seed, max leverage x2; the lecture's picture (after the crash)
         page.get_by_role("button", name=re.compile(r"^Scenario")).click()
-        page.get_by_role("option", name="crash").click()
+        page.get_by_role("option", name="crash", exact=True).click()
         expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("crash")[:40])
         page.get_by_text("Compare with a second run").click()
         page.get_by_role("button", name="Reset").click()
@@ -287,3 +331,52 @@ def test_teaching_page(server_url: str, tmp_path: Path) -> None:
         assert session.errors() == []
         assert "Traceback" not in page.locator("body").inner_text()
     print(f"browser walk-through: {time.monotonic() - started:.1f} s; a 10-step frame took {frame_s:.2f} s")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+def test_perp_panels_and_controls_follow_the_scenario(server_url: str, tmp_path: Path) -> None:
+    """A perps scenario shows the funding and backstop panels and the perp sliders; a lending one does not."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=SLOW_MS)
+    with chromium_page(viewport=VIEWPORT, default_timeout_ms=SLOW_MS) as session:
+        page = session.page
+        page.goto(server_url)
+        counter = page.locator(".abm-step-counter")
+        expect(counter).to_have_text(re.compile(r"^Step 0 / \d+"))
+        for key in PERP_PANEL_KEYS:  # the default scenario (crash) has no perp venue
+            expect(page.locator(f".abm-panel-{key}")).to_have_count(0)
+        expect(page.get_by_role("slider", name=re.compile(r"^Funding cap"))).to_have_count(0)
+
+        page.get_by_role("button", name=re.compile(r"^Scenario")).click()
+        page.get_by_role("option", name="oct_10_2025").click()
+        expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("oct_10_2025")[:40])
+        for key in PERP_PANEL_KEYS:
+            title, caption = text.PANELS[key]
+            panel = page.locator(f".abm-panel-{key}")
+            expect(panel.locator(".abm-panel-title")).to_have_text(title)
+            expect(panel.locator("img")).to_have_attribute("src", re.compile(r"^(blob:|data:)"))
+            expect(panel.locator(".abm-caption")).to_contain_text(caption[:40])
+        expect(page.get_by_text("Perpetual futures", exact=True)).to_be_visible()
+        expect(page.locator('[role="slider"][aria-label="Funding cap: none"]')).to_have_count(1)
+        _press_slider(page, "Insurance fund", "End", "Insurance fund: $30.0M")  # the preset's $0.2M, to the top
+        expect(page.locator(".abm-pending")).to_be_visible()
+        page.get_by_role("button", name="Reset").click()
+        expect(page.locator(".abm-pending")).to_have_count(0)
+        page.locator(".abm-steps-per-click").get_by_role("button", name="60").click()
+        for i in range(1, 6):  # through the drop at hour 4
+            page.get_by_role("button", name="Step").click()
+            expect(counter).to_have_text(re.compile(rf"^Step {60 * i} /"))
+        expect(page.locator(".abm-status-run")).to_contain_text(re.compile(r"\d+ perp liquidations · \d+ ADL fills"))
+        page.locator(".abm-panel-funding").scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / "perps_1280x800.png")
+
+        page.get_by_role("button", name=re.compile(r"^Scenario")).click()
+        page.get_by_role("option", name="crash", exact=True).click()
+        expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("crash")[:40])
+        for key in PERP_PANEL_KEYS:
+            expect(page.locator(f".abm-panel-{key}")).to_have_count(0)
+        expect(page.get_by_role("slider", name=re.compile(r"^(Funding cap|Insurance fund)"))).to_have_count(0)
+        assert session.errors() == []
+        assert "Traceback" not in page.locator("body").inner_text()

@@ -203,3 +203,15 @@ def test_hand_built_graph_without_shares_uses_edge_weights() -> None:
     events = pd.DataFrame({"event_id": [0, 1, 2], "repaid_usd": [1.0, 1.0, 1.0]})
     g = cascade_graph(events, [(0, 1, 1.0), (0, 2, 0.5)])
     assert cascade_metrics(g)["branching_ratio"] == pytest.approx(0.5)
+
+
+def test_oracle_view_shows_the_market_late() -> None:
+    from abm.contagion.liquidation_hawkes import oracle_view
+
+    market = np.column_stack([np.ones(6), [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]])
+    # 2 steps late, then 4 steps late from row 4 (a congested oracle); rows before the start show the first row
+    got = oracle_view(market, np.array([2, 2, 2, 2, 4, 4]))
+    np.testing.assert_array_equal(got[:, 1], [10.0, 10.0, 10.0, 11.0, 10.0, 11.0])
+    np.testing.assert_array_equal(oracle_view(market, np.zeros(6, dtype=int)), market)
+    with pytest.raises(ValueError, match="one non-negative integer per row"):
+        oracle_view(market, np.array([1, 2]))

@@ -75,7 +75,17 @@ def test_attribution_and_graph_from_constructed_moves() -> None:
     assert (m["largest_cascade"], m["max_cascade_depth"], m["n_cascades"]) == (3, 2, 1)
     table = cascade_table(g)
     assert table.to_dict("records") == [
-        {"root": 0, "size": 3, "depth": 2, "volume_usd": 143.5e3, "first_step": 4, "last_step": 6}
+        {
+            "root": 0,
+            "size": 3,
+            "depth": 2,
+            "volume_usd": 143.5e3,
+            "first_step": 4,
+            "last_step": 6,
+            "n_perp": 0,
+            "adl_fills": 0,
+            "adl_volume_usd": 0.0,
+        }
     ]
 
 
@@ -167,6 +177,9 @@ def test_model_builds_the_known_cascade(scripted: RunResult) -> None:
     assert s["reflexivity_index"] == pytest.approx(ev["repaid_usd"].iloc[1:].sum() / ev["repaid_usd"].sum())
     assert (s["largest_cascade"], s["max_cascade_depth"], s["n_cascades"]) == (3, 2, 1)
     assert g.nodes[1]["endogenous"] is True and g.nodes[0]["account"] == 3
+    # without the perp venue every event is the lending pool's, and the graph carries no ADL attributes
+    assert ev["venue"].tolist() == ["lending"] * 3 and {d["venue"] for _, d in g.nodes(data=True)} == {"lending"}
+    assert not any("adl_fills" in d for _, d in g.nodes(data=True)) and "n_events_lending" not in s
 
 
 def test_cascade_graphml_round_trip(scripted: RunResult, tmp_path: Path) -> None:

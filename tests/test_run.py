@@ -172,8 +172,11 @@ def test_hawkes_branching_ratio_uses_the_starting_positions(twinned: RunResult) 
     assert (impact[:first] == 0).all() and (impact[first:, 1] < 0).any()
     onsets = twinned.events[["account", "distress_step"]].drop_duplicates()["distress_step"].to_numpy()
     assert (twinned.events["distress_step"] <= twinned.events["step"]).all()
+    # the prices without liquidation sales, as the oracle shows them (1 + latency steps late)
+    lag = 1 + twinned.config.oracles.latency_steps
+    seen = (market * np.exp(-impact))[np.maximum(np.arange(len(ts)) - lag, 0)]
     expected = hawkes_branching_ratio(
-        np.sort(onsets), len(ts), market * np.exp(-impact), fundamental, model.start_collateral, model.start_debt,
+        np.sort(onsets), len(ts), seen, fundamental, model.start_collateral, model.start_debt,
         np.where(model.pool.collateral_enabled, model.pool.liquidation_threshold, 0.0),
     )  # fmt: skip
     assert len(onsets) >= 30 and math.isfinite(expected)
@@ -254,3 +257,15 @@ def test_hawkes_inputs_table_reproduces_the_summary_fit(twinned: RunResult) -> N
     assert covariates.columns[0] == "cross_k1_lag0" and covariates.columns[-1] == "abs_return_lag1"
     fit = fit_hawkes_exogenous(table["onsets"].to_numpy(), covariates.to_numpy())
     assert fit.n == pytest.approx(twinned.summary["hawkes_branching_ratio"])
+
+
+def test_oracle_lags_follow_the_scenarios_latency_changes() -> None:
+    from abm.run import oracle_lags
+
+    # black_thursday: latency 1 until its congestion makes the oracle 20 steps stale
+    config = ModelConfig.from_preset("black_thursday")
+    change = next(ev for ev in config.scenario.events if getattr(ev, "parameter", "") == "oracles.latency_steps")
+    lags = oracle_lags(config, 1441)
+    assert (lags[: change.step] == 1 + config.oracles.latency_steps).all()
+    assert (lags[change.step :] == 1 + int(change.value)).all()
+    assert (oracle_lags(ModelConfig.from_preset("crash"), 10) == 2).all()

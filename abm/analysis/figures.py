@@ -1,4 +1,5 @@
-"""Figures of one run (seaborn/matplotlib; style and saving from `abm.analysis.style`)."""
+"""Figures of one run (seaborn/matplotlib; style and saving from `abm.analysis.style`): six standard figures, and
+two more for runs with the perpetual venue (docs/perps.md)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ import pandas as pd
 import seaborn  # noqa: F401  (registers the seaborn colormaps used by name, e.g. "mako_r")
 
 from abm.analysis import style
+from abm.analysis.shock_window import scripted_shocks, shock_window
 from abm.config import ModelConfig
 from abm.recording.recorder import HF_BIN_EDGES
+
+# The perp figures' second column zooms on the shock: from this many steps before the first shock to this many
+# after the last one ends (liquidations, the backstops and ADL play out within minutes of the drop)
+ZOOM_BEFORE_STEPS = 30
+ZOOM_AFTER_STEPS = 120
 
 
 def _hours(ts: pd.DataFrame, config: ModelConfig) -> pd.Series:
@@ -33,7 +40,8 @@ def run_figures(
     config: ModelConfig,
     out_dir: Path,
 ) -> list[Path]:
-    """Write the six standard figures of a run into `out_dir`; return their paths."""
+    """Write the six standard figures of a run into `out_dir`, and with the perpetual venue (`perps.enabled`)
+    `perp_funding.png` and `perp_backstop.png`; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     style.theme()
@@ -47,6 +55,11 @@ def run_figures(
         leverage_figure(ts, hours, out_dir / "leverage.png"),
         bad_debt_figure(ts, write_offs, hours, config, out_dir / "bad_debt.png"),
     ]
+    if config.perps.enabled:
+        paths += [
+            perp_funding_figure(ts, hours, config, out_dir / "perp_funding.png"),
+            perp_backstop_figure(ts, hours, config, out_dir / "perp_backstop.png"),
+        ]
     return paths
 
 
@@ -158,5 +171,152 @@ def bad_debt_figure(
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(
         f"Bad debt and who bore it (policy: {config.pool.bad_debt_policy}): ${ts['bad_debt_usd'].iloc[-1] / 1e6:,.2f}M"
+    )
+    return _save(fig, path)
+
+
+def zoom_hours(ts: pd.DataFrame, config: ModelConfig) -> tuple[float, float] | None:
+    """The time range (hours) of the perp figures' zoom column: `ZOOM_BEFORE_STEPS` before the first scripted shock
+    to `ZOOM_AFTER_STEPS` after the last one ends, clipped to the run; None without a shock in the run."""
+    last = int(ts["step"].iloc[-1]) if len(ts) else 0
+    window = shock_window(scripted_shocks(config.scenario.events), last_step=last)
+    if window is None:
+        return None
+    hours_per_step = config.market.step_seconds / 3600.0
+    start = max(0, window.onset - ZOOM_BEFORE_STEPS)
+    stop = min(last, window.end + ZOOM_AFTER_STEPS)
+    return start * hours_per_step, stop * hours_per_step
+
+
+def _columns(n_rows: int, zoom: tuple[float, float] | None, height: float) -> tuple[plt.Figure, np.ndarray]:
+    """Rows of axes in one column (the whole run), or two (the whole run, then the zoom on the shock)."""
+    ncols = 1 if zoom is None else 2
+    fig, axes = plt.subplots(
+        n_rows,
+        ncols,
+        figsize=(10 if zoom is None else 13, height),
+        sharex="col",
+        squeeze=False,
+        gridspec_kw={"width_ratios": (1.0,) if zoom is None else (1.25, 1.0)},
+    )
+    axes[0, 0].set_title("whole run", fontsize=10, loc="left")
+    if zoom is not None:
+        axes[0, 1].set_title(f"around the shock ({zoom[0]:.1f}-{zoom[1]:.1f} h)", fontsize=10, loc="left")
+        for ax in axes[:, 1]:
+            ax.set_xlim(*zoom)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("time (hours)")
+    return fig, axes
+
+
+def _shock_bands(axes: np.ndarray, config: ModelConfig) -> None:
+    hours_per_step = config.market.step_seconds / 3600.0
+    for start, duration in scripted_shocks(config.scenario.events):
+        for ax in axes.flat:
+            ax.axvspan(start * hours_per_step, (start + duration) * hours_per_step, color="0.85", alpha=0.5, lw=0)
+
+
+def perp_funding_figure(ts: pd.DataFrame, hours: pd.Series, config: ModelConfig, path: Path) -> Path:
+    """Per risky asset (up to four): the perp's mark and index price (start = 100) and the premium index (percent),
+    over the whole run and zoomed on the shock; below, across the width, the funding rate paid per funding period
+    (percent; it changes only at the end of a period, so a zoom would show one flat step)."""
+    shown = config.symbols[1:5]
+    zoom = zoom_hours(ts, config)
+    ncols = 1 if zoom is None else 2
+    # constrained layout: the rows need different gaps (the full-width row below has its own title)
+    fig = plt.figure(figsize=(10 if zoom is None else 13, 9.0), layout="constrained")
+    grid = fig.add_gridspec(3, ncols, width_ratios=(1.0,) if zoom is None else (1.25, 1.0))
+    funding_ax = fig.add_subplot(grid[2, :])
+    axes = np.empty((2, ncols), dtype=object)
+    for col in range(ncols):
+        axes[0, col] = fig.add_subplot(grid[0, col], sharex=funding_ax if col == 0 else None)
+        axes[1, col] = fig.add_subplot(grid[1, col], sharex=axes[0, col])
+        axes[0, col].tick_params(labelbottom=False)
+    axes[0, 0].set_title("whole run", fontsize=10, loc="left")
+    if zoom is not None:
+        axes[0, 1].set_title(f"around the shock ({zoom[0]:.1f}-{zoom[1]:.1f} h)", fontsize=10, loc="left")
+        axes[1, 1].set_xlim(*zoom)
+        axes[1, 1].set_xlabel("time (hours)")
+    _shock_bands(np.append(axes.ravel(), funding_ax), config)
+    for col in range(ncols):
+        price_ax, premium_ax = axes[:, col]
+        for i, s in enumerate(shown):
+            base = float(ts[f"index_{s}"].iloc[0])
+            price_ax.plot(hours, 100 * ts[f"index_{s}"] / base, color=f"C{i}", lw=1.0, ls="--", label=f"{s} index")
+            price_ax.plot(hours, 100 * ts[f"mark_{s}"] / base, color=f"C{i}", lw=1.4, label=f"{s} mark")
+            premium_ax.plot(hours, 100 * ts[f"premium_{s}"], color=f"C{i}", lw=1.3, label=s)
+        premium_ax.axhline(0.0, color="0.3", lw=0.8)
+    for i, s in enumerate(shown):
+        funding_ax.plot(hours, 100 * ts[f"funding_rate_{s}"], color=f"C{i}", lw=1.5, drawstyle="steps-post", label=s)
+    funding_ax.axhline(0.0, color="0.3", lw=0.8)
+    period_h = config.perps.funding_interval_steps * config.market.step_seconds / 3600.0
+    axes[0, 0].set_ylabel("price (index at start = 100)")
+    axes[1, 0].set_ylabel("premium index (%)")
+    funding_ax.set_ylabel(f"funding rate paid\n(% per {period_h:g} h period)")
+    funding_ax.set_xlabel("time (hours)")
+    funding_ax.set_title("funding rate paid at each period's end (whole run)", fontsize=10, loc="left")
+    axes[0, -1].legend(loc="best", fontsize=8, ncol=len(shown))
+    funding_ax.legend(loc="best", fontsize=8)
+    peak = 100 * max(float(ts[f"premium_{s}"].abs().max()) for s in shown)
+    fig.suptitle(
+        f"Perpetual futures: the mark against the index, the premium (largest |premium| {peak:.1f}%) and the "
+        "funding it sets (> 0: longs pay shorts)",
+        fontsize=style.FIGURE_TITLE_SIZE,
+    )
+    return style.save(fig, path)
+
+
+def perp_backstop_figure(ts: pd.DataFrame, hours: pd.Series, config: ModelConfig, path: Path) -> Path:
+    """The perp venue's loss waterfall over time: insurance fund, backstop vault equity and cumulative perp bad debt
+    ($M, top); liquidated perp volume per step ($M, bars) and the cumulative ADL volume ($M, steps, × at every
+    step with ADL fills; bottom). The whole run, and a zoom on the shock."""
+    zoom = zoom_hours(ts, config)
+    fig, axes = _columns(2, zoom, 7.0)
+    _shock_bands(axes, config)
+    adl_cum = ts["adl_volume_usd"].cumsum() / 1e6
+    adl_steps = np.flatnonzero(ts["n_adl"].to_numpy() > 0).tolist()
+    width = config.market.step_seconds / 3600.0
+    for col in range(axes.shape[1]):
+        top, bottom = axes[:, col]
+        top.plot(hours, ts["insurance_fund_usd"] / 1e6, color="C2", lw=1.6, label="insurance fund")
+        top.plot(hours, ts["vault_equity_usd"] / 1e6, color="C9", lw=1.4, label="backstop vault equity")
+        top.plot(hours, ts["perp_bad_debt_usd"] / 1e6, color="C3", lw=1.4, ls="--", label="perp bad debt so far")
+        top.axhline(0.0, color="0.3", lw=0.8)
+        bottom.bar(
+            hours,
+            ts["perp_liquidation_volume_usd"] / 1e6,
+            width=width,
+            align="edge",
+            color="0.35",
+            linewidth=0,  # the theme's white bar edges would hide one-step bars over a whole run
+            label="liquidated perp volume per step",
+        )
+        right = bottom.twinx()
+        right.grid(False)
+        right.plot(
+            hours,
+            adl_cum,
+            color="C3",
+            lw=1.5,
+            drawstyle="steps-post",
+            marker="x",
+            markevery=adl_steps,
+            label="ADL volume so far (× a step with ADL fills)",
+        )
+        right.set_ylim(0, max(1.0, 1.15 * float(adl_cum.iloc[-1])) if len(adl_cum) else 1.0)
+        if col == axes.shape[1] - 1:
+            right.set_ylabel("ADL volume so far ($M)")
+            handles = bottom.get_legend_handles_labels()
+            extra = right.get_legend_handles_labels()
+            bottom.legend(handles[0] + extra[0], handles[1] + extra[1], loc="center right", fontsize=8)
+    axes[0, 0].set_ylabel("$M")
+    axes[1, 0].set_ylabel("liquidated per step ($M)")
+    axes[0, -1].legend(loc="best", fontsize=8)
+    fund = ts["insurance_fund_usd"].to_numpy(dtype=float)
+    drawdown = float(np.max(np.maximum.accumulate(fund) - fund)) if len(fund) else 0.0
+    fig.suptitle(
+        f"Who paid for perp losses: insurance fund drawdown ${drawdown / 1e6:,.2f}M; {int(ts['n_adl'].sum())} ADL "
+        f"fills, ${ts['adl_volume_usd'].sum() / 1e6:,.1f}M; perp bad debt ${ts['perp_bad_debt_usd'].iloc[-1] / 1e6:,.2f}M",
+        fontsize=style.FIGURE_TITLE_SIZE,
     )
     return _save(fig, path)

@@ -101,16 +101,22 @@ def price_matrix(timeseries: pd.DataFrame, risky: list[str], prefix: str) -> np.
     return np.column_stack([np.ones(len(timeseries)), *cols])
 
 
-def hawkes_inputs(timeseries: pd.DataFrame, risky: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def hawkes_inputs(
+    timeseries: pd.DataFrame, risky: list[str], oracle_lag_steps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The price inputs of `abm.contagion.liquidation_hawkes.hawkes_branching_ratio` from a run's per-step table:
-    (non-liquidation prices, fundamental prices), each (steps + 1, assets) USD/token, numeraire first."""
-    from abm.contagion.liquidation_hawkes import non_liquidation_prices
+    (non-liquidation prices as the oracle shows them, fundamental prices), each (steps + 1, assets) USD/token,
+    numeraire first. oracle_lag_steps: the oracle's delay per row (`abm.run.oracle_lags`); None: no delay."""
+    from abm.contagion.liquidation_hawkes import non_liquidation_prices, oracle_view
 
     impact = np.column_stack(
         [np.zeros(len(timeseries))] + [timeseries[f"liquidation_impact_{a}"].to_numpy(dtype=float) for a in risky]
     )
     market = price_matrix(timeseries, risky, "price_")
-    return non_liquidation_prices(market, impact), price_matrix(timeseries, risky, "fundamental_")
+    baseline = non_liquidation_prices(market, impact)
+    if oracle_lag_steps is not None:
+        baseline = oracle_view(baseline, oracle_lag_steps)
+    return baseline, price_matrix(timeseries, risky, "fundamental_")
 
 
 def lender_supply_change(timeseries: pd.DataFrame, risky: list[str]) -> float:
@@ -132,6 +138,7 @@ def summarise(
     start_collateral: np.ndarray,
     start_debt: np.ndarray,
     liquidation_threshold: np.ndarray,
+    oracle_lag_steps: np.ndarray | None = None,
     optimal_utilisation: float | None = None,
     adl: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
@@ -140,7 +147,8 @@ def summarise(
 
     shocks: (start, duration) of each scripted shock (`abm.analysis.shock_window.scripted_shocks`);
     start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first;
-    liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral; optimal_utilisation: the
+    liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral; oracle_lag_steps: the oracle's
+    delay behind the market per row (`abm.run.oracle_lags`; None: none); optimal_utilisation: the
     numeraire reserve's U* (for ``utilisation_recovery_steps``; None leaves the key out); adl: the run's ADL
     table when it ran the perpetual venue (`perp_summary` adds its keys; None leaves them out).
     """
@@ -185,7 +193,7 @@ def summarise(
     out.update(stylised_facts(market[main]))
     out.update(stylised_facts(fundamental[main], prefix="fundamental_"))
     out["max_fourth_moment_share"] = max_fourth_moment_share(log_returns(market[main]))
-    baseline_prices, fundamental_prices = hawkes_inputs(timeseries, risky)
+    baseline_prices, fundamental_prices = hawkes_inputs(timeseries, risky, oracle_lag_steps)
     out["hawkes_branching_ratio"] = hawkes_branching_ratio(
         distress_onsets(events),
         len(timeseries),
@@ -210,6 +218,9 @@ def perp_summary(
     - insurance_fund_drawdown_usd: the insurance fund's largest fall from a running peak, USD;
     - peak_abs_premium: the largest |premium index| of any asset at any step (dimensionless);
     - funding_paid_usd: gross funding paid over the run by the positions that paid (book and vault included), USD;
+    - perp_bad_debt_usd: losses of bankrupt perp positions that neither the insurance fund, the vault nor ADL
+      covered (closed into the book at a loss), USD, at the end of the run;
+    - perp_liquidation_volume_usd: notional of perp positions closed by the venue's engine over the run, USD;
     - cross_venue_share: in the shock window (`abm.analysis.shock_window.shock_window`), the basis traders' share
       of the forced spot selling's price impact, summed over risky assets: sum of max(-basis_spot_dm, 0) over
       sum of max(-basis_spot_dm, 0) + max(-spot_liquidation_dm, 0), per step. The perp book is separate from the
@@ -226,6 +237,8 @@ def perp_summary(
         "insurance_fund_drawdown_usd": float(np.max(np.maximum.accumulate(fund) - fund)) if len(fund) else 0.0,
         "peak_abs_premium": float(np.abs(premium).max()) if premium.size else float("nan"),
         "funding_paid_usd": float(timeseries["funding_paid_usd"].sum()),
+        "perp_bad_debt_usd": float(timeseries["perp_bad_debt_usd"].iloc[-1]) if len(timeseries) else 0.0,
+        "perp_liquidation_volume_usd": float(timeseries["perp_liquidation_volume_usd"].sum()),
     }
     window = shock_window(shocks, last_step=len(timeseries) - 1)
     share = float("nan")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from abm.analysis.style import Section
 from abm.io import atomic_write_text
 
 if TYPE_CHECKING:
+    from abm.config import ModelConfig
     from abm.run import RunResult
 
 Formatter = Callable[[Any], str]
@@ -63,6 +65,17 @@ TOTALS: list[tuple[str, str, Formatter]] = [
     ("fundamental_hill_tail_index", "Hill tail index of abs 5-minute fundamental returns", style.num),
     ("abs_return_acf", "autocorrelation of abs 5-minute market returns (lag 1)", style.num),
     ("fundamental_abs_return_acf", "autocorrelation of abs 5-minute fundamental returns (lag 1)", style.num),
+    # runs with the perpetual venue only (docs/perps.md)
+    ("peak_abs_premium", "largest abs premium index of a perp", style.percent),
+    ("funding_paid_usd", "funding paid over the run (USD, by the positions that paid)", style.usd),
+    ("insurance_fund_drawdown_usd", "largest drawdown of the perp insurance fund (USD)", style.usd),
+    ("adl_count", "auto-deleveraging (ADL) fills", style.count),
+    ("adl_volume_usd", "auto-deleveraged volume (USD at bankruptcy prices)", style.usd),
+    (
+        "cross_venue_share",
+        "basis traders' share of the forced spot selling's price impact over the shock window",
+        style.percent,
+    ),
 ]
 CAPTIONS = {
     "prices": "Market, fundamental and oracle prices.",
@@ -71,6 +84,10 @@ CAPTIONS = {
     "health_factor": "Distribution of health factors over time; accounts below the dashed line are liquidatable.",
     "leverage": "Aggregate leverage and the number of traders with positions.",
     "bad_debt": "Cumulative bad debt, split by who bore it.",
+    "perp_funding": "Perpetual futures: mark against index (start = 100) and the premium index, over the whole run and "
+    "around the shock; below, the funding rate paid at the end of each funding period.",
+    "perp_backstop": "The perp venue's loss waterfall: insurance fund, backstop vault equity and perp bad debt; "
+    "liquidated perp volume per step and the cumulative auto-deleveraged volume (× marks steps with ADL fills).",
 }
 
 
@@ -93,6 +110,21 @@ def _header(ctx: RunContext) -> list[str]:
         "",
         f"Seed {r.seed}, {r.steps} steps of {cfg.market.step_seconds:g} s ({hours:.1f} h), {cfg.traders.n_traders} "
         f"traders, max leverage {cfg.traders.max_leverage:g}, bad-debt policy `{cfg.pool.bad_debt_policy}`.",
+        "",
+        *_perp_setting(cfg),
+    ]
+
+
+def _perp_setting(cfg: ModelConfig) -> list[str]:
+    """One line on the perpetual venue's setting, for runs that have it."""
+    p = cfg.perps
+    if not p.enabled:
+        return []
+    cap = "none" if not math.isfinite(p.funding_cap) else style.percent(p.funding_cap)
+    return [
+        f"Perpetual venue: {p.trader_share:.0%} of the leveraged traders in perps, {cfg.basis_traders.n_traders} "
+        f"basis traders, insurance fund {style.usd(p.insurance_fund_usd)}, backstop vault "
+        f"{style.usd(p.vault_capital_usd)}, funding cap per period {cap}.",
         "",
     ]
 

@@ -1,13 +1,15 @@
 """The teaching page's sidebar: scenario picker, run buttons and the parameter controls.
 
 Sliders edit a pending `Controls` value; Reset builds a new run from it. Every slider is one row of `SECTIONS` (a
-`SliderSpec`: label, field, range, step, format, hint) drawn by `ControlSlider`. The liquidation-threshold slider
+`SliderSpec`: label, field, range, step, format, hint) drawn by `ControlSlider`; the perpetual-futures section is
+drawn only for scenarios that run the perp venue. The liquidation-threshold slider
 cannot go below the LTV (moving the LTV above it drags the threshold along), and any other invalid combination is
 explained on the page (the `ConfigError` message) while Reset is disabled.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +37,14 @@ class SliderSpec:
     integer: bool = False  # a whole-number field (drawn as an integer slider)
     floor_field: str | None = None  # the lower end follows this field instead of `min` (threshold >= LTV)
     needs_shock: bool = False  # disabled, and labelled "none", when the scenario has no scripted shock
+    none_at_max: bool = False  # the top notch means "no limit" (the field's value inf), labelled "none"
 
     def position(self, controls: Controls) -> float:
-        """The slider's position for `controls`, in slider units."""
-        return float(getattr(controls, self.field)) * self.scale
+        """The slider's position for `controls`, in slider units (an unlimited value sits at the top)."""
+        value = float(getattr(controls, self.field))
+        if self.none_at_max and not math.isfinite(value):
+            return self.max
+        return min(value * self.scale, self.max) if self.none_at_max else value * self.scale
 
     def lower_end(self, controls: Controls) -> float:
         if self.floor_field is None:
@@ -47,12 +53,14 @@ class SliderSpec:
 
     def caption(self, controls: Controls, has_shock: bool) -> str:
         """The label with the current value, e.g. "Liq. threshold: 82.5%"."""
-        if self.needs_shock and not has_shock:
+        if (self.needs_shock and not has_shock) or (self.none_at_max and self.position(controls) >= self.max):
             return f"{self.label}: none"
         return f"{self.label}: {self.fmt.format(self.position(controls))}"
 
     def value_of(self, position: float) -> int | float:
-        """The field's value at a slider position."""
+        """The field's value at a slider position (inf at the top notch of a `none_at_max` slider)."""
+        if self.none_at_max and position >= self.max:
+            return math.inf
         value = position / self.scale
         return int(value) if self.integer else float(value)
 
@@ -65,6 +73,7 @@ class SectionSpec:
     title: str
     sliders: tuple[SliderSpec, ...]
     extra_hints: tuple[str, ...] = ()  # sentences about the section's other controls, after the sliders'
+    needs_perps: bool = False  # drawn only when the scenario runs the perpetual venue
 
     @property
     def hint(self) -> str:
@@ -120,6 +129,34 @@ SECTIONS: tuple[SectionSpec, ...] = (
         ),
     ),
     SectionSpec(
+        "perps",
+        "Perpetual futures",
+        (
+            SliderSpec(
+                "Funding cap",
+                "funding_cap",
+                0.1,
+                10.0,
+                0.1,
+                _pct(1),
+                text.HINTS["funding_cap"],
+                scale=100,
+                none_at_max=True,
+            ),
+            SliderSpec(
+                "Insurance fund",
+                "insurance_fund_usd",
+                0.0,
+                30.0,
+                0.1,
+                "${:.1f}M",
+                text.HINTS["insurance_fund_usd"],
+                scale=1e-6,
+            ),
+        ),
+        needs_perps=True,
+    ),
+    SectionSpec(
         "scenario",
         "Scenario",
         (
@@ -131,6 +168,11 @@ SECTIONS: tuple[SectionSpec, ...] = (
     ),
     SectionSpec("compare", "Compare", (), extra_hints=(text.COMPARE,)),
 )
+
+
+def visible_sections(has_perps: bool) -> list[SectionSpec]:
+    """The sections the sidebar draws: all but the perpetual-futures one when the scenario has no perp venue."""
+    return [section for section in SECTIONS if has_perps or not section.needs_perps]
 
 
 @solara.component
@@ -243,14 +285,17 @@ def comparison_picker(controls: solara.Reactive[Controls]) -> None:
 
 
 @solara.component
-def ParameterControls(controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str) -> None:
-    """Every section of `SECTIONS`: its title and hint, its sliders, then its other controls."""
+def ParameterControls(
+    controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str, has_perps: bool = False
+) -> None:
+    """Every section of `SECTIONS` the scenario uses (the perp section only with the perp venue): its title and
+    hint, its sliders, then its other controls."""
     others: dict[str, Callable[[], None]] = {
         "traders": lambda: margin_mode_picker(controls, has_mix),
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
     }
-    for section in SECTIONS:
+    for section in visible_sections(has_perps):
         Section(section.title, section.hint)
         for spec in section.sliders:
             ControlSlider(controls, spec, has_shock)

@@ -6,8 +6,8 @@ warm, which halves the cost of a frame compared with building a new figure each 
 `matplotlib.figure.Figure`s (no pyplot state, nothing to close); a chart must not be drawn from two threads at once
 (`Charts` holds a lock). The time axis spans the whole run, so lines grow across a fixed frame.
 
-`Charts` bundles the five panels of one simulation; the module-level functions draw one frame from scratch (for
-notebooks and tests).
+`Charts` bundles the five panels of one simulation (seven when it runs the perpetual venue: `PERP_PANEL_KEYS`); the
+module-level functions draw one frame from scratch (for notebooks and tests).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -35,13 +36,20 @@ HF_BINS = np.geomspace(0.5, 5.0, 31)
 MARGINS = {"left": 0.135, "right": 0.865, "bottom": 0.19, "top": 0.96}
 PNG_OPTIONS = {"compress_level": 1}  # a local page: bigger files, much faster encoding
 PANEL_KEYS = ("price", "liquidations", "pool", "hf", "cascade")
+PERP_PANEL_KEYS = ("funding", "backstop")  # only for runs with the perpetual venue
+PERP_HEIGHT_IN = 3.0  # the two perp panels share a grid row: both this tall (the funding panel has two plots)
 
 
-def _figure(ncols: int = 1) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+def panel_order(has_perps: bool) -> tuple[str, ...]:
+    """The panels in the order the page shows them: the perp panels, when there are any, after the first row."""
+    return (*PANEL_KEYS[:2], *PERP_PANEL_KEYS, *PANEL_KEYS[2:]) if has_perps else PANEL_KEYS
+
+
+def _figure(ncols: int = 1, height_in: float = HEIGHT_IN) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
     FigureCanvasAgg(fig)  # a canvas of its own: savefig then re-uses one renderer (and its text-layout cache)
     axes = fig.subplots(1, ncols, sharey=True, squeeze=False)[0]
-    fig.subplots_adjust(wspace=0.08, **MARGINS)
+    fig.subplots_adjust(wspace=0.08, **_margins(height_in))
     for ax in axes:
         ax.tick_params(labelsize=FONT)
         ax.grid(True, lw=0.4, alpha=0.4)
@@ -58,6 +66,12 @@ def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, pil_kwargs=PNG_OPTIONS)
     return buf.getvalue()
+
+
+def _margins(height_in: float) -> dict[str, float]:
+    """`MARGINS` for a figure `height_in` tall: the same space in inches below and above the plot."""
+    scale = HEIGHT_IN / height_in
+    return {**MARGINS, "bottom": MARGINS["bottom"] * scale, "top": 1.0 - (1.0 - MARGINS["top"]) * scale}
 
 
 WINDOW_H = 24.0  # runs longer than this show a time axis that grows with the run (to 1.25 x the time so far)
@@ -423,8 +437,181 @@ class CascadeChart(Chart):
             ax.set_ylim(-0.6, max(3.0, max_gen + 0.9))
 
 
+def _percent_axis(ax: Axes, snaps: Sequence[Snapshot], columns: Sequence[str], floor: float) -> None:
+    """Y limits (in percent) holding 0 and every value of `columns` in every run, at least ±`floor` percent."""
+    lo, hi = -floor, floor
+    for snap in snaps:
+        for col in columns:
+            y = snap.series.get(col, np.zeros(0))
+            if len(y):
+                lo, hi = min(lo, 100 * float(y.min())), max(hi, 100 * float(y.max()))
+    ax.set_ylim(*_padded(lo, hi))
+
+
+class FundingChart(Chart):
+    """The perp market of one asset: mark and index price (top), the premium and the funding rate paid per
+    funding period, in percent (bottom). Run B: the same lines in red, its index dotted and funding dash-dotted.
+    With basis traders, a note above says what share of the forced spot selling's price impact was theirs."""
+
+    def __init__(
+        self,
+        asset: str,
+        labels: Sequence[str],
+        total_hours: float,
+        shocks: Sequence[tuple[float, float]],
+        funding_period: str,
+        basis_note: bool,
+    ):
+        self.asset = asset
+        self.labels = list(labels)
+        self.basis_note = basis_note
+        self.fig = Figure(figsize=(WIDTH_IN, PERP_HEIGHT_IN), dpi=DPI)
+        FigureCanvasAgg(self.fig)
+        self.top, self.bottom = self.fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (1.0, 1.15)})
+        # no right-hand axis here: the plots use that margin too
+        self.fig.subplots_adjust(hspace=0.12, **{**_margins(PERP_HEIGHT_IN), "top": 0.9, "right": 0.96})
+        compare = len(labels) > 1
+        self.mark, self.index, self.premium, self.funding = [], [], [], []
+        for i, label in enumerate(labels):
+            suffix = f", {label.split(' ')[0]}" if compare else ""
+            colours = (RUN_COLOURS[i],) * 2 if compare else ("tab:purple", "tab:orange")
+            self.index.append(
+                self.top.plot([], [], color=colours[1], ls="--" if i == 0 else ":", lw=1.1, label=f"index{suffix}")[0]
+            )
+            self.mark.append(self.top.plot([], [], color=colours[0], lw=1.4, label=f"mark{suffix}")[0])
+            self.premium.append(self.bottom.plot([], [], color=colours[0], lw=1.3, label=f"premium{suffix}")[0])
+            self.funding.append(
+                self.bottom.step(
+                    [],
+                    [],
+                    where="post",
+                    color=colours[0] if compare else "tab:brown",
+                    ls="--" if i == 0 else "-.",
+                    lw=1.5,
+                    label=f"funding rate{suffix}",
+                )[0]
+            )
+        for ax in (self.top, self.bottom):
+            ax.tick_params(labelsize=FONT)
+            ax.grid(True, lw=0.4, alpha=0.4)
+            _shade(ax, shocks)
+        self.bottom.axhline(0.0, color="0.3", lw=0.7)
+        _hours_axis(self.bottom, total_hours)
+        self.top.set_ylabel(f"{asset} perp (USD)", fontsize=FONT)
+        self.bottom.set_ylabel(f"% (funding: per {funding_period})", fontsize=FONT)
+        legend = {"fontsize": FONT - 1.5, "framealpha": 0.8, "ncol": 2 if compare else 1}
+        self.top.legend(loc="lower left", **legend)
+        self.bottom.legend(loc="lower left", **legend)
+
+    def _update(self, snaps: Sequence[Snapshot]) -> None:
+        a = self.asset
+        lo, hi = np.inf, -np.inf
+        for i, snap in enumerate(snaps):
+            h = snap.hours
+            for line, col, scale in (
+                (self.mark[i], f"mark_{a}", 1.0),
+                (self.index[i], f"index_{a}", 1.0),
+                (self.premium[i], f"premium_{a}", 100.0),
+                (self.funding[i], f"funding_rate_{a}", 100.0),
+            ):
+                y = snap.series.get(col, np.zeros(0))
+                line.set_data(h[: len(y)], scale * y)
+                if scale == 1.0 and len(y):
+                    lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+        self.top.set_ylim(*_padded(lo, hi))
+        _percent_axis(self.bottom, snaps, [f"premium_{a}", f"funding_rate_{a}"], floor=0.5)
+        _follow_time(self.bottom, snaps)
+        if self.basis_note:
+            shares = []
+            for snap in snaps:
+                share = snap.basis_selling_share
+                head = f"{snap.label.split(' ')[0]} " if len(snaps) > 1 else ""
+                shares.append(f"{head}{'none yet' if np.isnan(share) else f'{share:.0%}'}")
+            self.top.set_title(
+                "basis traders' share of the forced spot selling's price impact: " + ", ".join(shares),
+                fontsize=FONT - 1,
+                loc="left",
+            )
+
+
+class BackstopChart(Chart):
+    """The perp venue's backstops: insurance fund and backstop vault equity ($M, left axis), and the ADL volume so
+    far ($M, right axis) with × at every step that had ADL fills. Run B: dashed."""
+
+    def __init__(self, labels: Sequence[str], total_hours: float, shocks: Sequence[tuple[float, float]]):
+        self.fig, (ax,) = _figure(height_in=PERP_HEIGHT_IN)
+        self.ax = ax
+        _shade(ax, shocks)
+        self.right = _twin(ax)
+        compare = len(labels) > 1
+        self.fund, self.vault, self.adl = [], [], []
+        for i, label in enumerate(labels):
+            ls = "-" if i == 0 else "--"
+            suffix = f", {label.split(' ')[0]}" if compare else ""
+            self.fund.append(ax.plot([], [], color="tab:green", ls=ls, lw=1.5, label=f"insurance fund{suffix}")[0])
+            self.vault.append(ax.plot([], [], color="tab:cyan", ls=ls, lw=1.3, label=f"vault equity{suffix}")[0])
+            self.adl.append(
+                self.right.plot(
+                    [],
+                    [],
+                    color="tab:red",
+                    ls=ls,
+                    lw=1.3,
+                    marker="x",
+                    markersize=5,
+                    markevery=[],
+                    drawstyle="steps-post",
+                    label=f"ADL so far{suffix}",
+                )[0]
+            )
+        ax.axhline(0.0, color="0.3", lw=0.7)
+        _hours_axis(ax, total_hours)
+        ax.set_ylabel("fund and vault ($M)", fontsize=FONT)
+        self.right.set_ylabel("ADL volume so far ($M)", fontsize=FONT)
+        # above the plot: the lines can cross any corner of it (the vault's equity may fall far below zero)
+        self.fig.subplots_adjust(top=0.86 if compare else 0.9)
+        lines = self.fund + self.vault + self.adl  # the legend fills columns first: one row per run
+        ax.legend(
+            lines,
+            [ln.get_label() for ln in lines],
+            fontsize=FONT - 1.5,
+            loc="lower left",
+            bbox_to_anchor=(0.0, 1.0),
+            borderaxespad=0.2,
+            frameon=False,
+            ncol=3,
+            handlelength=1.6,
+            columnspacing=1.0,
+        )
+
+    def _update(self, snaps: Sequence[Snapshot]) -> None:
+        lo, hi = 0.0, 0.0
+        for fund, vault, adl, snap in zip(self.fund, self.vault, self.adl, snaps, strict=False):
+            h = snap.hours
+            for line, col in ((fund, "insurance_fund_usd"), (vault, "vault_equity_usd")):
+                y = snap.series[col] / 1e6
+                line.set_data(h, y)
+                if len(y):
+                    lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+            adl.set_data(h, np.cumsum(snap.series["adl_volume_usd"]) / 1e6)
+            adl.set_markevery(np.flatnonzero(snap.series["n_adl"] > 0).tolist())
+        self.ax.set_ylim(*_padded(lo, hi))
+        self.right.set_ylim(0, _top([np.cumsum(s.series["adl_volume_usd"]) for s in snaps], 1.0, 1e-6))
+        _follow_time(self.ax, snaps)
+
+
+@dataclass(frozen=True)
+class PerpSetting:
+    """What the perp panels need from a run's configuration: the funding period in words (e.g. '8 h') and
+    whether the run has basis traders."""
+
+    funding_period: str
+    basis_traders: bool
+
+
 class Charts:
-    """The five panels of one simulation (built on first use, updated each frame, one frame at a time)."""
+    """The panels of one simulation (built on first use, updated each frame, one frame at a time): `PANEL_KEYS`,
+    and `PERP_PANEL_KEYS` when `perps` is given."""
 
     def __init__(
         self,
@@ -435,6 +622,7 @@ class Charts:
         step_seconds: float,
         shocks: Sequence[tuple[str, float, float]],
         kink: float | None,
+        perps: PerpSetting | None = None,
     ) -> None:
         total_hours = total_steps * step_seconds / 3600.0
         all_windows = [(s, e) for _, s, e in shocks]
@@ -445,6 +633,12 @@ class Charts:
             "hf": HealthChart(labels),
             "cascade": CascadeChart(labels),
         }
+        if perps is not None:
+            shown = [(s, e) for a, s, e in shocks if a == asset]
+            self.charts["funding"] = FundingChart(
+                asset, labels, total_hours, shown, perps.funding_period, perps.basis_traders
+            )
+            self.charts["backstop"] = BackstopChart(labels, total_hours, all_windows)
         self.lock = threading.Lock()
 
     def draw(self, snaps: Sequence[Snapshot]) -> dict[str, bytes]:
@@ -458,8 +652,9 @@ def draw_all(
     asset: str,
     shocks: Sequence[tuple[str, float, float]] = (),
     kink: float | None = None,
+    perps: PerpSetting | None = None,
 ) -> dict[str, bytes]:
     """Every panel of one frame, from scratch (notebooks, tests)."""
     a = snaps[0]
-    charts = Charts([s.label for s in snaps], asset, a.symbols[0], a.total_steps, a.step_seconds, shocks, kink)
+    charts = Charts([s.label for s in snaps], asset, a.symbols[0], a.total_steps, a.step_seconds, shocks, kink, perps)
     return charts.draw(snaps)

@@ -247,7 +247,11 @@ def Sidebar(session: Session) -> None:
         if len(current.config.assets) > 1:
             solara.Select(label="Asset shown", values=list(current.config.assets), value=session.asset, dense=True)
         ParameterControls(
-            session.controls, has_shock=bool(shock_events(shown)), has_mix=has_mix, shock_text=describe_shocks(shown)
+            session.controls,
+            has_shock=bool(shock_events(shown)),
+            has_mix=has_mix,
+            shock_text=describe_shocks(shown),
+            has_perps=shown.perps.enabled,
         )
 
 

@@ -1,4 +1,5 @@
-"""Solara components that show a run: the status line, the five live panels and the comparison table."""
+"""Solara components that show a run: the status line, the live panels (five, seven with the perpetual venue) and
+the comparison table."""
 
 from __future__ import annotations
 
@@ -21,11 +22,21 @@ def _change(series: Sequence[float]) -> float:
     return float(series[-1] / series[0] - 1.0) if len(series) and series[0] else float("nan")
 
 
+def duration_words(seconds: float) -> str:
+    """A duration as the page writes it: '8 h', '1 h', '30 min'."""
+    minutes = seconds / 60.0
+    return f"{minutes / 60:g} h" if minutes >= 60 else f"{minutes:g} min"
+
+
 def make_charts(sim: Simulation, asset: str) -> figures.Charts:
     """The panels' charts for a simulation, with the scripted shocks shaded."""
     config = sim.config
     hours = config.market.step_seconds / 3600.0
     shocks = [(ev.asset, ev.start * hours, (ev.start + ev.duration) * hours) for ev in shock_events(config)]
+    perps = None
+    if sim.has_perps:
+        period = duration_words(config.perps.funding_interval_steps * config.market.step_seconds)
+        perps = figures.PerpSetting(period, config.basis_traders.n_traders > 0)
     return figures.Charts(
         sim.labels,
         asset,
@@ -34,6 +45,7 @@ def make_charts(sim: Simulation, asset: str) -> figures.Charts:
         config.market.step_seconds,
         shocks,
         config.reserve(config.symbols[0]).optimal_utilisation,
+        perps,
     )
 
 
@@ -61,11 +73,17 @@ def StatusLine(snaps: list[Snapshot], asset: str, frame_seconds: float) -> None:
             market = snap.series.get(f"price_{asset}", [])
             fundamental = snap.series.get(f"fundamental_{asset}", [])
             head = f"<b>{snap.label}</b>: " if len(snaps) > 1 else ""
+            perps = ""
+            if snap.has_perps:
+                perps = (
+                    f" · {snap.total('n_perp_liquidations'):.0f} perp liquidations · "
+                    f"{snap.total('n_adl'):.0f} ADL fills"
+                )
             solara.HTML(
                 tag="span",
                 unsafe_innerHTML=(
                     f"{head}{asset} market {_change(market):+.1%} (fundamental {_change(fundamental):+.1%}) · "
-                    f"{snap.n_liquidations} liquidations · bad debt {_money(snap.last('bad_debt_usd'))}"
+                    f"{snap.n_liquidations} liquidations · bad debt {_money(snap.last('bad_debt_usd'))}{perps}"
                 ),
                 classes=["abm-status-run"],
             )
@@ -94,6 +112,13 @@ def ComparisonTable(sim: Simulation, snaps: list[Snapshot], asset: str) -> None:
         ("… caused by earlier liquidations", [str(s.n_endogenous) for s in snaps]),
         ("bad debt", [_money(s.last("bad_debt_usd")) for s in snaps]),
     ]
+    if sim.has_perps:
+        rows += [
+            ("perp liquidations", [f"{s.total('n_perp_liquidations'):.0f}" for s in snaps]),
+            ("ADL fills", [f"{s.total('n_adl'):.0f}" for s in snaps]),
+            ("ADL volume", [_money(s.total("adl_volume_usd")) for s in snaps]),
+            ("insurance fund left", [_money(s.last("insurance_fund_usd")) for s in snaps]),
+        ]
     body = "".join(f"<tr><td>{name}</td><td>{va}</td><td>{vb}</td></tr>" for name, (va, vb) in rows)
     html = (
         f"<table class='abm-compare-table'><tr><th></th><th>{snaps[0].label}</th><th>{snaps[1].label}</th></tr>"
@@ -129,7 +154,7 @@ def Panels(sim: Simulation, version: int, asset: str) -> None:
     snaps, images, seconds = solara.use_memo(draw, [sim, version, asset])
     StatusLine(snaps, asset, seconds)
     with solara.Div(classes=["abm-grid"]):
-        for key in ("price", "liquidations", "pool", "hf", "cascade"):
+        for key in figures.panel_order(sim.has_perps):
             Panel(key, images[key])
         if len(snaps) > 1:
             ComparisonTable(sim, snaps, asset)

@@ -10,6 +10,7 @@ copies of what the panels draw, safe to read while the play loop keeps stepping.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ class Controls:
     depth_scale: float = 1.0
     shock_scale: float = 1.0
     margin_mode: str = "cross"
+    # the perpetual venue's (used only when the scenario runs it): cap on |funding rate| per funding period
+    # (fraction; inf = none) and the insurance fund at the start (USD)
+    funding_cap: float = math.inf
+    insurance_fund_usd: float = 1.0e6
     n_traders: int = DEFAULT_N_TRADERS
     seed: int = DEFAULT_SEED
     compare: str | None = None  # a key of COMPARISONS, or None for a single run
@@ -71,6 +76,8 @@ class Controls:
             depth_scale=cfg.market.depth_scale,
             shock_scale=1.0,
             margin_mode=mode,
+            funding_cap=cfg.perps.funding_cap,
+            insurance_fund_usd=cfg.perps.insurance_fund_usd,
             n_traders=n_traders,
             seed=seed,
         )
@@ -149,6 +156,9 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
     }
     if controls.margin_mode != MIXED:
         out["traders.margin_mode_mix"] = {controls.margin_mode: 1.0}
+    if base.perps.enabled:  # a scenario without the venue keeps its configuration as it was
+        out["perps.funding_cap"] = float(controls.funding_cap)
+        out["perps.insurance_fund_usd"] = float(controls.insurance_fund_usd)
     if controls.shock_scale != 1.0 and shock_events(base):
         events = []
         for ev in base.scenario.events:
@@ -229,14 +239,48 @@ class Snapshot:
     def n_endogenous(self) -> int:
         return sum(1 for ev in self.events if ev["endogenous"])
 
+    @property
+    def has_perps(self) -> bool:
+        """Whether the run has the perpetual venue (its columns are recorded)."""
+        return "insurance_fund_usd" in self.series
+
+    def total(self, column: str) -> float:
+        """A per-step column summed over the run so far (0 when the run does not record it)."""
+        values = self.series.get(column)
+        return float(values.sum()) if values is not None else 0.0
+
+    @property
+    def basis_selling_share(self) -> float:
+        """The basis traders' share of the forced spot selling's price impact so far, every risky asset summed
+        (the summary's ``cross_venue_share``, over the run so far instead of the shock window): their spot sales'
+        log impact over theirs plus the lending liquidators'; NaN before any forced spot selling."""
+        basis = liquidation = 0.0
+        for s in self.symbols[1:]:
+            basis += float(np.clip(-self.series.get(f"basis_spot_dm_{s}", np.zeros(0)), 0.0, None).sum())
+            liquidation += float(np.clip(-self.series.get(f"spot_liquidation_dm_{s}", np.zeros(0)), 0.0, None).sum())
+        return basis / (basis + liquidation) if basis + liquidation > 0 else float("nan")
+
 
 EVENT_FIELDS = ("event_id", "step", "account", "owner", "repaid_usd", "endogenous", "endogenous_share", "bad_debt_usd")
+
+
+# The perpetual venue's columns the perp panels draw (present only in runs with the venue)
+PERP_ASSET_FIELDS = ("mark", "index", "premium", "funding_rate", "basis_spot_dm", "spot_liquidation_dm")
+PERP_FIELDS = (
+    "insurance_fund_usd",
+    "vault_equity_usd",
+    "perp_bad_debt_usd",
+    "n_perp_liquidations",
+    "n_adl",
+    "adl_volume_usd",
+)
 
 
 def _series_columns(symbols: list[str]) -> list[str]:
     cols = ["step"]
     for s in symbols[1:]:
         cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}"]
+        cols += [f"{name}_{s}" for name in PERP_ASSET_FIELDS]
     usd = symbols[0]
     cols += [
         f"utilisation_{usd}",
@@ -247,6 +291,7 @@ def _series_columns(symbols: list[str]) -> list[str]:
         "n_liquidatable",
         "aggregate_leverage",
         "total_debt_usd",
+        *PERP_FIELDS,
     ]
     return cols
 
@@ -322,6 +367,11 @@ class Simulation:
     @property
     def config(self) -> ModelConfig:
         return self.models[0].initial_config
+
+    @property
+    def has_perps(self) -> bool:
+        """Whether the runs have the perpetual venue (the page then shows its panels and controls)."""
+        return self.config.perps.enabled
 
     def step(self, n: int = 1) -> int:
         """Advance every run by up to `n` steps (never past the end); return the steps taken."""

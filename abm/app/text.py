@@ -50,6 +50,23 @@ PANELS: dict[str, tuple[str, str]] = {
         "such links lead back to a liquidation with an outside cause. Tall red trees are cascades: the crash "
         "feeding on itself.",
     ),
+    "funding": (
+        "Perpetual futures: premium and funding",
+        "A perpetual future is a bet on a coin's price, traded in its own market at its own price. Top: the "
+        "mark price (solid), the perp price that decides perp liquidations, and the index (dashed), the spot "
+        "price the oracle reports. Bottom: the premium, how far the perp trades above (+) or below (−) spot, and "
+        "the funding rate (steps), paid at the end of each funding period to pull the two together: when perps "
+        "trade below spot, shorts pay longs. Basis traders hold coins and the same amount short in perps; when "
+        "funding turns against them they unwind, selling coins on the spot market.",
+    ),
+    "backstop": (
+        "Who pays for perp losses: vault, insurance fund, ADL",
+        "A liquidated perp trader whose loss outruns the margin leaves a hole. The venue fills it in order: the "
+        "backstop vault takes the position over while it can afford to, then the insurance fund pays the loss "
+        "(lines, left axis). When both are spent, auto-deleveraging (ADL) closes the positions of profitable "
+        "traders on the other side at the bankrupt trader's price, most profitable and most leveraged first: the "
+        "winners pay. Right axis: the ADL volume so far, each step with ADL fills marked ×.",
+    ),
 }
 
 SCENARIOS: dict[str, str] = {
@@ -91,6 +108,21 @@ SCENARIOS: dict[str, str] = {
         "more, when volatility rises they must sell. Their selling raises volatility, which forces more selling: "
         "leverage is pro-cyclical, and a crash can grow out of nothing. Use a large 'steps per click' and play."
     ),
+    "perp_crash": (
+        "The crash again, but now a third of the traders bet with perpetual futures instead of borrowing from the "
+        "pool, and basis traders hold coins against a short perp to earn funding, linking the two markets. When "
+        "the drop comes, perp liquidations sell into the thinner perp market and push the perp price far below "
+        "spot: the premium plunges and funding turns sharply negative. The basis traders unwind by selling their "
+        "coins on the spot market. Watch the premium, and how much of the forced spot selling was theirs (the "
+        "funding panel's note)."
+    ),
+    "oct_10_2025": (
+        "Modelled on 10 October 2025: a fast, broad drop with much of the leverage in perpetual futures and thin "
+        "perp markets. Perp liquidations overwhelm the venue's safety net: within minutes the backstop vault and "
+        "the small insurance fund are spent. Then the venue auto-deleverages: it closes the positions of "
+        "profitable short traders at the bankrupt traders' prices, most profitable and most leveraged first. "
+        "Winners pay for losers, whether they wanted to stop or not."
+    ),
 }
 
 SCENARIO_FALLBACK = "A scenario shipped with the model; its one-line description is shown above."
@@ -109,6 +141,8 @@ HINTS: dict[str, str] = {
     "oracle_deviation": "Oracle deviation: the move that makes it post a new price.",
     "depth_scale": "Market depth: how much money it takes to move the price (×1 is the scenario's).",
     "shock_scale": "Crash size: the scenario's scripted shock, scaled (0 = no shock).",
+    "funding_cap": "Funding cap: the most funding a position can pay per funding period (right end: no cap).",
+    "insurance_fund_usd": "Insurance fund: the venue's reserve for losses beyond a liquidated trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
 }
 
@@ -156,6 +190,18 @@ TRY: dict[str, list[str]] = {
     "leverage_cycle": [
         "Set steps per click to 60 and play: watch leverage build up in the calm, then unwind.",
         "Compare with max leverage ÷2: does the cycle disappear?",
+    ],
+    "perp_crash": [
+        "Play past the shock: how far below the index does the mark fall, and for how long?",
+        "Keep playing to the first funding payment: who pays whom, and how much per period?",
+        "Set a funding cap of 1%, press Reset and play to the end: does the cap change the crash, or only who "
+        "pays whom afterwards?",
+    ],
+    "oct_10_2025": [
+        "Play through the drop with steps per click 1 or 5: when does the insurance fund hit zero, and when does "
+        "the first ADL fill come?",
+        "Raise the insurance fund to $20M, press Reset and play: does ADL still happen?",
+        "Compare with market depth ÷2: do thinner markets make the backstops run out sooner?",
     ],
 }
 

@@ -9,7 +9,9 @@ Two choices make the fit measure what the cascade graph's `branching_ratio` meas
   at its defaults such a fit gives 0.42-0.53 where the attribution gives 0.17-0.19).
 - **The baseline follows the non-liquidation price path** (`non_liquidation_prices`: the market less the decayed
   impact of liquidation sales, which the market records), along which `health_crossings` counts the accounts
-  (positions frozen at step 0) pushed below health factor 1. The graph's branching ratio counts as offspring only
+  (positions frozen at step 0) pushed below health factor 1, seen through the oracle's delay (`oracle_view`:
+  health is measured at oracle prices, which show the market 1 + latency steps late; 21 steps in
+  `black_thursday`'s congestion). The graph's branching ratio counts as offspring only
   what liquidation sales caused; fundamental moves and other traders' trading are its exogenous part, so they
   belong in the baseline. A baseline from the fundamental path alone reads other traders' selling as
   self-excitation (on `contagion`, 0.87-1.0 against 0.36-0.39).
@@ -85,6 +87,16 @@ def non_liquidation_prices(market_prices: np.ndarray, liquidation_impact: np.nda
     return p * np.exp(-impact)
 
 
+def oracle_view(prices: np.ndarray, lag_steps: np.ndarray) -> np.ndarray:
+    """The prices an oracle shows: row t is `prices` of step t - lag_t (the first row before the start), where
+    lag_steps (steps, >= 0, one per row) is the oracle's delay behind the market. prices: (steps, assets)."""
+    p = np.asarray(prices, dtype=float)
+    lag = np.asarray(lag_steps, dtype=np.int64)
+    if lag.shape != (len(p),) or np.any(lag < 0):
+        raise ValueError(f"lag_steps must be one non-negative integer per row ({len(p)}), got shape {lag.shape}")
+    return p[np.maximum(np.arange(len(p)) - lag, 0)]
+
+
 def distress_onsets(events: pd.DataFrame) -> np.ndarray:
     """The steps at which liquidated accounts entered distress, one per account and episode: the distinct
     (`account`, `distress_step`) pairs of a run's events table (a partially liquidated account that stays below
@@ -98,8 +110,8 @@ def distress_onsets(events: pd.DataFrame) -> np.ndarray:
 
 # Default design of `liquidation_covariates`. Amplifications: factors on the baseline path's log move, since the
 # positions frozen at step 0 are not those the path meets (traders re-lever and de-lever), and the fit weighs the
-# paths. Lags (steps): a crossing reaches the health factor through the oracle (1 + latency steps, longer for
-# deviation-threshold feeds), so 0..3. Longer free lags absorb offspring (which follow their parents by a few steps
+# paths. Lags (steps) beyond the oracle's own delay (which the caller removes with `oracle_view`): updaters' jitter,
+# the deviation threshold and the heartbeat delay a post further, so 0..3. Longer free lags absorb offspring (which follow their parents by a few steps
 # too): on simulated crashes with n = 0.5, lags 0..12 give n = 0.28-0.43, lags 0..3 n = 0.47-0.54
 # (tests/test_branching.py).
 AMPLIFICATIONS = (1.0, 1.5, 2.0)

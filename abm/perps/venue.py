@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -124,7 +125,17 @@ class PerpVenue:
         self.adl_events: list[AdlEvent] = []
         self.history: list[dict[str, float]] = []
         self._next_event = 0
+        self._event_allocator: Callable[[], int] | None = None  # the model's shared event ids (`use_event_ids`)
+        # called as on_liquidation(event_id, account, asset, t) for each position about to be liquidated, before
+        # any of its account's closes (the attribution reads the position as it was when found unhealthy)
+        self.on_liquidation: Callable[[int, int, int, int], None] | None = None
         self._liquidating = -1  # the row in the waterfall: its isolated margin stays until the waterfall settles
+        # the margin passes, for attributing lost health (docs/model.md, section 4): the step each position (row,
+        # asset) was last found healthy, and the log mark, book and index prices each pass read
+        self.step_now = 0  # the step last begun (new accounts start healthy at it)
+        self.last_healthy_step = np.zeros((cap, self.n_assets), dtype=np.int64)
+        self.pass_steps: list[int] = [0]
+        self.pass_log_prices: list[np.ndarray] = [np.log(np.stack([index, index, index]))]
 
     def _checked_prices(self, prices: np.ndarray) -> np.ndarray:
         p = np.asarray(prices, dtype=float)
@@ -143,7 +154,7 @@ class PerpVenue:
             raise ValueError(f"mode = {mode!r}: perpetual accounts are {' or '.join(PERP_MODES)}")
         if self.n == len(self.cash):  # amortised doubling keeps opening O(1)
             grow = len(self.cash)
-            for name in ("size", "entry", "margin"):
+            for name in ("size", "entry", "margin", "last_healthy_step"):
                 arr = getattr(self, name)
                 setattr(self, name, np.vstack([arr, np.zeros_like(arr)]))
             for name in ("cash", "net_deposits", "realised", "funding", "fees", "forfeited", "subsidy"):
@@ -153,6 +164,7 @@ class PerpVenue:
         acct = self.n
         self.n += 1
         self.owner[acct] = owner
+        self.last_healthy_step[acct] = self.step_now
         self.mode[acct] = PERP_MODES.index(mode)
         self.deposit(acct, margin_usd)
         return acct
@@ -272,6 +284,75 @@ class PerpVenue:
             )
         return np.where(isolated, per_position.min(axis=1), cross)
 
+    def margin_ratio(self, acct: int, k: int, mark: np.ndarray | None = None) -> float:
+        """The ratio the liquidation trigger compares with 1 for position (acct, k): equity over maintenance margin
+        at mark of the position (isolated) or of the whole account (cross); inf without a position."""
+        mark = self.mark_prices() if mark is None else mark
+        if self.mode[acct] != ISOLATED:
+            return self.account_health(acct, mark)
+        size = float(self.size[acct, k])
+        mm = float(self._maintenance_margin(np.array(abs(size) * mark[k])))
+        return (float(self.margin[acct, k]) + size * float(mark[k] - self.entry[acct, k])) / mm if mm > 0 else math.inf
+
+    def lending_equivalent(
+        self, acct: int, k: int, mark: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the venue margins for position (acct, k) (the position, isolated; every position of the account,
+        cross) written as a lending account: (collateral USD, debt USD, liquidation threshold) per asset, numéraire
+        first, so that its health factor sum(c LT) / sum(d) is below 1 exactly when equity at mark is below the
+        maintenance margin, and `abm.recording.attribution.health_sensitivity` gives d log HF / d log mark.
+
+        With B the backing (isolated margin, or the cross account's cash), r_j and cum_j the maintenance rate and
+        amount of position j's tier: equity >= maintenance <=> U + sum_long N_j (1 - r_j) >= sum_short N_j (1 + r_j),
+        U = B - sum_j size_j entry_j + sum_j cum_j (USD, no price in it). So a long of notional N is collateral N
+        with threshold 1 - r, a short is debt N (1 + r), and U is USD collateral (U > 0) or USD debt (U < 0)."""
+        mark = self.mark_prices() if mark is None else mark
+        if self.mode[acct] == ISOLATED:
+            size = np.zeros(self.n_assets)
+            size[k] = self.size[acct, k]
+            backing = float(self.margin[acct, k])
+        else:
+            size = self.size[acct].copy()
+            backing = float(self.cash[acct])
+        notional = np.abs(size) * mark
+        tier = np.clip(np.searchsorted(self.floors, notional, side="right") - 1, 0, len(self.floors) - 1)
+        rate = np.where(size != 0, self.mmr[tier], 0.0)
+        cum = np.where(size != 0, self.mm_cum[tier], 0.0)
+        usd = backing - float(size @ self.entry[acct]) + float(cum.sum())
+        coll = np.where(size > 0, notional, 0.0)
+        debt = np.where(size < 0, notional * (1.0 + rate), 0.0)
+        threshold = np.where(size > 0, 1.0 - rate, 1.0)
+        coll[0], debt[0], threshold[0] = max(usd, 0.0), max(-usd, 0.0), 1.0
+        return coll, debt, threshold
+
+    # --- event ids and the margin passes' prices --------------------------------------------------------------
+
+    def use_event_ids(self, allocator: Callable[[], int]) -> None:
+        """Take liquidation event ids from `allocator` (the model's, shared with the lending pool's liquidations, so
+        one id names one event in every table) instead of the venue's own count from 0."""
+        self._event_allocator = allocator
+
+    def new_event_id(self) -> int:
+        """A fresh liquidation event id."""
+        if self._event_allocator is not None:
+            return self._event_allocator()
+        self._next_event += 1
+        return self._next_event - 1
+
+    def _record_pass(self, t: int, mark: np.ndarray) -> None:
+        """Keep the log mark, book and index prices a margin pass at step t reads."""
+        prices = np.log(np.stack([mark, self.book_prices(), self.index]))
+        if self.pass_steps[-1] == t:
+            self.pass_log_prices[-1] = prices
+        else:
+            self.pass_steps.append(t)
+            self.pass_log_prices.append(prices)
+
+    def pass_prices(self, step: int) -> np.ndarray:
+        """Log prices (3, assets): mark, book and index, as the last margin pass at or before `step` read them (the
+        venue's opening prices before the first pass)."""
+        return self.pass_log_prices[max(bisect_right(self.pass_steps, step) - 1, 0)]
+
     # --- the step ---------------------------------------------------------------------------------------------
 
     def begin_step(self, index_prices: np.ndarray, t: int) -> None:
@@ -279,6 +360,7 @@ class PerpVenue:
         the books' transient impact relax toward it."""
         self.index = self._checked_prices(index_prices)
         self.book.begin_step(np.log(self.index))
+        self.step_now = t
 
     def end_step(self, t: int) -> dict[str, float]:
         """Close the step: move the mark's moving basis, update the books' realised volatility, and record the
@@ -526,9 +608,10 @@ class PerpVenue:
         """One vectorised margin pass at mark over every account; each position below maintenance (isolated), or
         every position of an account below maintenance (cross), goes through the waterfall. Returns this pass's
         liquidation events."""
+        mark = self.mark_prices()
+        self._record_pass(t, mark)
         if self.n == FIRST_ACCOUNT:
             return []
-        mark = self.mark_prices()
         rows = slice(FIRST_ACCOUNT, self.n)
         size = self.size[rows]
         unreal = size * (mark - self.entry[rows])
@@ -537,6 +620,9 @@ class PerpVenue:
         iso_bad = isolated & (size != 0) & (self.margin[rows] + unreal < mm)
         total_mm = mm.sum(axis=1)
         cross_bad = ~isolated[:, 0] & (total_mm > 0) & (self.cash[rows] + unreal.sum(axis=1) < total_mm)
+        # healthy positions: every position of a cross account above maintenance, each isolated one above its own
+        healthy = np.where(isolated, ~iso_bad, ~cross_bad[:, None])
+        self.last_healthy_step[rows][healthy] = t
         start = len(self.liquidations)
         for r in np.flatnonzero(cross_bad | iso_bad.any(axis=1)):
             acct = FIRST_ACCOUNT + int(r)
@@ -547,11 +633,16 @@ class PerpVenue:
     def _liquidate(self, acct: int, assets: list[int], t: int) -> None:
         """Run the waterfall for each listed position of `acct`, then settle what margin is left: the liquidation
         fees first, the rest to the insurance fund (or back to the trader)."""
+        # one event per position; every position is shown to `on_liquidation` before the account's first close
+        events = [(k, self.new_event_id()) for k in assets if self.size[acct, k] != 0.0]
+        if self.on_liquidation is not None:
+            for k, event_id in events:
+                self.on_liquidation(event_id, acct, k, t)
         self._liquidating = acct
         fee_due = 0.0
         try:
-            for k in assets:
-                fee_due += self._waterfall(acct, k, t)
+            for k, event_id in events:
+                fee_due += self._waterfall(acct, k, t, event_id)
         finally:
             self._liquidating = -1
         if self.mode[acct] == ISOLATED:
@@ -586,12 +677,13 @@ class PerpVenue:
         others = self.size[acct] * (mark - self.entry[acct])
         return float(self.cash[acct] + others.sum() - others[k])
 
-    def _waterfall(self, acct: int, k: int, t: int) -> float:
+    def _waterfall(self, acct: int, k: int, t: int, event_id: int) -> float:
         """Close position (acct, k) through the waterfall (docs/perps.md): (a) into the book while the average fill
         is no worse than the bankruptcy price; (b) the vault takes over what it can carry at the bankruptcy price;
         (c) into the book again, the insurance fund paying the loss beyond the bankruptcy price while it lasts;
         (d) auto-deleveraging of the highest-ranked opposite positions at the bankruptcy price; (e) whatever is
-        left (no opposite position remains) into the book, the loss as bad debt. Returns the liquidation fee due."""
+        left (no opposite position remains) into the book, the loss as bad debt. Every fill is recorded under
+        `event_id`. Returns the liquidation fee due."""
         s0 = self.size[acct, k]
         if s0 == 0.0:
             return 0.0
@@ -599,8 +691,6 @@ class PerpVenue:
         qty = abs(s0)
         mark = self.mark_prices()
         bk = self.entry[acct, k] - side * self._backing(acct, k, mark) / qty
-        event_id = self._next_event
-        self._next_event += 1
         owner = int(self.owner[acct])
 
         def record(stage: str, size: float, price: float, fee: float = 0.0, shortfall: float = 0.0) -> None:

@@ -6,9 +6,16 @@ its assets, weighted by how sensitive its health factor is to each asset, and ea
 exogenous (fundamental moves and scenario shocks), each earlier liquidation's sale (its impact, decayed to now),
 and the rest (discretionary trading and the decay of older impact).
 
+Perpetual positions are attributed the same way (`AttributionLedger.record_perp`): their margin, written as a
+lending account (`PerpVenue.lending_equivalent`), has a health factor below 1 exactly when the venue liquidates,
+and its log moves are the mark's. The mark is the index (the spot oracle) times the mark's basis: the index part
+splits as a lending account's oracle move does (fundamental, spot liquidation sales, other), and the basis part
+carries the perp book's liquidation closes (their impact on the book price, decayed, times the share of the book's
+basis move that reached the mark), the rest of it being other.
+
 `health_sensitivity` and `attribute` are the pure formulas; `AttributionLedger` is the per-step bookkeeping the
-model owns: when each account was last healthy, the log of liquidation sales' impacts, event ids, and the
-attribution of each liquidation as it happens.
+model owns: when each account was last healthy, the logs of liquidation sales' impacts, event ids (one sequence for
+both venues), and the attribution of each liquidation as it happens.
 """
 
 from __future__ import annotations
@@ -137,15 +144,62 @@ class ImpactLog:
         return slice(int(np.searchsorted(steps, start, side="right")), int(np.searchsorted(steps, end, side="right")))
 
 
+def decayed_moves(
+    log: ImpactLog, decay: np.ndarray, start: int, end: int, to_step: int, exclude: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """(event ids, moves): the log impact per asset of each logged liquidation trade of steps start < step <= end
+    (other than event `exclude`), each decayed to `to_step` at the per-step `decay` (per asset): dm decay^(to - s)."""
+    rows = log.window(start, end)
+    event, asset = log.event[rows], log.asset[rows]
+    keep = event != exclude
+    event, asset, step, dm = event[keep], asset[keep], log.step[rows][keep], log.dm[rows][keep]
+    ids, row = np.unique(event, return_inverse=True)
+    moves = np.zeros((len(ids), len(decay)))
+    np.add.at(moves, (row, asset), dm * decay[asset] ** (to_step - step))
+    return ids, moves
+
+
+def merge_moves(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One (event ids, moves) from several: an event found in more than one part gets the sum of its rows."""
+    ids = np.concatenate([p[0] for p in parts])
+    moves = np.concatenate([p[1] for p in parts])
+    out_ids, row = np.unique(ids, return_inverse=True)
+    out = np.zeros((len(out_ids), moves.shape[1]))
+    np.add.at(out, row, moves)
+    return out_ids, out
+
+
+def basis_pass_through(log_prices_begin: np.ndarray, log_prices_end: np.ndarray, mark_is_book: bool) -> np.ndarray:
+    """Per asset, the share phi in [0, 1] of the perp book's basis move that reached the mark between two margin
+    passes; log prices are (3, assets) rows mark, book, index (`PerpVenue.pass_prices`).
+
+    phi = 1 when the mark is the book price; for the median mark, phi = d log(mark / index) / d log(book / index)
+    over the window, clipped to [0, 1], and 0 where the book's basis did not move (a book dislocation reaches the
+    median mark through the moving basis, late and partly, or not at all while the mark sits on another leg)."""
+    if mark_is_book:
+        return np.ones(log_prices_end.shape[1])
+    change = log_prices_end - log_prices_begin
+    mark_basis, book_basis = change[0] - change[2], change[1] - change[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.where(book_basis != 0, mark_basis / np.where(book_basis != 0, book_basis, 1.0), 0.0)
+    return np.clip(phi, 0.0, 1.0)
+
+
 class AttributionLedger:
-    """The model's liquidation bookkeeping: event ids, when each account was last healthy, the impact log, and
-    the attribution of each liquidation, handed to the step recorder as an event."""
+    """The model's liquidation bookkeeping: event ids, when each account was last healthy, the impact logs (spot
+    market and perp books), and the attribution of each liquidation (lending, and perp through the venue's
+    `on_liquidation` hook), handed to the step recorder as an event."""
 
     def __init__(self, model: ReflexivityModel) -> None:
         self.model = model
         self.last_healthy_step = np.zeros(model.engine.n, dtype=np.int64)
         self.impacts = ImpactLog()
+        self.book_impacts = ImpactLog()  # the perp books' liquidation closes
         self.n_events = 0
+        venue = model.perps
+        if venue is not None:  # one id sequence for both venues; the venue reports each liquidation before closing
+            venue.use_event_ids(self.next_event_id)
+            venue.on_liquidation = self.record_perp
 
     def next_event_id(self) -> int:
         self.n_events += 1
@@ -185,13 +239,42 @@ class AttributionLedger:
     def event_moves(self, start: int, end: int, exclude: int) -> tuple[np.ndarray, np.ndarray]:
         """(event ids, moves): the log impact per asset of each liquidation sale of steps start < step <= end
         (other than event `exclude`), each decayed to `end` at the market's current per-step decay."""
-        log = self.impacts
-        log.sync(self.model.market.liq_impacts)
-        rows = log.window(start, end)
-        event, asset = log.event[rows], log.asset[rows]
-        keep = event != exclude
-        event, asset, step, dm = event[keep], asset[keep], log.step[rows][keep], log.dm[rows][keep]
-        ids, row = np.unique(event, return_inverse=True)
-        moves = np.zeros((len(ids), len(self.model.symbols)))
-        np.add.at(moves, (row, asset), dm * self.model.market.decay[asset] ** (end - step))
-        return ids, moves
+        self.impacts.sync(self.model.market.liq_impacts)
+        return decayed_moves(self.impacts, self.model.market.decay, start, end, end, exclude)
+
+    def record_perp(self, event_id: int, acct: int, k: int, t: int) -> None:
+        """Attribute the liquidation of perp position (acct, k), found below maintenance by the margin pass of step
+        t and not yet closed, and record it as an event (the venue's `on_liquidation` hook).
+
+        Window: from the pass of step b (the position last healthy) to the pass of step t. Loss: the lost log
+        health factor of `PerpVenue.lending_equivalent`, -sum_j w_j d log mark_j. d log mark = d log index +
+        d log(mark / index): the index is the oracle, which shows the spot market `lag` steps late, so its part
+        splits as a lending account's does (fundamental move and spot liquidation sales over the lagged window,
+        steps b - lag .. t - lag); the basis part carries each perp book liquidation close of steps b .. t - 1 (the
+        pass of step t read the mark before this step's closes), its impact decayed to t, times the book's
+        pass-through to the mark (`basis_pass_through`). What is left is other."""
+        m = self.model
+        venue = m.perps
+        assert venue is not None
+        coll, debt, threshold = venue.lending_equivalent(acct, k)
+        w = health_sensitivity(coll, debt, threshold)
+        begin = int(venue.last_healthy_step[acct, k])
+        prices_begin, prices_end = venue.pass_prices(begin), venue.pass_prices(t)
+        total = prices_end[0] - prices_begin[0]
+        lag = 1 + int(m.config.oracles.latency_steps)
+        spot_begin, spot_end = max(begin - lag, 0), max(t - lag, 0)
+        exo = m.history.log_fundamental(spot_end) - m.history.log_fundamental(spot_begin)
+        spot = self.event_moves(spot_begin, spot_end, exclude=event_id)
+        self.book_impacts.sync(venue.book.liq_impacts)
+        book_ids, book_moves = decayed_moves(self.book_impacts, venue.book.decay, begin - 1, t - 1, t, event_id)
+        book_moves *= basis_pass_through(prices_begin, prices_end, venue.config.mark_price == "book")
+        attribution = attribute(w, total, exo, merge_moves(spot, (book_ids, book_moves)))
+        m.recorder.add_perp_event(
+            event_id,
+            acct,
+            int(venue.owner[acct]),
+            k,
+            attribution,
+            distress_step=begin + 1,
+            hf_before=venue.margin_ratio(acct, k),
+        )

@@ -1,5 +1,6 @@
 """What the model records each step (docs/model.md, 1.3 Process overview and scheduling): the time-series row,
-liquidation events, write-offs, HF histograms.
+liquidation events (the lending pool's and the perp venue's, in one table with a `venue` column), write-offs, HF
+histograms.
 
 The row is computed once per step from the model's arrays (vectorised) and handed to Mesa's `DataCollector`,
 whose model reporters read it; events and write-offs are plain lists turned into tables at the end of a run.
@@ -135,6 +136,7 @@ class StepRecorder:
         self._step_liquidations = 0
         self._step_volume = 0.0
         self._events_this_step: dict[int, int] = {}  # account -> index in events (latest this step)
+        self._perp_event_rows: dict[int, int] = {}  # perp event id -> index in events, until its fills are in
         self.datacollector = mesa.DataCollector(
             model_reporters={c: (lambda m, c=c: m.recorder.row[c]) for c in self.columns}
         )
@@ -186,6 +188,7 @@ class StepRecorder:
                 "endogenous_share": share,
                 "loss_exogenous": attribution.exogenous,
                 "loss_other": attribution.other,
+                "venue": "lending",
             }
         )
         if endogenous:
@@ -193,6 +196,55 @@ class StepRecorder:
         self._events_this_step[account] = len(self.events) - 1
         self._step_liquidations += 1
         self._step_volume += repaid * float(oracle[debt_asset])
+
+    def add_perp_event(
+        self,
+        event_id: int,
+        account: int,
+        owner: int,
+        asset: int,
+        attribution: Attribution,
+        distress_step: int,
+        hf_before: float,
+    ) -> None:
+        """Record the liquidation of perp position (account, asset), found below maintenance by this step's margin
+        pass and not yet closed, and, if it was endogenous, its edges from the liquidations (of either venue) that
+        caused it. The row's volume and bad debt come from its waterfall's fills at the end of the step
+        (`perp_row`). Columns that have a lending meaning only are NaN or None (docs/contagion.md, "Cascade
+        graph"): liquidator -1 (the venue's engine), debt_asset None, seized and seized_usd NaN."""
+        m = self.model
+        venue = m.perps
+        assert venue is not None
+        share = attribution.endogenous_share
+        endogenous = share >= m.config.contagion.endogenous_share
+        self._perp_event_rows[event_id] = len(self.events)
+        self.events.append(
+            {
+                "step": m.steps,
+                "distress_step": distress_step,
+                "event_id": event_id,
+                "account": account,
+                "owner": owner,
+                "liquidator": -1,
+                "debt_asset": None,
+                "repaid": 0.0,  # contracts closed (tokens), every stage
+                "repaid_usd": 0.0,  # their notional at the fill prices (USD)
+                "collateral_asset": m.symbols[asset],
+                "seized": float("nan"),
+                "seized_usd": float("nan"),
+                "price": float(venue.mark_prices()[asset]),
+                "market_price": float(venue.book_prices()[asset]),
+                "hf_before": hf_before,
+                "bad_debt_usd": 0.0,
+                "endogenous": bool(endogenous),
+                "endogenous_share": share,
+                "loss_exogenous": attribution.exogenous,
+                "loss_other": attribution.other,
+                "venue": "perp",
+            }
+        )
+        if endogenous:
+            self.edges.extend((parent, event_id, w) for parent, w in attribution.parents().items())
 
     def add_write_off(self, rec: WriteOff) -> None:
         self.write_offs.append(rec)
@@ -283,6 +335,15 @@ class StepRecorder:
         row["perp_bad_debt_usd"] = float(venue.bad_debt)
         new_liq = venue.liquidations[self._perp_liquidations_seen :]
         self._perp_liquidations_seen = len(venue.liquidations)
+        for e in new_liq:  # each fill adds to its event's row: contracts, notional, loss nobody covered
+            idx = self._perp_event_rows.get(e.event_id)
+            if idx is not None:
+                rec = self.events[idx]
+                rec["repaid"] += e.size
+                rec["repaid_usd"] += e.size * e.price
+                if e.stage == "bad_debt":
+                    rec["bad_debt_usd"] += e.shortfall
+        self._perp_event_rows.clear()
         row["n_perp_liquidations"] = len({(e.event_id, e.asset) for e in new_liq})
         row["perp_liquidation_volume_usd"] = float(sum(e.size * e.price for e in new_liq))
         new_adl = venue.adl_events[self._adl_seen :]

@@ -52,12 +52,14 @@ def hawkes_inputs_table(result: RunResult) -> pd.DataFrame:
     from abm.analysis.metrics import hawkes_inputs
     from abm.contagion.hawkes import step_counts
     from abm.contagion.liquidation_hawkes import distress_onsets, liquidation_covariates
-    from abm.run import start_liquidation_thresholds
+    from abm.run import oracle_lags, start_liquidation_thresholds
 
     if result.start_collateral is None or result.start_debt is None:
         return pd.DataFrame()
     ts = result.timeseries
-    baseline_prices, fundamental_prices = hawkes_inputs(ts, result.config.symbols[1:])
+    baseline_prices, fundamental_prices = hawkes_inputs(
+        ts, result.config.symbols[1:], oracle_lags(result.config, len(ts))
+    )
     x, names = liquidation_covariates(
         baseline_prices,
         fundamental_prices,
