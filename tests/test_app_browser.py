@@ -114,6 +114,23 @@ def test_perp_panels_and_controls_only_with_the_perp_venue() -> None:
     assert build_config(lend.replace(funding_cap=0.01, insurance_fund_usd=2.0e7)) == build_config(lend)
 
 
+def test_comparison_mode_runs_the_perp_venue_in_both_runs() -> None:
+    """Run B of a perps scenario has the venue too, the same news, and its own perp lines on the perp panels."""
+    sim = Simulation.start(Controls.from_preset("oct_10_2025", n_traders=60).replace(compare="depth_half"))
+    assert all(model.perps is not None for model in sim.models)
+    shock = shock_events(sim.config)[0]
+    sim.step(shock.start + shock.duration)
+    a, b = sim.snapshots()
+    assert a.has_perps and b.has_perps
+    np.testing.assert_array_equal(a.series["fundamental_ETH"], b.series["fundamental_ETH"])
+    assert not np.array_equal(a.series["mark_ETH"], b.series["mark_ETH"])  # B's perp books are half as deep
+    charts = make_charts(sim, "ETH")
+    images = charts.draw([a, b])
+    assert set(PERP_PANEL_KEYS) <= set(images)
+    funding = charts.charts["funding"]
+    assert len(funding.mark) == 2 and np.array_equal(funding.mark[1].get_ydata(), b.series["mark_ETH"])
+
+
 def test_funding_cap_slider_has_a_none_notch() -> None:
     """The funding cap's top notch is 'no cap' (inf, the presets' value); any lower notch is that cap."""
     spec = next(spec for section in SECTIONS for spec in section.sliders if spec.field == "funding_cap")
@@ -245,8 +262,9 @@ def test_teaching_page(server_url: str, tmp_path: Path) -> None:
         counter = page.locator(".abm-step-counter")
         expect(counter).to_have_text(re.compile(r"^Step 0 / \d+"), timeout=SLOW_MS)
 
-        # every panel is there, with its title, a figure and a caption; the scenario is explained
-        for key, (title, caption) in text.PANELS.items():
+        # every panel of a lending scenario is there, with its title, a figure and a caption; the scenario is explained
+        for key in panel_order(has_perps=False):
+            title, caption = text.PANELS[key]
             panel = page.locator(f".abm-panel-{key}")
             expect(panel).to_be_visible()
             expect(panel.locator(".abm-panel-title")).to_have_text(title)
@@ -360,7 +378,7 @@ def test_perp_panels_and_controls_follow_the_scenario(server_url: str, tmp_path:
             expect(panel.locator(".abm-caption")).to_contain_text(caption[:40])
         expect(page.get_by_text("Perpetual futures", exact=True)).to_be_visible()
         expect(page.locator('[role="slider"][aria-label="Funding cap: none"]')).to_have_count(1)
-        _press_slider(page, "Insurance fund", "End", "Insurance fund: $30.0M")  # the preset's $0.2M, to the top
+        _press_slider(page, "Ins. fund", "End", "Ins. fund: $30.0M")  # the preset's $0.2M, to the top
         expect(page.locator(".abm-pending")).to_be_visible()
         page.get_by_role("button", name="Reset").click()
         expect(page.locator(".abm-pending")).to_have_count(0)
@@ -377,6 +395,6 @@ def test_perp_panels_and_controls_follow_the_scenario(server_url: str, tmp_path:
         expect(page.locator(".abm-scenario-text")).to_contain_text(text.scenario_text("crash")[:40])
         for key in PERP_PANEL_KEYS:
             expect(page.locator(f".abm-panel-{key}")).to_have_count(0)
-        expect(page.get_by_role("slider", name=re.compile(r"^(Funding cap|Insurance fund)"))).to_have_count(0)
+        expect(page.get_by_role("slider", name=re.compile(r"^(Funding cap|Ins\. fund)"))).to_have_count(0)
         assert session.errors() == []
         assert "Traceback" not in page.locator("body").inner_text()

@@ -20,6 +20,8 @@ PERP_KEYS = (
     "peak_abs_premium",
     "funding_paid_usd",
     "cross_venue_share",
+    "perp_bad_debt_usd",
+    "perp_liquidation_volume_usd",
 )
 
 

@@ -180,7 +180,9 @@ def summarise(
     out["lender_supply_change"] = lender_supply_change(timeseries, risky)
     out["liquidation_volume_usd"] = float(timeseries["liquidation_volume_usd"].sum())
     out["n_liquidations"] = len(events)
-    out["n_accounts_liquidated"] = int(events["account"].nunique()) if len(events) else 0
+    # lending and perp account ids are separate numberings: count distinct (venue, account)
+    keys = ["venue", "account"] if "venue" in events.columns else ["account"]
+    out["n_accounts_liquidated"] = len(events[keys].drop_duplicates()) if len(events) else 0
     last = timeseries.iloc[-1]
     out["bad_debt_usd"] = float(last["bad_debt_usd"])
     out["lender_loss_usd"] = float(last["lender_loss_usd"])

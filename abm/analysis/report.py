@@ -68,9 +68,11 @@ TOTALS: list[tuple[str, str, Formatter]] = [
     # runs with the perpetual venue only (docs/perps.md)
     ("peak_abs_premium", "largest abs premium index of a perp", style.percent),
     ("funding_paid_usd", "funding paid over the run (USD, by the positions that paid)", style.usd),
+    ("perp_liquidation_volume_usd", "liquidated perp volume (USD notional)", style.usd),
     ("insurance_fund_drawdown_usd", "largest drawdown of the perp insurance fund (USD)", style.usd),
     ("adl_count", "auto-deleveraging (ADL) fills", style.count),
     ("adl_volume_usd", "auto-deleveraged volume (USD at bankruptcy prices)", style.usd),
+    ("perp_bad_debt_usd", "perp bad debt: losses no backstop covered (USD)", style.usd),
     (
         "cross_venue_share",
         "basis traders' share of the forced spot selling's price impact over the shock window",

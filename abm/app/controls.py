@@ -144,7 +144,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
                 none_at_max=True,
             ),
             SliderSpec(
-                "Insurance fund",
+                "Ins. fund",
                 "insurance_fund_usd",
                 0.0,
                 30.0,

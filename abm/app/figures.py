@@ -488,7 +488,7 @@ class FundingChart(Chart):
                     color=colours[0] if compare else "tab:brown",
                     ls="--" if i == 0 else "-.",
                     lw=1.5,
-                    label=f"funding rate{suffix}",
+                    label=f"funding, per {funding_period}{suffix}",
                 )[0]
             )
         for ax in (self.top, self.bottom):
@@ -498,7 +498,7 @@ class FundingChart(Chart):
         self.bottom.axhline(0.0, color="0.3", lw=0.7)
         _hours_axis(self.bottom, total_hours)
         self.top.set_ylabel(f"{asset} perp (USD)", fontsize=FONT)
-        self.bottom.set_ylabel(f"% (funding: per {funding_period})", fontsize=FONT)
+        self.bottom.set_ylabel("premium, funding (%)", fontsize=FONT)
         legend = {"fontsize": FONT - 1.5, "framealpha": 0.8, "ncol": 2 if compare else 1}
         self.top.legend(loc="lower left", **legend)
         self.bottom.legend(loc="lower left", **legend)

@@ -109,7 +109,7 @@ SCENARIOS: dict[str, str] = {
         "leverage is pro-cyclical, and a crash can grow out of nothing. Use a large 'steps per click' and play."
     ),
     "perp_crash": (
-        "The crash again, but now a third of the traders bet with perpetual futures instead of borrowing from the "
+        "The crash again, but now nearly a third of the traders bet with perpetual futures instead of borrowing from the "
         "pool, and basis traders hold coins against a short perp to earn funding, linking the two markets. When "
         "the drop comes, perp liquidations sell into the thinner perp market and push the perp price far below "
         "spot: the premium plunges and funding turns sharply negative. The basis traders unwind by selling their "
@@ -142,7 +142,8 @@ HINTS: dict[str, str] = {
     "depth_scale": "Market depth: how much money it takes to move the price (×1 is the scenario's).",
     "shock_scale": "Crash size: the scenario's scripted shock, scaled (0 = no shock).",
     "funding_cap": "Funding cap: the most funding a position can pay per funding period (right end: no cap).",
-    "insurance_fund_usd": "Insurance fund: the venue's reserve for losses beyond a liquidated trader's margin.",
+    "insurance_fund_usd": "Ins. fund: the venue's insurance fund, its reserve for losses beyond a liquidated "
+    "trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
 }
 

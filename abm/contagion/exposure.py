@@ -97,7 +97,7 @@ def exposure_arrays(model: ReflexivityModel) -> ExposureArrays:
     liquidated = np.zeros(n, dtype=bool)
     events = model.recorder.events
     if events:
-        ids = np.fromiter((e["account"] for e in events), dtype=np.int64, count=len(events))
+        ids = np.array([e["account"] for e in events if e.get("venue", "lending") == "lending"], dtype=np.int64)
         liquidated[ids[ids < n]] = True
     return ExposureArrays(
         symbols=list(model.symbols),

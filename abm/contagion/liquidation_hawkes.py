@@ -98,10 +98,14 @@ def oracle_view(prices: np.ndarray, lag_steps: np.ndarray) -> np.ndarray:
 
 
 def distress_onsets(events: pd.DataFrame) -> np.ndarray:
-    """The steps at which liquidated accounts entered distress, one per account and episode: the distinct
-    (`account`, `distress_step`) pairs of a run's events table (a partially liquidated account that stays below
-    health factor 1 is liquidated again in the same episode; one that recovered and fell again starts a new one).
-    Returns sorted integer steps."""
+    """The steps at which the lending pool's liquidated accounts entered distress, one per account and episode:
+    the distinct (`account`, `distress_step`) pairs of a run's lending events (a partially liquidated account that
+    stays below health factor 1 is liquidated again in the same episode; one that recovered and fell again starts
+    a new one). Perp liquidations are left out: the baseline (`health_crossings` of the step-0 pool positions) does
+    not cover perp positions, so with the perpetual venue on the estimate is the pool's. Returns sorted steps."""
+    from abm.recording.recorder import lending_events
+
+    events = lending_events(events)
     if len(events) == 0:
         return np.zeros(0, dtype=np.int64)
     episodes = events[["account", "distress_step"]].drop_duplicates()

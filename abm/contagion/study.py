@@ -30,6 +30,7 @@ from abm.contagion.hawkes import (
     step_counts,
 )
 from abm.io import atomic_write_bytes, atomic_write_parquet
+from abm.recording.recorder import lending_events
 
 HAWKES_WINDOW_STEPS = 30  # count window of the variance estimator (steps): well above the model's trigger delays
 HAWKES_MIN_EVENTS_FIT = 10  # fewer liquidations than this: no maximum-likelihood fit (NaN)
@@ -124,7 +125,7 @@ def illustrate(out_dir: str | Path, seed: int = 7, steps: int = 480, shock_step:
     for _ in range(shock_step - 1, steps):
         model.step()
     result = collect_result(model, 0.0)
-    liquidated = set(result.events["account"].astype(int))
+    liquidated = set(lending_events(result.events)["account"].astype(int))
     table["liquidated"] = table["account"].isin(liquidated)
     atomic_write_parquet(table, out / "debtrank.parquet")
     graphml = io.BytesIO()

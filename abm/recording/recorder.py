@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
+import pandas as pd
 
 from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
@@ -117,6 +118,15 @@ def perp_columns(symbols: list[str]) -> list[str]:
         "funding_paid_usd",
         "basis_position_usd",
     ]
+
+
+def lending_events(events: pd.DataFrame) -> pd.DataFrame:
+    """The lending pool's rows of an events table (`venue` == "lending"; every row of a table saved before perps
+    existed). Lending and perp account ids are separate numberings, and pool-specific quantities (seized collateral,
+    repaid debt, the distress of accounts with debt) concern the pool's liquidations only."""
+    if "venue" not in events.columns:
+        return events
+    return events[events["venue"] == "lending"]
 
 
 class StepRecorder:

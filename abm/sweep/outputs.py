@@ -113,6 +113,7 @@ def validation_metric(result: RunResult) -> dict[str, Any]:
       to the step by which 90% of the seized collateral (USD) was seized.
     """
     from abm.config import NUMERAIRE
+    from abm.recording.recorder import lending_events
 
     keys = (
         "collateral_liquidated_share",
@@ -136,7 +137,7 @@ def validation_metric(result: RunResult) -> dict[str, Any]:
         return out
     at_start = ts.loc[onset - 1]
     after = ts.loc[onset:]
-    events = result.events
+    events = lending_events(result.events)  # the pool's liquidations: seized collateral and repaid debt
     events = events[events["step"] >= onset] if len(events) else events
 
     collateral0 = float(at_start["total_collateral_usd"])

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from abm.config import NUMERAIRE, ModelConfig
+from abm.recording.recorder import lending_events
 
 ID_COLUMNS = ("run_index", "point", "replicate", "seed")
 STATUS_COLUMNS = ("status", "error", "wall_seconds")
@@ -75,7 +76,7 @@ def execute(task: RunTask) -> RunOutput:
         config = ModelConfig.model_validate(task.config)
         result = run(config, seed=task.seed, steps=task.steps, keep_model=False, twin=task.twin)
         metrics = {k: _scalar(v) for k, v in result.summary.items() if k not in DROPPED_SUMMARY_KEYS}
-        metrics.update(derived_metrics(result.timeseries, result.events, config.symbols[1:]))
+        metrics.update(derived_metrics(result.timeseries, lending_events(result.events), config.symbols[1:]))
         for name in task.metrics:
             metrics.update({k: _scalar(v) for k, v in METRICS[name](result).items()})
         tables = {name: TABLES[name](result) for name in task.tables}
