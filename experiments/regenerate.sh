@@ -16,7 +16,7 @@ sweep() {  # sweep EXPERIMENT OUT: a fresh sweep directory, then its report
 sweep experiments/equilibrium_start.toml results/equilibrium_start
 sweep experiments/behaviour.toml results/behaviour
 sweep experiments/forced_selling.toml results/forced_selling
-for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_insurance; do
+for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_insurance perps_calm; do
     sweep "experiments/$e.toml" "results/$e"
 done
 rm -rf results/contagion

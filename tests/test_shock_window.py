@@ -173,3 +173,16 @@ def test_lender_supply_change_values_supply_at_step_0_prices() -> None:
     # lenders withdraw 100 USD: -100 / 4,000 = -2.5%
     ts = pd.DataFrame({"price_ETH": [3000.0, 1500.0], "supplied_USD": [1000.0, 900.0], "supplied_ETH": [1.0, 1.0]})
     assert lender_supply_change(ts, ["ETH"]) == pytest.approx(-0.025)
+
+
+def test_half_life_of_an_ar1_premium() -> None:
+    from abm.analysis.metrics import half_life_steps
+
+    # AR(1) with a = 0.9: half-life log(1/2) / log(0.9) = 6.58 steps
+    rng = np.random.default_rng(3)
+    x = np.zeros(20_000)
+    for t in range(1, len(x)):
+        x[t] = 0.9 * x[t - 1] + rng.normal()
+    assert half_life_steps(x) == pytest.approx(np.log(0.5) / np.log(0.9), rel=0.05)
+    assert math.isnan(half_life_steps(np.zeros(100)))  # a premium that never moved
+    assert math.isnan(half_life_steps(np.resize([1.0, -1.0], 100)))  # flips every step: no mean reversion to time

@@ -210,6 +210,18 @@ def summarise(
     return undefined_as_none(out)
 
 
+def half_life_steps(series: np.ndarray) -> float:
+    """Half-life (steps) of an AR(1) reading of a series: log(1/2) / log(a), a the lag-1 autocorrelation of its
+    deviations from its mean; NaN when a is not in (0, 1) (no mean reversion to measure, or none at all)."""
+    x = np.asarray(series, dtype=float)
+    x = x - x.mean()
+    denom = float(np.dot(x, x))
+    if len(x) < 3 or denom == 0.0:
+        return float("nan")
+    a = float(np.dot(x[1:], x[:-1])) / denom
+    return float(np.log(0.5) / np.log(a)) if 0.0 < a < 1.0 else float("nan")
+
+
 def perp_summary(
     timeseries: pd.DataFrame, adl: pd.DataFrame, risky: list[str], shocks: Iterable[tuple[int, int]]
 ) -> dict[str, Any]:
@@ -219,6 +231,9 @@ def perp_summary(
     - adl_count: ADL fills; adl_volume_usd: their size times price (the bankruptcy price), USD;
     - insurance_fund_drawdown_usd: the insurance fund's largest fall from a running peak, USD;
     - peak_abs_premium: the largest |premium index| of any asset at any step (dimensionless);
+    - mean_abs_premium: the mean over steps of the first risky asset's |premium index| (dimensionless);
+    - premium_half_life_steps: the first risky asset's premium's half-life of mean reversion, log(1/2) / log(a)
+      with a its lag-1 autocorrelation (steps; None when a is not in (0, 1), e.g. a premium that never moved);
     - funding_paid_usd: gross funding paid over the run by the positions that paid (book and vault included), USD;
     - perp_bad_debt_usd: losses of bankrupt perp positions that neither the insurance fund, the vault nor ADL
       covered (closed into the book at a loss), USD, at the end of the run;
@@ -238,6 +253,8 @@ def perp_summary(
         "adl_volume_usd": float((adl["size"].to_numpy(dtype=float) * adl["price"].to_numpy(dtype=float)).sum()),
         "insurance_fund_drawdown_usd": float(np.max(np.maximum.accumulate(fund) - fund)) if len(fund) else 0.0,
         "peak_abs_premium": float(np.abs(premium).max()) if premium.size else float("nan"),
+        "mean_abs_premium": float(np.abs(premium[:, 0]).mean()) if premium.size else float("nan"),
+        "premium_half_life_steps": half_life_steps(premium[:, 0]) if premium.size else float("nan"),
         "funding_paid_usd": float(timeseries["funding_paid_usd"].sum()),
         "perp_bad_debt_usd": float(timeseries["perp_bad_debt_usd"].iloc[-1]) if len(timeseries) else 0.0,
         "perp_liquidation_volume_usd": float(timeseries["perp_liquidation_volume_usd"].sum()),

@@ -107,6 +107,9 @@ class PerpVenue:
         self.insurance_start = perps.insurance_fund_usd
         self.fee_revenue = 0.0
         self.bad_debt = 0.0
+        # largest long open interest seen per asset (tokens): the scale of the float residue that the sizes' sum
+        # accumulates, which does not shrink when positions close
+        self.peak_open_interest = np.zeros(self.n_assets)
         # margin tiers, with Binance's maintenance amounts so the requirement is continuous in notional
         self.floors = np.array([t.notional_floor_usd for t in perps.tiers])
         self.imr = np.array([t.initial_margin_rate for t in perps.tiers])
@@ -371,6 +374,7 @@ class PerpVenue:
         self.book.end_step()
         mark = self.mark_prices()
         long_oi = np.clip(self.size[: self.n], 0.0, None).sum(axis=0)
+        np.maximum(self.peak_open_interest, long_oi, out=self.peak_open_interest)
         row: dict[str, float] = {"step": float(t)}
         for k in range(1, self.n_assets):
             sym = self.symbols[k]
@@ -939,7 +943,8 @@ class PerpVenue:
                 f"{where}perp traders' equity change {g['traders_equity_change']!r} != their flows {flows!r} USD"
             )
         long_oi, short_oi = self.open_interest()
-        scale = LEDGER_RTOL * np.maximum(long_oi, 1.0)
+        np.maximum(self.peak_open_interest, long_oi, out=self.peak_open_interest)
+        scale = LEDGER_RTOL * np.maximum(self.peak_open_interest, 1.0)
         for k in np.flatnonzero(np.abs(long_oi - short_oi) > scale):
             raise InvariantError(
                 f"{where}perp open interest of {self.symbols[k]}: long {long_oi[k]!r} != short {short_oi[k]!r}"
