@@ -519,8 +519,8 @@ def tiered_margin(
 
 # --- liquidation auctions, adaptive risk parameters, staking collateral -------------------------------------
 # Formulas for the auction house (abm/lending/auctions.py), the risk steward (abm/lending/risk_steward.py) and
-# staking collateral (abm/lending/staking.py); docs/model.md, "Liquidation auctions", "Adaptive risk parameters"
-# and "Staking collateral and looping". Times are in one unit the caller chooses (Maker's contracts use seconds,
+# staking collateral (abm/lending/staking.py); docs/auctions_and_risk.md, "Liquidation auctions", "Adaptive risk
+# parameters" and "Staking collateral and looping". Times are in one unit the caller chooses (Maker's contracts use seconds,
 # the model uses steps); prices in USD (or base-asset units) per token.
 
 # Maker's abaci: LinearDecrease, StairstepExponentialDecrease, ExponentialDecrease
@@ -677,7 +677,7 @@ def keeper_landing_probability(
     return np.minimum(willing / g, 1.0)
 
 
-# --- adaptive risk parameters (docs/model.md, "Adaptive risk parameters") --------------------------------------
+# --- adaptive risk parameters (docs/auctions_and_risk.md, "Adaptive risk parameters") --------------------------------------
 
 
 def volatility_liquidation_threshold(
@@ -742,7 +742,7 @@ def steward_update(
     return new_ltv, new_lt
 
 
-# --- staking collateral and looping (docs/model.md, "Staking collateral and looping") ---------------------------
+# --- staking collateral and looping (docs/auctions_and_risk.md, "Staking collateral and looping") ---------------------------
 
 
 def loop_leverage(ltv: ArrayLike, n_loops: ArrayLike) -> FloatArray:

@@ -1,6 +1,6 @@
 """Liquidation auctions: an English (tend/dent) auction after Maker's Flipper and a Dutch (descending-price) auction
 after Maker's Clipper, with keepers whose participation depends on gas, capital and their own cost of funds
-(docs/model.md, "Liquidation auctions"; formulas in `abm.protocol`).
+(docs/auctions_and_risk.md, "Liquidation auctions"; formulas in `abm.protocol`).
 
 The house holds each live auction's collateral (tokens) and the standing English bid (USD) in escrow, settles
 auctions into `Settlement` records (what was raised, what went back to the owner, what was left unpaid), and keeps

@@ -1,5 +1,5 @@
 """Yield-bearing collateral: a liquid-staking token whose exchange rate accrues the staking yield, priced against its
-base asset by a constant-product pool (docs/model.md, "Staking collateral and looping"; formulas in
+base asset by a constant-product pool (docs/auctions_and_risk.md, "Staking collateral and looping"; formulas in
 `abm.protocol`).
 
 The token is wstETH-style: the number of tokens stays, each is worth `exchange_rate` base units at par, and the
