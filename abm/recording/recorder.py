@@ -174,9 +174,9 @@ class StepRecorder:
         oracle = m.oracle.prices
         debt_asset, coll_asset = plan.debt_asset, plan.collateral_asset
         repaid, seized = plan.repay, plan.seize
-        share = attribution.endogenous_share
-        endogenous = share >= m.config.contagion.endogenous_share
-        self.events.append(
+        self._append_event(
+            event_id,
+            attribution,
             {
                 "step": m.steps,
                 "distress_step": distress_step,
@@ -194,18 +194,27 @@ class StepRecorder:
                 "market_price": m.market.price(coll_asset),
                 "hf_before": plan.hf_before,
                 "bad_debt_usd": 0.0,
-                "endogenous": bool(endogenous),
-                "endogenous_share": share,
-                "loss_exogenous": attribution.exogenous,
-                "loss_other": attribution.other,
                 "venue": "lending",
-            }
+            },
         )
-        if endogenous:
-            self.edges.extend((parent, event_id, w) for parent, w in attribution.parents().items())
         self._events_this_step[account] = len(self.events) - 1
         self._step_liquidations += 1
         self._step_volume += repaid * float(oracle[debt_asset])
+
+    def _append_event(self, event_id: int, attribution: Attribution, row: dict[str, Any]) -> None:
+        """Append an event row with its attribution columns (endogenous flag and share, exogenous and other loss)
+        and, if it was endogenous, its edges from the earlier events that caused it (both venues alike)."""
+        share = attribution.endogenous_share
+        endogenous = share >= self.model.config.contagion.endogenous_share
+        row.update(
+            endogenous=bool(endogenous),
+            endogenous_share=share,
+            loss_exogenous=attribution.exogenous,
+            loss_other=attribution.other,
+        )
+        self.events.append(row)
+        if endogenous:
+            self.edges.extend((parent, event_id, w) for parent, w in attribution.parents().items())
 
     def add_perp_event(
         self,
@@ -225,10 +234,10 @@ class StepRecorder:
         m = self.model
         venue = m.perps
         assert venue is not None
-        share = attribution.endogenous_share
-        endogenous = share >= m.config.contagion.endogenous_share
         self._perp_event_rows[event_id] = len(self.events)
-        self.events.append(
+        self._append_event(
+            event_id,
+            attribution,
             {
                 "step": m.steps,
                 "distress_step": distress_step,
@@ -246,15 +255,9 @@ class StepRecorder:
                 "market_price": float(venue.book_prices()[asset]),
                 "hf_before": hf_before,
                 "bad_debt_usd": 0.0,
-                "endogenous": bool(endogenous),
-                "endogenous_share": share,
-                "loss_exogenous": attribution.exogenous,
-                "loss_other": attribution.other,
                 "venue": "perp",
-            }
+            },
         )
-        if endogenous:
-            self.edges.extend((parent, event_id, w) for parent, w in attribution.parents().items())
 
     def add_write_off(self, rec: WriteOff) -> None:
         self.write_offs.append(rec)
