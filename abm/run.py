@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +301,46 @@ def twin_config(config: ModelConfig, twin: str) -> ModelConfig:
     return config.with_overrides(TWINS[twin])
 
 
+# Peak resident memory of a run, measured by benchmarks/run.py (crash, 1,000 steps): about 170 MB at 1,000 traders,
+# 194 MB at 10,000 and 336 MB at 100,000, i.e. a fixed part (the interpreter, numpy, pandas, Mesa) plus about 1.6 kB
+# per trader. The estimate rounds both up, so that it errs on the side of refusing.
+BASE_MEMORY_BYTES = 250e6
+MEMORY_BYTES_PER_TRADER = 2.5e3
+
+
+def estimated_memory_bytes(config: ModelConfig) -> float:
+    """Peak memory (bytes) a run of `config` is estimated to need: `BASE_MEMORY_BYTES` plus
+    `MEMORY_BYTES_PER_TRADER` per trader (account arrays, agents, the recorder's per-step rows)."""
+    return BASE_MEMORY_BYTES + MEMORY_BYTES_PER_TRADER * config.traders.n_traders
+
+
+def available_memory_bytes() -> float | None:
+    """Memory this machine can give a new process now (bytes): Linux's MemAvailable, else the physical memory;
+    None where neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: ModelConfig) -> None:
+    """One-line `UserInputError` (exit 2) before anything is built or written when a run of `config` would not fit
+    in this machine's available memory (`estimated_memory_bytes` against `available_memory_bytes`)."""
+    need, have = estimated_memory_bytes(config), available_memory_bytes()
+    if have is not None and need > have:
+        raise UserInputError(
+            f"traders.n_traders = {config.traders.n_traders}: a run needs about {need / 1e9:,.1f} GB of memory and "
+            f"this machine has {have / 1e9:,.1f} GB available (a run must fit in the available memory)"
+        )
+
+
 def run(
     config: ModelConfig | str = "crash",
     seed: int = 0,
@@ -317,6 +358,7 @@ def run(
     twin = check_twin(twin)
     if isinstance(config, str):
         config = ModelConfig.from_preset(config)
+    check_memory(config)
     start = time.perf_counter()
     model = ReflexivityModel(config, rng=seed, steps=steps)
     bar = Progress(model.total_steps, f"run {config.name} seed {seed}", enabled=progress)

@@ -54,6 +54,8 @@ def test_run_writes_results_and_report(tmp_path: Path) -> None:
         (["--set", "novalue"], "expected key=value"),
         (["--preset", "crsh"], "unknown preset 'crsh' (did you mean 'crash'?) (valid: "),
         (["--twin", "levered"], "--twin = 'levered': must be one of 'unlevered'"),
+        # a billion traders would need about 2,500 GB: refused at once, before anything is built
+        (["--set", "traders.n_traders=1000000000"], "traders.n_traders = 1000000000: a run needs about 2,500.2 GB"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
@@ -142,3 +144,12 @@ def test_console_script_is_installed() -> None:
     assert exe is not None
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "run" in proc.stdout and "sweep" in proc.stdout
+
+
+def test_memory_estimate_grows_with_the_traders_and_refuses_what_does_not_fit() -> None:
+    from abm.config import ModelConfig
+    from abm.run import BASE_MEMORY_BYTES, MEMORY_BYTES_PER_TRADER, check_memory, estimated_memory_bytes
+
+    config = ModelConfig.from_preset("crash", {"traders.n_traders": 10_000})
+    assert estimated_memory_bytes(config) == BASE_MEMORY_BYTES + 10_000 * MEMORY_BYTES_PER_TRADER
+    check_memory(config)  # 275 MB fits on any machine that runs the tests
