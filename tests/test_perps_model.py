@@ -159,3 +159,9 @@ def test_a_bad_perp_value_on_the_command_line_exits_2_with_one_line(tmp_path: Pa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "perps.insurance_fund_usd = -1" in lines[0], proc.stderr
     assert not out.exists()
+
+
+def test_basis_column_is_mark_over_index() -> None:
+    ts = run(ModelConfig.from_preset("perp_crash", {"traders.n_traders": 100}), seed=3, steps=40).timeseries
+    for a in ("ETH", "BTC"):
+        np.testing.assert_allclose(ts[f"basis_{a}"], ts[f"mark_{a}"] / ts[f"index_{a}"] - 1.0, rtol=0, atol=1e-15)

@@ -335,3 +335,27 @@ def test_resolved_case_experiment_reruns_identically(tmp_path: Path) -> None:
     again = load_experiment(out / "experiment.toml")
     assert again.fingerprint() == exp.fingerprint()
     assert [again.point_config(i) for i in range(3)] == [exp.point_config(i) for i in range(3)]
+
+
+def test_common_random_numbers_give_every_point_the_replicates_seeds(tmp_path: Path) -> None:
+    text = """
+name = "paired"
+base = "crash"
+replicates = 3
+base_seed = 11
+{extra}
+[grid]
+"traders.max_leverage" = [2.0, 4.0]
+"""
+    (tmp_path / "own.toml").write_text(text.format(extra=""))
+    (tmp_path / "paired.toml").write_text(text.format(extra="common_random_numbers = true"))
+    own, paired = load_experiment(tmp_path / "own.toml"), load_experiment(tmp_path / "paired.toml")
+    # off: every run its own seed; on: replicate r of both points shares one seed, the replicate's
+    assert len({own.seed(i) for i in range(own.n_runs)}) == 6
+    assert [paired.seed(i) for i in range(3)] == [paired.seed(i) for i in range(3, 6)]
+    assert [paired.seed(i) for i in range(3)] == [own.seed(i) for i in range(3)]
+    assert paired.fingerprint() != own.fingerprint()
+    assert "common_random_numbers = true" in paired.resolved_toml()
+    (tmp_path / "bad.toml").write_text(text.format(extra='common_random_numbers = "yes"'))
+    with pytest.raises(UserInputError, match="common_random_numbers = 'yes': must be true or false"):
+        load_experiment(tmp_path / "bad.toml")

@@ -83,6 +83,7 @@ def perp_columns(symbols: list[str]) -> list[str]:
     - mark_A, index_A: the venue's mark price and its index (the oracle price), USD/token;
     - premium_A: this step's premium index sample (dimensionless: (impact bid - index)+ - (index - impact ask)+,
       over the index);
+    - basis_A: mark / index - 1 (dimensionless);
     - funding_rate_A: the rate paid at the last funding payment, per funding period (fraction of notional; > 0:
       longs pay shorts);
     - open_interest_A: open interest in USD, the long side (= the short side) over every position, the book's
@@ -101,6 +102,7 @@ def perp_columns(symbols: list[str]) -> list[str]:
             f"mark_{s}",
             f"index_{s}",
             f"premium_{s}",
+            f"basis_{s}",
             f"funding_rate_{s}",
             f"open_interest_{s}",
             f"basis_spot_dm_{s}",
@@ -339,6 +341,7 @@ class StepRecorder:
             row[f"mark_{s}"] = float(mark[a])
             row[f"index_{s}"] = float(venue.index[a])
             row[f"premium_{s}"] = float(venue.premium[a])
+            row[f"basis_{s}"] = float(mark[a] / venue.index[a] - 1.0)
             row[f"funding_rate_{s}"] = float(venue.last_funding_rate[a])
             row[f"open_interest_{s}"] = float(long_oi[a] * mark[a])
             row[f"basis_spot_dm_{s}"] = float(m.basis_spot_dm[a])

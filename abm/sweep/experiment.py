@@ -81,6 +81,7 @@ TOP_KEYS = (
     "base_seed",
     "save_timeseries",
     "twin",
+    "common_random_numbers",
     "overrides",
     "grid",
     "design",
@@ -185,6 +186,9 @@ class Experiment:
     report: dict[str, Any] = field(default_factory=dict)
     steps: int = 0  # run length of every run (steps)
     twin: str | None = None  # counterfactual twin of every run (abm.run.TWINS), or None
+    # seeds by replicate instead of by run: replicate r of every point gets the same seed, so the points are
+    # compared on the same news (paired differences); off, every run has a seed of its own
+    common_random_numbers: bool = False
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths in override values resolve from here
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -212,6 +216,10 @@ class Experiment:
         return divmod(run_index, self.replicates)
 
     def seed(self, run_index: int) -> int:
+        """The run's seed: `seed_for(base_seed, run_index)`, or with `common_random_numbers` the replicate's,
+        `seed_for(base_seed, replicate)`, shared by every point."""
+        if self.common_random_numbers:
+            return seed_for(self.base_seed, self.run_point(run_index)[1])
         return seed_for(self.base_seed, run_index)
 
     def saves_timeseries(self, run_index: int) -> bool:
@@ -234,6 +242,8 @@ class Experiment:
             "replicates": self.replicates,
             "base_seed": self.base_seed,
         }
+        if self.common_random_numbers:  # only when on, so other experiments keep their fingerprints
+            parts["common_random_numbers"] = True
         if self.cases:  # only when present, so experiments without them keep their fingerprints
             parts["cases"] = {
                 c.label: {"base configuration": c.base_config.model_dump(mode="json"), "overrides": c.overrides}
@@ -272,6 +282,8 @@ class Experiment:
             out["save_timeseries"] = sorted(self.save_timeseries)
         if self.twin is not None:
             out["twin"] = self.twin
+        if self.common_random_numbers:
+            out["common_random_numbers"] = True
         overrides = {k: v for k, v in self.overrides.items() if k != "steps"}
         if overrides:
             out["overrides"] = overrides
@@ -319,6 +331,7 @@ class Experiment:
             "risky_assets": self.first_config().symbols[1:],
             "outputs": self.outputs.as_dict(),
             "twin": self.twin,
+            "common_random_numbers": self.common_random_numbers,
         }
         if self.cases:
             meta["cases"] = {
@@ -386,6 +399,9 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
     from abm.run import check_twin  # the model's import chain, only once a file is being validated
 
     twin = check_twin(data.get("twin"))
+    common = data.get("common_random_numbers", False)
+    if not isinstance(common, bool):
+        raise UserInputError(f"common_random_numbers = {common!r}: must be true or false")
 
     # --- overrides ----------------------------------------------------------------------------------------
     overrides = _flat_table(data.get("overrides", {}), "overrides", valid_names)
@@ -451,6 +467,7 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
         save_timeseries=save,
         report=report,
         twin=twin,
+        common_random_numbers=common,
         base_dir=base_dir,
         raw=data,
     )

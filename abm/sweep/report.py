@@ -174,7 +174,13 @@ def _header(ctx: SweepContext) -> list[str]:
         lines.append(f"| kept per run | {'; '.join(k for k in kept if k)} |")
     lines.append(f"| runs | {len(runs)} of {meta['n_runs']} done, {n_err} failed |")
     lines.append(f"| compute | {cpu:.0f} s of worker time ({cpu / max(len(runs), 1):.1f} s per run) |")
-    lines.append(f"| seeds | SeedSequence({meta['base_seed']}), run i -> child i |\n")
+    if meta.get("common_random_numbers"):
+        lines.append(
+            f"| seeds | SeedSequence({meta['base_seed']}), replicate r -> child r at every point "
+            "(common random numbers: points compared on the same news) |\n"
+        )
+    else:
+        lines.append(f"| seeds | SeedSequence({meta['base_seed']}), run i -> child i |\n")
     if meta.get("cases"):
         rows = [
             [
