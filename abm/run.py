@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from abm.contagion.distress import distress_metrics
 from abm.errors import UserInputError
 from abm.io import atomic_dir
 from abm.model import ReflexivityModel
+from abm.perps import AdlEvent, LiquidationEvent
 from abm.progress import Progress
 from abm.recording.distress import equity_snapshot
 from abm.recording.recorder import HF_BIN_EDGES
@@ -69,34 +70,8 @@ WRITE_OFF_COLUMNS = [
 ]
 # The perpetual venue's tables (empty in runs without it): one row per auto-deleveraging fill, and one per
 # liquidation fill by waterfall stage (docs/perps.md, "The liquidation waterfall"). Assets are symbols.
-ADL_COLUMNS = [
-    "step",
-    "event_id",
-    "account",
-    "owner",
-    "asset",
-    "side",
-    "size",
-    "price",
-    "rank",
-    "liquidated_account",
-    "insurance_fund_usd",
-    "vault_room",
-]
-PERP_LIQUIDATION_COLUMNS = [
-    "step",
-    "event_id",
-    "account",
-    "owner",
-    "asset",
-    "side",
-    "size",
-    "price",
-    "bankruptcy_price",
-    "fee",
-    "shortfall",
-    "stage",
-]
+ADL_COLUMNS = [f.name for f in fields(AdlEvent)]
+PERP_LIQUIDATION_COLUMNS = [f.name for f in fields(LiquidationEvent)]
 START_POSITIONS_FILE = "start_positions.npz"  # arrays `collateral` and `debt`: tokens, accounts x assets at step 0
 # Counterfactual twins: the overrides that make each from the run's configuration (nothing else changes)
 TWINS: dict[str, dict[str, Any]] = {

@@ -61,13 +61,19 @@ def hill_tail_index(returns: np.ndarray, tail_fraction: float = 0.05) -> float:
     return float(1.0 / mean) if mean > 0 else float("nan")
 
 
-def abs_return_acf(returns: np.ndarray, lag: int = 1) -> float:
-    """Autocorrelation of |returns| at `lag` (volatility clustering: > 0 in real markets)."""
-    a = np.abs(np.asarray(returns, dtype=float))
+def autocorrelation(series: np.ndarray, lag: int = 1) -> float:
+    """Sample autocorrelation of a series at `lag` (steps): sum of lagged products of deviations from the mean over
+    their sum of squares. NaN for a constant series or one of `lag` + 2 values or fewer."""
+    a = np.asarray(series, dtype=float)
     if len(a) <= lag + 2 or np.std(a) == 0:
         return float("nan")
-    x, y = a[:-lag] - a.mean(), a[lag:] - a.mean()
-    return float((x * y).sum() / ((a - a.mean()) ** 2).sum())
+    d = a - a.mean()
+    return float((d[:-lag] * d[lag:]).sum() / (d**2).sum())
+
+
+def abs_return_acf(returns: np.ndarray, lag: int = 1) -> float:
+    """Autocorrelation of |returns| at `lag` (volatility clustering: > 0 in real markets)."""
+    return autocorrelation(np.abs(np.asarray(returns, dtype=float)), lag)
 
 
 def max_fourth_moment_share(returns: np.ndarray) -> float:
@@ -211,14 +217,9 @@ def summarise(
 
 
 def half_life_steps(series: np.ndarray) -> float:
-    """Half-life (steps) of an AR(1) reading of a series: log(1/2) / log(a), a the lag-1 autocorrelation of its
-    deviations from its mean; NaN when a is not in (0, 1) (no mean reversion to measure, or none at all)."""
-    x = np.asarray(series, dtype=float)
-    x = x - x.mean()
-    denom = float(np.dot(x, x))
-    if len(x) < 3 or denom == 0.0:
-        return float("nan")
-    a = float(np.dot(x[1:], x[:-1])) / denom
+    """Half-life (steps) of an AR(1) reading of a series: log(1/2) / log(a), a its lag-1 `autocorrelation`; NaN
+    when a is not in (0, 1) (no mean reversion to measure, or none at all)."""
+    a = autocorrelation(series, 1)
     return float(np.log(0.5) / np.log(a)) if 0.0 < a < 1.0 else float("nan")
 
 

@@ -55,7 +55,7 @@ TOTALS: list[tuple[str, str, Formatter]] = [
     ("max_borrow_rate", "highest borrow rate (per year)", style.percent),
     ("reflexivity_index", "reflexivity index (endogenous share of liquidated volume)", style.num),
     ("branching_ratio", "branching ratio of the cascade graph", style.num),
-    ("hawkes_branching_ratio", "branching ratio from liquidation times (Hawkes, exogenous baseline)", style.num),
+    ("hawkes_branching_ratio", "branching ratio from distress onsets (Hawkes, non-liquidation baseline)", style.num),
     ("largest_cascade", "largest cascade (events)", style.num),
     ("max_cascade_depth", "deepest cascade (generations)", style.num),
     ("return_kurtosis", "excess kurtosis of 5-minute market returns", style.num),
