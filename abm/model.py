@@ -32,6 +32,7 @@ from abm.market.history import PriceHistory
 from abm.numerics import row_sums
 from abm.perps import FIRST_ACCOUNT, PerpVenue
 from abm.recording.attribution import AttributionLedger
+from abm.recording.baseline import BaselineCrossings
 from abm.recording.distress import EquitySnapshot, equity_snapshot
 from abm.recording.recorder import StepRecorder
 
@@ -110,6 +111,9 @@ class ReflexivityModel(mesa.Model):
         self.hf = self.engine.health(self.oracle.prices)
         self._candidates: deque[np.ndarray] = deque(maxlen=64)  # liquidatable accounts, newest first
         self.attribution = AttributionLedger(self)
+        self.baseline = BaselineCrossings(self)
+        self.baseline.count(0, self.oracle.prices)  # the reference path and who is below at the start
+        self.baseline.new_crossings[:] = 0
         self.recorder = StepRecorder(self)
         self.datacollector = self.recorder.datacollector
         self.datacollector.collect(self)
@@ -302,6 +306,7 @@ class ReflexivityModel(mesa.Model):
         self.history.record(t, self.market.log_p)
         self._update_anchor(self.market.log_p)
         self.market.end_step()
+        self.baseline.record_impact(t)
         if venue is not None:
             venue.end_step(t)
         self.recorder.end_step()
@@ -359,6 +364,7 @@ class ReflexivityModel(mesa.Model):
         self.hf = engine.health(oracle)
         healthy = self.hf >= 1.0
         self.attribution.mark_health(healthy, self.steps)
+        self.baseline.count(self.steps, oracle)
         candidates = np.flatnonzero(~healthy)
         if len(candidates):
             debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)

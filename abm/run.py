@@ -24,7 +24,6 @@ import pandas as pd
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
 from abm.config import NUMERAIRE, ModelConfig
-from abm.config.schema import SetEvent
 from abm.contagion.cascade import cascade_graph, cascade_metrics, venue_metrics
 from abm.contagion.distress import distress_metrics
 from abm.errors import UserInputError
@@ -115,8 +114,6 @@ class RunResult:
             shocks=scripted_shocks(self.config.scenario.events),
             start_collateral=self.start_collateral,
             start_debt=self.start_debt,
-            liquidation_threshold=start_liquidation_thresholds(self.config),
-            oracle_lag_steps=oracle_lags(self.config, len(self.timeseries)),
             optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
             adl=self.adl if self.config.perps.enabled else None,
         )
@@ -236,27 +233,6 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
-
-
-def start_liquidation_thresholds(config: ModelConfig) -> np.ndarray:
-    """(assets,) liquidation thresholds at step 0 (the configuration's reserves, before any scenario `set` event),
-    numeraire first, 0 for an asset that is not collateral: the threshold input of the Hawkes baseline."""
-    return np.array(
-        [r.liquidation_threshold if r.collateral_enabled else 0.0 for r in map(config.reserve, config.symbols)]
-    )
-
-
-def oracle_lags(config: ModelConfig, n_rows: int) -> np.ndarray:
-    """(n_rows,) steps by which the oracle's price at each step lags the market: 1 + `oracles.latency_steps` in
-    force at that step (scenario `set` events on it applied from their step, as the model does), so the oracle at
-    step t shows the market of step t - lag (docs/model.md, Oracles). The delay input of the Hawkes baseline."""
-    lags = np.full(n_rows, 1 + int(config.oracles.latency_steps), dtype=np.int64)
-    changes = [
-        ev for ev in config.scenario.events if isinstance(ev, SetEvent) and ev.parameter == "oracles.latency_steps"
-    ]
-    for ev in sorted(changes, key=lambda e: e.step):
-        lags[min(ev.step, n_rows) :] = 1 + int(ev.value)
-    return lags
 
 
 def check_twin(twin: Any, field_name: str = "twin") -> str | None:

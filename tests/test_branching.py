@@ -1,6 +1,5 @@
 """One branching ratio: the cascade graph's (mean offspring per event) and its Hawkes estimate from distress onsets
-with a baseline driven by the path prices took without liquidation sales (threshold crossings of the starting books
-along it)."""
+with a baseline driven by the path prices took without liquidation sales (the book's threshold crossings along it)."""
 
 from __future__ import annotations
 
@@ -12,12 +11,13 @@ import pytest
 from abm.contagion.cascade import cascade_graph, cascade_metrics, main_parent_forest, offspring_weights
 from abm.contagion.hawkes import fit_hawkes_exogenous, lagged_covariates, simulate_discrete_hawkes, step_counts
 from abm.contagion.liquidation_hawkes import (
+    AMPLIFICATIONS,
     distress_onsets,
     fit_hawkes_liquidations,
+    gross_exposure_weights,
     hawkes_branching_ratio,
     health_crossings,
     liquidation_covariates,
-    non_liquidation_prices,
     pooled_hawkes_branching_ratio,
 )
 
@@ -39,6 +39,12 @@ def prices(eth: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(eth)), eth])
 
 
+def amplified_crossings(coll: np.ndarray, debt: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """(steps, amplifications) `health_crossings` of frozen books along p_0 (p_t / p_0)^a for each of the
+    model's amplifications a: a known stand-in for the columns a model run records for its live book."""
+    return np.column_stack([health_crossings(coll, debt, LT, path[0] * (path / path[0]) ** a) for a in AMPLIFICATIONS])
+
+
 def test_crossings_of_a_hand_built_pair() -> None:
     coll, debt = two_asset_books()
     got = health_crossings(coll, debt, LT, prices(ETH_PATH))
@@ -58,17 +64,36 @@ def test_crossings_of_a_hand_built_pair() -> None:
         health_crossings(coll, -debt, LT, prices(ETH_PATH))
 
 
+def test_gross_exposure_weights_are_shares_of_collateral_plus_debt() -> None:
+    coll, debt = two_asset_books()
+    # USD: 25,000 + 5,000 collateral and 20,000 + 26,660 debt; ETH: 21 tokens of collateral and 6 of debt at 3,000
+    usd, eth = 76_660.0, 27 * 3000.0
+    w = gross_exposure_weights(coll, debt, np.array([1.0, 3000.0]))
+    np.testing.assert_allclose(w, [usd / (usd + eth), eth / (usd + eth)])
+    np.testing.assert_allclose(gross_exposure_weights(coll[:0], debt[:0], np.array([1.0, 3000.0])), [0.5, 0.5])
+    with pytest.raises(ValueError, match="one shape"):
+        gross_exposure_weights(coll, debt[:2], np.array([1.0, 3000.0]))
+
+
 def test_liquidation_covariates_columns() -> None:
     coll, debt = two_asset_books()
-    x, names = liquidation_covariates(
-        prices(ETH_PATH), prices(ETH_PATH), coll, debt, LT, amplifications=(1.0, 2.0), max_lag_steps=2
-    )
-    assert names[:3] == ("cross_k1_lag0", "cross_k1_lag1", "cross_k1_lag2") and names[-1] == "abs_return_lag1"
-    assert x.shape == (len(ETH_PATH), 2 * 3 + 1)
-    np.testing.assert_array_equal(x[:, 1], [0, 0, 0, 1, 0, 1, 0, 0])  # the crossings one step late
-    # |log return| at the previous step, weighted by gross exposure: ETH carries 47% of it at the start
-    eth_weight = (coll[:, 1] + debt[:, 1]).sum() * 3000.0 / ((coll + debt) * prices(ETH_PATH)[0]).sum()
-    assert x[2, -1] == pytest.approx(eth_weight * np.log(3100.0 / 3000.0))
+    crossings = amplified_crossings(coll, debt, prices(ETH_PATH))
+    weights = gross_exposure_weights(coll, debt, prices(ETH_PATH)[0])
+    x, names = liquidation_covariates(crossings, prices(ETH_PATH), weights, max_lag_steps=2)
+    assert names[:4] == ("cross_x1_lag0", "cross_x1_lag1", "cross_x1_lag2", "cross_x1.5_lag0")
+    assert names[-2:] == ("cross_x2_lag2", "abs_return_lag1")
+    assert x.shape == (len(ETH_PATH), 3 * 3 + 1)
+    np.testing.assert_array_equal(x[:, 1], [0, 0, 0, 1, 0, 1, 0, 0])  # the path's crossings one step late
+    np.testing.assert_array_equal(x[:, 6], [0, 0, 1, 1, 0, 0, 0, 0])  # the doubled move crosses A a step earlier
+    # |log return| at the previous step, weighted by gross exposure: ETH carries 51% of it at the start
+    assert weights[1] == pytest.approx(0.51, abs=0.01)
+    assert x[2, -1] == pytest.approx(weights[1] * np.log(3100.0 / 3000.0))
+    with pytest.raises(ValueError, match="crossings must be"):
+        liquidation_covariates(crossings[:, :2], prices(ETH_PATH), weights)
+    with pytest.raises(ValueError, match="crossings must be"):
+        liquidation_covariates(crossings[1:], prices(ETH_PATH), weights)
+    with pytest.raises(ValueError, match="exposure_weights must be"):
+        liquidation_covariates(crossings, prices(ETH_PATH), weights * 2)
 
 
 def crash_books(n_accounts: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +109,8 @@ def crash_books(n_accounts: int, rng: np.random.Generator) -> tuple[np.ndarray, 
 def test_hawkes_branching_ratio_on_liquidations_driven_by_a_crash(n: float, seed: int) -> None:
     # 2,000 long books, a 30-step crash of ETH -40% at step 300 and a slow drift afterwards; each crossing along
     # the path brings a distress onset 1-3 steps later (oracle delays), each onset triggers Poisson(n) more; the
-    # convenience function, which sees only the onset steps, the path and the starting books, recovers n, where a
-    # constant baseline reads the crash as near-critical contagion
+    # estimator, which sees only the onset steps, the crossings along the path and its amplifications and the
+    # fundamentals, recovers n, where a constant baseline reads the crash as near-critical contagion
     rng = np.random.default_rng(seed)
     coll, debt = crash_books(2000, rng)
     steps = 1441
@@ -93,37 +118,29 @@ def test_hawkes_branching_ratio_on_liquidations_driven_by_a_crash(n: float, seed
     eth[300:330] *= np.linspace(1.0, 0.6, 30)
     eth[330:] *= 0.6
     fund = prices(eth)
-    crossings = health_crossings(coll, debt, LT, fund).astype(float)
-    felt = lagged_covariates(crossings, [1, 2, 3]) @ np.array([0.5, 0.3, 0.2])
+    crossings = amplified_crossings(coll, debt, fund)
+    felt = lagged_covariates(crossings[:, 0], [1, 2, 3]) @ np.array([0.5, 0.3, 0.2])
     counts = simulate_discrete_hawkes(0.01 + felt, n, 0.5, rng)
     events = np.repeat(np.arange(steps), counts.astype(int))
-    estimate = hawkes_branching_ratio(events, steps, fund, fund, coll, debt, LT)
+    weights = gross_exposure_weights(coll, debt, fund[0])
+    estimate = hawkes_branching_ratio(events, crossings, fund, weights)
     assert estimate == pytest.approx(n, abs=0.1)
     assert fit_hawkes_exogenous(step_counts(events, steps)).n > n + 0.25
-    fit = fit_hawkes_liquidations(events, steps, fund, fund, coll, debt, LT)
-    assert fit.n == estimate and fit.covariate_names[0] == "cross_k1_lag0"
+    fit = fit_hawkes_liquidations(events, crossings, fund, weights)
+    assert fit.n == estimate and fit.covariate_names[0] == "cross_x1_lag0"
 
 
 def test_hawkes_branching_ratio_needs_enough_events() -> None:
     coll, debt = two_asset_books()
     fund = prices(ETH_PATH)
-    assert np.isnan(hawkes_branching_ratio(np.array([], dtype=int), len(fund), fund, fund, coll, debt, LT))
-    assert np.isnan(hawkes_branching_ratio(np.arange(8).repeat(3), len(fund), fund, fund, coll, debt, LT))  # < 30
+    crossings = amplified_crossings(coll, debt, fund)
+    weights = gross_exposure_weights(coll, debt, fund[0])
+    assert np.isnan(hawkes_branching_ratio(np.array([], dtype=int), crossings, fund, weights))
+    assert np.isnan(hawkes_branching_ratio(np.arange(8).repeat(3), crossings, fund, weights))  # < 30
     with pytest.raises(ValueError, match="onset_steps must lie in"):
-        fit_hawkes_liquidations(np.array([8]), len(fund), fund, fund, coll, debt, LT)
-    with pytest.raises(ValueError, match="n_steps = 9 rows"):
-        fit_hawkes_liquidations(np.array([1]), 9, fund, fund, coll, debt, LT)
-
-
-def test_non_liquidation_prices_remove_the_impact_still_in_the_market() -> None:
-    # ETH at 2,700 with a log impact of -0.1 still in it from liquidation sales: without them it would be at
-    # 2700 e^0.1 = 2983.97; the numeraire carries no impact
-    market = np.array([[1.0, 3000.0], [1.0, 2700.0]])
-    impact = np.array([[0.0, 0.0], [0.0, -0.1]])
-    got = non_liquidation_prices(market, impact)
-    np.testing.assert_allclose(got, [[1.0, 3000.0], [1.0, 2700.0 * np.exp(0.1)]])
-    with pytest.raises(ValueError, match="one shape"):
-        non_liquidation_prices(market, impact[:1])
+        fit_hawkes_liquidations(np.array([8]), crossings, fund, weights)
+    with pytest.raises(ValueError, match="crossings must be"):
+        fit_hawkes_liquidations(np.array([1]), np.vstack([crossings, crossings[:1]]), fund, weights)
 
 
 def test_distress_onsets_count_each_episode_once() -> None:
@@ -146,9 +163,10 @@ def test_pooled_fit_shares_one_branching_ratio_over_runs() -> None:
         eth[100:130] *= np.linspace(1.0, 0.6, 30)
         eth[130:] *= 0.6
         fund = prices(eth)
-        felt = lagged_covariates(health_crossings(coll, debt, LT, fund).astype(float), [1, 2, 3]) @ [0.5, 0.3, 0.2]
+        crossings = amplified_crossings(coll, debt, fund)
+        felt = lagged_covariates(crossings[:, 0], [1, 2, 3]) @ [0.5, 0.3, 0.2]
         counts.append(simulate_discrete_hawkes(0.002 + felt, 0.4, 0.5, rng))
-        covariates.append(liquidation_covariates(fund, fund, coll, debt, LT)[0])
+        covariates.append(liquidation_covariates(crossings, fund, gross_exposure_weights(coll, debt, fund[0]))[0])
     fit = pooled_hawkes_branching_ratio(counts, covariates)
     assert fit.n == pytest.approx(0.4, abs=0.1)
     assert fit.n_events == int(sum(c.sum() for c in counts))
@@ -203,15 +221,3 @@ def test_hand_built_graph_without_shares_uses_edge_weights() -> None:
     events = pd.DataFrame({"event_id": [0, 1, 2], "repaid_usd": [1.0, 1.0, 1.0]})
     g = cascade_graph(events, [(0, 1, 1.0), (0, 2, 0.5)])
     assert cascade_metrics(g)["branching_ratio"] == pytest.approx(0.5)
-
-
-def test_oracle_view_shows_the_market_late() -> None:
-    from abm.contagion.liquidation_hawkes import oracle_view
-
-    market = np.column_stack([np.ones(6), [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]])
-    # 2 steps late, then 4 steps late from row 4 (a congested oracle); rows before the start show the first row
-    got = oracle_view(market, np.array([2, 2, 2, 2, 4, 4]))
-    np.testing.assert_array_equal(got[:, 1], [10.0, 10.0, 10.0, 11.0, 10.0, 11.0])
-    np.testing.assert_array_equal(oracle_view(market, np.zeros(6, dtype=int)), market)
-    with pytest.raises(ValueError, match="one non-negative integer per row"):
-        oracle_view(market, np.array([1, 2]))

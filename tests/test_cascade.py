@@ -2,8 +2,10 @@
 
 Three accounts, two risky assets (ETH, BTC), debt in USD:
 - A0 long ETH, liquidated by an exogenous 10% fall of ETH: a root;
-- A1 long ETH, healthy after the fall, liquidated by A0's sale: child of A0;
-- A2 cross-margined long ETH and BTC, healthy after A0's sale, liquidated by A1's sale: child of A1.
+- A1 long ETH, healthy after the fall, liquidated by A0's sale;
+- A2 cross-margined long ETH and BTC, healthy after A0's sale, liquidated by A1's sale.
+(a) checks the formulas on constructed windows; (b) runs the scenario through the model, where each window starts
+when the position was set, so the fall and both sales share every later account's lost health.
 """
 
 from __future__ import annotations
@@ -156,33 +158,50 @@ def scripted_model() -> ReflexivityModel:
 
 
 @pytest.fixture(scope="module")
-def scripted() -> RunResult:
+def scripted() -> tuple[RunResult, np.ndarray]:
+    """The run, and the log price impact (ETH) of each liquidation's sale in event order (impact is permanent)."""
     m = scripted_model()
     for _ in range(m.total_steps):
         m.step()
-    return collect_result(m, 0.0)
+    impacts = np.array([dm for _, _, asset, dm in m.market.liq_impacts if asset == ETH])
+    return collect_result(m, 0.0), impacts
 
 
-def test_model_builds_the_known_cascade(scripted: RunResult) -> None:
-    ev = scripted.events
+def test_model_builds_the_known_cascade(scripted: tuple[RunResult, np.ndarray]) -> None:
+    run, impacts = scripted
+    ev = run.events
     # A0 at step 4 (the oracle sees the fall one step late), A1 at 5, A2 at 6: the new accounts are 3, 4, 5
     assert ev[["event_id", "step", "account"]].values.tolist() == [[0, 4, 3], [1, 5, 4], [2, 6, 5]]
-    assert ev["endogenous"].tolist() == [False, True, True]
-    np.testing.assert_allclose(ev["endogenous_share"], [0.0, 1.0, 1.0])
-    assert ev["loss_exogenous"].iloc[0] == pytest.approx(-np.log(0.9))  # the whole 10% fall
-    g = scripted.cascade
-    assert sorted(g.edges(data="weight")) == [(0, 1, 1.0), (1, 2, 1.0)]  # A2 does not count A0: it survived it
-    s = scripted.summary
-    assert s["branching_ratio"] == pytest.approx(2 / 3)
-    assert s["reflexivity_index"] == pytest.approx(ev["repaid_usd"].iloc[1:].sum() / ev["repaid_usd"].sum())
-    assert (s["largest_cascade"], s["max_cascade_depth"], s["n_cascades"]) == (3, 2, 1)
-    assert g.nodes[1]["endogenous"] is True and g.nodes[0]["account"] == 3
+    assert len(impacts) == 3 and (impacts < 0).all()
+    # each account's window runs from the step its position was set (0): the whole 10% fall is in it
+    fall = -np.log(0.9)
+    sale0, sale1 = -impacts[0], -impacts[1]
+    np.testing.assert_allclose(ev["loss_exogenous"].iloc[:2], [fall, fall])
+    # A0: the fall alone; A1 (long ETH only, w = 1) survived the fall and went under on A0's sale, which did less
+    # of its lost health than the fall did; A2 (ETH and BTC) lost the ETH part w of the fall and of both sales
+    w2 = ev["loss_exogenous"].iloc[2] / fall
+    assert 0 < w2 < 1
+    share1 = sale0 / (fall + sale0)
+    share2 = (sale0 + sale1) / (fall + sale0 + sale1)
+    np.testing.assert_allclose(ev["endogenous_share"], [0.0, share1, share2], rtol=1e-9)
+    assert share1 < 0.5 < share2 and ev["endogenous"].tolist() == [False, False, True]
+    g = run.cascade
+    edges = sorted(g.edges(data="weight"))
+    assert [e[:2] for e in edges] == [(0, 2), (1, 2)]  # only an endogenous event gets parents
+    np.testing.assert_allclose([e[2] for e in edges], [sale0 / (sale0 + sale1), sale1 / (sale0 + sale1)])
+    s = run.summary
+    assert s["branching_ratio"] == pytest.approx((share1 + share2) / 3)
+    assert s["reflexivity_index"] == pytest.approx(ev["repaid_usd"].iloc[2] / ev["repaid_usd"].sum())
+    # the main-parent forest: A2 hangs from A0, its heavier parent; A1 is a root of its own
+    assert (s["largest_cascade"], s["max_cascade_depth"], s["n_cascades"]) == (2, 1, 2)
+    assert g.nodes[2]["endogenous"] is True and g.nodes[0]["account"] == 3
     # without the perp venue every event is the lending pool's, and the graph carries no ADL attributes
     assert ev["venue"].tolist() == ["lending"] * 3 and {d["venue"] for _, d in g.nodes(data=True)} == {"lending"}
     assert not any("adl_fills" in d for _, d in g.nodes(data=True)) and "n_events_lending" not in s
 
 
-def test_cascade_graphml_round_trip(scripted: RunResult, tmp_path: Path) -> None:
+def test_cascade_graphml_round_trip(scripted: tuple[RunResult, np.ndarray], tmp_path: Path) -> None:
+    scripted, _ = scripted
     out = scripted.save(tmp_path / "run", figures=False)
     assert (out / "cascade.graphml").exists()
     back = RunResult.load(out)
@@ -190,5 +209,5 @@ def test_cascade_graphml_round_trip(scripted: RunResult, tmp_path: Path) -> None
     for v, data in scripted.cascade.nodes(data=True):
         for key, value in data.items():
             assert back.cascade.nodes[v][key] == pytest.approx(value)
-    assert back.events["endogenous"].tolist() == [False, True, True]
+    assert back.events["endogenous"].tolist() == [False, False, True]
     assert cascade_metrics(back.cascade) == pytest.approx(cascade_metrics(scripted.cascade))

@@ -14,9 +14,10 @@ from scipy import stats
 
 import abm
 from abm import ModelConfig, RunResult
-from abm.contagion.liquidation_hawkes import hawkes_branching_ratio
+from abm.contagion.liquidation_hawkes import gross_exposure_weights, hawkes_branching_ratio
 from abm.errors import UserInputError
-from abm.run import START_POSITIONS_FILE, add_twin, start_liquidation_thresholds
+from abm.recording.baseline import baseline_crossing_columns
+from abm.run import START_POSITIONS_FILE, add_twin
 
 DOCUMENTED_TIMESERIES = ["step", "total_collateral_usd", "total_debt_usd", "aggregate_leverage", "n_liquidations",
                    "liquidation_volume_usd", "bad_debt_usd", "lender_loss_usd", "dilution_usd", "n_liquidatable",
@@ -158,37 +159,34 @@ def test_shock_window_keys_agree_with_the_timeseries(twinned: RunResult) -> None
     assert s["max_fourth_moment_share"] == pytest.approx(d4.max() / d4.sum())
 
 
-def test_hawkes_branching_ratio_uses_the_starting_positions(twinned: RunResult) -> None:
+def test_hawkes_branching_ratio_fits_the_runs_own_baseline_crossings(twinned: RunResult) -> None:
     model = twinned.model
     assert model is not None and twinned.start_collateral is not None and twinned.start_debt is not None
     np.testing.assert_array_equal(twinned.start_collateral, model.start_collateral)
     np.testing.assert_array_equal(twinned.start_debt, model.start_debt)
     ts = twinned.timeseries
+    # the live book's new crossings along the non-liquidation path and its amplifications: none at step 0, some
+    # once the crash starts
+    crossings = ts[baseline_crossing_columns()].to_numpy()
+    assert crossings.dtype.kind == "i" and (crossings >= 0).all() and (crossings[0] == 0).all()
+    assert (crossings[: twinned.summary["shock_step"]].sum(axis=0) < crossings.sum(axis=0)).all()
     fundamental = np.column_stack([np.ones(len(ts)), ts["fundamental_ETH"], ts["fundamental_BTC"]])
-    market = np.column_stack([np.ones(len(ts)), ts["price_ETH"], ts["price_BTC"]])
-    impact = np.column_stack([np.zeros(len(ts)), ts["liquidation_impact_ETH"], ts["liquidation_impact_BTC"]])
-    # the market records the impact of liquidation sales still in its prices: negative (sales) once they start
-    first = int(twinned.events["step"].min())
-    assert (impact[:first] == 0).all() and (impact[first:, 1] < 0).any()
     onsets = twinned.events[["account", "distress_step"]].drop_duplicates()["distress_step"].to_numpy()
     assert (twinned.events["distress_step"] <= twinned.events["step"]).all()
-    # the prices without liquidation sales, as the oracle shows them (1 + latency steps late)
-    lag = 1 + twinned.config.oracles.latency_steps
-    seen = (market * np.exp(-impact))[np.maximum(np.arange(len(ts)) - lag, 0)]
-    expected = hawkes_branching_ratio(
-        np.sort(onsets), len(ts), seen, fundamental, model.start_collateral, model.start_debt,
-        np.where(model.pool.collateral_enabled, model.pool.liquidation_threshold, 0.0),
-    )  # fmt: skip
+    weights = gross_exposure_weights(model.start_collateral, model.start_debt, fundamental[0])
+    expected = hawkes_branching_ratio(np.sort(onsets), crossings, fundamental, weights)
     assert len(onsets) >= 30 and math.isfinite(expected)
     assert twinned.summary["hawkes_branching_ratio"] == pytest.approx(expected)
 
 
-def test_start_thresholds_are_the_pools_at_step_0_with_disabled_collateral_at_0() -> None:
-    cfg = ModelConfig.from_preset("crash", {"traders.n_traders": 50, "pool.reserves.BTC.collateral_enabled": False})
-    model = abm.ReflexivityModel(cfg, rng=1, steps=5)
-    lt = start_liquidation_thresholds(cfg)
-    assert lt[2] == 0.0 and model.pool.liquidation_threshold[2] > 0
-    np.testing.assert_array_equal(lt[:2], model.pool.liquidation_threshold[:2])
+def test_a_run_saved_without_baseline_crossings_has_no_hawkes_estimate(twinned: RunResult) -> None:
+    from abm.sweep.outputs import TABLES
+
+    old = replace(twinned, timeseries=twinned.timeseries.drop(columns=baseline_crossing_columns()))
+    s = old.table_summary()
+    assert s["hawkes_branching_ratio"] is None
+    assert s["n_liquidations"] == twinned.summary["n_liquidations"]  # the rest of the summary stays
+    assert TABLES["hawkes_inputs"](old).empty
 
 
 def test_unlevered_twin_sees_the_same_news_and_gives_the_forced_selling_drawdown(twinned: RunResult) -> None:
@@ -254,18 +252,8 @@ def test_hawkes_inputs_table_reproduces_the_summary_fit(twinned: RunResult) -> N
     episodes = twinned.events[["account", "distress_step"]].drop_duplicates()
     assert table["onsets"].sum() == len(episodes)
     covariates = table.drop(columns=["step", "onsets"])
-    assert covariates.columns[0] == "cross_k1_lag0" and covariates.columns[-1] == "abs_return_lag1"
+    assert covariates.columns[0] == "cross_x1_lag0" and covariates.columns[-1] == "abs_return_lag1"
+    lagged = table["cross_x1.5_lag2"].to_numpy()
+    np.testing.assert_array_equal(lagged[2:], twinned.timeseries["baseline_crossings_x1.5"].to_numpy()[:-2])
     fit = fit_hawkes_exogenous(table["onsets"].to_numpy(), covariates.to_numpy())
     assert fit.n == pytest.approx(twinned.summary["hawkes_branching_ratio"])
-
-
-def test_oracle_lags_follow_the_scenarios_latency_changes() -> None:
-    from abm.run import oracle_lags
-
-    # black_thursday: latency 1 until its congestion makes the oracle 20 steps stale
-    config = ModelConfig.from_preset("black_thursday")
-    change = next(ev for ev in config.scenario.events if getattr(ev, "parameter", "") == "oracles.latency_steps")
-    lags = oracle_lags(config, 1441)
-    assert (lags[: change.step] == 1 + config.oracles.latency_steps).all()
-    assert (lags[change.step :] == 1 + int(change.value)).all()
-    assert (oracle_lags(ModelConfig.from_preset("crash"), 10) == 2).all()

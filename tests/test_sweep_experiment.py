@@ -319,9 +319,16 @@ def test_outputs_and_cases_are_part_of_the_experiments_identity(tmp_path: Path) 
     fewer = load_experiment(write(tmp_path, CASES.replace('tables = ["cascades"]', "tables = []"), "b.toml"))
     other = load_experiment(write(tmp_path, CASES.replace('max_leverage" = 6.0', 'max_leverage" = 5.0'), "c.toml"))
     assert len({base.fingerprint(), fewer.fingerprint(), other.fingerprint()}) == 3
-    # without [outputs], an experiment keeps the fingerprint it had before outputs existed
+    # without [outputs] or cases, the identity is the runs' configurations and their seeds
     plain = load_experiment(write(tmp_path, TINY, "d.toml"))
-    assert set(plain.identity()) == {"base configuration", "overrides", "points", "replicates", "base_seed"}
+    assert set(plain.identity()) == {
+        "base configuration",
+        "overrides",
+        "points",
+        "replicates",
+        "base_seed",
+        "common_random_numbers",
+    }
 
 
 def test_resolved_case_experiment_reruns_identically(tmp_path: Path) -> None:
@@ -347,15 +354,16 @@ base_seed = 11
 [grid]
 "traders.max_leverage" = [2.0, 4.0]
 """
-    (tmp_path / "own.toml").write_text(text.format(extra=""))
-    (tmp_path / "paired.toml").write_text(text.format(extra="common_random_numbers = true"))
+    (tmp_path / "own.toml").write_text(text.format(extra="common_random_numbers = false"))
+    (tmp_path / "paired.toml").write_text(text.format(extra=""))
     own, paired = load_experiment(tmp_path / "own.toml"), load_experiment(tmp_path / "paired.toml")
-    # off: every run its own seed; on: replicate r of both points shares one seed, the replicate's
+    # on by default: replicate r of both points shares one seed, the replicate's; off: every run its own seed
     assert len({own.seed(i) for i in range(own.n_runs)}) == 6
     assert [paired.seed(i) for i in range(3)] == [paired.seed(i) for i in range(3, 6)]
     assert [paired.seed(i) for i in range(3)] == [own.seed(i) for i in range(3)]
     assert paired.fingerprint() != own.fingerprint()
     assert "common_random_numbers = true" in paired.resolved_toml()
+    assert "common_random_numbers = false" in own.resolved_toml()
     (tmp_path / "bad.toml").write_text(text.format(extra='common_random_numbers = "yes"'))
     with pytest.raises(UserInputError, match="common_random_numbers = 'yes': must be true or false"):
         load_experiment(tmp_path / "bad.toml")

@@ -107,22 +107,38 @@ def price_matrix(timeseries: pd.DataFrame, risky: list[str], prefix: str) -> np.
     return np.column_stack([np.ones(len(timeseries)), *cols])
 
 
-def hawkes_inputs(
-    timeseries: pd.DataFrame, risky: list[str], oracle_lag_steps: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The price inputs of `abm.contagion.liquidation_hawkes.hawkes_branching_ratio` from a run's per-step table:
-    (non-liquidation prices as the oracle shows them, fundamental prices), each (steps + 1, assets) USD/token,
-    numeraire first. oracle_lag_steps: the oracle's delay per row (`abm.run.oracle_lags`); None: no delay."""
-    from abm.contagion.liquidation_hawkes import non_liquidation_prices, oracle_view
+def hawkes_inputs(timeseries: pd.DataFrame, risky: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-step inputs of `abm.contagion.liquidation_hawkes.hawkes_branching_ratio` from a run's per-step
+    table: (new baseline crossings, (steps + 1, amplifications) counts from the ``baseline_crossings_x<a>`` columns
+    in `BASELINE_AMPLIFICATIONS` order; fundamental prices, (steps + 1, assets) USD/token, numeraire first). None
+    for a table without the crossing columns (a run saved before the model counted them)."""
+    from abm.recording.baseline import baseline_crossing_columns
 
-    impact = np.column_stack(
-        [np.zeros(len(timeseries))] + [timeseries[f"liquidation_impact_{a}"].to_numpy(dtype=float) for a in risky]
-    )
-    market = price_matrix(timeseries, risky, "price_")
-    baseline = non_liquidation_prices(market, impact)
-    if oracle_lag_steps is not None:
-        baseline = oracle_view(baseline, oracle_lag_steps)
-    return baseline, price_matrix(timeseries, risky, "fundamental_")
+    columns = baseline_crossing_columns()
+    if not set(columns) <= set(timeseries.columns):
+        return None
+    return timeseries[columns].to_numpy(dtype=float), price_matrix(timeseries, risky, "fundamental_")
+
+
+def hawkes_estimate(
+    timeseries: pd.DataFrame,
+    events: pd.DataFrame,
+    risky: list[str],
+    start_collateral: np.ndarray,
+    start_debt: np.ndarray,
+) -> float:
+    """The summary's ``hawkes_branching_ratio``: `hawkes_branching_ratio` of the lending pool's distress onsets on
+    the run's recorded baseline crossings (`hawkes_inputs`), the fundamentals' |returns| weighted by the step-0
+    positions' gross exposure at step-0 fundamental prices. start_collateral, start_debt: (accounts, assets) tokens
+    at step 0, numeraire first. NaN for a run without the crossing columns or with too few onsets."""
+    from abm.contagion.liquidation_hawkes import distress_onsets, gross_exposure_weights, hawkes_branching_ratio
+
+    inputs = hawkes_inputs(timeseries, risky)
+    if inputs is None:
+        return float("nan")
+    crossings, fundamental_prices = inputs
+    weights = gross_exposure_weights(start_collateral, start_debt, fundamental_prices[0])
+    return hawkes_branching_ratio(distress_onsets(events), crossings, fundamental_prices, weights)
 
 
 def lender_supply_change(timeseries: pd.DataFrame, risky: list[str]) -> float:
@@ -143,8 +159,6 @@ def summarise(
     shocks: Iterable[tuple[int, int]],
     start_collateral: np.ndarray,
     start_debt: np.ndarray,
-    liquidation_threshold: np.ndarray,
-    oracle_lag_steps: np.ndarray | None = None,
     optimal_utilisation: float | None = None,
     adl: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
@@ -152,14 +166,11 @@ def summarise(
     added by the caller). Undefined values are None.
 
     shocks: (start, duration) of each scripted shock (`abm.analysis.shock_window.scripted_shocks`);
-    start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first;
-    liquidation_threshold: (assets,) at step 0, 0 for assets that are not collateral; oracle_lag_steps: the oracle's
-    delay behind the market per row (`abm.run.oracle_lags`; None: none); optimal_utilisation: the
-    numeraire reserve's U* (for ``utilisation_recovery_steps``; None leaves the key out); adl: the run's ADL
-    table when it ran the perpetual venue (`perp_summary` adds its keys; None leaves them out).
+    start_collateral, start_debt: (accounts, assets) tokens at step 0, assets numeraire first (they weigh the
+    Hawkes baseline's fundamental returns, `hawkes_estimate`); optimal_utilisation: the numeraire reserve's U* (for
+    ``utilisation_recovery_steps``; None leaves the key out); adl: the run's ADL table when it ran the perpetual
+    venue (`perp_summary` adds its keys; None leaves them out).
     """
-    from abm.contagion.liquidation_hawkes import distress_onsets, hawkes_branching_ratio
-
     shocks = list(shocks)  # read twice: the shock-window metrics and the perp metrics
     steps = timeseries["step"].to_numpy()
     if not np.array_equal(steps, np.arange(len(timeseries))):
@@ -201,16 +212,7 @@ def summarise(
     out.update(stylised_facts(market[main]))
     out.update(stylised_facts(fundamental[main], prefix="fundamental_"))
     out["max_fourth_moment_share"] = max_fourth_moment_share(log_returns(market[main]))
-    baseline_prices, fundamental_prices = hawkes_inputs(timeseries, risky, oracle_lag_steps)
-    out["hawkes_branching_ratio"] = hawkes_branching_ratio(
-        distress_onsets(events),
-        len(timeseries),
-        baseline_prices,
-        fundamental_prices,
-        start_collateral,
-        start_debt,
-        liquidation_threshold,
-    )
+    out["hawkes_branching_ratio"] = hawkes_estimate(timeseries, events, risky, start_collateral, start_debt)
     if adl is not None:
         out.update(perp_summary(timeseries, adl, risky, shocks))
     return undefined_as_none(out)

@@ -10,8 +10,8 @@ blind, as one would from market data (Filimonov and Sornette 2012; Hardiman, Ber
 - `fit_exponential_hawkes`: maximum likelihood of an exponential-kernel Hawkes, phi(t) = n beta exp(-beta t)
   (constant baseline mu, or one per regime); `fit_discrete_hawkes`: the same on counts per step.
 - `fit_hawkes_exogenous`: a discrete-time Hawkes whose baseline follows exogenous covariates; for liquidations,
-  `abm.contagion.liquidation_hawkes.hawkes_branching_ratio` builds them from the prices without liquidation sales'
-  impact and the starting positions.
+  `abm.contagion.liquidation_hawkes.hawkes_branching_ratio` builds them from the live lending book's crossings
+  of health factor 1 along the prices without liquidation sales' impact, which the model records per step.
 
 A constant baseline reads any time variation of the exogenous rate (a scripted shock, a burst of news) as
 self-excitation and overstates n, towards apparent criticality (Filimonov and Sornette 2015); the covariate

@@ -7,18 +7,24 @@ Two choices make the fit measure what the cascade graph's `branching_ratio` meas
   episode), not the steps liquidators executed. Liquidators work through a queue of liquidatable accounts at
   their own pace, and a queue's service bursts look like self-excitation to a fit of execution times (on `crash`
   at its defaults such a fit gives 0.42-0.53 where the attribution gives 0.17-0.19).
-- **The baseline follows the non-liquidation price path** (`non_liquidation_prices`: the market less the decayed
-  impact of liquidation sales, which the market records), along which `health_crossings` counts the accounts
-  (positions frozen at step 0) pushed below health factor 1, seen through the oracle's delay (`oracle_view`:
-  health is measured at oracle prices, which show the market 1 + latency steps late; 21 steps in
-  `black_thursday`'s congestion). The graph's branching ratio counts as offspring only
-  what liquidation sales caused; fundamental moves and other traders' trading are its exogenous part, so they
-  belong in the baseline. A baseline from the fundamental path alone reads other traders' selling as
-  self-excitation (on `contagion`, 0.87-1.0 against 0.36-0.39).
+- **The baseline counts the live book's crossings along the non-liquidation price path**: at every step the model
+  counts the lending accounts, with the positions they hold at that step, whose health factor at the oracle's
+  prices less the decayed impact of liquidation sales the oracle shows is below 1 and was not at the previous step
+  (the per-step columns `baseline_crossings_x<a>`, `abm.recording.baseline`). Health is measured at oracle prices,
+  so the counts carry the oracle's delay (1 + latency steps; 21 steps in `black_thursday`'s congestion). Besides
+  that path (a = 1) the model follows it amplified, p_0 (p_t / p_0)^a for a = 1.5 and 2, which lets the baseline
+  anticipate crossings the path alone does not quite reach; the fit weighs the three. The graph's branching ratio
+  counts as offspring only what liquidation sales caused; fundamental moves and other traders' trading are its
+  exogenous part, so they belong in the baseline. A baseline from the fundamental path alone reads other traders'
+  selling as self-excitation (on `contagion`, 0.87-1.0 against 0.36-0.39).
+- **The positions are live**: positions opened or changed after step 0 are in the baseline. A baseline of positions
+  frozen at step 0 (`health_crossings` along the same path) misses them, and the fit read their crossings as
+  self-excitation: on `contagion` 0.46 against 0.22 for the cascade graph. `health_crossings` stays as a pure
+  function of frozen positions, with which the tests build a known baseline for simulated onsets.
 
-`liquidation_covariates` builds the baseline's covariates, `hawkes_branching_ratio` is the estimate every run
-summary reports, and `pooled_hawkes_branching_ratio` fits one branching ratio to several runs (one to two dozen
-active steps per run leave a single run's fit noisy).
+`liquidation_covariates` builds the baseline's covariates from those counts, `hawkes_branching_ratio` is the
+estimate every run summary reports, and `pooled_hawkes_branching_ratio` fits one branching ratio to several runs
+(one to two dozen active steps per run leave a single run's fit noisy).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from abm.contagion.hawkes import ExogenousHawkesFit, fit_hawkes_exogenous, lagged_covariates, step_counts
+from abm.recording.baseline import BASELINE_AMPLIFICATIONS
 
 
 def health_crossings(
@@ -76,33 +83,12 @@ def health_crossings(
     return out
 
 
-def non_liquidation_prices(market_prices: np.ndarray, liquidation_impact: np.ndarray) -> np.ndarray:
-    """The prices the market would show without the impact of liquidation sales still in them (USD per token):
-    p_t exp(-L_t), with L_t the decayed log impact of the liquidation sales up to step t (the market's
-    `liquidation_impact`, log units; 0 for the numeraire). Both arrays (steps, assets); the result has their shape."""
-    p = np.asarray(market_prices, dtype=float)
-    impact = np.asarray(liquidation_impact, dtype=float)
-    if p.shape != impact.shape:
-        raise ValueError(f"market_prices and liquidation_impact must have one shape (got {p.shape}, {impact.shape})")
-    return p * np.exp(-impact)
-
-
-def oracle_view(prices: np.ndarray, lag_steps: np.ndarray) -> np.ndarray:
-    """The prices an oracle shows: row t is `prices` of step t - lag_t (the first row before the start), where
-    lag_steps (steps, >= 0, one per row) is the oracle's delay behind the market. prices: (steps, assets)."""
-    p = np.asarray(prices, dtype=float)
-    lag = np.asarray(lag_steps, dtype=np.int64)
-    if lag.shape != (len(p),) or np.any(lag < 0):
-        raise ValueError(f"lag_steps must be one non-negative integer per row ({len(p)}), got shape {lag.shape}")
-    return p[np.maximum(np.arange(len(p)) - lag, 0)]
-
-
 def distress_onsets(events: pd.DataFrame) -> np.ndarray:
     """The steps at which the lending pool's liquidated accounts entered distress, one per account and episode:
     the distinct (`account`, `distress_step`) pairs of a run's lending events (a partially liquidated account that
     stays below health factor 1 is liquidated again in the same episode; one that recovered and fell again starts
-    a new one). Perp liquidations are left out: the baseline (`health_crossings` of the step-0 pool positions) does
-    not cover perp positions, so with the perpetual venue on the estimate is the pool's. Returns sorted steps."""
+    a new one). Perp liquidations are left out: the baseline (the lending book's crossings) does not cover perp
+    positions, so with the perpetual venue on the estimate is the pool's. Returns sorted steps."""
     from abm.recording.recorder import lending_events
 
     events = lending_events(events)
@@ -112,107 +98,102 @@ def distress_onsets(events: pd.DataFrame) -> np.ndarray:
     return np.sort(episodes["distress_step"].to_numpy(dtype=np.int64))
 
 
-# Default design of `liquidation_covariates`. Amplifications: factors on the baseline path's log move, since the
-# positions frozen at step 0 are not those the path meets (traders re-lever and de-lever), and the fit weighs the
-# paths. Lags (steps) beyond the oracle's own delay (which the caller removes with `oracle_view`): updaters' jitter,
-# the deviation threshold and the heartbeat delay a post further, so 0..3. Longer free lags absorb offspring (which follow their parents by a few steps
-# too): on simulated crashes with n = 0.5, lags 0..12 give n = 0.28-0.43, lags 0..3 n = 0.47-0.54
-# (tests/test_branching.py).
-AMPLIFICATIONS = (1.0, 1.5, 2.0)
+# Default design of `liquidation_covariates`. Amplifications (`BASELINE_AMPLIFICATIONS`, the model's): factors on
+# the baseline path's log move, which let the baseline anticipate crossings the path alone does not quite reach; the
+# fit weighs the paths. Lags (steps) beyond the oracle's own delay (which the model's counts already include):
+# updaters' jitter, the deviation threshold and the heartbeat delay a post further, so 0..3. Longer free lags absorb
+# offspring (which follow their parents by a few steps too): on simulated crashes with n = 0.5, lags 0..12 give
+# n = 0.28-0.43, lags 0..3 n = 0.47-0.54 (tests/test_branching.py).
+AMPLIFICATIONS = BASELINE_AMPLIFICATIONS
 MAX_LAG_STEPS = 3
 MIN_EVENTS = (
     30  # fewer distress onsets than this: no single-run fit (the baseline alone has 1 + 3 x 4 + 1 coefficients)
 )
 
 
+def gross_exposure_weights(collateral_tokens: np.ndarray, debt_tokens: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """(assets,) each asset's share of the positions' gross exposure, sum over accounts of (collateral + debt)
+    tokens times `prices` (USD per token, (assets,)); the shares sum to 1 (equal shares when there is no exposure).
+    collateral_tokens, debt_tokens: (accounts, assets) tokens; for the Hawkes baseline, the positions at step 0."""
+    c = np.asarray(collateral_tokens, dtype=float)
+    d = np.asarray(debt_tokens, dtype=float)
+    p = np.asarray(prices, dtype=float)
+    if c.ndim != 2 or d.shape != c.shape or p.shape != (c.shape[1],):
+        raise ValueError(
+            f"need (accounts, assets) collateral and debt of one shape and (assets,) prices "
+            f"(got {c.shape}, {d.shape}, {p.shape})"
+        )
+    exposure = ((c + d) * p).sum(axis=0)
+    total = exposure.sum()
+    return exposure / total if total > 0 else np.full(len(p), 1.0 / len(p))
+
+
 def liquidation_covariates(
-    baseline_prices: np.ndarray,
+    crossings: np.ndarray,
     fundamental_prices: np.ndarray,
-    start_collateral: np.ndarray,
-    start_debt: np.ndarray,
-    liquidation_threshold: np.ndarray,
-    amplifications: tuple[float, ...] = AMPLIFICATIONS,
+    exposure_weights: np.ndarray,
     max_lag_steps: int = MAX_LAG_STEPS,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The covariates of a distress-onset Hawkes baseline, from prices no liquidation sale moved and the starting
-    positions (nothing from the cascade attribution):
+    """The covariates of a distress-onset Hawkes baseline, from the book's crossings along prices no liquidation
+    sale moved and from the fundamentals (nothing from the cascade attribution):
 
-    - ``cross_k<a>_lag<l>``: `health_crossings` along the amplified baseline path p_0 (p_t / p_0)^a (a = 1: the path
-      itself; `non_liquidation_prices` for a model run), lagged l = 0..max_lag_steps steps;
+    - ``cross_x<a>_lag<l>``: the new health-factor crossings along the amplified non-liquidation path
+      (`crossings` column i: amplification a = `AMPLIFICATIONS`[i]; for a model run, the per-step
+      ``baseline_crossings_x<a>`` columns), lagged l = 0..max_lag_steps steps;
     - ``abs_return_lag1``: |log return| of the fundamentals at the previous step (per step), averaged over assets
-      weighted by the starting positions' gross exposure (collateral + debt, USD).
+      with `exposure_weights`.
 
-    baseline_prices, fundamental_prices: (steps, assets) USD per token (the numeraire's column constant);
-    start_collateral and start_debt: (accounts, assets) tokens; liquidation_threshold: (assets,). Returns
-    ((steps, K) array, names).
+    crossings: (steps, len(AMPLIFICATIONS)) counts per step, >= 0; fundamental_prices: (steps, assets) USD per
+    token (the numeraire's column constant); exposure_weights: (assets,) >= 0, summing to 1
+    (`gross_exposure_weights` of the step-0 positions). Returns ((steps, K) array, names).
     """
-    b = np.asarray(baseline_prices, dtype=float)
+    x = np.asarray(crossings, dtype=float)
     p = np.asarray(fundamental_prices, dtype=float)
-    for name, arr in (("baseline_prices", b), ("fundamental_prices", p)):
-        if arr.ndim != 2 or len(arr) < 2 or np.any(~np.isfinite(arr)) or np.any(arr <= 0):
-            raise ValueError(f"{name} must be (steps >= 2, assets), finite and > 0")
-    if b.shape != p.shape:
-        raise ValueError(f"baseline_prices and fundamental_prices must have one shape (got {b.shape}, {p.shape})")
-    if max_lag_steps < 0 or not amplifications or min(amplifications) <= 0:
-        raise ValueError(f"need max_lag_steps >= 0 and amplifications > 0 (got {max_lag_steps}, {amplifications})")
-    rel = b / b[0]
-    crossings = np.column_stack(
-        [health_crossings(start_collateral, start_debt, liquidation_threshold, b[0] * rel**a) for a in amplifications]
-    ).astype(float)
+    w = np.asarray(exposure_weights, dtype=float)
+    if p.ndim != 2 or len(p) < 2 or np.any(~np.isfinite(p)) or np.any(p <= 0):
+        raise ValueError(f"fundamental_prices must be (steps >= 2, assets), finite and > 0 (got shape {p.shape})")
+    if x.shape != (len(p), len(AMPLIFICATIONS)) or np.any(~np.isfinite(x)) or np.any(x < 0):
+        raise ValueError(
+            f"crossings must be (steps = {len(p)}, {len(AMPLIFICATIONS)} amplifications), finite and >= 0 "
+            f"(got shape {x.shape})"
+        )
+    if w.shape != (p.shape[1],) or np.any(~np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValueError(f"exposure_weights must be ({p.shape[1]},) weights >= 0 summing to 1 (got {w})")
+    if max_lag_steps < 0:
+        raise ValueError(f"max_lag_steps must be >= 0 (got {max_lag_steps})")
     lags = range(max_lag_steps + 1)
-    cross_cols = lagged_covariates(crossings, lags)
-    names = [f"cross_k{a:g}_lag{lag}" for a in amplifications for lag in lags]
-    coll = np.asarray(start_collateral, dtype=float)
-    debt = np.asarray(start_debt, dtype=float)
-    exposure = ((coll + debt) * p[0]).sum(axis=0)
-    weights = exposure / exposure.sum() if exposure.sum() > 0 else np.full(p.shape[1], 1.0 / p.shape[1])
-    abs_ret = np.concatenate([[0.0], np.abs(np.diff(np.log(p), axis=0)) @ weights])
-    cols = np.column_stack([cross_cols, lagged_covariates(abs_ret, [1])])
+    names = [f"cross_x{a:g}_lag{lag}" for a in AMPLIFICATIONS for lag in lags]
+    abs_ret = np.concatenate([[0.0], np.abs(np.diff(np.log(p), axis=0)) @ w])
+    cols = np.column_stack([lagged_covariates(x, lags), lagged_covariates(abs_ret, [1])])
     return cols, (*names, "abs_return_lag1")
 
 
 def fit_hawkes_liquidations(
     onset_steps: np.ndarray,
-    n_steps: int,
-    baseline_prices: np.ndarray,
+    crossings: np.ndarray,
     fundamental_prices: np.ndarray,
-    start_collateral: np.ndarray,
-    start_debt: np.ndarray,
-    liquidation_threshold: np.ndarray,
-    amplifications: tuple[float, ...] = AMPLIFICATIONS,
+    exposure_weights: np.ndarray,
     max_lag_steps: int = MAX_LAG_STEPS,
 ) -> ExogenousHawkesFit:
     """`fit_hawkes_exogenous` of distress onsets per step on `liquidation_covariates`.
 
-    onset_steps: the step of each distress onset (`distress_onsets`; integers in [0, n_steps)); n_steps: steps
-    observed, = rows of the price arrays (row t = prices at the end of step t; for a model run, steps 0..T: T + 1 rows).
+    onset_steps: the step of each distress onset (`distress_onsets`; integers in [0, steps)); crossings,
+    fundamental_prices, exposure_weights: as in `liquidation_covariates`, one row per step observed (row t = the end
+    of step t; for a model run, steps 0..T: T + 1 rows).
     """
     steps = np.asarray(onset_steps, dtype=np.int64)
-    for name, arr in (("baseline_prices", baseline_prices), ("fundamental_prices", fundamental_prices)):
-        if np.ndim(arr) != 2 or len(arr) != n_steps:
-            raise ValueError(f"{name} must have n_steps = {n_steps} rows (got shape {np.shape(arr)})")
+    n_steps = len(np.asarray(crossings))
     if np.any((steps < 0) | (steps >= n_steps)):
         raise ValueError(f"onset_steps must lie in [0, {n_steps}) (got {steps.min()}..{steps.max()})")
-    x, names = liquidation_covariates(
-        baseline_prices,
-        fundamental_prices,
-        start_collateral,
-        start_debt,
-        liquidation_threshold,
-        amplifications,
-        max_lag_steps,
-    )
+    x, names = liquidation_covariates(crossings, fundamental_prices, exposure_weights, max_lag_steps)
     return fit_hawkes_exogenous(step_counts(steps, n_steps), x, names)
 
 
 def hawkes_branching_ratio(
     onset_steps: np.ndarray,
-    n_steps: int,
-    baseline_prices: np.ndarray,
+    crossings: np.ndarray,
     fundamental_prices: np.ndarray,
-    start_collateral: np.ndarray,
-    start_debt: np.ndarray,
-    liquidation_threshold: np.ndarray,
+    exposure_weights: np.ndarray,
     min_events: int = MIN_EVENTS,
 ) -> float:
     """The branching ratio n estimated from distress onsets with a non-liquidation baseline
@@ -221,15 +202,7 @@ def hawkes_branching_ratio(
     than `min_events` (default 30) onsets. Arguments as in `fit_hawkes_liquidations`."""
     if len(np.asarray(onset_steps)) < min_events:
         return float("nan")
-    return fit_hawkes_liquidations(
-        onset_steps,
-        n_steps,
-        baseline_prices,
-        fundamental_prices,
-        start_collateral,
-        start_debt,
-        liquidation_threshold,
-    ).n
+    return fit_hawkes_liquidations(onset_steps, crossings, fundamental_prices, exposure_weights).n
 
 
 def pooled_hawkes_branching_ratio(counts: Sequence[np.ndarray], covariates: Sequence[np.ndarray]) -> ExogenousHawkesFit:

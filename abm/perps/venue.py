@@ -137,6 +137,10 @@ class PerpVenue:
         # asset) was last found healthy, and the log mark, book and index prices each pass read
         self.step_now = 0  # the step last begun (new accounts start healthy at it)
         self.last_healthy_step = np.zeros((cap, self.n_assets), dtype=np.int64)
+        # the pass that first saw each position as its owner last set it (trades between passes; the waterfall's
+        # closes and ADL happen inside a pass and are not the owner's choice), and the sizes the last pass left
+        self.position_step = np.zeros((cap, self.n_assets), dtype=np.int64)
+        self.pass_size = np.zeros((cap, self.n_assets))
         self.pass_steps: list[int] = [0]
         self.pass_log_prices: list[np.ndarray] = [np.log(np.stack([index, index, index]))]
 
@@ -157,7 +161,7 @@ class PerpVenue:
             raise ValueError(f"mode = {mode!r}: perpetual accounts are {' or '.join(PERP_MODES)}")
         if self.n == len(self.cash):  # amortised doubling keeps opening O(1)
             grow = len(self.cash)
-            for name in ("size", "entry", "margin", "last_healthy_step"):
+            for name in ("size", "entry", "margin", "last_healthy_step", "position_step", "pass_size"):
                 arr = getattr(self, name)
                 setattr(self, name, np.vstack([arr, np.zeros_like(arr)]))
             for name in ("cash", "net_deposits", "realised", "funding", "fees", "forfeited", "subsidy"):
@@ -168,6 +172,7 @@ class PerpVenue:
         self.n += 1
         self.owner[acct] = owner
         self.last_healthy_step[acct] = self.step_now
+        self.position_step[acct] = self.step_now
         self.mode[acct] = PERP_MODES.index(mode)
         self.deposit(acct, margin_usd)
         return acct
@@ -618,6 +623,7 @@ class PerpVenue:
             return []
         rows = slice(FIRST_ACCOUNT, self.n)
         size = self.size[rows]
+        self.position_step[rows][size != self.pass_size[rows]] = t
         unreal = size * (mark - self.entry[rows])
         mm = self._maintenance_margin(np.abs(size) * mark)
         isolated = (self.mode[rows] == ISOLATED)[:, None]
@@ -632,6 +638,7 @@ class PerpVenue:
             acct = FIRST_ACCOUNT + int(r)
             assets = np.flatnonzero(iso_bad[r]) if self.mode[acct] == ISOLATED else np.flatnonzero(size[r])
             self._liquidate(acct, [int(k) for k in assets], t)
+        self.pass_size[rows] = self.size[rows]
         return self.liquidations[start:]
 
     def _liquidate(self, acct: int, assets: list[int], t: int) -> None:

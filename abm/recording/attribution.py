@@ -1,10 +1,14 @@
 """Attribute an account's loss of health to the sources of the price moves behind it (docs/model.md, 4 Contagion
 and reflexivity measurement).
 
-When an account is liquidated, the health it lost since it was last healthy is split over the log price moves of
-its assets, weighted by how sensitive its health factor is to each asset, and each move is split by source:
-exogenous (fundamental moves and scenario shocks), each earlier liquidation's sale (its impact, decayed to now),
-and the rest (discretionary trading and the decay of older impact).
+When an account is liquidated, the health it lost since its owner last set its position (the health the owner
+chose) is split over the log price moves of its assets, weighted by how sensitive its health factor is to each
+asset, and each move is split by source: exogenous (fundamental moves and scenario shocks), each earlier
+liquidation's sale (its impact, decayed to now), and the rest (discretionary trading and the decay of older
+impact). The window is the whole fall from the chosen health, not only the step that crossed 1: a sale that gave
+the last push to an account the shock was taking down anyway did not cause the liquidation on its own (a
+last-step window credited sales with 0.17-0.18 of `crash`'s liquidations, where taking the sales' impact out of
+the prices spares only 0.10 of them; docs/model.md, 4 Contagion and reflexivity measurement).
 
 Perpetual positions are attributed the same way (`AttributionLedger.record_perp`): their margin, written as a
 lending account (`PerpVenue.lending_equivalent`), has a health factor below 1 exactly when the venue liquidates,
@@ -14,8 +18,8 @@ carries the perp book's liquidation closes (their impact on the book price, deca
 basis move that reached the mark), the rest of it being other.
 
 `health_sensitivity` and `attribute` are the pure formulas; `AttributionLedger` is the per-step bookkeeping the
-model owns: when each account was last healthy, the logs of liquidation sales' impacts, event ids (one sequence for
-both venues), and the attribution of each liquidation as it happens.
+model owns: when each account was last healthy and when its owner last changed it, the logs of liquidation sales'
+impacts, event ids (one sequence for both venues), and the attribution of each liquidation as it happens.
 """
 
 from __future__ import annotations
@@ -193,6 +197,11 @@ class AttributionLedger:
     def __init__(self, model: ReflexivityModel) -> None:
         self.model = model
         self.last_healthy_step = np.zeros(model.engine.n, dtype=np.int64)
+        # the health pass that first saw each account as its owner last set it, and the positions (collateral and
+        # scaled debt tokens) the last pass saw; liquidations refresh their account's copy (not the owner's choice)
+        self.position_step = np.zeros(model.engine.n, dtype=np.int64)
+        self.pass_collateral = model.engine.collateral[: model.engine.n].copy()
+        self.pass_scaled_debt = model.engine.scaled_debt[: model.engine.n].copy()
         self.impacts = ImpactLog()
         self.book_impacts = ImpactLog()  # the perp books' liquidation closes
         self.n_events = 0
@@ -206,13 +215,26 @@ class AttributionLedger:
         return self.n_events - 1
 
     def mark_health(self, healthy: np.ndarray, step: int) -> None:
-        """Note which accounts (all of them, in order) are healthy at `step`; new accounts start healthy now."""
+        """Note which accounts (all of them, in order) are healthy at `step`, and which ones their owners changed
+        since the last pass; new accounts start healthy, and set, now."""
         n = len(healthy)
         if len(self.last_healthy_step) < n:
             grown = np.full(n, step, dtype=np.int64)
             grown[: len(self.last_healthy_step)] = self.last_healthy_step
             self.last_healthy_step = grown
         self.last_healthy_step[:n][healthy] = step
+        engine = self.model.engine
+        collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
+        known = len(self.position_step)
+        changed = np.ones(n, dtype=bool)
+        changed[:known] = np.any(collateral[:known] != self.pass_collateral, axis=1) | np.any(
+            scaled_debt[:known] != self.pass_scaled_debt, axis=1
+        )
+        if known < n:
+            self.position_step = np.concatenate([self.position_step, np.zeros(n - known, dtype=np.int64)])
+        self.position_step[changed] = step
+        self.pass_collateral = collateral.copy()
+        self.pass_scaled_debt = scaled_debt.copy()
 
     def record(self, event_id: int, acct: int, liquidator: int, plan: LiquidationPlan) -> None:
         """Attribute the liquidation `plan` of account `acct` (just executed) and record it as an event."""
@@ -225,16 +247,19 @@ class AttributionLedger:
         debt[plan.debt_asset] += plan.repay
         w = health_sensitivity(coll * oracle, debt * oracle, m.pool.liquidation_threshold)
         # health is measured at oracle prices, which show the market `lag` steps late: the window of market
-        # moves behind the lost health runs from what the oracle showed when the account was last healthy to
+        # moves behind the lost health runs from what the oracle showed when the owner last set the position to
         # what it shows now (sales not yet seen by the oracle cannot have caused this liquidation)
         lag = 1 + int(m.config.oracles.latency_steps)
-        begin, end = max(int(self.last_healthy_step[acct]) - lag, 0), max(m.steps - lag, 0)
+        begin, end = max(int(self.position_step[acct]) - lag, 0), max(m.steps - lag, 0)
         total = m.history.log_market(end) - m.history.log_market(begin)
         exo = m.history.log_fundamental(end) - m.history.log_fundamental(begin)
         attribution = attribute(w, total, exo, self.event_moves(begin, end, exclude=event_id))
         owner = int(m.engine.owner[acct])
         distress_step = int(self.last_healthy_step[acct]) + 1
         m.recorder.add_event(event_id, acct, owner, liquidator, plan, attribution, distress_step)
+        if acct < len(self.pass_collateral):  # the liquidation changed the position, its owner did not
+            self.pass_collateral[acct] = m.engine.collateral[acct]
+            self.pass_scaled_debt[acct] = m.engine.scaled_debt[acct]
 
     def event_moves(self, start: int, end: int, exclude: int) -> tuple[np.ndarray, np.ndarray]:
         """(event ids, moves): the log impact per asset of each liquidation sale of steps start < step <= end
@@ -246,7 +271,8 @@ class AttributionLedger:
         """Attribute the liquidation of perp position (acct, k), found below maintenance by the margin pass of step
         t and not yet closed, and record it as an event (the venue's `on_liquidation` hook).
 
-        Window: from the pass of step b (the position last healthy) to the pass of step t. Loss: the lost log
+        Window: from the pass of step b (the first to see the position as its owner last set it) to the pass of
+        step t. Loss: the lost log
         health factor of `PerpVenue.lending_equivalent`, -sum_j w_j d log mark_j. d log mark = d log index +
         d log(mark / index): the index is the oracle, which shows the spot market `lag` steps late, so its part
         splits as a lending account's does (fundamental move and spot liquidation sales over the lagged window,
@@ -258,7 +284,7 @@ class AttributionLedger:
         assert venue is not None
         coll, debt, threshold = venue.lending_equivalent(acct, k)
         w = health_sensitivity(coll, debt, threshold)
-        begin = int(venue.last_healthy_step[acct, k])
+        begin = int(venue.position_step[acct, k])
         prices_begin, prices_end = venue.pass_prices(begin), venue.pass_prices(t)
         total = prices_end[0] - prices_begin[0]
         lag = 1 + int(m.config.oracles.latency_steps)
@@ -275,6 +301,6 @@ class AttributionLedger:
             int(venue.owner[acct]),
             k,
             attribution,
-            distress_step=begin + 1,
+            distress_step=int(venue.last_healthy_step[acct, k]) + 1,
             hf_before=venue.margin_ratio(acct, k),
         )

@@ -19,6 +19,7 @@ from abm.lending.pool import WriteOff
 from abm.numerics import row_sums
 from abm.perps import FIRST_ACCOUNT, VAULT
 from abm.recording.attribution import Attribution
+from abm.recording.baseline import baseline_crossing_columns
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
@@ -68,6 +69,7 @@ def timeseries_columns(symbols: list[str], perps: bool = False) -> list[str]:
         "reserves_loss_usd",
         "withdrawals_blocked_usd",
         "n_liquidatable",
+        *baseline_crossing_columns(),
         "n_active_traders",
         "hf_p10",
         "hf_p50",
@@ -307,6 +309,8 @@ class StepRecorder:
         row["reserves_loss_usd"] = pool.reserves_loss_usd
         row["withdrawals_blocked_usd"] = float(pool.unmet_withdrawals @ m.oracle.prices)  # this step's unmet requests
         row["n_liquidatable"] = self.n_liquidatable
+        for name, count in zip(baseline_crossing_columns(), m.baseline.new_crossings.tolist(), strict=True):
+            row[name] = count
         owners = engine.owner[: engine.n]
         in_use = (row_sums(coll) > 0) | (row_sums(debt) > 0)
         if m.basis_traders:  # their lending accounts belong to holders after the traders

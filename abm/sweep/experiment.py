@@ -46,9 +46,10 @@ An experiment is a TOML file::
 Everything is checked before any run starts: every point's configuration is built and validated, so a typo or
 a bad value is a one-line `UserInputError`/`ConfigError` that names the field, the value and the rule.
 
-Runs are numbered point-major: run index = point index * replicates + replicate. Run i's seed is
-``SeedSequence(base_seed).spawn(n_runs)[i].generate_state(1)[0]`` (see `seed_for`), so a result never depends
-on the order in which runs execute or on the backend that runs them.
+Runs are numbered point-major: run index = point index * replicates + replicate. Replicate r of every point gets
+the seed ``SeedSequence(base_seed).spawn(r + 1)[r].generate_state(1)[0]`` (see `seed_for`), so points are compared
+on common random numbers (``common_random_numbers = false``: run i gets ``seed_for(base_seed, i)``), and a result
+never depends on the order in which runs execute or on the backend that runs them.
 """
 
 from __future__ import annotations
@@ -186,9 +187,9 @@ class Experiment:
     report: dict[str, Any] = field(default_factory=dict)
     steps: int = 0  # run length of every run (steps)
     twin: str | None = None  # counterfactual twin of every run (abm.run.TWINS), or None
-    # seeds by replicate instead of by run: replicate r of every point gets the same seed, so the points are
-    # compared on the same news (paired differences); off, every run has a seed of its own
-    common_random_numbers: bool = False
+    # seeds by replicate (the default): replicate r of every point gets the same seed, so the points are compared
+    # on the same news (paired differences); off, every run has a seed of its own
+    common_random_numbers: bool = True
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths in override values resolve from here
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -216,8 +217,8 @@ class Experiment:
         return divmod(run_index, self.replicates)
 
     def seed(self, run_index: int) -> int:
-        """The run's seed: `seed_for(base_seed, run_index)`, or with `common_random_numbers` the replicate's,
-        `seed_for(base_seed, replicate)`, shared by every point."""
+        """The run's seed: the replicate's, `seed_for(base_seed, replicate)`, shared by every point; without
+        `common_random_numbers`, the run's own, `seed_for(base_seed, run_index)`."""
         if self.common_random_numbers:
             return seed_for(self.base_seed, self.run_point(run_index)[1])
         return seed_for(self.base_seed, run_index)
@@ -242,8 +243,7 @@ class Experiment:
             "replicates": self.replicates,
             "base_seed": self.base_seed,
         }
-        if self.common_random_numbers:  # only when on, so other experiments keep their fingerprints
-            parts["common_random_numbers"] = True
+        parts["common_random_numbers"] = self.common_random_numbers
         if self.cases:  # only when present, so experiments without them keep their fingerprints
             parts["cases"] = {
                 c.label: {"base configuration": c.base_config.model_dump(mode="json"), "overrides": c.overrides}
@@ -282,8 +282,7 @@ class Experiment:
             out["save_timeseries"] = sorted(self.save_timeseries)
         if self.twin is not None:
             out["twin"] = self.twin
-        if self.common_random_numbers:
-            out["common_random_numbers"] = True
+        out["common_random_numbers"] = self.common_random_numbers
         overrides = {k: v for k, v in self.overrides.items() if k != "steps"}
         if overrides:
             out["overrides"] = overrides
@@ -399,7 +398,7 @@ def _validate(data: dict[str, Any], label: str, base_dir: Path, default_name: st
     from abm.run import check_twin  # the model's import chain, only once a file is being validated
 
     twin = check_twin(data.get("twin"))
-    common = data.get("common_random_numbers", False)
+    common = data.get("common_random_numbers", True)
     if not isinstance(common, bool):
         raise UserInputError(f"common_random_numbers = {common!r}: must be true or false")
 

@@ -47,26 +47,20 @@ def write_offs_table(result: RunResult) -> pd.DataFrame:
 
 def hawkes_inputs_table(result: RunResult) -> pd.DataFrame:
     """One row per step: ``step``, ``onsets`` (distress onsets, `abm.contagion.liquidation_hawkes.distress_onsets`)
-    and the covariates of the summary's Hawkes baseline (`liquidation_covariates`, one column each), so that
-    runs can be fitted together (`pooled_hawkes_branching_ratio`). Empty for a run without starting positions."""
+    and the covariates of the summary's Hawkes baseline (`liquidation_covariates` of the run's recorded baseline
+    crossings, one column each), so that runs can be fitted together (`pooled_hawkes_branching_ratio`). Empty for a
+    run without starting positions or without the baseline crossing columns (one saved before they were kept)."""
     from abm.analysis.metrics import hawkes_inputs
     from abm.contagion.hawkes import step_counts
-    from abm.contagion.liquidation_hawkes import distress_onsets, liquidation_covariates
-    from abm.run import oracle_lags, start_liquidation_thresholds
+    from abm.contagion.liquidation_hawkes import distress_onsets, gross_exposure_weights, liquidation_covariates
 
-    if result.start_collateral is None or result.start_debt is None:
-        return pd.DataFrame()
     ts = result.timeseries
-    baseline_prices, fundamental_prices = hawkes_inputs(
-        ts, result.config.symbols[1:], oracle_lags(result.config, len(ts))
-    )
-    x, names = liquidation_covariates(
-        baseline_prices,
-        fundamental_prices,
-        result.start_collateral,
-        result.start_debt,
-        start_liquidation_thresholds(result.config),
-    )
+    inputs = hawkes_inputs(ts, result.config.symbols[1:])
+    if result.start_collateral is None or result.start_debt is None or inputs is None:
+        return pd.DataFrame()
+    crossings, fundamental_prices = inputs
+    weights = gross_exposure_weights(result.start_collateral, result.start_debt, fundamental_prices[0])
+    x, names = liquidation_covariates(crossings, fundamental_prices, weights)
     table = pd.DataFrame(x, columns=list(names))
     table.insert(0, "onsets", step_counts(distress_onsets(result.events), len(ts)))
     table.insert(0, "step", ts["step"].to_numpy())
