@@ -26,8 +26,8 @@ from browser_helpers import chromium_page, free_port, serve_solara, skip_reason
 
 from abm.app import text
 from abm.app.controls import SECTIONS, visible_sections
-from abm.app.figures import PERP_PANEL_KEYS, panel_order
-from abm.app.panels import make_charts
+from abm.app.figures import PERP_PANEL_KEYS, SHARE_CMAP, panel_order, share_text
+from abm.app.panels import comparison_rows, make_charts
 from abm.app.server import SERVER_ENV, check_port, solara_command
 from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, Controls, Simulation, build_config, default_asset, shock_events
 from abm.config import preset_names
@@ -166,6 +166,38 @@ def test_comparison_runs_share_the_news(key: str) -> None:
         assert not np.array_equal(a.series["price_ETH"], b.series["price_ETH"])
     for asset in sim.config.symbols[1:]:
         np.testing.assert_array_equal(a.series[f"fundamental_{asset}"], b.series[f"fundamental_{asset}"])
+
+
+def test_cascade_panel_and_table_show_the_share_of_damage_done_by_liquidation_sales() -> None:
+    """The cascade dots are coloured by each liquidation's endogenous share (not only the flag), and the comparison
+    table and the panel's note give their mean over the liquidations so far ('–' before the first)."""
+    sim = Simulation.start(Controls.from_preset("crash", n_traders=100).replace(compare=DEFAULT_COMPARISON))
+    share_row, count_row = (
+        "… share of their damage done by earlier liquidations' sales",
+        "… mostly caused by earlier liquidations' sales",
+    )
+    before = sim.snapshots()
+    assert all(np.isnan(s.mean_endogenous_share) for s in before)
+    assert dict(comparison_rows(sim, before, "ETH"))[share_row] == ["–", "–"]
+    shock = shock_events(sim.config)[0]
+    sim.step(shock.start + shock.duration)
+    snaps = sim.snapshots()
+    charts = make_charts(sim, "ETH")
+    charts.draw(snaps)
+    cascade = charts.charts["cascade"]
+    rows = dict(comparison_rows(sim, snaps, "ETH"))
+    for i, snap in enumerate(snaps):
+        shares = np.array([ev["endogenous_share"] for ev in snap.events])
+        assert len(shares) and shares.max() > 0.0, "the crash's liquidations were all pure shock: nothing to colour"
+        assert snap.mean_endogenous_share == pytest.approx(shares.mean())
+        assert snap.n_endogenous == sum(ev["endogenous"] for ev in snap.events)
+        assert rows[share_row][i] == share_text(shares.mean())
+        assert rows[count_row][i] == str(snap.n_endogenous)
+        ax = cascade.axes[i]
+        (dots,) = [c for c in ax.collections if c.get_array() is not None]
+        assert dots.get_cmap() is SHARE_CMAP and dots.norm.vmin == 0.0 and dots.norm.vmax == 1.0
+        np.testing.assert_allclose(np.sort(np.asarray(dots.get_array())), np.sort(shares))
+        assert any(share_text(shares.mean()) in t.get_text() for t in ax.texts)
 
 
 def test_every_numeric_control_has_one_slider_that_round_trips() -> None:

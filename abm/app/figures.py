@@ -23,6 +23,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
+from matplotlib.colorbar import Colorbar
+from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -38,6 +40,18 @@ PNG_OPTIONS = {"compress_level": 1}  # a local page: bigger files, much faster e
 PANEL_KEYS = ("price", "liquidations", "pool", "hf", "cascade")
 PERP_PANEL_KEYS = ("funding", "backstop")  # only for runs with the perpetual venue
 PERP_HEIGHT_IN = 3.0  # the two perp panels share a grid row: both this tall (the funding panel has two plots)
+# The cascade graph's dot colour: the share of a liquidation's damage that earlier liquidations' sales did, from grey
+# (none) to red (all). Orange by a fifth, so a crash whose sales did 10-30% of the damage shows; red by a half, the
+# default `contagion.endogenous_share`, from which a dot is joined to the liquidation that pushed it hardest.
+SHARE_CMAP = LinearSegmentedColormap.from_list(
+    "endogenous_share", [(0.0, "0.6"), (0.2, "#f39c12"), (0.5, "tab:red"), (1.0, "#6b0000")]
+)
+SHARE_LABEL = "share of its damage done by\nearlier liquidations' sales"
+
+
+def share_text(share: float) -> str:
+    """A share (fraction) as the page writes it: '11.8%', or '–' when there is none (NaN)."""
+    return "–" if np.isnan(share) else f"{share:.1%}"
 
 
 def panel_order(has_perps: bool) -> tuple[str, ...]:
@@ -355,7 +369,9 @@ def cascade_layout(snap: Snapshot) -> tuple[nx.DiGraph, nx.DiGraph, dict[int, tu
 
 
 class CascadeChart(Chart):
-    """The cascade graph as it grows: dots are liquidations, lines join each to the one that pushed it hardest.
+    """The cascade graph as it grows: dots are liquidations, coloured by the share of the account's damage that
+    earlier liquidations' sales did (`SHARE_CMAP`); lines join each dot whose share reached
+    `contagion.endogenous_share` to the liquidation that pushed it hardest.
 
     Drawn with networkx onto the chart's axes; the x range follows the liquidations (not the clock), so the figure
     only changes when a liquidation happens.
@@ -368,6 +384,17 @@ class CascadeChart(Chart):
         self.axes[0].yaxis.get_major_locator().set_params(integer=True)
         for ax in self.axes:
             ax.set_xlabel("time (hours)", fontsize=FONT)
+        # the colour key in the right margin (where the other panels keep their right-hand axis), widened a little
+        # so the key's two-line label fits
+        right = MARGINS["right"] - 0.035
+        self.fig.subplots_adjust(right=right)
+        bottom, top = self.axes[0].get_position().y0, self.axes[0].get_position().y1
+        key = Colorbar(
+            self.fig.add_axes((right + 0.02, bottom, 0.018, top - bottom)), cmap=SHARE_CMAP, norm=Normalize(0, 1)
+        )
+        key.set_ticks([0.0, 0.5, 1.0], labels=["0%", "50%", "100%"])
+        key.ax.tick_params(labelsize=FONT - 2, length=2, pad=1)
+        key.set_label(SHARE_LABEL, fontsize=FONT - 2, labelpad=2)
         self.key: tuple[int, ...] | None = None
         self.png = b""
 
@@ -388,7 +415,7 @@ class CascadeChart(Chart):
             xlim = _padded(first, max(last, first + 0.5), 0.05)
         else:
             xlim = (0.0, 1.0)
-        for ax, label, (g, forest, pos, _gen) in zip(self.axes, self.labels, layouts, strict=False):
+        for ax, label, snap, (g, forest, pos, _gen) in zip(self.axes, self.labels, snaps, layouts, strict=False):
             for artist in [*ax.collections, *ax.texts]:
                 artist.remove()
             head = f"{label}\n" if len(self.labels) > 1 else ""
@@ -404,8 +431,9 @@ class CascadeChart(Chart):
                     color="0.4",
                 )
             else:
-                nodes = list(g.nodes)
-                endo = [bool(g.nodes[v].get("endogenous", False)) for v in nodes]
+                # the larger shares drawn last, so grey dots never hide them
+                nodes = sorted(g.nodes, key=lambda v: (float(g.nodes[v].get("endogenous_share", 0.0)), v))
+                shares = np.array([float(g.nodes[v].get("endogenous_share", 0.0)) for v in nodes])
                 repaid = np.array([float(g.nodes[v].get("repaid_usd", 0.0)) for v in nodes])
                 sizes = 6 + 60 * np.sqrt(repaid / max(float(repaid.max()), 1.0))
                 if forest.number_of_edges():
@@ -418,12 +446,22 @@ class CascadeChart(Chart):
                     ax=ax,
                     node_size=sizes,
                     linewidths=0,
-                    node_color=["tab:red" if e else "0.45" for e in endo],
+                    node_color=shares,
+                    cmap=SHARE_CMAP,
+                    vmin=0.0,
+                    vmax=1.0,
                 )
-                if len(self.labels) > 1:  # half-width axes: a shorter line
-                    detail = f"{len(nodes)} liquidations\n{sum(endo)} caused by earlier ones"
+                share = share_text(snap.mean_endogenous_share)
+                n, k = len(nodes), snap.n_endogenous
+                if len(self.labels) > 1:  # half-width axes: shorter lines
+                    detail = (
+                        f"{n} liquidations, {k} mostly\ncaused by earlier ones;\ntheir sales did {share}\nof the damage"
+                    )
                 else:
-                    detail = f"{len(nodes)} liquidations, {sum(endo)} caused by earlier ones"
+                    detail = (
+                        f"{n} liquidations, {k} mostly caused by earlier ones;\n"
+                        f"earlier liquidations' sales did {share} of the damage"
+                    )
                 ax.text(
                     0.02,
                     0.98,

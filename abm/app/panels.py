@@ -90,13 +90,9 @@ def StatusLine(snaps: list[Snapshot], asset: str, frame_seconds: float) -> None:
         solara.HTML(tag="span", unsafe_innerHTML=f"frame {frame_seconds:.2f} s", classes=["abm-frame-time"])
 
 
-@solara.component
-def ComparisonTable(sim: Simulation, snaps: list[Snapshot], asset: str) -> None:
-    """Run A and run B side by side: what changed, and what it did."""
-    comparison = COMPARISONS.get(sim.controls.compare or "")
-    if comparison is None or len(snaps) < 2:
-        return
-    rows = [
+def comparison_rows(sim: Simulation, snaps: Sequence[Snapshot], asset: str) -> list[tuple[str, list[str]]]:
+    """The comparison table's rows: a name and one cell per run (`asset`: the coin the page follows)."""
+    rows: list[tuple[str, list[str]]] = [
         ("starting leverage (all accounts)", [f"{s.initial_leverage:.2f}×" for s in snaps]),
         (f"{asset} market vs start", [f"{_change(s.series.get(f'price_{asset}', [])):+.1%}" for s in snaps]),
         (
@@ -109,7 +105,13 @@ def ComparisonTable(sim: Simulation, snaps: list[Snapshot], asset: str) -> None:
             ],
         ),
         ("liquidations", [str(s.n_liquidations) for s in snaps]),
-        ("… caused by earlier liquidations", [str(s.n_endogenous) for s in snaps]),
+        # the mean share of each liquidated account's damage (its lost health) that earlier liquidations' sales did,
+        # then how many liquidations that share reached `contagion.endogenous_share` (half, by default) for
+        (
+            "… share of their damage done by earlier liquidations' sales",
+            [figures.share_text(s.mean_endogenous_share) for s in snaps],
+        ),
+        ("… mostly caused by earlier liquidations' sales", [str(s.n_endogenous) for s in snaps]),
         ("bad debt", [_money(s.last("bad_debt_usd")) for s in snaps]),
     ]
     if sim.has_perps:
@@ -119,6 +121,16 @@ def ComparisonTable(sim: Simulation, snaps: list[Snapshot], asset: str) -> None:
             ("ADL volume", [_money(s.total("adl_volume_usd")) for s in snaps]),
             ("insurance fund left", [_money(s.last("insurance_fund_usd")) for s in snaps]),
         ]
+    return rows
+
+
+@solara.component
+def ComparisonTable(sim: Simulation, snaps: list[Snapshot], asset: str) -> None:
+    """Run A and run B side by side: what changed, and what it did."""
+    comparison = COMPARISONS.get(sim.controls.compare or "")
+    if comparison is None or len(snaps) < 2:
+        return
+    rows = comparison_rows(sim, snaps, asset)
     body = "".join(f"<tr><td>{name}</td><td>{va}</td><td>{vb}</td></tr>" for name, (va, vb) in rows)
     html = (
         f"<table class='abm-compare-table'><tr><th></th><th>{snaps[0].label}</th><th>{snaps[1].label}</th></tr>"

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from abm.config import ModelConfig
 from abm.config.schema import MARGIN_MODES, ShockEvent
+from abm.contagion.study import mean_endogenous_share
 from abm.errors import ConfigError
 from abm.model import ReflexivityModel
 
@@ -237,7 +239,15 @@ class Snapshot:
 
     @property
     def n_endogenous(self) -> int:
+        """Liquidations so far that earlier liquidations' sales mostly caused: their share of the account's lost
+        health reached `contagion.endogenous_share` (the cascade graph's edges exist only for these)."""
         return sum(1 for ev in self.events if ev["endogenous"])
+
+    @property
+    def mean_endogenous_share(self) -> float:
+        """Mean over the liquidations so far of the share of each account's lost health (the whole fall from the
+        health its owner chose) that earlier liquidations' sales did (fraction; NaN before any liquidation)."""
+        return mean_endogenous_share(pd.DataFrame(self.events, columns=list(EVENT_FIELDS)))
 
     @property
     def has_perps(self) -> bool:

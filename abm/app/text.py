@@ -44,11 +44,13 @@ PANELS: dict[str, tuple[str, str]] = {
     ),
     "cascade": (
         "Cascade graph: who pushed whom under",
-        "Each dot is one liquidation, placed at the time it happened. Grey dots: the news, or other traders' "
-        "selling, moved the account under. Red dots: mostly pushed under by the price impact of earlier "
-        "liquidations, with a line to the liquidation that pushed hardest. The height is the generation: how many "
-        "such links lead back to a liquidation with an outside cause. Tall red trees are cascades: the crash "
-        "feeding on itself.",
+        "Each dot is one liquidation, placed at the time it happened. Its colour is the share of the account's "
+        "damage (how far its health factor fell from where its owner last set it) that the price impact of earlier "
+        "liquidations' sales did: grey for none (the news and other traders' selling did it all), orange for a "
+        "fifth, red for half or more. A dot whose share reaches half is joined by a line to the liquidation that "
+        "pushed hardest; the height is the generation: how many such links lead back to a liquidation with an "
+        "outside cause. Orange dots are accounts the news and other selling took most of the way and earlier "
+        "liquidations finished; tall red trees are cascades: the crash feeding on itself.",
     ),
     "funding": (
         "Perpetual futures: premium and funding",
@@ -80,8 +82,8 @@ SCENARIOS: dict[str, str] = {
         "times a year. Health factors slide towards 1; cautious traders sell coins to pay down their debt, then the "
         "first accounts are liquidated and liquidators sell the seized coins, all into a market of limited depth; "
         "the market price falls below the fundamental; the oracle passes the lower price on to the pool; more "
-        "accounts cross the line. Red dots in the cascade graph are liquidations caused by earlier liquidations. Turn "
-        "on the comparison to run the same shock with twice the leverage."
+        "accounts cross the line. In the cascade graph, the redder a dot, the more of that account's damage earlier "
+        "liquidations' sales did. Turn on the comparison to run the same shock with twice the leverage."
     ),
     "black_thursday": (
         "Modelled on 12 March 2020: a fall of nearly half in a few hours, and at the worst moment the machinery "
