@@ -297,7 +297,8 @@ def risk_manager_summary(timeseries: pd.DataFrame, risky: list[str]) -> dict[str
         ltv = timeseries[f"ltv_{a}"].to_numpy(dtype=float)
         lt = timeseries[f"liquidation_threshold_{a}"].to_numpy(dtype=float)
         out[f"mean_ltv_{a}"], out[f"min_ltv_{a}"] = float(ltv.mean()), float(ltv.min())
-        out[f"mean_liquidation_threshold_{a}"], out[f"min_liquidation_threshold_{a}"] = float(lt.mean()), float(lt.min())
+        out[f"mean_liquidation_threshold_{a}"] = float(lt.mean())
+        out[f"min_liquidation_threshold_{a}"] = float(lt.min())
         moved = np.flatnonzero(np.diff(lt) != 0) + 1
         changes += len(moved)
         if len(moved):
