@@ -1,5 +1,5 @@
 """A risk steward that moves each reserve's LTV and liquidation threshold with realised volatility, in bounded steps
-no more often than a minimum delay (docs/auctions_and_risk.md, "Adaptive risk parameters"; the update rule is
+no more often than a minimum delay (docs/model.md, "Adaptive risk parameters"; the update rule is
 `abm.protocol.steward_update`).
 
 Modelled on Aave's Risk Stewards (aave-dao/aave-v3-risk-stewards): a per-parameter `minDelay` between two changes
