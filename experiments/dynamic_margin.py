@@ -34,6 +34,8 @@ STATIC = "static"
 KEPT = {0: ("crash", STATIC), 30: ("crash", "steward 1 minute"), 40: ("black_thursday", STATIC)}
 KEPT |= {70: ("black_thursday", "steward 1 minute")}
 WINDOW = {"crash": (225, 330), "black_thursday": (225, 900)}  # steps shown in the time-series figures
+INSTANT = "instant_cut"  # the sweep of experiments/dynamic_margin_instant.toml, inside the main sweep's directory
+VARIANTS = ("steward 3 days", "steward 1 hour", "steward 1 minute", "instant cut at the shock")
 
 
 def split_case(label: str) -> tuple[str, str]:
@@ -75,7 +77,7 @@ def paired_table(runs: pd.DataFrame, scenario: str) -> tuple[list[str], list[lis
                 style.mean_sd(dyn.loc[seeds, "min_liquidation_threshold_ETH"]),
             ]
         )
-    rows.sort(key=lambda r: {"steward 3 days": 0, "steward 1 hour": 1, "steward 1 minute": 2}.get(r[0], 3))
+    rows.sort(key=lambda r: VARIANTS.index(r[0]) if r[0] in VARIANTS else len(VARIANTS))
     return header, rows
 
 
@@ -191,17 +193,19 @@ def paired_figure(runs: pd.DataFrame, path: Path) -> Path:
     for ax, scenario in zip(axes, SCENARIOS, strict=True):
         static = runs[runs["case"] == f"{scenario}, {STATIC}"].set_index("seed")["bad_debt_usd"]
         labels, diffs = [], []
-        for variant in ("steward 3 days", "steward 1 hour", "steward 1 minute"):
+        for variant in VARIANTS:
             dyn = runs[runs["case"] == f"{scenario}, {variant}"].set_index("seed")["bad_debt_usd"]
+            if dyn.empty:
+                continue
             seeds = static.index.intersection(dyn.index)
-            labels.append(variant.removeprefix("steward "))
+            labels.append(variant.removeprefix("steward ").replace(" at the shock", ""))
             diffs.append(((dyn.loc[seeds] - static.loc[seeds]) / 1e6).to_numpy())
         for i, d in enumerate(diffs):
             ax.scatter(np.full(len(d), i) + np.linspace(-0.15, 0.15, len(d)), d, s=14)
             ax.hlines(d.mean(), i - 0.25, i + 0.25, color="black")
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xticks(range(len(labels)), labels)
-        ax.set_xlabel("least time between changes")
+        ax.set_xlabel("least time between changes (instant cut: all 10 points at step 240)")
         ax.set_title(scenario, fontsize=10)
     axes[0].set_ylabel("bad debt, dynamic − static ($M)")
     fig.suptitle("Paired by seed (same news): below 0 the risk manager lowered bad debt; bar: mean", fontsize=11)
@@ -214,6 +218,8 @@ def write(sweep: Path) -> Path:
             f"'{sweep}' holds no sweep (no runs.parquet): run abm sweep experiments/dynamic_margin.toml first"
         )
     runs = read_runs(sweep)
+    if (sweep / INSTANT / "runs.parquet").is_file():  # the upper bound: the whole cut at the shock's first minute
+        runs = pd.concat([runs, read_runs(sweep / INSTANT)], ignore_index=True)
     runs = runs[runs["status"] == "ok"]
     fig_dir = sweep / "paired"
     style.clear_figures(fig_dir)
@@ -224,7 +230,9 @@ def write(sweep: Path) -> Path:
         "Written by `python experiments/dynamic_margin.py` from the sweep of `experiments/dynamic_margin.toml`",
         "(report: [report.md](report.md)). Every case's replicate r has the same seed, so each row compares the",
         "risk manager with static parameters on the same news, seed by seed. Bad debt in USD, mean ± sd over seeds;",
-        "the paired difference is dynamic − static (< 0: the manager lowered bad debt).",
+        "the paired difference is dynamic − static (< 0: the manager lowered bad debt). 'instant cut at the shock'",
+        "(`experiments/dynamic_margin_instant.toml`, in `instant_cut/`) is the upper bound of a reactive manager:",
+        "ETH's and BTC's LTV and threshold cut by the whole 10 points in the shock's first minute (scripted).",
         "",
     ]
     for scenario in SCENARIOS:
