@@ -596,7 +596,8 @@ class ModelConfig(_Strict):
                 if parts[:2] == ["pool", "reserves"] and parts[2:3] != [NUMERAIRE] and parts[-1] in _STEWARDED:
                     raise ValueError(
                         f"scenario.events[{i}].parameter = '{ev.parameter}': the risk manager moves the risky "
-                        "reserves' LTV and liquidation threshold (risk_manager.enabled = true); a set event cannot"
+                        "reserves' LTV and liquidation threshold (risk_manager.enabled = true); a set event cannot "
+                        "change them too"
                     )
         return self
 
