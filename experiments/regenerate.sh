@@ -21,6 +21,7 @@ for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_i
 done
 sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
+"$abm" report results/dynamic_margin/instant_cut
 "$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
