@@ -23,6 +23,7 @@ from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleU
 from abm.agents.book import TraderBook
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
+from abm.agents.risk_manager import RiskManager
 from abm.config import ModelConfig
 from abm.config.schema import RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
@@ -224,6 +225,8 @@ class ReflexivityModel(mesa.Model):
             for a in range(1, len(self.symbols))
             for slot in range(n_up)
         ]
+        # the risk manager (risk_manager.enabled): built only when on, so a run without it is what it always was
+        self.risk_manager = RiskManager(self) if cfg.risk_manager.enabled else None
 
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
@@ -263,6 +266,8 @@ class ReflexivityModel(mesa.Model):
         order = self.streams.activation.permutation
         # 1. exogenous: fundamentals and scenario events; impact decays
         self._apply_set_events(t)
+        if self.risk_manager is not None:  # moves LTV / LT with the realised volatility up to the last step
+            self.risk_manager.step()
         self.fundamentals.step(t)
         self.market.begin_step(self.fundamentals.log_f)
         self.history.record(t, self.market.log_p, self.fundamentals.log_f)  # market provisional (pre-trade)
@@ -332,9 +337,15 @@ class ReflexivityModel(mesa.Model):
     def _apply_set_events(self, t: int) -> None:
         due = {ev.parameter: ev.value for ev in self.set_events if ev.step == t}
         if due:
-            self.config = self.config.with_overrides(due)
-            self.pool.refresh_params(self.config)
-            self.market.refresh_params(self.config)
+            self.change_parameters(due)
+
+    def change_parameters(self, overrides: Mapping[str, Any]) -> None:
+        """The one way parameters change during a run (scenario `set` events, the risk manager): a new validated
+        configuration with the dotted `overrides`, which the pool and the market then re-read (the margin engine
+        follows the pool's `params_version`)."""
+        self.config = self.config.with_overrides(overrides)
+        self.pool.refresh_params(self.config)
+        self.market.refresh_params(self.config)
 
     def risk_alerts(self) -> np.ndarray:
         """Traders woken outside their clock (bool per trader): prudent ones whose worst account is under their HF

@@ -677,7 +677,7 @@ def keeper_landing_probability(
     return np.minimum(willing / g, 1.0)
 
 
-# --- adaptive risk parameters (docs/auctions_and_risk.md, "Adaptive risk parameters") --------------------------------------
+# --- adaptive risk parameters (docs/model.md, "Adaptive risk parameters") --------------------------------------------------
 
 
 def volatility_liquidation_threshold(

@@ -19,6 +19,10 @@ sweep experiments/forced_selling.toml results/forced_selling
 for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_insurance perps_calm; do
     sweep "experiments/$e.toml" "results/$e"
 done
+sweep experiments/dynamic_margin.toml results/dynamic_margin
+"$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
+"$abm" report results/dynamic_margin/instant_cut
+"$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
     results/contagion/tables.md results/contagion/numbers.json results/contagion/hawkes_runs.csv

@@ -114,6 +114,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
             ),
             SliderSpec("Close factor", "close_factor", 10, 100, 5, _pct(0), text.HINTS["close_factor"], scale=100),
         ),
+        extra_hints=(text.HINTS["risk_manager"],),
     ),
     SectionSpec(
         "market",
@@ -259,6 +260,12 @@ def margin_mode_picker(controls: solara.Reactive[Controls], has_mix: bool) -> No
     solara.HTML(tag="div", unsafe_innerHTML=text.MARGIN_MODES.get(c.margin_mode, ""), classes=["abm-hint"])
 
 
+def risk_manager_switch(controls: solara.Reactive[Controls]) -> None:
+    solara.Switch(
+        label="Risk manager", value=controls.value.risk_manager, on_value=setter(controls, "risk_manager", bool)
+    )
+
+
 def shocks_and_seed(controls: solara.Reactive[Controls], shock_text: str) -> None:
     solara.HTML(tag="div", unsafe_innerHTML=shock_text, classes=["abm-hint", "abm-shock-text"])
     solara.InputInt(
@@ -292,6 +299,7 @@ def ParameterControls(
     hint, its sliders, then its other controls."""
     others: dict[str, Callable[[], None]] = {
         "traders": lambda: margin_mode_picker(controls, has_mix),
+        "pool": lambda: risk_manager_switch(controls),
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
     }

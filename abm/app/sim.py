@@ -34,6 +34,7 @@ DEFAULT_STEPS_PER_CLICK = 10
 REFERENCE_ASSET = "ETH"  # the reserve whose LTV / threshold / bonus the sliders set
 MAX_SHOCK = -0.95  # a scaled shock never takes more than 95% off a price
 MIXED = "mixed"  # margin mode: keep the scenario's own mix of cross / isolated / portfolio accounts
+RISK_MANAGER_CADENCE_STEPS = 1  # the switch turns on the dynamic_margin preset's manager: it may act every minute
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Controls:
     depth_scale: float = 1.0
     shock_scale: float = 1.0
     margin_mode: str = "cross"
+    risk_manager: bool = False  # risk_manager.enabled: LTV and liquidation thresholds follow realised volatility
     # the perpetual venue's (used only when the scenario runs it): cap on |funding rate| per funding period
     # (fraction; inf = none) and the insurance fund at the start (USD)
     funding_cap: float = math.inf
@@ -78,6 +80,7 @@ class Controls:
             depth_scale=cfg.market.depth_scale,
             shock_scale=1.0,
             margin_mode=mode,
+            risk_manager=cfg.risk_manager.enabled,
             funding_cap=cfg.perps.funding_cap,
             insurance_fund_usd=cfg.perps.insurance_fund_usd,
             n_traders=n_traders,
@@ -158,6 +161,10 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
     }
     if controls.margin_mode != MIXED:
         out["traders.margin_mode_mix"] = {controls.margin_mode: 1.0}
+    if controls.risk_manager != base.risk_manager.enabled:  # a scenario left as it is keeps its own manager setting
+        out["risk_manager.enabled"] = bool(controls.risk_manager)
+        if controls.risk_manager:
+            out["risk_manager.cadence_steps"] = RISK_MANAGER_CADENCE_STEPS
     if base.perps.enabled:  # a scenario without the venue keeps its configuration as it was
         out["perps.funding_cap"] = float(controls.funding_cap)
         out["perps.insurance_fund_usd"] = float(controls.insurance_fund_usd)

@@ -118,6 +118,13 @@ SCENARIOS: dict[str, str] = {
         "coins on the spot market. Watch the premium, and how much of the forced spot selling was theirs (the "
         "funding panel's note)."
     ),
+    "dynamic_margin": (
+        "The crash again, with a risk manager: a rule that lowers how much may be borrowed against ETH and BTC (LTV) "
+        "and the threshold at which positions are liquidated, as the market's volatility rises, by at most half a "
+        "point a minute, as on-chain risk stewards are bounded. A lower threshold liquidates earlier, with more "
+        "collateral left to cover the debt, but it also liquidates more positions while prices are still falling. "
+        "Watch the health factors drop when the thresholds are cut."
+    ),
     "oct_10_2025": (
         "Modelled on 10 October 2025: a fast, broad drop with much of the leverage in perpetual futures and thin "
         "perp markets. Perp liquidations overwhelm the venue's safety net: within minutes the backstop vault and "
@@ -147,6 +154,8 @@ HINTS: dict[str, str] = {
     "insurance_fund_usd": "Ins. fund: the venue's insurance fund, its reserve for losses beyond a liquidated "
     "trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
+    "risk_manager": "Risk manager: when volatility jumps, it cuts the ETH and BTC LTV and liq. threshold by up to "
+    "0.5 points a minute (at most 10 points in all).",
 }
 
 # What comparison mode holds fixed: the seed, hence the news (the model draws the fundamental path from its own
@@ -199,6 +208,10 @@ TRY: dict[str, list[str]] = {
         "Keep playing to the first funding payment: who pays whom, and how much per period?",
         "Set a funding cap of 1%, press Reset and play to the end: does the cap change the crash, or only who "
         "pays whom afterwards?",
+    ],
+    "dynamic_margin": [
+        "Play through the crash: when does the risk manager start cutting, and is the crash over by then?",
+        "Switch the risk manager off, press Reset and play again: is the bad debt smaller or larger without it?",
     ],
     "oct_10_2025": [
         "Play through the drop with steps per click 1 or 5: when does the insurance fund hit zero, and when does "

@@ -501,6 +501,45 @@ class BasisTraderConfig(_Strict):
         return self
 
 
+_STEWARDED = ("ltv", "liquidation_threshold")  # the reserve parameters the risk manager moves
+
+
+class RiskManagerConfig(_Strict):
+    """The risk manager: each collateral reserve's LTV and liquidation threshold follow the market's realised
+    volatility in bounded steps (docs/model.md, 3.3 Submodels: Adaptive risk parameters)."""
+
+    enabled: bool = Field(False, description="whether a RiskManager moves the risky reserves' LTV and LT")
+    cadence_steps: PosInt = Field(
+        4320,
+        description="least steps between two changes of one reserve's parameters (Aave Risk Stewards' minDelay: "
+        "3 days = 4320 one-minute steps); the manager watches realised volatility every step",
+    )
+    k_sigma: PosFloat = Field(
+        3.0, description="target: an account at HF 1 still covers debt plus bonus after a fall of k_sigma sigmas"
+    )
+    horizon_days: PosFloat = Field(1.0, description="target: the horizon of that fall (days)")
+    max_change: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.005,
+        description="largest change of LTV and of LT per update (absolute fraction; Aave Risk Stewards: 50 bps)",
+    )
+    max_cut: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.10, description="bound: LTV and LT never more than this below their configured values (absolute fraction)"
+    )
+    max_raise: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="bound: LTV and LT never more than this above their configured values (absolute fraction; "
+        "0 = the configured parameters are a ceiling, the manager only tightens)",
+    )
+
+    @model_validator(mode="after")
+    def _room(self) -> RiskManagerConfig:
+        if self.enabled and self.max_cut == 0 and self.max_raise == 0:
+            raise ValueError(
+                "max_cut = 0 and max_raise = 0: the manager could never move a parameter (give one of them > 0)"
+            )
+        return self
+
+
 class ModelConfig(_Strict):
     """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
 
@@ -520,6 +559,7 @@ class ModelConfig(_Strict):
     start: StartConfig = Field(default_factory=StartConfig)
     perps: PerpConfig = Field(default_factory=PerpConfig)
     basis_traders: BasisTraderConfig = Field(default_factory=BasisTraderConfig)
+    risk_manager: RiskManagerConfig = Field(default_factory=RiskManagerConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
@@ -550,6 +590,15 @@ class ModelConfig(_Strict):
                 )
         if math.isnan(self.market.impact_half_life_steps):
             raise ValueError("market.impact_half_life_steps must not be NaN")
+        if self.risk_manager.enabled:  # one owner for a risky reserve's LTV and LT during a run
+            for i, ev in enumerate(self.scenario.events):
+                parts = getattr(ev, "parameter", "").split(".")
+                if parts[:2] == ["pool", "reserves"] and parts[2:3] != [NUMERAIRE] and parts[-1] in _STEWARDED:
+                    raise ValueError(
+                        f"scenario.events[{i}].parameter = '{ev.parameter}': the risk manager moves the risky "
+                        "reserves' LTV and liquidation threshold (risk_manager.enabled = true); a set event cannot "
+                        "change them too"
+                    )
         return self
 
     @property

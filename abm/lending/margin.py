@@ -65,16 +65,21 @@ class MarginEngine:
         self.owner = np.zeros(capacity, dtype=np.int64)
         self.mode = np.zeros(capacity, dtype=np.int64)
         self.scenarios = portfolio_scenarios(pool.liquidation_threshold)  # portfolio margin (assets x scenarios)
+        self._scenarios_seen = pool.params_version  # the pool parameters the scenario grid was made from
         self._params_seen = -1  # pool.params_version the cached effective LT / LTV were made from
 
     def _effective_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Liquidation thresholds and LTVs with collateral-disabled assets at 0, cached until the pool's risk
-        parameters are refreshed."""
+        parameters are refreshed (a scenario `set` event, the risk manager); portfolio margin's scenario grid is
+        rebuilt from the new thresholds then (a grid set by hand stays until the parameters change)."""
         if self._params_seen != self.pool.params_version:
             enabled = self.pool.collateral_enabled
             self._lt_eff = np.where(enabled, self.pool.liquidation_threshold, 0.0)
             self._ltv_eff = np.where(enabled, self.pool.ltv, 0.0)
             self._params_seen = self.pool.params_version
+        if self._scenarios_seen != self.pool.params_version:
+            self.scenarios = portfolio_scenarios(self.pool.liquidation_threshold)
+            self._scenarios_seen = self.pool.params_version
         return self._lt_eff, self._ltv_eff
 
     # --- accounts -------------------------------------------------------------------------------------
@@ -132,6 +137,7 @@ class MarginEngine:
     def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
         net = coll - debt  # USD exposure per asset
         equity = row_sums(net)
+        self._effective_params()  # the scenarios follow the current thresholds
         loss = -(net @ self.scenarios)  # (accounts, scenarios): loss when every asset moves by its shock
         requirement = np.maximum(loss.max(axis=1), 0.0)
         has_debt = row_sums(debt) > 0
@@ -151,6 +157,7 @@ class MarginEngine:
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             net = coll - debt
+            self._effective_params()  # the scenarios follow the current thresholds
             requirement = max(float((-(net @ self.scenarios)).max()), 0.0)
             return float(net.sum() - requirement)
         ltv = self._effective_params()[1]
