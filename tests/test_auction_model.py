@@ -151,3 +151,28 @@ def test_bad_auction_settings_are_one_line_naming_the_field() -> None:
         ModelConfig.from_preset("crash", {"liquidators.mechanism": "vickrey"})
     with pytest.raises(ConfigError, match=r"auctions.tau_steps = 10 must be >= auctions.ttl_steps = 180"):
         ModelConfig.from_preset("crash", {"auctions.tau_steps": 10})
+
+
+@pytest.mark.parametrize("mechanism", ["english", "dutch"])
+def test_invariants_hold_every_step_with_auctions_in_a_crash(mechanism: str) -> None:
+    """The crash preset's population kicked to auctions (a 30-step English ttl so lots settle within the run): token
+    conservation with the escrow and the keepers, the pool identity, the debt ledger with the auctions' debt, every
+    step; one liquidation event per kick, and settled auctions' bad debt is the pool's."""
+    cfg = ModelConfig.from_preset(
+        "crash",
+        {
+            "traders.n_traders": 200,
+            "liquidators.mechanism": mechanism,
+            "auctions.ttl_steps": 30,
+            "check_invariants": True,
+        },
+    )
+    result = run(cfg, seed=3, steps=420)
+    auctions, s = result.auctions, result.summary
+    kicked = result.events["event_id"].isin(auctions["event_id"])
+    assert s["n_auctions"] == len(auctions) == kicked.sum() > 0
+    settled = auctions[auctions["settle_step"].notna()]
+    assert len(settled) > 0 and (settled["sold"] + settled["returned"]).to_numpy() == pytest.approx(settled["lot"])
+    # each settled auction's bad debt went through the pool's waterfall and sits on its kick's event row
+    assert 0 <= s["auction_bad_debt_usd"] <= s["bad_debt_usd"] + 1e-6
+    assert result.events.loc[kicked, "bad_debt_usd"].sum() >= s["auction_bad_debt_usd"] - 1e-6

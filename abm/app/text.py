@@ -90,6 +90,13 @@ SCENARIOS: dict[str, str] = {
         "their debt, and the difference becomes bad debt for the lenders. Liquidation is only a safety net if "
         "someone can pull it in time."
     ),
+    "black_thursday_auction": (
+        "Black Thursday as Maker lived it: the same fall and the same congestion, but unhealthy accounts go to "
+        "English auctions, where keepers bid for the collateral with their own money. Their money is locked while "
+        "their bids stand and the block space is gone, so few can bid: a lone keeper's tiny bid can win a lot "
+        "worth millions, and the debt it leaves is bad debt. Switch the liquidation picker to dutch to see the "
+        "auctions Maker adopted afterwards."
+    ),
     "contagion": (
         "Eight correlated coins; each trader holds three of them in one cross-margined account. Only one coin is "
         "shocked, but a trader whose position in it collapses is liquidated on all the collateral in the account, "
@@ -155,6 +162,12 @@ COMPARE = (
     "changed."
 )
 COMPARE_TITLE = "Comparison: same seed, same news, one parameter changed"
+
+LIQUIDATION_MECHANISMS: dict[str, str] = {
+    "keeper": "keeper: liquidators repay the debt and take the collateral at the bonus's discount",
+    "english": "english: Maker's 2020 auctions: keepers bid up a price, a lone bidder can win for ~0",
+    "dutch": "dutch: Maker's auctions since 2021: the price falls until a keeper takes the collateral",
+}
 
 MARGIN_MODES: dict[str, str] = {
     "cross": "cross: one account per trader, all positions back each other",
