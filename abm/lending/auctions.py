@@ -471,7 +471,7 @@ class AuctionHouse:
             return False
         hold = p.step_seconds  # a taker's USD is tied up for the step in which it sells what it bought
         for k in self._order():
-            want = min(a.lot, kp.capital_usd[k] / price)
+            want = min(a.lot, max(float(kp.capital_usd[k]), 0.0) / price)  # capital may hold -1e-13 of float residue
             if a.tab <= p.dust_usd and want < a.lot:
                 continue  # Clipper: a tab at or below dust is bought whole or not at all
             owe, piece = dutch_auction_take(a.lot, a.tab, price, want, p.dust_usd)
