@@ -91,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         ts, auctions = result.timeseries, result.auctions
         auctions.to_parquet(out / f"auctions_{style.slug(label)}.parquet", index=False)
         steps = ts["step"].to_numpy()
-        axes[0].plot(steps, ts["price_ETH"], label=label, lw=1.2)
-        line = axes[1].plot(steps, ts["bad_debt_usd"] / 1e6, label=f"{label}: written off", lw=1.5)[0]
+        color = axes[0].plot(steps, ts["price_ETH"], label=label, lw=1.2)[0].get_color()  # one colour per case
+        axes[1].plot(steps, ts["bad_debt_usd"] / 1e6, label=f"{label}: written off", lw=1.5, color=color)
         if len(auctions):
-            axes[1].plot(steps, live_debt(auctions, steps) / 1e6, ls="--", color=line.get_color(), lw=1.0)
+            axes[1].plot(steps, live_debt(auctions, steps) / 1e6, ls="--", color=color, lw=1.0)
             done = auctions[auctions["settle_step"].notna()]
             ratio = done["clearing_price"] / done["market_price"]
-            axes[2].scatter(done["settle_step"], ratio, s=8 + 60 * done["debt_usd"] / 1e7, label=label, alpha=0.6)
+            size = 8 + 60 * done["debt_usd"] / 1e7
+            axes[2].scatter(done["settle_step"], ratio, s=size, label=label, alpha=0.6, color=color)
         s = result.summary
         numbers[label] = {
             k: s[k]

@@ -20,6 +20,7 @@ for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_i
     sweep "experiments/$e.toml" "results/$e"
 done
 sweep experiments/auctions.toml results/auctions
+"$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
     results/contagion/tables.md results/contagion/numbers.json results/contagion/hawkes_runs.csv
