@@ -151,6 +151,12 @@ def test_bad_auction_settings_are_one_line_naming_the_field() -> None:
         ModelConfig.from_preset("crash", {"liquidators.mechanism": "vickrey"})
     with pytest.raises(ConfigError, match=r"auctions.tau_steps = 10 must be >= auctions.ttl_steps = 180"):
         ModelConfig.from_preset("crash", {"auctions.tau_steps": 10})
+    # the mechanism and the keepers are built once: a scenario event may change the auction rules, not them
+    event = {"kind": "set", "step": 5, "parameter": "liquidators.mechanism", "value": "dutch"}
+    with pytest.raises(ConfigError, match=r"'liquidators.mechanism': fixed when the run is built"):
+        ModelConfig.from_preset("black_thursday_auction", {"scenario.events": [event]})
+    event = {"kind": "set", "step": 5, "parameter": "auctions.ttl_steps", "value": 30}
+    assert ModelConfig.from_preset("black_thursday_auction", {"scenario.events": [event]}).auctions.ttl_steps == 180
 
 
 @pytest.mark.parametrize("mechanism", ["english", "dutch"])

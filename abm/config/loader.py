@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from abm.config.schema import ModelConfig
+from abm.config.schema import FIXED_AT_BUILD, ModelConfig
 from abm.errors import ConfigError
 
 PRESET_PACKAGE = "abm.config.presets"
@@ -274,6 +274,8 @@ def _check_set_events(config: ModelConfig) -> None:
             )
         if ev.parameter.startswith("scenario."):
             raise ConfigError(f"{where}.parameter = '{ev.parameter}': scenario events cannot change the scenario")
+        if ev.parameter in FIXED_AT_BUILD:
+            raise ConfigError(f"{where}.parameter = '{ev.parameter}': fixed when the run is built, not by an event")
         data = apply_overrides({k: v for k, v in dumped.items() if k != "scenario"}, {ev.parameter: ev.value}, valid)
         try:
             ModelConfig.model_validate(data)

@@ -272,6 +272,18 @@ class LiquidatorConfig(_Strict):
 
 
 # --- liquidation auctions (docs/model.md, 3.3 Submodels: Liquidation auctions) ---
+# Read once, when the run is built (the mechanism and the keepers' funds and habits): a scenario `set` event cannot
+# change them. The auction rules, the penalty and the keepers' transactions per step are read every step.
+FIXED_AT_BUILD = (
+    "liquidators.mechanism",
+    "auctions.n_keepers",
+    "auctions.keeper_capital_usd",
+    "auctions.keeper_gas_budget_usd",
+    "auctions.keeper_profit_share",
+    "auctions.keeper_funding_rate",
+)
+
+
 class AuctionConfig(_Strict):
     """Maker-style collateral auctions and their keepers, used when `liquidators.mechanism` is english or dutch
     (Maker's names in brackets; times in steps)."""
