@@ -193,6 +193,11 @@ TRY: dict[str, list[str]] = {
         "Compare with a slower oracle, or raise the liquidation bonus: who gets paid, who loses?",
         "Try isolated margin: does it contain the bad debt?",
     ],
+    "black_thursday_auction": [
+        "Play to step 900, when the first bids win: watch the bad debt jump as lots go for almost nothing.",
+        "Set Liquidation to dutch, press Reset and play: the same crisis with a falling-price auction.",
+        "Set Liquidation to keeper: fixed-bonus liquidators under the same congestion. Which loses least?",
+    ],
     "contagion": [
         "Change 'Asset shown' to ETH or BTC: they fall although only one coin was shocked.",
         "Compare with isolated margin: does the contagion stop at the shocked coin?",
