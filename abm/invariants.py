@@ -43,6 +43,7 @@ class Ledgers:
     pool_cash: np.ndarray
     market: np.ndarray  # the outside world's net change since the start (`Market.world_net`)
     perps: np.ndarray  # USD held by the perpetual venue (numéraire column; zeros without the venue)
+    auctions: np.ndarray  # lots in auction escrow and what auction keepers hold (zeros without auctions)
 
     @classmethod
     def of(cls, model: ReflexivityModel) -> Ledgers:
@@ -56,11 +57,12 @@ class Ledgers:
             pool_cash=model.pool.cash.copy(),
             market=model.market.world_net.copy(),
             perps=perps,
+            auctions=model.auctions.holdings() if model.auctions is not None else np.zeros(len(model.symbols)),
         )
 
     def inside(self) -> np.ndarray:
         """Tokens per asset held inside the model: wallets, accounts' collateral, pool cash and the perp venue."""
-        return self.wallets + self.collateral + self.pool_cash + self.perps
+        return self.wallets + self.collateral + self.pool_cash + self.perps + self.auctions
 
     def totals(self) -> np.ndarray:
         """Tokens per asset over every ledger, the world counted by its change: constant while tokens are conserved."""
@@ -109,6 +111,9 @@ def check_invariants(model: ReflexivityModel) -> None:
         )
     engine = model.engine
     booked = engine.scaled_debt[: engine.n].sum(axis=0)
+    if model.auctions is not None:  # a kicked account's USD debt is the auction's until it is repaid or written off
+        booked[0] += model.auctions.scaled_debt_total()
+        model.auctions.house.check_conservation()
     debt_tol = np.maximum(tol, RELATIVE_TOLERANCE * pool.scaled_borrows)
     for a in np.flatnonzero(np.abs(booked - pool.scaled_borrows) > debt_tol):
         raise InvariantError(
@@ -123,6 +128,7 @@ def check_invariants(model: ReflexivityModel) -> None:
         "pool reserves": pool.reserves,
         "supplier positions": pool.supplier_scaled.min(axis=0),
         "market": model.market.inventory,
+        "auction keepers": model.auctions.holdings() if model.auctions is not None else np.zeros(len(symbols)),
     }
     for ledger, values in negatives.items():
         for a in np.flatnonzero(values < -tol):

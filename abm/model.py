@@ -20,6 +20,7 @@ import mesa
 import numpy as np
 
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
+from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
@@ -104,6 +105,8 @@ class ReflexivityModel(mesa.Model):
         self._build_perps()
         self._build_agents()
         self._open_positions()
+        # liquidation auctions (liquidators.mechanism english / dutch); None keeps the fixed-bonus liquidators only
+        self.auctions = AuctionDesk(self) if config.liquidators.mechanism != "keeper" else None
         self.initial_ledgers = Ledgers.of(self)  # the reference for conservation and its tolerances
         # the positions at step 0 (tokens, accounts x assets): what a fundamental-only counterfactual starts from
         self.start_collateral = self.engine.collateral[: self.engine.n].copy()
@@ -306,6 +309,8 @@ class ReflexivityModel(mesa.Model):
         # 7. liquidators
         for i in order(len(self.liquidators)):
             self.liquidators[i].step()
+        if self.auctions is not None:  # the auctions advance after the kicks; keepers sell what they win
+            self.auctions.step()
         # 8. resolution: bad debt, history, data
         self._resolve_bad_debt(t, oracle)
         self.history.record(t, self.market.log_p)

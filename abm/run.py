@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.agents.auction_desk import AUCTION_COLUMNS, auction_metrics
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
 from abm.config import NUMERAIRE, ModelConfig
@@ -99,6 +100,8 @@ class RunResult:
     # (tokens), `price` (the bankrupt position's bankruptcy price, USD/token), its ADL `rank` when chosen
     adl: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ADL_COLUMNS))
     perp_liquidations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PERP_LIQUIDATION_COLUMNS))
+    # liquidation auctions (`AUCTION_COLUMNS`; empty with liquidators.mechanism = "keeper"): one row per auction
+    auctions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AUCTION_COLUMNS))
     model: ReflexivityModel | None = field(default=None, repr=False)
     twin: RunResult | None = field(default=None, repr=False)  # the counterfactual twin's run (not saved)
 
@@ -107,7 +110,7 @@ class RunResult:
         the same values for this run and for it saved and loaded."""
         if self.start_collateral is None or self.start_debt is None:
             raise ValueError(f"this run holds no starting positions ({START_POSITIONS_FILE}); re-run it")
-        return summarise(
+        out = summarise(
             self.timeseries,
             self.events,
             self.config.symbols[1:],
@@ -117,6 +120,8 @@ class RunResult:
             optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
             adl=self.adl if self.config.perps.enabled else None,
         )
+        out.update(auction_metrics(self.auctions))  # zeros without auctions
+        return out
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:
         """The exposure graph (docs/contagion.md) at the end of the run, or at `step` (re-simulated: same seed, same run)."""
@@ -135,7 +140,7 @@ class RunResult:
 
     def save(self, out_dir: str | Path, figures: bool = True) -> Path:
         """Write timeseries.parquet, events.parquet, write_offs.parquet, adl.parquet, perp_liquidations.parquet,
-        hf_histogram.parquet, start_positions.npz, summary.json, config.toml, cascade.graphml and figures/*.png
+        auctions.parquet, hf_histogram.parquet, start_positions.npz, summary.json, config.toml, cascade.graphml and figures/*.png
         into `out_dir`, atomically (all or nothing). The twin's run, if any, is not saved: its measures are in the
         summary."""
         out_dir = Path(out_dir)
@@ -145,6 +150,7 @@ class RunResult:
             self.write_offs.to_parquet(tmp / "write_offs.parquet", index=False)
             self.adl.to_parquet(tmp / "adl.parquet", index=False)
             self.perp_liquidations.to_parquet(tmp / "perp_liquidations.parquet", index=False)
+            self.auctions.to_parquet(tmp / "auctions.parquet", index=False)
             hist = pd.DataFrame(self.hf_histogram, columns=hf_bin_labels())
             hist.insert(0, "step", np.arange(len(hist)))
             hist.to_parquet(tmp / "hf_histogram.parquet", index=False)
@@ -186,6 +192,7 @@ class RunResult:
             start_debt=start_debt,
             adl=_read_table(d / "adl.parquet", ADL_COLUMNS),
             perp_liquidations=_read_table(d / "perp_liquidations.parquet", PERP_LIQUIDATION_COLUMNS),
+            auctions=_read_table(d / "auctions.parquet", AUCTION_COLUMNS),
         )
 
 
@@ -374,6 +381,7 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
         start_debt=np.asarray(model.start_debt, dtype=float),
         adl=adl,
         perp_liquidations=perp_liquidations,
+        auctions=model.auctions.table() if model.auctions is not None else pd.DataFrame(columns=AUCTION_COLUMNS),
         model=model if keep_model else None,
     )
     summary = result.table_summary()

@@ -23,6 +23,8 @@ sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
 "$abm" report results/dynamic_margin/instant_cut
 "$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
+sweep experiments/auctions.toml results/auctions
+"$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
     results/contagion/tables.md results/contagion/numbers.json results/contagion/hawkes_runs.csv

@@ -51,6 +51,9 @@ class Liquidator(mesa.Agent):
         if cfg.capacity_per_step <= 0:
             return
         candidates = m.liquidation_candidates(cfg.scan_latency_steps)
+        if m.auctions is not None:  # english / dutch: kick to auctions instead (abm.agents.auction_desk)
+            m.auctions.work(self, candidates, cfg.capacity_per_step)
+            return
         screen = _ProfitScreen(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
         done = i = 0
         while done < cfg.capacity_per_step:

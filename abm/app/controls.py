@@ -19,7 +19,7 @@ import solara
 from abm.app import text
 from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, MIXED, REFERENCE_ASSET, STEPS_PER_CLICK, Controls
 from abm.config import preset_descriptions
-from abm.config.schema import MARGIN_MODES
+from abm.config.schema import LIQUIDATION_MECHANISMS, MARGIN_MODES
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,20 @@ def risk_manager_switch(controls: solara.Reactive[Controls]) -> None:
     )
 
 
+def mechanism_picker(controls: solara.Reactive[Controls]) -> None:
+    c = controls.value
+    solara.Select(
+        label="Liquidation",
+        values=list(LIQUIDATION_MECHANISMS),
+        value=c.liquidation_mechanism,
+        on_value=setter(controls, "liquidation_mechanism", str),
+        dense=True,
+    )
+    solara.HTML(
+        tag="div", unsafe_innerHTML=text.LIQUIDATION_MECHANISMS.get(c.liquidation_mechanism, ""), classes=["abm-hint"]
+    )
+
+
 def shocks_and_seed(controls: solara.Reactive[Controls], shock_text: str) -> None:
     solara.HTML(tag="div", unsafe_innerHTML=shock_text, classes=["abm-hint", "abm-shock-text"])
     solara.InputInt(
@@ -299,7 +313,7 @@ def ParameterControls(
     hint, its sliders, then its other controls."""
     others: dict[str, Callable[[], None]] = {
         "traders": lambda: margin_mode_picker(controls, has_mix),
-        "pool": lambda: risk_manager_switch(controls),
+        "pool": lambda: (risk_manager_switch(controls), mechanism_picker(controls)),
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
     }

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from abm.config import ModelConfig
-from abm.config.schema import MARGIN_MODES, ShockEvent
+from abm.config.schema import LIQUIDATION_MECHANISMS, MARGIN_MODES, ShockEvent
 from abm.contagion.study import mean_endogenous_share
 from abm.errors import ConfigError
 from abm.model import ReflexivityModel
@@ -53,6 +53,7 @@ class Controls:
     shock_scale: float = 1.0
     margin_mode: str = "cross"
     risk_manager: bool = False  # risk_manager.enabled: LTV and liquidation thresholds follow realised volatility
+    liquidation_mechanism: str = "keeper"  # liquidators.mechanism: keeper, english or dutch
     # the perpetual venue's (used only when the scenario runs it): cap on |funding rate| per funding period
     # (fraction; inf = none) and the insurance fund at the start (USD)
     funding_cap: float = math.inf
@@ -81,6 +82,7 @@ class Controls:
             shock_scale=1.0,
             margin_mode=mode,
             risk_manager=cfg.risk_manager.enabled,
+            liquidation_mechanism=cfg.liquidators.mechanism,
             funding_cap=cfg.perps.funding_cap,
             insurance_fund_usd=cfg.perps.insurance_fund_usd,
             n_traders=n_traders,
@@ -147,6 +149,10 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
         raise ConfigError(f"margin mode '{controls.margin_mode}' is not one of {', '.join(MARGIN_MODES)}, {MIXED}")
     if controls.seed < 0:
         raise ConfigError(f"seed = {controls.seed}: must be a whole number >= 0")
+    if controls.liquidation_mechanism not in LIQUIDATION_MECHANISMS:
+        raise ConfigError(
+            f"liquidation mechanism '{controls.liquidation_mechanism}' is not one of {', '.join(LIQUIDATION_MECHANISMS)}"
+        )
     res = f"pool.reserves.{REFERENCE_ASSET}"
     out: dict[str, Any] = {
         "traders.n_traders": int(controls.n_traders),
@@ -158,6 +164,7 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
         "oracles.latency_steps": int(controls.oracle_latency),
         "oracles.deviation_threshold": float(controls.oracle_deviation),
         "market.depth_scale": float(controls.depth_scale),
+        "liquidators.mechanism": controls.liquidation_mechanism,
     }
     if controls.margin_mode != MIXED:
         out["traders.margin_mode_mix"] = {controls.margin_mode: 1.0}

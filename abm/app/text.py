@@ -92,6 +92,13 @@ SCENARIOS: dict[str, str] = {
         "their debt, and the difference becomes bad debt for the lenders. Liquidation is only a safety net if "
         "someone can pull it in time."
     ),
+    "black_thursday_auction": (
+        "Black Thursday as Maker lived it: the same fall and the same congestion, but unhealthy accounts go to "
+        "English auctions, where keepers bid for the collateral with their own money. Their money is locked while "
+        "their bids stand and the block space is gone, so few can bid: a lone keeper's tiny bid can win a lot "
+        "worth millions, and the debt it leaves is bad debt. Switch the liquidation picker to dutch to see the "
+        "auctions Maker adopted afterwards."
+    ),
     "contagion": (
         "Eight correlated coins; each trader holds three of them in one cross-margined account. Only one coin is "
         "shocked, but a trader whose position in it collapses is liquidated on all the collateral in the account, "
@@ -167,6 +174,12 @@ COMPARE = (
 )
 COMPARE_TITLE = "Comparison: same seed, same news, one parameter changed"
 
+LIQUIDATION_MECHANISMS: dict[str, str] = {
+    "keeper": "keeper: liquidators repay the debt and take the collateral at the bonus's discount",
+    "english": "english: Maker's 2020 auctions: keepers bid up a price, a lone bidder can win for ~0",
+    "dutch": "dutch: Maker's auctions since 2021: the price falls until a keeper takes the collateral",
+}
+
 MARGIN_MODES: dict[str, str] = {
     "cross": "cross: one account per trader, all positions back each other",
     "isolated": "isolated: every position has its own collateral",
@@ -190,6 +203,11 @@ TRY: dict[str, list[str]] = {
         "Watch the health-factor histogram after the shock: accounts wait below the line.",
         "Compare with a slower oracle, or raise the liquidation bonus: who gets paid, who loses?",
         "Try isolated margin: does it contain the bad debt?",
+    ],
+    "black_thursday_auction": [
+        "Play to step 900, when the first bids win: watch the bad debt jump as lots go for almost nothing.",
+        "Set Liquidation to dutch, press Reset and play: the same crisis with a falling-price auction.",
+        "Set Liquidation to keeper: fixed-bonus liquidators under the same congestion. Which loses least?",
     ],
     "contagion": [
         "Change 'Asset shown' to ETH or BTC: they fall although only one coin was shocked.",

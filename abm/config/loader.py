@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from abm.config.schema import ModelConfig
+from abm.config.schema import FIXED_AT_BUILD, ModelConfig
 from abm.errors import ConfigError
 
 PRESET_PACKAGE = "abm.config.presets"
@@ -276,6 +276,8 @@ def _check_set_events(config: ModelConfig) -> None:
             )
         if ev.parameter.startswith("scenario."):
             raise ConfigError(f"{where}.parameter = '{ev.parameter}': scenario events cannot change the scenario")
+        if ev.parameter in FIXED_AT_BUILD:
+            raise ConfigError(f"{where}.parameter = '{ev.parameter}': fixed when the run is built, not by an event")
     data = {k: v for k, v in config.model_dump(mode="python").items() if k != "scenario"}
     for step in sorted({ev.step for _, ev in events}):
         group = [(i, ev) for i, ev in events if ev.step == step]

@@ -18,6 +18,11 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("pool.reserves.<A>.", ReserveConfig, "Reserves (one table per asset, USD included)"),
     ("traders.", ModelConfig.model_fields["traders"].annotation, "Leveraged traders"),
     ("liquidators.", ModelConfig.model_fields["liquidators"].annotation, "Liquidators"),
+    (
+        "auctions.",
+        ModelConfig.model_fields["auctions"].annotation,
+        "Liquidation auctions (liquidators.mechanism english or dutch)",
+    ),
     ("lenders.", ModelConfig.model_fields["lenders"].annotation, "Lenders"),
     ("oracles.", ModelConfig.model_fields["oracles"].annotation, "Oracles"),
     ("contagion.", ModelConfig.model_fields["contagion"].annotation, "Contagion bookkeeping"),

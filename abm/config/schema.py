@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from abm.protocol import DUTCH_CURVES
+
 NUMERAIRE = "USD"
 
 # The category names, in one place. The strategy registry (`abm.agents.strategies`) and the impact-model table
@@ -21,6 +23,7 @@ STRATEGIES = ("momentum", "contrarian", "vol_target", "hodl", "short")
 RISK_STYLES = ("stubborn", "prudent", "stop_loss")
 MARGIN_MODES = ("cross", "isolated", "portfolio")
 IMPACT_MODEL_NAMES = ("linear", "sqrt", "cpmm")
+LIQUIDATION_MECHANISMS = ("keeper", "english", "dutch")  # liquidators.mechanism
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
@@ -260,6 +263,72 @@ class LiquidatorConfig(_Strict):
     min_profit_usd: NonNegFloat = Field(10.0, description="profit below which a liquidation is skipped (USD)")
     scan_latency_steps: NonNegInt = Field(0, description="steps between an account turning unhealthy and being seen")
     capacity_per_step: NonNegInt = Field(20, description="liquidations one liquidator can land per step (block space)")
+    # --- liquidation auctions (docs/model.md, 3.3 Submodels: Liquidation auctions) ---
+    mechanism: Literal[LIQUIDATION_MECHANISMS] = Field(  # type: ignore[valid-type]  # the names, spelled once above
+        "keeper",
+        description="keeper: liquidators repay and seize with the fixed bonus; english / dutch: they kick unhealthy "
+        "accounts to Maker-style auctions (auctions.*) whose keepers buy the collateral",
+    )
+
+
+# --- liquidation auctions (docs/model.md, 3.3 Submodels: Liquidation auctions) ---
+# Read once, when the run is built (the mechanism and the keepers' funds and habits): a scenario `set` event cannot
+# change them. The auction rules, the penalty and the keepers' transactions per step are read every step.
+FIXED_AT_BUILD = (
+    "liquidators.mechanism",
+    "auctions.n_keepers",
+    "auctions.keeper_capital_usd",
+    "auctions.keeper_gas_budget_usd",
+    "auctions.keeper_profit_share",
+    "auctions.keeper_funding_rate",
+)
+
+
+class AuctionConfig(_Strict):
+    """Maker-style collateral auctions and their keepers, used when `liquidators.mechanism` is english or dutch
+    (Maker's names in brackets; times in steps)."""
+
+    penalty: NonNegFloat = Field(0.13, description="liquidation penalty (chop - 1): tab = debt * (1 + penalty)")
+    beg: Annotated[float, Field(ge=1.0)] = Field(1.05, description="English: minimum bid increase, a factor (beg)")
+    ttl_steps: PosInt = Field(180, description="English: a standing bid wins after this many steps (ttl)")
+    tau_steps: PosInt = Field(2880, description="English: auction length before a restart with no bid (tau)")
+    buf: PosFloat = Field(1.30, description="Dutch: start price over the oracle price (buf)")
+    curve: Literal[DUTCH_CURVES] = Field(  # type: ignore[valid-type]  # the names, spelled once above
+        "stairstep", description="Dutch: price curve (linear, stairstep or exponential decrease)"
+    )
+    cut: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.99, description="Dutch: price multiplier per drop (stairstep) or per step (exponential) (cut)"
+    )
+    drop_steps: PosFloat = Field(1.5, description="Dutch: steps between price drops of the stairstep curve (step)")
+    duration_steps: PosFloat = Field(120.0, description="Dutch: steps the linear curve takes to reach 0 (tau)")
+    tail_steps: PosFloat = Field(140.0, description="Dutch: reset after this many steps (tail)")
+    cusp: Fraction = Field(0.40, description="Dutch: reset when the price falls below this share of its start (cusp)")
+    chip: NonNegFloat = Field(
+        0.001, description="Dutch: keeper incentive per kick or reset, fraction of the tab (chip)"
+    )
+    tip_usd: NonNegFloat = Field(0.0, description="Dutch: flat keeper incentive per kick or reset, USD (tip)")
+    dust_usd: NonNegFloat = Field(0.0, description="Dutch: smallest tab a partial purchase may leave, USD (dust)")
+    n_keepers: PosInt = Field(5, description="number of auction keepers")
+    keeper_capital_usd: NonNegFloat = Field(2.0e6, description="USD each keeper holds to bid (no flash loans)")
+    keeper_gas_budget_usd: NonNegFloat = Field(
+        50.0, description="gas a keeper pays per transaction whatever the prize (USD)"
+    )
+    keeper_profit_share: Fraction = Field(0.5, description="share of the expected profit a keeper will spend on gas")
+    keeper_funding_rate: NonNegFloat = Field(0.10, description="a keeper's own cost of funds (per year)")
+    keeper_capacity_per_step: PosInt = Field(
+        20, description="transactions one keeper can land per step, at most liquidators.capacity_per_step"
+    )
+
+    @model_validator(mode="after")
+    def _times(self) -> AuctionConfig:
+        if self.tau_steps < self.ttl_steps:
+            raise ValueError(f"auctions.tau_steps = {self.tau_steps} must be >= auctions.ttl_steps = {self.ttl_steps}")
+        if self.curve == "linear" and self.cusp == 0 and self.tail_steps >= self.duration_steps:
+            raise ValueError(
+                f"auctions.tail_steps = {self.tail_steps} must be < auctions.duration_steps = {self.duration_steps} "
+                "when auctions.cusp is 0 on the linear curve (else the price sits at 0 with no reset)"
+            )
+        return self
 
 
 class LenderConfig(_Strict):
@@ -552,6 +621,7 @@ class ModelConfig(_Strict):
     pool: PoolConfig = Field(default_factory=PoolConfig)
     traders: TraderConfig = Field(default_factory=TraderConfig)
     liquidators: LiquidatorConfig = Field(default_factory=LiquidatorConfig)
+    auctions: AuctionConfig = Field(default_factory=AuctionConfig)
     lenders: LenderConfig = Field(default_factory=LenderConfig)
     oracles: OracleConfig = Field(default_factory=OracleConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)

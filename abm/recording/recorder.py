@@ -282,9 +282,11 @@ class StepRecorder:
             },
         )
 
-    def add_write_off(self, rec: WriteOff) -> None:
+    def add_write_off(self, rec: WriteOff, event_row: int | None = None) -> None:
+        """Record a write-off; the liquidation event that left it (row `event_row` of `events`, by default this
+        step's liquidation of the account, if any) carries its bad debt."""
         self.write_offs.append(rec)
-        idx = self._events_this_step.get(rec.account)
+        idx = self._events_this_step.get(rec.account) if event_row is None else event_row
         if idx is not None:  # the liquidation that exhausted the collateral carries the bad debt it left
             self.events[idx]["bad_debt_usd"] += rec.amount_usd
 

@@ -45,6 +45,12 @@ def write_offs_table(result: RunResult) -> pd.DataFrame:
     return result.write_offs
 
 
+def auctions_table(result: RunResult) -> pd.DataFrame:
+    """One row per liquidation auction (`RunResult.auctions`: kick and settle steps, tab, raised, lot, sold,
+    clearing and market price, bad debt, shortfall; empty with liquidators.mechanism = "keeper")."""
+    return result.auctions
+
+
 def hawkes_inputs_table(result: RunResult) -> pd.DataFrame:
     """One row per step: ``step``, ``onsets`` (distress onsets, `abm.contagion.liquidation_hawkes.distress_onsets`)
     and the covariates of the summary's Hawkes baseline (`liquidation_covariates` of the run's recorded baseline
@@ -174,6 +180,7 @@ TABLES: dict[str, TableFunction] = {
     "events": events_table,
     "cascades": cascades_table,
     "write_offs": write_offs_table,
+    "auctions": auctions_table,
     "hawkes_inputs": hawkes_inputs_table,
 }
 METRICS: dict[str, MetricFunction] = {
