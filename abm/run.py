@@ -23,6 +23,7 @@ import pandas as pd
 
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
+from abm.analysis.staking import staking_summary
 from abm.config import NUMERAIRE, ModelConfig
 from abm.contagion.cascade import cascade_graph, cascade_metrics, venue_metrics
 from abm.contagion.distress import distress_metrics
@@ -107,7 +108,7 @@ class RunResult:
         the same values for this run and for it saved and loaded."""
         if self.start_collateral is None or self.start_debt is None:
             raise ValueError(f"this run holds no starting positions ({START_POSITIONS_FILE}); re-run it")
-        return summarise(
+        out = summarise(
             self.timeseries,
             self.events,
             self.config.symbols[1:],
@@ -117,6 +118,12 @@ class RunResult:
             optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
             adl=self.adl if self.config.perps.enabled else None,
         )
+        if self.config.lst.enabled:  # staking collateral (abm.analysis.staking)
+            staking = staking_summary(
+                self.config, self.timeseries, self.events, self.write_offs, self.start_collateral, self.start_debt
+            )
+            out.update(undefined_as_none(staking))
+        return out
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:
         """The exposure graph (docs/contagion.md) at the end of the run, or at `step` (re-simulated: same seed, same run)."""
