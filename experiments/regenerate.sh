@@ -19,6 +19,7 @@ sweep experiments/forced_selling.toml results/forced_selling
 for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_insurance perps_calm; do
     sweep "experiments/$e.toml" "results/$e"
 done
+sweep experiments/lst_depeg.toml results/lst_depeg
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
     results/contagion/tables.md results/contagion/numbers.json results/contagion/hawkes_runs.csv

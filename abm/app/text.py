@@ -116,6 +116,13 @@ SCENARIOS: dict[str, str] = {
         "coins on the spot market. Watch the premium, and how much of the forced spot selling was theirs (the "
         "funding panel's note)."
     ),
+    "lst_depeg": (
+        "Staking collateral. Some traders loop stETH, a staked-ETH token that earns about 4% a year: they deposit "
+        "it, borrow ETH against it at Aave's high E-mode limits, buy more stETH and deposit it again. ETH's price "
+        "does not matter to them, only stETH's price in ETH. Then stETH slides 6% below ETH over six hours, as "
+        "it did in June 2022, while ETH itself does not fall. Looped accounts are liquidated, liquidators sell "
+        "their stETH, and the discount deepens far beyond 6%. Watch the stETH price against ETH's."
+    ),
     "oct_10_2025": (
         "Modelled on 10 October 2025: a fast, broad drop with much of the leverage in perpetual futures and thin "
         "perp markets. Perp liquidations overwhelm the venue's safety net: within minutes the backstop vault and "
@@ -142,6 +149,8 @@ HINTS: dict[str, str] = {
     "depth_scale": "Market depth: how much money it takes to move the price (×1 is the scenario's).",
     "shock_scale": "Crash size: the scenario's scripted shock, scaled (0 = no shock).",
     "funding_cap": "Funding cap: the most funding a position can pay per funding period (right end: no cap).",
+    "loop_leverage": "Loop leverage: the loopers' stETH per dollar of their own money (their average; each "
+    "levers between 0.75 and 1.25 times it).",
     "insurance_fund_usd": "Ins. fund: the venue's insurance fund, its reserve for losses beyond a liquidated "
     "trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
@@ -197,6 +206,10 @@ TRY: dict[str, list[str]] = {
         "Keep playing to the first funding payment: who pays whom, and how much per period?",
         "Set a funding cap of 1%, press Reset and play to the end: does the cap change the crash, or only who "
         "pays whom afterwards?",
+    ],
+    "lst_depeg": [
+        "Play through the depeg: at what discount does the first looped account go, and how deep does it end?",
+        "Set the loop leverage to 5×, press Reset and play again: do the loopers survive the same 6%?",
     ],
     "oct_10_2025": [
         "Play through the drop with steps per click 1 or 5: when does the insurance fund hit zero, and when does "
