@@ -162,3 +162,13 @@ def test_the_teaching_page_lists_the_preset_and_its_loop_leverage_control() -> N
     assert c.loop_leverage == 8.0 and build_config(c.replace(loop_leverage=5.0)).lst.loop_leverage == 5.0
     crash = Controls.from_preset("crash")
     assert build_config(crash.replace(loop_leverage=5.0)) == build_config(crash)  # no loopers: nothing changes
+
+
+def test_the_staking_summary_is_the_same_after_save_and_load(depegged, tmp_path) -> None:
+    from abm.run import RunResult
+
+    high = depegged[11.0]
+    high.save(tmp_path / "run")
+    loaded = RunResult.load(tmp_path / "run").table_summary()
+    keys = [k for k in high.summary if k.startswith(("lst_", "looper", "looped", "unlooped"))]
+    assert len(keys) == 9 and {k: loaded[k] for k in keys} == {k: high.summary[k] for k in keys}
