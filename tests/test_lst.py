@@ -172,3 +172,25 @@ def test_the_staking_summary_is_the_same_after_save_and_load(depegged, tmp_path)
     loaded = RunResult.load(tmp_path / "run").table_summary()
     keys = [k for k in high.summary if k.startswith(("lst_", "looper", "looped", "unlooped"))]
     assert len(keys) == 9 and {k: loaded[k] for k in keys} == {k: high.summary[k] for k in keys}
+
+
+def test_a_loop_during_the_run_trades_both_markets_and_reverts_beyond_the_ltv() -> None:
+    model = ReflexivityModel(ModelConfig.from_preset("lst_depeg", SMALL), rng=0)
+    engine, market, oracle = model.engine, model.market, model.oracle.prices
+    eth, steth = model.symbols.index("ETH"), model.symbols.index("stETH")
+    holder = model.loopers[0].holder
+    acct = engine.open_account(holder, "cross")
+    model.wallets.fund_from_world(market, holder, 0, 1.0e6)
+    before = market.prices.copy()
+    # borrowing 13.5x the equity makes a 14.5x loop, past the E-mode limit 1 / (1 - 0.93) = 14.3: nothing changes
+    too_much = 13.5 * 1.0e6 / float(oracle[eth])
+    assert not engine.lever_loop(acct, steth, eth, too_much, 1.0e6, oracle, step=0)
+    assert not engine.collateral[acct].any() and not engine.scaled_debt[acct].any()
+    np.testing.assert_array_equal(market.prices, before)
+    assert engine.lever_loop(acct, steth, eth, 4.0 * 1.0e6 / float(oracle[eth]), 1.0e6, oracle, step=0)
+    assert engine.debt_tokens(acct)[eth] == pytest.approx(4.0e6 / float(oracle[eth]))
+    # selling the borrowed ETH and buying stETH moved both markets; the impact paid comes out of the equity, so at
+    # the (unmoved) oracle the loop is a little above 5x
+    assert market.prices[eth] < before[eth] and market.prices[steth] > before[steth]
+    lev = float(engine.collateral[acct] @ oracle) / float(engine.account_equity(oracle, [acct])[0])
+    assert 5.0 < lev < 5.2 and model.wallets.balance(holder, 0) == 0.0
