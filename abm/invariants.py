@@ -1,7 +1,8 @@
 """Accounting invariants (docs/model.md, 5 Invariants), cheap enough to check after every step in debug mode.
 
 - conservation: per asset, tokens in wallets + accounts' collateral + pool cash + the perp venue (USD only) + the
-  outside market are constant;
+  outside market are constant (a staked token of `lst.*` is one more asset column: what the outside world minted
+  to the model equals what wallets, accounts and the pool hold);
 - pool identity: cash + borrows = supplied + reserves per reserve; the pool's scaled borrows equal the sum of
   the accounts' scaled debts;
 - no negative balance anywhere; prices finite and positive; no NaN health factor;

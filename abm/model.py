@@ -23,6 +23,7 @@ from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleU
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
+from abm.agents.looper import LoopingTrader, looper_leverages
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
 from abm.agents.risk_manager import RiskManager
 from abm.config import ModelConfig
@@ -144,6 +145,7 @@ class ReflexivityModel(mesa.Model):
         n_holders = (
             cfg.traders.n_traders + cfg.liquidators.n_liquidators + cfg.lenders.n_lenders + cfg.basis_traders.n_traders
         )
+        n_holders += cfg.lst.n_loopers if cfg.lst.enabled else 0  # staking: loopers' wallets come last
         self.wallets = Wallets(n_holders, self.symbols)
         self.pool = LendingPool(cfg, n_suppliers=cfg.lenders.n_lenders)
         self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * cfg.traders.n_traders))
@@ -175,7 +177,8 @@ class ReflexivityModel(mesa.Model):
         liquidators, lenders, basis traders, oracle updaters. A perp trader keeps its drawn leverage quantile under
         the perp venue's leverage cap (`population.perp_leverage_cap`) instead of the pool's."""
         tcfg, cfg = self.config.traders, self.config
-        pop = draw_population(tcfg, len(self.symbols) - 1, self.pool, self.streams.population, self.market.sigma_daily)
+        n_traded = len(self.symbols) - 1 - int(cfg.lst.enabled)  # the staked token (listed last) is the loopers'
+        pop = draw_population(tcfg, n_traded, self.pool, self.streams.population, self.market.sigma_daily)
         on_perps = self.perp_traders(tcfg.n_traders)
         leverage, cap = pop.base_leverage, pop.leverage_cap
         if on_perps.any() and self.perps is not None:
@@ -221,6 +224,15 @@ class ReflexivityModel(mesa.Model):
             self.basis_traders.append(BasisTrader(self, holder + j, 1 + j % n_risky))
         kinds = ["trader"] * tcfg.n_traders + ["liquidator"] * len(self.liquidators) + ["lender"] * len(self.lenders)
         kinds += ["basis trader"] * len(self.basis_traders)
+        # staking: loopers (docs/model.md, 3.3 Staking collateral and looping), wallets after the basis traders
+        self.loopers: list[LoopingTrader] = []
+        self.staked_pair: tuple[int, int] | None = None  # (base, token): swapped in the token's pool
+        if cfg.lst.enabled:
+            token, base = self.symbols.index(cfg.lst.symbol), self.symbols.index(cfg.lst.base)
+            self.staked_pair = (base, token)
+            first = holder + len(self.basis_traders)
+            self.loopers = [LoopingTrader(self, first + j, token, base) for j in range(cfg.lst.n_loopers)]
+            kinds += ["looper"] * len(self.loopers)
         self.wallets.kinds[:] = kinds
         n_up = cfg.oracles.n_updaters
         self.updaters = [
@@ -250,6 +262,18 @@ class ReflexivityModel(mesa.Model):
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
         for basis in self.basis_traders:
             basis.open_genesis()
+        if self.loopers:  # staking: lenders of the base asset fund the loops (at U*), then the loopers loop
+            lst = self.config.lst
+            base = self.symbols.index(lst.base)
+            leverage = looper_leverages(lst.loop_leverage, lst.leverage_spread, len(self.loopers))
+            equity = lst.looper_equity_usd / len(self.loopers)
+            borrow = float((leverage - 1.0).sum()) * equity / float(self.fundamentals.prices[base])
+            extra = borrow / self.config.reserve(lst.base).optimal_utilisation / len(self.lenders)
+            for lender in self.lenders:
+                self.wallets.fund_from_world(self.market, lender.holder, base, extra)
+                self.pool.supply(lender.supplier, lender.holder, base, extra, self.wallets)
+            for looper, lev in zip(self.loopers, leverage.tolist(), strict=True):
+                looper.open_genesis(equity, lev)
         target = parity_supply(self.pool, np.array([self.config.reserve(s).outside_rate for s in self.symbols]))
         for a in np.flatnonzero(np.isfinite(target)):
             gap = (float(target[a]) - float(self.pool.supplied[a])) / len(self.lenders)
@@ -358,7 +382,7 @@ class ReflexivityModel(mesa.Model):
         book, tcfg = self.book, self.config.traders
         worst_hf = np.full(book.n, np.inf)
         owners = self.engine.owner[: self.engine.n]
-        if self.basis_traders:  # their lending accounts belong to holders after the traders
+        if self.basis_traders or self.loopers:  # their lending accounts belong to holders after the traders
             traders = owners < book.n
             np.minimum.at(worst_hf, owners[traders], self.hf[traders])
         else:

@@ -24,6 +24,7 @@ import pandas as pd
 from abm.agents.auction_desk import AUCTION_COLUMNS, auction_metrics
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
+from abm.analysis.staking import staking_summary
 from abm.config import NUMERAIRE, ModelConfig
 from abm.contagion.cascade import cascade_graph, cascade_metrics, venue_metrics
 from abm.contagion.distress import distress_metrics
@@ -121,6 +122,11 @@ class RunResult:
             adl=self.adl if self.config.perps.enabled else None,
         )
         out.update(auction_metrics(self.auctions))  # zeros without auctions
+        if self.config.lst.enabled:  # staking collateral (abm.analysis.staking)
+            staking = staking_summary(
+                self.config, self.timeseries, self.events, self.write_offs, self.start_collateral, self.start_debt
+            )
+            out.update(undefined_as_none(staking))
         return out
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:

@@ -25,6 +25,7 @@ sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
 sweep experiments/auctions.toml results/auctions
 "$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
+sweep experiments/lst_depeg.toml results/lst_depeg
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
     results/contagion/tables.md results/contagion/numbers.json results/contagion/hawkes_runs.csv

@@ -74,6 +74,7 @@ class SectionSpec:
     sliders: tuple[SliderSpec, ...]
     extra_hints: tuple[str, ...] = ()  # sentences about the section's other controls, after the sliders'
     needs_perps: bool = False  # drawn only when the scenario runs the perpetual venue
+    needs_lst: bool = False  # drawn only when the scenario has staking collateral (`lst.enabled`)
 
     @property
     def hint(self) -> str:
@@ -158,6 +159,12 @@ SECTIONS: tuple[SectionSpec, ...] = (
         needs_perps=True,
     ),
     SectionSpec(
+        "lst",
+        "Staking collateral",
+        (SliderSpec("Loop leverage", "loop_leverage", 1.0, 11.0, 0.5, "{:.1f}×", text.HINTS["loop_leverage"]),),
+        needs_lst=True,
+    ),
+    SectionSpec(
         "scenario",
         "Scenario",
         (
@@ -171,9 +178,10 @@ SECTIONS: tuple[SectionSpec, ...] = (
 )
 
 
-def visible_sections(has_perps: bool) -> list[SectionSpec]:
-    """The sections the sidebar draws: all but the perpetual-futures one when the scenario has no perp venue."""
-    return [section for section in SECTIONS if has_perps or not section.needs_perps]
+def visible_sections(has_perps: bool, has_lst: bool = False) -> list[SectionSpec]:
+    """The sections the sidebar draws: all but the perpetual-futures one when the scenario has no perp venue, and
+    the staking one when it has no staking collateral."""
+    return [s for s in SECTIONS if (has_perps or not s.needs_perps) and (has_lst or not s.needs_lst)]
 
 
 @solara.component
@@ -307,7 +315,12 @@ def comparison_picker(controls: solara.Reactive[Controls]) -> None:
 
 @solara.component
 def ParameterControls(
-    controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str, has_perps: bool = False
+    controls: solara.Reactive[Controls],
+    has_shock: bool,
+    has_mix: bool,
+    shock_text: str,
+    has_perps: bool = False,
+    has_lst: bool = False,
 ) -> None:
     """Every section of `SECTIONS` the scenario uses (the perp section only with the perp venue): its title and
     hint, its sliders, then its other controls."""
@@ -317,7 +330,7 @@ def ParameterControls(
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
     }
-    for section in visible_sections(has_perps):
+    for section in visible_sections(has_perps, has_lst):
         Section(section.title, section.hint)
         for spec in section.sliders:
             ControlSlider(controls, spec, has_shock)

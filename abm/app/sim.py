@@ -58,6 +58,7 @@ class Controls:
     # (fraction; inf = none) and the insurance fund at the start (USD)
     funding_cap: float = math.inf
     insurance_fund_usd: float = 1.0e6
+    loop_leverage: float = 4.0  # staking collateral's loopers (used only when the scenario has them)
     n_traders: int = DEFAULT_N_TRADERS
     seed: int = DEFAULT_SEED
     compare: str | None = None  # a key of COMPARISONS, or None for a single run
@@ -85,6 +86,7 @@ class Controls:
             liquidation_mechanism=cfg.liquidators.mechanism,
             funding_cap=cfg.perps.funding_cap,
             insurance_fund_usd=cfg.perps.insurance_fund_usd,
+            loop_leverage=cfg.lst.loop_leverage,
             n_traders=n_traders,
             seed=seed,
         )
@@ -175,6 +177,8 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
     if base.perps.enabled:  # a scenario without the venue keeps its configuration as it was
         out["perps.funding_cap"] = float(controls.funding_cap)
         out["perps.insurance_fund_usd"] = float(controls.insurance_fund_usd)
+    if base.lst.enabled:  # staking collateral: the loopers' leverage
+        out["lst.loop_leverage"] = float(controls.loop_leverage)
     if controls.shock_scale != 1.0 and shock_events(base):
         events = []
         for ev in base.scenario.events:

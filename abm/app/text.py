@@ -132,6 +132,13 @@ SCENARIOS: dict[str, str] = {
         "collateral left to cover the debt, but it also liquidates more positions while prices are still falling. "
         "Watch the health factors drop when the thresholds are cut."
     ),
+    "lst_depeg": (
+        "Staking collateral. Some traders loop stETH, a staked-ETH token that earns about 4% a year: they deposit "
+        "it, borrow ETH against it at Aave's high E-mode limits, buy more stETH and deposit it again. ETH's price "
+        "does not matter to them, only stETH's price in ETH. Then stETH slides 6% below ETH over six hours, as "
+        "it did in June 2022, while ETH itself does not fall. Looped accounts are liquidated, liquidators sell "
+        "their stETH, and the discount deepens far beyond 6%. Watch the stETH price against ETH's."
+    ),
     "oct_10_2025": (
         "Modelled on 10 October 2025: a fast, broad drop with much of the leverage in perpetual futures and thin "
         "perp markets. Perp liquidations overwhelm the venue's safety net: within minutes the backstop vault and "
@@ -158,6 +165,8 @@ HINTS: dict[str, str] = {
     "depth_scale": "Market depth: how much money it takes to move the price (×1 is the scenario's).",
     "shock_scale": "Crash size: the scenario's scripted shock, scaled (0 = no shock).",
     "funding_cap": "Funding cap: the most funding a position can pay per funding period (right end: no cap).",
+    "loop_leverage": "Loop leverage: the loopers' stETH per dollar of their own money (their average; each "
+    "levers between 0.75 and 1.25 times it).",
     "insurance_fund_usd": "Ins. fund: the venue's insurance fund, its reserve for losses beyond a liquidated "
     "trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
@@ -230,6 +239,10 @@ TRY: dict[str, list[str]] = {
     "dynamic_margin": [
         "Play through the crash: when does the risk manager start cutting, and is the crash over by then?",
         "Switch the risk manager off, press Reset and play again: is the bad debt smaller or larger without it?",
+    ],
+    "lst_depeg": [
+        "Play through the depeg: at what discount does the first looped account go, and how deep does it end?",
+        "Set the loop leverage to 5×, press Reset and play again: do the loopers survive the same 6%?",
     ],
     "oct_10_2025": [
         "Play through the drop with steps per click 1 or 5: when does the insurance fund hit zero, and when does "

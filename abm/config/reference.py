@@ -31,6 +31,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("perps.tiers[n].", MarginTier, "Perp margin tiers (a list of tables, floors increasing from 0)"),
     ("basis_traders.", ModelConfig.model_fields["basis_traders"].annotation, "Basis traders"),
     ("risk_manager.", ModelConfig.model_fields["risk_manager"].annotation, "Risk manager (adaptive risk parameters)"),
+    ("lst.", ModelConfig.model_fields["lst"].annotation, "Staking collateral and looping"),
 ]
 
 

@@ -609,6 +609,73 @@ class RiskManagerConfig(_Strict):
         return self
 
 
+# --- staking collateral and looping (docs/model.md, 3.3 Submodels: Staking collateral and looping) ---------------
+
+
+class StakingConfig(_Strict):
+    """A liquid-staking token (stETH-like) used as collateral for loans of its base asset, and looping traders who
+    lever it (docs/model.md, 3.3 Submodels: Staking collateral and looping). The token is one more risky asset,
+    listed last in `assets`, with its own market; its fundamental is the base's times the exchange rate times a
+    peg factor (a scripted shock on the token's asset is a shock to the peg)."""
+
+    enabled: bool = Field(False, description="whether the staked token is wired in (its asset, its loopers)")
+    symbol: str = Field("stETH", description="the staked token's asset (listed last in `assets`)")
+    base: str = Field("ETH", description="the asset it is staked from and that loopers borrow")
+    staking_apr: NonNegFloat = Field(0.04, description="staking yield accruing into the exchange rate (per year)")
+    exchange_rate: PosFloat = Field(
+        1.0, description="base units one token is worth at par at step 0 (the token's price / the base's price)"
+    )
+    loop_leverage: Annotated[float, Field(ge=1.0)] = Field(
+        4.0,
+        description="looping traders' leverage (staked collateral / equity), < 1 / (1 - ltv) of the token's reserve",
+    )
+    leverage_spread: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="loopers' leverages are evenly spaced on loop_leverage x [1 - spread, 1 + spread] (mean "
+        "loop_leverage, never below 1); 0 = all at loop_leverage",
+    )
+    n_loopers: NonNegInt = Field(50, description="number of LoopingTrader agents (equal shares of the equity)")
+    looper_equity_usd: PosFloat = Field(2.0e8, description="loopers' combined equity (USD)")
+
+
+def _check_staking(config: ModelConfig) -> None:
+    """Cross-checks of `lst.*` against the assets, the reserves and the scenario (only when enabled)."""
+    lst = config.lst
+    if not lst.enabled:
+        return
+    names = list(config.assets)
+    if lst.symbol not in names or names[-1] != lst.symbol:
+        raise ValueError(f"lst.symbol = '{lst.symbol}' must be the last asset in assets (assets: {', '.join(names)})")
+    if lst.base not in names[:-1]:
+        raise ValueError(f"lst.base = '{lst.base}' must be another risky asset (assets: {', '.join(names)})")
+    par = config.assets[lst.base].price * lst.exchange_rate
+    if not math.isclose(config.assets[lst.symbol].price, par, rel_tol=1e-9):
+        raise ValueError(
+            f"assets.{lst.symbol}.price = {config.assets[lst.symbol].price} must equal assets.{lst.base}.price x "
+            f"lst.exchange_rate = {par} (the token starts at par)"
+        )
+    ltv = config.reserve(lst.symbol).ltv
+    top = lst.loop_leverage * (1.0 + lst.leverage_spread) if lst.n_loopers > 1 else lst.loop_leverage
+    if lst.n_loopers > 0 and not top < 1.0 / (1.0 - ltv):
+        raise ValueError(
+            f"lst.loop_leverage x (1 + lst.leverage_spread) = {top:.4g} must be < 1 / (1 - ltv) = "
+            f"{1.0 / (1.0 - ltv):.4g} (pool.reserves.{lst.symbol}.ltv = {ltv})"
+        )
+    if not config.reserve(lst.base).borrow_enabled or not config.reserve(lst.symbol).collateral_enabled:
+        raise ValueError(f"lst: pool.reserves.{lst.base} must be borrowable and {lst.symbol} collateral")
+    if config.traders.assets_per_trader > len(names) - 1:
+        raise ValueError(
+            f"traders.assets_per_trader = {config.traders.assets_per_trader} must be <= {len(names) - 1} "
+            f"(the risky assets other than the staked token {lst.symbol})"
+        )
+    for i, ev in enumerate(config.scenario.events):
+        if isinstance(ev, ReplayEvent) and ev.asset == lst.symbol:
+            raise ValueError(f"scenario.events[{i}]: {lst.symbol} cannot be replayed (its path follows {lst.base})")
+
+
+# --- end staking -------------------------------------------------------------------------------------------------
+
+
 class ModelConfig(_Strict):
     """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
 
@@ -630,6 +697,7 @@ class ModelConfig(_Strict):
     perps: PerpConfig = Field(default_factory=PerpConfig)
     basis_traders: BasisTraderConfig = Field(default_factory=BasisTraderConfig)
     risk_manager: RiskManagerConfig = Field(default_factory=RiskManagerConfig)
+    lst: StakingConfig = Field(default_factory=StakingConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
@@ -669,6 +737,7 @@ class ModelConfig(_Strict):
                         "reserves' LTV and liquidation threshold (risk_manager.enabled = true); a set event cannot "
                         "change them too"
                     )
+        _check_staking(self)
         return self
 
     @property

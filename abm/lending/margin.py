@@ -335,6 +335,57 @@ class MarginEngine:
         self._repay(acct, asset, tokens)
         return cost
 
+    # --- staking collateral: a loop in one transaction (docs/model.md, 3.3 Staking collateral and looping) ---
+
+    def lever_loop(
+        self,
+        acct: int,
+        collateral_asset: int,
+        debt_asset: int,
+        borrow_tokens: float,
+        own_usd: float,
+        prices: np.ndarray,
+        step: int,
+        genesis: bool = False,
+    ) -> bool:
+        """Borrow `borrow_tokens` of `debt_asset`, sell them, add `own_usd` from the wallet, buy `collateral_asset`
+        and post it: the closed form of the deposit-borrow-buy loop, done at once as a flash-loan loop does it.
+
+        Reverts (returns False, nothing changed) if the end state would exceed the account's borrow power or the
+        pool's cash. prices: oracle prices the protocol checks against. genesis: filled at the fundamentals.
+        """
+        if borrow_tokens < 0 or own_usd < 0 or borrow_tokens + own_usd <= 0:
+            return False
+        if borrow_tokens > self.pool.cash[debt_asset] or not self.pool.borrow_enabled[debt_asset]:
+            return False
+        market = self.market
+        if genesis:
+            usd = -market.genesis_quote(debt_asset, -borrow_tokens) if borrow_tokens > 0 else 0.0
+            bought = market.genesis_quote(collateral_asset, usd + own_usd)
+        else:
+            usd = market.quote_sell(debt_asset, borrow_tokens)
+            bought = market.quote_buy(collateral_asset, usd + own_usd)
+        coll = self.collateral[acct].copy()
+        coll[collateral_asset] += bought
+        debt = self.debt_tokens(acct).copy()
+        debt[debt_asset] += borrow_tokens
+        if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
+            return False
+        if own_usd > 0:
+            self.wallets.debit(int(self.owner[acct]), 0, own_usd)
+        if borrow_tokens > 0:
+            self._borrow(acct, debt_asset, borrow_tokens)
+            if genesis:
+                usd = -market.genesis_trade(debt_asset, -borrow_tokens)
+            else:
+                usd = market.sell(debt_asset, borrow_tokens, "disc", step=step)
+        if genesis:
+            bought = market.genesis_trade(collateral_asset, usd + own_usd)
+        else:
+            bought = market.buy(collateral_asset, usd + own_usd, "disc", step=step)
+        self.collateral[acct, collateral_asset] += bought
+        return True
+
     def close_out(self, acct: int, prices: np.ndarray, step: int) -> None:
         """Unwind everything: sell collateral to repay debt, return the rest to the owner's wallet.
 

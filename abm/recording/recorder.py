@@ -334,7 +334,7 @@ class StepRecorder:
             row[name] = count
         owners = engine.owner[: engine.n]
         in_use = (row_sums(coll) > 0) | (row_sums(debt) > 0)
-        if m.basis_traders:  # their lending accounts belong to holders after the traders
+        if m.basis_traders or m.loopers:  # their lending accounts belong to holders after the traders
             in_use &= owners < len(m.traders)
         active = np.bincount(owners[in_use], minlength=len(m.traders))
         if m.perps is not None:  # perp traders hold positions with the venue

@@ -88,6 +88,16 @@ def endogenous_share_metric(result: RunResult) -> dict[str, Any]:
     return {"mean_endogenous_share": mean_endogenous_share(result.events)}
 
 
+def lst_channel_metric(result: RunResult) -> dict[str, Any]:
+    """Staking collateral's contagion channel in the ex-ante exposure structure at step 0 (re-built from the run's
+    configuration and seed; `abm.contagion.staking_channel.staking_channel`): ``lst_impact_share``,
+    ``depeg_debtrank``, ``depeg_distress_looped``, ``depeg_distress_unlooped``. Needs `lst.enabled`."""
+    from abm.contagion.staking_channel import staking_channel
+    from abm.model import ReflexivityModel
+
+    return staking_channel(ReflexivityModel(result.config, rng=result.seed, steps=result.steps))
+
+
 # The busiest window compared with the 40-minute cascade of 10 October 2025 (Amberdata: 20:50-21:30 UTC), steps.
 CASCADE_WINDOW_STEPS = 40
 # USD utilisation read as "the pool ran dry": within 3 points of full, lenders can withdraw almost nothing.
@@ -187,4 +197,5 @@ METRICS: dict[str, MetricFunction] = {
     "hawkes": hawkes_metric,
     "endogenous_share": endogenous_share_metric,
     "validation": validation_metric,
+    "lst_channel": lst_channel_metric,
 }
