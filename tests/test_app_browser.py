@@ -171,7 +171,8 @@ def test_comparison_runs_share_the_news(key: str) -> None:
 def test_every_numeric_control_has_one_slider_that_round_trips() -> None:
     """The slider table covers each numeric control once, and a slider shows the preset's value and gives it back."""
     specs = [spec for section in SECTIONS for spec in section.sliders]
-    numeric = {f.name for f in dataclasses.fields(Controls)} - {"scenario", "margin_mode", "seed", "compare"}
+    switches = {"positions_visible", "attacker"}  # the adversaries' on/off controls
+    numeric = {f.name for f in dataclasses.fields(Controls)} - {"scenario", "margin_mode", "seed", "compare"} - switches
     assert sorted(spec.field for spec in specs) == sorted(numeric)
     c = Controls.from_preset("crash")
     for spec in specs:

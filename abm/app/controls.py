@@ -157,6 +157,12 @@ SECTIONS: tuple[SectionSpec, ...] = (
         needs_perps=True,
     ),
     SectionSpec(
+        "adversaries",
+        "Adversaries",
+        (SliderSpec("Hunters", "n_hunters", 0, 3, 1, "{:.0f}", text.HINTS["n_hunters"], integer=True),),
+        extra_hints=(text.HINTS["positions_visible"], text.HINTS["attacker"]),
+    ),
+    SectionSpec(
         "scenario",
         "Scenario",
         (
@@ -266,6 +272,14 @@ def shocks_and_seed(controls: solara.Reactive[Controls], shock_text: str) -> Non
     )
 
 
+def adversary_switches(controls: solara.Reactive[Controls]) -> None:
+    c = controls.value
+    solara.Switch(
+        label="Positions visible", value=c.positions_visible, on_value=setter(controls, "positions_visible", bool)
+    )
+    solara.Switch(label="Oracle attacker", value=c.attacker, on_value=setter(controls, "attacker", bool))
+
+
 def comparison_picker(controls: solara.Reactive[Controls]) -> None:
     c = controls.value
     solara.Switch(
@@ -294,6 +308,7 @@ def ParameterControls(
         "traders": lambda: margin_mode_picker(controls, has_mix),
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
+        "adversaries": lambda: adversary_switches(controls),
     }
     for section in visible_sections(has_perps):
         Section(section.title, section.hint)

@@ -25,6 +25,8 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("perps.", ModelConfig.model_fields["perps"].annotation, "Perpetual futures venue"),
     ("perps.tiers[n].", MarginTier, "Perp margin tiers (a list of tables, floors increasing from 0)"),
     ("basis_traders.", ModelConfig.model_fields["basis_traders"].annotation, "Basis traders"),
+    ("hunters.", ModelConfig.model_fields["hunters"].annotation, "Liquidation hunters"),
+    ("attacker.", ModelConfig.model_fields["attacker"].annotation, "Oracle attacker"),
 ]
 
 
