@@ -271,3 +271,15 @@ def test_page_controls_turn_the_adversaries_on_and_hide_positions() -> None:
     assert crash.hunters.n_hunters == 2 and crash.attacker.enabled
     plain = build_config(Controls.from_preset("crash", n_traders=60))
     assert plain.hunters.n_hunters == 0 and not plain.attacker.enabled
+
+
+def test_the_unhunted_twin_counts_the_liquidations_the_hunter_caused() -> None:
+    import abm
+
+    config = ModelConfig.from_preset("liquidation_hunt", SMALL)
+    result = abm.run(config, seed=3, steps=40, twin="unhunted")
+    twin = result.twin
+    assert twin is not None and twin.config.hunters.n_hunters == 0
+    triggered = result.summary["hunter_triggered_liquidations"]
+    assert triggered == result.summary["n_liquidations"] - twin.summary["n_liquidations"] > 0
+    assert "hunter_profit_usd" not in twin.summary  # the twin has no adversary, so no adversary keys
