@@ -8,7 +8,9 @@
 - no negative balance anywhere; prices finite and positive; no NaN health factor;
 - with the perpetual venue (docs/perps.md, "The ledger, and why the book is a row"): its zero-sum identity, open
   interest long == short per asset, its book's market ledger equal to the book row, a non-negative insurance fund
-  (`PerpVenue.check_ledger`), and finite positive mark prices.
+  (`PerpVenue.check_ledger`), and finite positive mark prices;
+- adversaries (hunters, the oracle attacker) are holders with wallet rows like any other; the tokens they borrowed
+  from the outside world to sell short are finite and non-negative.
 A violation raises `InvariantError` naming the step, the ledger and the amounts.
 
 Tolerances are relative to the tokens inside the model (wallets, collateral, pool cash; the larger of the amount at
@@ -147,6 +149,15 @@ def check_invariants(model: ReflexivityModel) -> None:
     if np.isnan(hf).any():
         acct = int(np.flatnonzero(np.isnan(hf))[0])
         raise InvariantError(f"step {step}: health factor of account {acct} is NaN")
+    # adversaries (docs/model.md, 3.3 Submodels: Adversaries): their wallets are rows of `wallets` (counted above);
+    # the tokens they owe the outside world are a claim of the world, never negative, never NaN
+    for adversary in [*getattr(model, "hunters", []), *getattr(model, "attackers", [])]:
+        owed = adversary.short
+        if not (np.all(np.isfinite(owed)) and np.all(owed >= -tol)):
+            raise InvariantError(
+                f"step {step}: {model.wallets.kinds[adversary.holder]} {adversary.holder} owes the outside world "
+                f"{dict(zip(symbols, owed.tolist(), strict=True))!r} tokens (must be finite and >= 0)"
+            )
     venue = model.perps
     if venue is not None:
         mark = venue.mark_prices()

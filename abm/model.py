@@ -22,8 +22,10 @@ import numpy as np
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
+from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
+from abm.agents.oracle_attacker import OracleAttacker
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
 from abm.agents.risk_manager import RiskManager
 from abm.config import ModelConfig
@@ -146,6 +148,7 @@ class ReflexivityModel(mesa.Model):
             cfg.traders.n_traders + cfg.liquidators.n_liquidators + cfg.lenders.n_lenders + cfg.basis_traders.n_traders
         )
         n_holders += cfg.lst.n_loopers if cfg.lst.enabled else 0  # staking: loopers' wallets come last
+        n_holders += cfg.hunters.n_hunters + int(cfg.attacker.enabled)  # adversaries: rows after every other holder
         self.wallets = Wallets(n_holders, self.symbols)
         self.pool = LendingPool(cfg, n_suppliers=cfg.lenders.n_lenders)
         self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * cfg.traders.n_traders))
@@ -233,6 +236,7 @@ class ReflexivityModel(mesa.Model):
             first = holder + len(self.basis_traders)
             self.loopers = [LoopingTrader(self, first + j, token, base) for j in range(cfg.lst.n_loopers)]
             kinds += ["looper"] * len(self.loopers)
+        kinds += ["hunter"] * cfg.hunters.n_hunters + ["oracle attacker"] * int(cfg.attacker.enabled)
         self.wallets.kinds[:] = kinds
         n_up = cfg.oracles.n_updaters
         self.updaters = [
@@ -242,6 +246,12 @@ class ReflexivityModel(mesa.Model):
         ]
         # the risk manager (risk_manager.enabled): built only when on, so a run without it is what it always was
         self.risk_manager = RiskManager(self) if cfg.risk_manager.enabled else None
+        # adversaries (docs/model.md, 3.3 Submodels: Adversaries): wallet rows after the basis traders', built last
+        # so no other agent's id moves; they draw no randomness, so every stream is what it is without them
+        holder += len(self.basis_traders) + len(self.loopers)  # after the loopers' wallets too
+        self.hunters = [LiquidationHunter(self, holder + j) for j in range(cfg.hunters.n_hunters)]
+        holder += len(self.hunters)
+        self.attackers = [OracleAttacker(self, holder)] if cfg.attacker.enabled else []
 
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
@@ -302,6 +312,8 @@ class ReflexivityModel(mesa.Model):
         # 2. oracles; the perp venue takes the posted oracle prices as its index and its books' impact relaxes
         for i in order(len(self.updaters)):
             self.updaters[i].step()
+        for attacker in self.attackers:  # its corrupted updaters post after the honest ones
+            attacker.post_oracle()
         oracle = self.oracle.prices
         venue = self.perps
         if venue is not None:
@@ -325,12 +337,18 @@ class ReflexivityModel(mesa.Model):
         if self.basis_traders:
             for i in order(len(self.basis_traders)):
                 self.basis_traders[i].step()
+        for hunter in self.hunters:  # adversaries trade last, in a fixed order (no draw from the activation stream)
+            hunter.step()
+        for attacker in self.attackers:
+            attacker.trade()
         # 6. health: one vectorised pass over every lending account; then the perp venue samples its premium (and
         # pays funding at the end of a period) and runs its own margin pass, liquidating through its waterfall
         self._health_pass(oracle)
         if venue is not None:
             self._perp_phase(venue, t)
-        # 7. liquidators
+        # 7. liquidators (an oracle attacker, knowing when its push lands, liquidates first)
+        for attacker in self.attackers:
+            attacker.liquidate()
         for i in order(len(self.liquidators)):
             self.liquidators[i].step()
         if self.auctions is not None:  # the auctions advance after the kicks; keepers sell what they win

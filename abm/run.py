@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.agents.adversary import adversary_summary
 from abm.agents.auction_desk import AUCTION_COLUMNS, auction_metrics
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
@@ -77,6 +78,8 @@ START_POSITIONS_FILE = "start_positions.npz"  # arrays `collateral` and `debt`: 
 # Counterfactual twins: the overrides that make each from the run's configuration (nothing else changes)
 TWINS: dict[str, dict[str, Any]] = {
     "unlevered": {"traders.max_leverage": 1.0, "traders.leverage_min": 1.0},
+    # the same run without its adversaries: what they caused (hunter_triggered_liquidations)
+    "unhunted": {"hunters.n_hunters": 0, "attacker.enabled": False},
 }
 
 
@@ -358,6 +361,10 @@ def add_twin(result: RunResult, twin_result: RunResult, twin: str) -> None:
         levered, unlevered = result.summary[f"shock_drawdown_{a}"], twin_result.summary[f"shock_drawdown_{a}"]
         extra[f"twin_shock_drawdown_{a}"] = unlevered
         extra[f"forced_selling_drawdown_{a}"] = forced_selling_drawdown(levered, unlevered)
+    if twin == "unhunted":  # the liquidations the adversaries added on the same news (docs/model.md, 3.3)
+        extra["hunter_triggered_liquidations"] = (
+            result.summary["n_liquidations"] - twin_result.summary["n_liquidations"]
+        )
     result.summary.update(undefined_as_none(extra))
     result.twin = twin_result
 
@@ -397,6 +404,7 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
     end_equity = equity_snapshot(model.engine, model.book, model.market.prices)
     # distress is measured on the lending accounts (perp accounts are numbered by the venue)
     summary.update(distress_metrics(model.start_equity, end_equity, lending_events(events), model.symbols))
+    summary.update(adversary_summary(model))  # hunters' and the oracle attacker's keys (none when they are off)
     summary["seed"] = model.seed
     summary["steps"] = model.total_steps
     summary["wall_seconds"] = wall_seconds

@@ -165,6 +165,12 @@ SECTIONS: tuple[SectionSpec, ...] = (
         needs_lst=True,
     ),
     SectionSpec(
+        "adversaries",
+        "Adversaries",
+        (SliderSpec("Hunters", "n_hunters", 0, 3, 1, "{:.0f}", text.HINTS["n_hunters"], integer=True),),
+        extra_hints=(text.HINTS["positions_visible"], text.HINTS["attacker"]),
+    ),
+    SectionSpec(
         "scenario",
         "Scenario",
         (
@@ -295,6 +301,14 @@ def shocks_and_seed(controls: solara.Reactive[Controls], shock_text: str) -> Non
     )
 
 
+def adversary_switches(controls: solara.Reactive[Controls]) -> None:
+    c = controls.value
+    solara.Switch(
+        label="Positions visible", value=c.positions_visible, on_value=setter(controls, "positions_visible", bool)
+    )
+    solara.Switch(label="Oracle attacker", value=c.attacker, on_value=setter(controls, "attacker", bool))
+
+
 def comparison_picker(controls: solara.Reactive[Controls]) -> None:
     c = controls.value
     solara.Switch(
@@ -329,6 +343,7 @@ def ParameterControls(
         "pool": lambda: (risk_manager_switch(controls), mechanism_picker(controls)),
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
+        "adversaries": lambda: adversary_switches(controls),
     }
     for section in visible_sections(has_perps, has_lst):
         Section(section.title, section.hint)

@@ -61,6 +61,11 @@ class Controls:
     loop_leverage: float = 4.0  # staking collateral's loopers (used only when the scenario has them)
     n_traders: int = DEFAULT_N_TRADERS
     seed: int = DEFAULT_SEED
+    # adversaries (docs/model.md, 3.3 Submodels: Adversaries): liquidation hunters, whether they see positions,
+    # and the oracle attacker
+    n_hunters: int = 0
+    positions_visible: bool = True
+    attacker: bool = False
     compare: str | None = None  # a key of COMPARISONS, or None for a single run
 
     @classmethod
@@ -89,6 +94,9 @@ class Controls:
             loop_leverage=cfg.lst.loop_leverage,
             n_traders=n_traders,
             seed=seed,
+            n_hunters=cfg.hunters.n_hunters,
+            positions_visible=cfg.hunters.positions_visible,
+            attacker=cfg.attacker.enabled,
         )
 
     def replace(self, **changes: Any) -> Controls:
@@ -131,6 +139,12 @@ COMPARISONS: dict[str, Comparison] = {
         lambda c: c.replace(oracle_latency=c.oracle_latency + 10),
         "B's oracle reports prices 10 steps older: liquidations start later and then come all at once.",
     ),
+    "positions_hidden": Comparison(
+        "positions hidden from hunters",
+        lambda c: c.replace(positions_visible=False),
+        "B's pool proves every account solvent without showing it (privacy-preserving margin): its liquidation "
+        "hunters see only the pool's totals.",
+    ),
     "isolated": Comparison(
         "isolated margin",
         lambda c: c.replace(margin_mode="isolated"),
@@ -167,6 +181,9 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
         "oracles.deviation_threshold": float(controls.oracle_deviation),
         "market.depth_scale": float(controls.depth_scale),
         "liquidators.mechanism": controls.liquidation_mechanism,
+        "hunters.n_hunters": int(controls.n_hunters),
+        "hunters.positions_visible": bool(controls.positions_visible),
+        "attacker.enabled": bool(controls.attacker),
     }
     if controls.margin_mode != MIXED:
         out["traders.margin_mode_mix"] = {controls.margin_mode: 1.0}

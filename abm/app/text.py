@@ -72,6 +72,20 @@ PANELS: dict[str, tuple[str, str]] = {
 }
 
 SCENARIOS: dict[str, str] = {
+    "liquidation_hunt": (
+        "A calm day, but one trader with $300M reads every account's liquidation price, as anyone can on a public "
+        "lending pool. It sells ETH or BTC down to the price where the most forced selling is waiting, the oracle "
+        "passes that price on, the accounts there are liquidated and liquidators sell the seized coins: the hunter "
+        "buys its coins back from them, cheaper. Switch 'Positions visible' off (or compare with positions hidden) "
+        "to see what a pool that proves solvency without showing positions takes away from it."
+    ),
+    "oracle_attack": (
+        "A calm day until, an hour in, an attacker sells ETH hard into the market the oracle reads and, through one "
+        "corrupted updater, posts a false price, until the pool believes ETH is 10% cheaper than it is. Accounts "
+        "near the line are liquidated at the false price, and the attacker is the one who liquidates them, taking "
+        "their collateral at a discount. The defences are an average over time (TWAP) and several updaters whose "
+        "median counts; raise them and see what the attack must pay."
+    ),
     "baseline": (
         "A calm day: prices wander with ordinary volatility and nothing is scripted. This is the control group. "
         "Health factors barely move, liquidations are rare, and the few that happen have an outside cause (grey "
@@ -172,6 +186,12 @@ HINTS: dict[str, str] = {
     "seed": "Seed: the random draws; the same seed gives the same run.",
     "risk_manager": "Risk manager: when volatility jumps, it cuts the ETH and BTC LTV and liq. threshold by up to "
     "0.5 points a minute (at most 10 points in all).",
+    "n_hunters": "Hunters: traders with $300M each who sell the price down to where many accounts are liquidated, "
+    "then buy back cheaper after the forced sales.",
+    "positions_visible": "Positions visible: whether hunters can read every account's liquidation price (off: the "
+    "pool proves solvency without showing positions, and hunters see only its totals).",
+    "attacker": "Oracle attacker: drives the ETH oracle 10% down by selling into the market it reads, then "
+    "liquidates first at the false price.",
 }
 
 # What comparison mode holds fixed: the seed, hence the news (the model draws the fundamental path from its own

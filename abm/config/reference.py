@@ -32,6 +32,8 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("basis_traders.", ModelConfig.model_fields["basis_traders"].annotation, "Basis traders"),
     ("risk_manager.", ModelConfig.model_fields["risk_manager"].annotation, "Risk manager (adaptive risk parameters)"),
     ("lst.", ModelConfig.model_fields["lst"].annotation, "Staking collateral and looping"),
+    ("hunters.", ModelConfig.model_fields["hunters"].annotation, "Liquidation hunters"),
+    ("attacker.", ModelConfig.model_fields["attacker"].annotation, "Oracle attacker"),
 ]
 
 

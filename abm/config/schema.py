@@ -676,6 +676,57 @@ def _check_staking(config: ModelConfig) -> None:
 # --- end staking -------------------------------------------------------------------------------------------------
 
 
+# --- adversaries (docs/model.md, 3.3 Submodels: Adversaries) -------------------------------------------------
+
+
+class HunterConfig(_Strict):
+    """Liquidation hunters: capital that sells a risky asset down to a cluster of liquidation prices, lets the forced
+    sales run, and buys back cheaper (docs/model.md, 3.3 Submodels: Adversaries)."""
+
+    n_hunters: NonNegInt = Field(0, description="number of LiquidationHunter agents (0 = none)")
+    capital_usd: PosFloat = Field(
+        3.0e8,
+        description="USD each hunter holds; its short (tokens borrowed outside the model) is at most this notional",
+    )
+    positions_visible: bool = Field(
+        True,
+        description="true: hunters read every account's liquidation price; false (privacy-preserving margin): only "
+        "the pool's public reserve totals, from which they guess one aggregate account",
+    )
+    min_profit_usd: NonNegFloat = Field(
+        1.0e5, description="a hunt starts only if its expected profit exceeds this (USD)"
+    )
+    gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one of its transactions (USD)")
+    overshoot: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        0.005, description="push the price this fraction below the cluster, so the oracle's reading clears it"
+    )
+    max_push_steps: PosInt = Field(30, description="give up and buy back when the oracle has not reached the target")
+    max_wait_steps: PosInt = Field(30, description="buy back at the latest this many steps after the oracle reached it")
+    cooldown_steps: NonNegInt = Field(60, description="steps a hunter waits after a hunt before looking again")
+
+
+class AttackerConfig(_Strict):
+    """An oracle attacker: it pushes the market the oracle reads (and optionally corrupts some of the asset's
+    updaters) until the oracle shows `push` below the pre-attack price, liquidates the accounts that fall below
+    HF = 1 first, and covers its short with the seized collateral (docs/model.md, 3.3 Submodels: Adversaries)."""
+
+    enabled: bool = Field(False, description="whether the model runs the OracleAttacker")
+    asset: str = Field("ETH", description="the risky asset whose oracle it attacks")
+    budget_usd: PosFloat = Field(
+        2.0e8, description="USD it holds: repays the liquidated debt, and bounds its short's notional at the start"
+    )
+    push: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
+        0.1, description="how far below the pre-attack oracle price it drives the oracle (fraction)"
+    )
+    start_step: NonNegInt = Field(60, description="the step the attack begins")
+    max_steps: PosInt = Field(240, description="steps it keeps pushing before it gives up and buys back")
+    corrupt_updaters: NonNegInt = Field(
+        0, description="how many of the asset's updaters it controls: they post its target (the median defends)"
+    )
+    gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one of its transactions (USD)")
+    capacity_per_step: PosInt = Field(50, description="liquidations it can land per step")
+
+
 class ModelConfig(_Strict):
     """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
 
@@ -698,6 +749,8 @@ class ModelConfig(_Strict):
     basis_traders: BasisTraderConfig = Field(default_factory=BasisTraderConfig)
     risk_manager: RiskManagerConfig = Field(default_factory=RiskManagerConfig)
     lst: StakingConfig = Field(default_factory=StakingConfig)
+    hunters: HunterConfig = Field(default_factory=HunterConfig)
+    attacker: AttackerConfig = Field(default_factory=AttackerConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
@@ -725,6 +778,14 @@ class ModelConfig(_Strict):
                 raise ValueError(
                     f"basis_traders.n_traders = {self.basis_traders.n_traders} needs perps.enabled = true "
                     "(a basis trader shorts the perpetual)"
+                )
+        if self.attacker.enabled:  # adversaries (docs/model.md, 3.3 Submodels: Adversaries)
+            if self.attacker.asset not in self.assets:
+                raise ValueError(f"attacker.asset = '{self.attacker.asset}': no such risky asset")
+            if self.attacker.corrupt_updaters > self.oracles.n_updaters:
+                raise ValueError(
+                    f"attacker.corrupt_updaters = {self.attacker.corrupt_updaters} must be <= oracles.n_updaters = "
+                    f"{self.oracles.n_updaters}"
                 )
         if math.isnan(self.market.impact_half_life_steps):
             raise ValueError("market.impact_half_life_steps must not be NaN")
