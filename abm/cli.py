@@ -74,8 +74,8 @@ def main() -> None:
 @click.option(
     "--twin",
     metavar="NAME",
-    help="also run a counterfactual twin on the same news (unlevered: traders at leverage 1) and add "
-    "forced_selling_drawdown_A to the summary",
+    help="also run a counterfactual twin on the same news (unlevered: traders at leverage 1; unhunted: without "
+    "hunters and oracle attacker, adding hunter_triggered_liquidations) and add forced_selling_drawdown_A to the summary",
 )
 @user_errors
 def run(

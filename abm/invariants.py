@@ -1,13 +1,16 @@
 """Accounting invariants (docs/model.md, 5 Invariants), cheap enough to check after every step in debug mode.
 
 - conservation: per asset, tokens in wallets + accounts' collateral + pool cash + the perp venue (USD only) + the
-  outside market are constant;
+  outside market are constant (a staked token of `lst.*` is one more asset column: what the outside world minted
+  to the model equals what wallets, accounts and the pool hold);
 - pool identity: cash + borrows = supplied + reserves per reserve; the pool's scaled borrows equal the sum of
   the accounts' scaled debts;
 - no negative balance anywhere; prices finite and positive; no NaN health factor;
 - with the perpetual venue (docs/perps.md, "The ledger, and why the book is a row"): its zero-sum identity, open
   interest long == short per asset, its book's market ledger equal to the book row, a non-negative insurance fund
-  (`PerpVenue.check_ledger`), and finite positive mark prices.
+  (`PerpVenue.check_ledger`), and finite positive mark prices;
+- adversaries (hunters, the oracle attacker) are holders with wallet rows like any other; the tokens they borrowed
+  from the outside world to sell short are finite and non-negative.
 A violation raises `InvariantError` naming the step, the ledger and the amounts.
 
 Tolerances are relative to the tokens inside the model (wallets, collateral, pool cash; the larger of the amount at
@@ -43,6 +46,7 @@ class Ledgers:
     pool_cash: np.ndarray
     market: np.ndarray  # the outside world's net change since the start (`Market.world_net`)
     perps: np.ndarray  # USD held by the perpetual venue (numéraire column; zeros without the venue)
+    auctions: np.ndarray  # lots in auction escrow and what auction keepers hold (zeros without auctions)
 
     @classmethod
     def of(cls, model: ReflexivityModel) -> Ledgers:
@@ -56,11 +60,12 @@ class Ledgers:
             pool_cash=model.pool.cash.copy(),
             market=model.market.world_net.copy(),
             perps=perps,
+            auctions=model.auctions.holdings() if model.auctions is not None else np.zeros(len(model.symbols)),
         )
 
     def inside(self) -> np.ndarray:
         """Tokens per asset held inside the model: wallets, accounts' collateral, pool cash and the perp venue."""
-        return self.wallets + self.collateral + self.pool_cash + self.perps
+        return self.wallets + self.collateral + self.pool_cash + self.perps + self.auctions
 
     def totals(self) -> np.ndarray:
         """Tokens per asset over every ledger, the world counted by its change: constant while tokens are conserved."""
@@ -109,6 +114,9 @@ def check_invariants(model: ReflexivityModel) -> None:
         )
     engine = model.engine
     booked = engine.scaled_debt[: engine.n].sum(axis=0)
+    if model.auctions is not None:  # a kicked account's USD debt is the auction's until it is repaid or written off
+        booked[0] += model.auctions.scaled_debt_total()
+        model.auctions.house.check_conservation()
     debt_tol = np.maximum(tol, RELATIVE_TOLERANCE * pool.scaled_borrows)
     for a in np.flatnonzero(np.abs(booked - pool.scaled_borrows) > debt_tol):
         raise InvariantError(
@@ -123,6 +131,7 @@ def check_invariants(model: ReflexivityModel) -> None:
         "pool reserves": pool.reserves,
         "supplier positions": pool.supplier_scaled.min(axis=0),
         "market": model.market.inventory,
+        "auction keepers": model.auctions.holdings() if model.auctions is not None else np.zeros(len(symbols)),
     }
     for ledger, values in negatives.items():
         for a in np.flatnonzero(values < -tol):
@@ -140,6 +149,15 @@ def check_invariants(model: ReflexivityModel) -> None:
     if np.isnan(hf).any():
         acct = int(np.flatnonzero(np.isnan(hf))[0])
         raise InvariantError(f"step {step}: health factor of account {acct} is NaN")
+    # adversaries (docs/model.md, 3.3 Submodels: Adversaries): their wallets are rows of `wallets` (counted above);
+    # the tokens they owe the outside world are a claim of the world, never negative, never NaN
+    for adversary in [*getattr(model, "hunters", []), *getattr(model, "attackers", [])]:
+        owed = adversary.short
+        if not (np.all(np.isfinite(owed)) and np.all(owed >= -tol)):
+            raise InvariantError(
+                f"step {step}: {model.wallets.kinds[adversary.holder]} {adversary.holder} owes the outside world "
+                f"{dict(zip(symbols, owed.tolist(), strict=True))!r} tokens (must be finite and >= 0)"
+            )
     venue = model.perps
     if venue is not None:
         mark = venue.mark_prices()

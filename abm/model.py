@@ -20,9 +20,14 @@ import mesa
 import numpy as np
 
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
+from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
+from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
+from abm.agents.looper import LoopingTrader, looper_leverages
+from abm.agents.oracle_attacker import OracleAttacker
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
+from abm.agents.risk_manager import RiskManager
 from abm.config import ModelConfig
 from abm.config.schema import RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
@@ -103,6 +108,8 @@ class ReflexivityModel(mesa.Model):
         self._build_perps()
         self._build_agents()
         self._open_positions()
+        # liquidation auctions (liquidators.mechanism english / dutch); None keeps the fixed-bonus liquidators only
+        self.auctions = AuctionDesk(self) if config.liquidators.mechanism != "keeper" else None
         self.initial_ledgers = Ledgers.of(self)  # the reference for conservation and its tolerances
         # the positions at step 0 (tokens, accounts x assets): what a fundamental-only counterfactual starts from
         self.start_collateral = self.engine.collateral[: self.engine.n].copy()
@@ -140,6 +147,8 @@ class ReflexivityModel(mesa.Model):
         n_holders = (
             cfg.traders.n_traders + cfg.liquidators.n_liquidators + cfg.lenders.n_lenders + cfg.basis_traders.n_traders
         )
+        n_holders += cfg.lst.n_loopers if cfg.lst.enabled else 0  # staking: loopers' wallets come last
+        n_holders += cfg.hunters.n_hunters + int(cfg.attacker.enabled)  # adversaries: rows after every other holder
         self.wallets = Wallets(n_holders, self.symbols)
         self.pool = LendingPool(cfg, n_suppliers=cfg.lenders.n_lenders)
         self.engine = MarginEngine(self.pool, self.wallets, self.market, capacity=max(16, 2 * cfg.traders.n_traders))
@@ -171,7 +180,8 @@ class ReflexivityModel(mesa.Model):
         liquidators, lenders, basis traders, oracle updaters. A perp trader keeps its drawn leverage quantile under
         the perp venue's leverage cap (`population.perp_leverage_cap`) instead of the pool's."""
         tcfg, cfg = self.config.traders, self.config
-        pop = draw_population(tcfg, len(self.symbols) - 1, self.pool, self.streams.population, self.market.sigma_daily)
+        n_traded = len(self.symbols) - 1 - int(cfg.lst.enabled)  # the staked token (listed last) is the loopers'
+        pop = draw_population(tcfg, n_traded, self.pool, self.streams.population, self.market.sigma_daily)
         on_perps = self.perp_traders(tcfg.n_traders)
         leverage, cap = pop.base_leverage, pop.leverage_cap
         if on_perps.any() and self.perps is not None:
@@ -217,6 +227,16 @@ class ReflexivityModel(mesa.Model):
             self.basis_traders.append(BasisTrader(self, holder + j, 1 + j % n_risky))
         kinds = ["trader"] * tcfg.n_traders + ["liquidator"] * len(self.liquidators) + ["lender"] * len(self.lenders)
         kinds += ["basis trader"] * len(self.basis_traders)
+        # staking: loopers (docs/model.md, 3.3 Staking collateral and looping), wallets after the basis traders
+        self.loopers: list[LoopingTrader] = []
+        self.staked_pair: tuple[int, int] | None = None  # (base, token): swapped in the token's pool
+        if cfg.lst.enabled:
+            token, base = self.symbols.index(cfg.lst.symbol), self.symbols.index(cfg.lst.base)
+            self.staked_pair = (base, token)
+            first = holder + len(self.basis_traders)
+            self.loopers = [LoopingTrader(self, first + j, token, base) for j in range(cfg.lst.n_loopers)]
+            kinds += ["looper"] * len(self.loopers)
+        kinds += ["hunter"] * cfg.hunters.n_hunters + ["oracle attacker"] * int(cfg.attacker.enabled)
         self.wallets.kinds[:] = kinds
         n_up = cfg.oracles.n_updaters
         self.updaters = [
@@ -224,6 +244,14 @@ class ReflexivityModel(mesa.Model):
             for a in range(1, len(self.symbols))
             for slot in range(n_up)
         ]
+        # the risk manager (risk_manager.enabled): built only when on, so a run without it is what it always was
+        self.risk_manager = RiskManager(self) if cfg.risk_manager.enabled else None
+        # adversaries (docs/model.md, 3.3 Submodels: Adversaries): wallet rows after the basis traders', built last
+        # so no other agent's id moves; they draw no randomness, so every stream is what it is without them
+        holder += len(self.basis_traders) + len(self.loopers)  # after the loopers' wallets too
+        self.hunters = [LiquidationHunter(self, holder + j) for j in range(cfg.hunters.n_hunters)]
+        holder += len(self.hunters)
+        self.attackers = [OracleAttacker(self, holder)] if cfg.attacker.enabled else []
 
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
@@ -244,6 +272,18 @@ class ReflexivityModel(mesa.Model):
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
         for basis in self.basis_traders:
             basis.open_genesis()
+        if self.loopers:  # staking: lenders of the base asset fund the loops (at U*), then the loopers loop
+            lst = self.config.lst
+            base = self.symbols.index(lst.base)
+            leverage = looper_leverages(lst.loop_leverage, lst.leverage_spread, len(self.loopers))
+            equity = lst.looper_equity_usd / len(self.loopers)
+            borrow = float((leverage - 1.0).sum()) * equity / float(self.fundamentals.prices[base])
+            extra = borrow / self.config.reserve(lst.base).optimal_utilisation / len(self.lenders)
+            for lender in self.lenders:
+                self.wallets.fund_from_world(self.market, lender.holder, base, extra)
+                self.pool.supply(lender.supplier, lender.holder, base, extra, self.wallets)
+            for looper, lev in zip(self.loopers, leverage.tolist(), strict=True):
+                looper.open_genesis(equity, lev)
         target = parity_supply(self.pool, np.array([self.config.reserve(s).outside_rate for s in self.symbols]))
         for a in np.flatnonzero(np.isfinite(target)):
             gap = (float(target[a]) - float(self.pool.supplied[a])) / len(self.lenders)
@@ -263,6 +303,8 @@ class ReflexivityModel(mesa.Model):
         order = self.streams.activation.permutation
         # 1. exogenous: fundamentals and scenario events; impact decays
         self._apply_set_events(t)
+        if self.risk_manager is not None:  # moves LTV / LT with the realised volatility up to the last step
+            self.risk_manager.step()
         self.fundamentals.step(t)
         self.market.begin_step(self.fundamentals.log_f)
         self.history.record(t, self.market.log_p, self.fundamentals.log_f)  # market provisional (pre-trade)
@@ -270,6 +312,8 @@ class ReflexivityModel(mesa.Model):
         # 2. oracles; the perp venue takes the posted oracle prices as its index and its books' impact relaxes
         for i in order(len(self.updaters)):
             self.updaters[i].step()
+        for attacker in self.attackers:  # its corrupted updaters post after the honest ones
+            attacker.post_oracle()
         oracle = self.oracle.prices
         venue = self.perps
         if venue is not None:
@@ -293,14 +337,22 @@ class ReflexivityModel(mesa.Model):
         if self.basis_traders:
             for i in order(len(self.basis_traders)):
                 self.basis_traders[i].step()
+        for hunter in self.hunters:  # adversaries trade last, in a fixed order (no draw from the activation stream)
+            hunter.step()
+        for attacker in self.attackers:
+            attacker.trade()
         # 6. health: one vectorised pass over every lending account; then the perp venue samples its premium (and
         # pays funding at the end of a period) and runs its own margin pass, liquidating through its waterfall
         self._health_pass(oracle)
         if venue is not None:
             self._perp_phase(venue, t)
-        # 7. liquidators
+        # 7. liquidators (an oracle attacker, knowing when its push lands, liquidates first)
+        for attacker in self.attackers:
+            attacker.liquidate()
         for i in order(len(self.liquidators)):
             self.liquidators[i].step()
+        if self.auctions is not None:  # the auctions advance after the kicks; keepers sell what they win
+            self.auctions.step()
         # 8. resolution: bad debt, history, data
         self._resolve_bad_debt(t, oracle)
         self.history.record(t, self.market.log_p)
@@ -332,9 +384,15 @@ class ReflexivityModel(mesa.Model):
     def _apply_set_events(self, t: int) -> None:
         due = {ev.parameter: ev.value for ev in self.set_events if ev.step == t}
         if due:
-            self.config = self.config.with_overrides(due)
-            self.pool.refresh_params(self.config)
-            self.market.refresh_params(self.config)
+            self.change_parameters(due)
+
+    def change_parameters(self, overrides: Mapping[str, Any]) -> None:
+        """The one way parameters change during a run (scenario `set` events, the risk manager): a new validated
+        configuration with the dotted `overrides`, which the pool and the market then re-read (the margin engine
+        follows the pool's `params_version`)."""
+        self.config = self.config.with_overrides(overrides)
+        self.pool.refresh_params(self.config)
+        self.market.refresh_params(self.config)
 
     def risk_alerts(self) -> np.ndarray:
         """Traders woken outside their clock (bool per trader): prudent ones whose worst account is under their HF
@@ -342,7 +400,7 @@ class ReflexivityModel(mesa.Model):
         book, tcfg = self.book, self.config.traders
         worst_hf = np.full(book.n, np.inf)
         owners = self.engine.owner[: self.engine.n]
-        if self.basis_traders:  # their lending accounts belong to holders after the traders
+        if self.basis_traders or self.loopers:  # their lending accounts belong to holders after the traders
             traders = owners < book.n
             np.minimum.at(worst_hf, owners[traders], self.hf[traders])
         else:

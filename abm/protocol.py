@@ -677,7 +677,7 @@ def keeper_landing_probability(
     return np.minimum(willing / g, 1.0)
 
 
-# --- adaptive risk parameters (docs/auctions_and_risk.md, "Adaptive risk parameters") --------------------------------------
+# --- adaptive risk parameters (docs/model.md, "Adaptive risk parameters") --------------------------------------------------
 
 
 def volatility_liquidation_threshold(
@@ -839,3 +839,112 @@ def amm_amount_in_to_price(
     c = x * x - x * y / p
     a = (-x * (1.0 + g) + np.sqrt((x * (1.0 + g)) ** 2 - 4.0 * g * c)) / (2.0 * g)
     return np.where(c < 0, a, 0.0)
+
+
+# --- adversaries: liquidation hunting and oracle manipulation (docs/model.md, 3.3 Submodels: Adversaries) ------
+# Costs below are for the linear log-impact path (`linear_impact_proceeds`): a sale raising S USD lowers the log
+# price by S / depth, a buy spending B raises it by B / depth, and impact relaxes by the factor `decay` per step.
+
+
+def asset_liquidation_price(
+    weighted_other_usd: ArrayLike,
+    debt_other_usd: ArrayLike,
+    collateral_tokens: ArrayLike,
+    liquidation_threshold: ArrayLike,
+    debt_tokens: ArrayLike,
+) -> FloatArray:
+    """Price of one asset (USD per token) at which an account's HF reaches 1, every other price held fixed.
+
+    HF(p) = (W + c LT p) / (D + d p) = 1 gives p* = (D - W) / (c LT - d). weighted_other_usd W: sum of the other
+    collateral's USD value times its LT; debt_other_usd D: the other debt (USD); c: the asset's collateral tokens;
+    d: the asset's debt tokens. Where c LT > d (net long) the account is liquidated when the price falls to p*;
+    where c LT < d (net short) when it rises to p*. NaN where c LT = d (the price does not move HF) and where p*
+    <= 0 (no price of the asset liquidates it).
+    """
+    w = _as_float("weighted_other_usd", weighted_other_usd, nonnegative=True)
+    dv = _as_float("debt_other_usd", debt_other_usd, nonnegative=True)
+    c = _as_float("collateral_tokens", collateral_tokens, nonnegative=True)
+    lt = _as_float("liquidation_threshold", liquidation_threshold)
+    _check_fraction("liquidation_threshold", lt)
+    d = _as_float("debt_tokens", debt_tokens, nonnegative=True)
+    slope = c * lt - d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (dv - w) / np.where(slope != 0, slope, np.nan)
+    return np.where(p > 0, p, np.nan)
+
+
+def linear_push_tokens(push_log: ArrayLike, price: ArrayLike, depth_usd: ArrayLike) -> FloatArray:
+    """Tokens to sell to lower the log price by `push_log` (> 0) along the linear path: depth / price (e^push - 1)
+    (the inverse of `linear_impact_proceeds`, whose proceeds are depth * push_log). price: USD/token; depth: USD per
+    unit of log price."""
+    x = _as_float("push_log", push_log, nonnegative=True)
+    p, dep = _as_float("price", price), _as_float("depth_usd", depth_usd)
+    _check_positive(price=p, depth_usd=dep)
+    return dep / p * np.expm1(x)
+
+
+def hold_cost(push_log: ArrayLike, depth_usd: ArrayLike, hold_steps: ArrayLike, decay: ArrayLike) -> FloatArray:
+    """USD lost by holding a price push of `push_log` (log, > 0) for `hold_steps` steps and then buying back all
+    the tokens sold, in a linear market whose impact relaxes by the factor `decay` (0 < decay <= 1) per step.
+
+    The push itself round-trips at no cost (sold down and bought back up the same path). Each step the relaxation
+    lifts the log price by push (1 - decay), so the seller sells depth push (1 - decay) more to hold it; over h steps
+    that is E = depth h push (1 - decay) of proceeds, and buying everything back from the held level costs
+    -depth ln(e^-push - h push (1 - decay)). The loss is -depth [ln(1 - h push (1 - decay) e^push) + h push
+    (1 - decay)] ~ depth h push^2 (1 - decay) for small moves; inf once the market could not sell back that many
+    tokens. USD; depth in USD per unit of log price.
+    """
+    x = _as_float("push_log", push_log, nonnegative=True)
+    dep = _as_float("depth_usd", depth_usd)
+    h = _as_float("hold_steps", hold_steps, nonnegative=True)
+    dec = _as_float("decay", decay)
+    _check_positive(depth_usd=dep, decay=dec)
+    leak = h * x * (1.0 - dec)
+    arg = leak * np.exp(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(arg < 1.0, -dep * (np.log1p(-np.minimum(arg, 1.0)) + leak), np.inf)
+
+
+def hunt_gain(push_log: ArrayLike, cascade_usd: ArrayLike, depth_usd: ArrayLike) -> FloatArray:
+    """USD a hunter gains from a cascade: it sold down by `push_log` (tokens x with x p / depth = e^push - 1), forced
+    sales of `cascade_usd` then lowered the log price by cascade / depth more, and it buys its x tokens back from
+    there. In the linear market this is depth ln(1 + (e^push - 1)(1 - e^(-cascade / depth))): 0 without a cascade,
+    rising with both the push and the cascade. USD; depth in USD per unit of log price."""
+    x = _as_float("push_log", push_log, nonnegative=True)
+    v = _as_float("cascade_usd", cascade_usd, nonnegative=True)
+    dep = _as_float("depth_usd", depth_usd)
+    _check_positive(depth_usd=dep)
+    return dep * np.log1p(np.expm1(x) * -np.expm1(-v / dep))
+
+
+def liquidation_gain(repaid_usd: ArrayLike, bonus: ArrayLike, push_log: ArrayLike) -> FloatArray:
+    """USD a liquidator gains, valued at the true (pre-attack) price, from repaying `repaid_usd` of debt when the
+    oracle shows the collateral `push_log` (log) below it: the seizure is repaid (1 + bonus) at the oracle price, so
+    worth repaid (1 + bonus) e^push at the true one; the gain is repaid ((1 + bonus) e^push - 1)."""
+    r = _as_float("repaid_usd", repaid_usd, nonnegative=True)
+    b = _as_float("bonus", bonus, nonnegative=True)
+    x = _as_float("push_log", push_log, nonnegative=True)
+    return r * ((1.0 + b) * np.exp(x) - 1.0)
+
+
+def oracle_attack_hold_steps(twap_window: ArrayLike, latency: ArrayLike) -> FloatArray:
+    """Steps an attacker must hold the market down for an oracle to post it: the TWAP window (the arithmetic mean
+    reaches the pushed level once the whole window lies after the push), plus the updater's latency, plus the step
+    between a price and the updaters' next reading of it. Steps."""
+    w = _as_float("twap_window", twap_window, nonnegative=True)
+    lat = _as_float("latency", latency, nonnegative=True)
+    return w + lat + 1.0
+
+
+def oracle_attack_capital(
+    push_log: ArrayLike, depth_usd: ArrayLike, hold_steps: ArrayLike, decay: ArrayLike
+) -> FloatArray:
+    """USD notional (at the pre-attack price) of the tokens an attacker sells to push the log price by `push_log`
+    and hold it `hold_steps` steps against the relaxation `decay` per step: depth (e^push - 1 + h push (1 - decay)
+    e^push). The budget below which the attack cannot be carried out (linear market, nobody else trading)."""
+    x = _as_float("push_log", push_log, nonnegative=True)
+    dep = _as_float("depth_usd", depth_usd)
+    h = _as_float("hold_steps", hold_steps, nonnegative=True)
+    dec = _as_float("decay", decay)
+    _check_positive(depth_usd=dep, decay=dec)
+    return dep * (np.expm1(x) + h * x * (1.0 - dec) * np.exp(x))

@@ -21,8 +21,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.agents.adversary import adversary_summary
+from abm.agents.auction_desk import AUCTION_COLUMNS, auction_metrics
 from abm.analysis.metrics import summarise, undefined_as_none
 from abm.analysis.shock_window import forced_selling_drawdown, scripted_shocks
+from abm.analysis.staking import staking_summary
 from abm.config import NUMERAIRE, ModelConfig
 from abm.contagion.cascade import cascade_graph, cascade_metrics, venue_metrics
 from abm.contagion.distress import distress_metrics
@@ -75,6 +78,8 @@ START_POSITIONS_FILE = "start_positions.npz"  # arrays `collateral` and `debt`: 
 # Counterfactual twins: the overrides that make each from the run's configuration (nothing else changes)
 TWINS: dict[str, dict[str, Any]] = {
     "unlevered": {"traders.max_leverage": 1.0, "traders.leverage_min": 1.0},
+    # the same run without its adversaries: what they caused (hunter_triggered_liquidations)
+    "unhunted": {"hunters.n_hunters": 0, "attacker.enabled": False},
 }
 
 
@@ -99,6 +104,8 @@ class RunResult:
     # (tokens), `price` (the bankrupt position's bankruptcy price, USD/token), its ADL `rank` when chosen
     adl: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ADL_COLUMNS))
     perp_liquidations: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PERP_LIQUIDATION_COLUMNS))
+    # liquidation auctions (`AUCTION_COLUMNS`; empty with liquidators.mechanism = "keeper"): one row per auction
+    auctions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AUCTION_COLUMNS))
     model: ReflexivityModel | None = field(default=None, repr=False)
     twin: RunResult | None = field(default=None, repr=False)  # the counterfactual twin's run (not saved)
 
@@ -107,7 +114,7 @@ class RunResult:
         the same values for this run and for it saved and loaded."""
         if self.start_collateral is None or self.start_debt is None:
             raise ValueError(f"this run holds no starting positions ({START_POSITIONS_FILE}); re-run it")
-        return summarise(
+        out = summarise(
             self.timeseries,
             self.events,
             self.config.symbols[1:],
@@ -117,6 +124,13 @@ class RunResult:
             optimal_utilisation=self.config.reserve(NUMERAIRE).optimal_utilisation,
             adl=self.adl if self.config.perps.enabled else None,
         )
+        out.update(auction_metrics(self.auctions))  # zeros without auctions
+        if self.config.lst.enabled:  # staking collateral (abm.analysis.staking)
+            staking = staking_summary(
+                self.config, self.timeseries, self.events, self.write_offs, self.start_collateral, self.start_debt
+            )
+            out.update(undefined_as_none(staking))
+        return out
 
     def exposure_graph(self, step: int | None = None, k: int | None = None) -> nx.Graph:
         """The exposure graph (docs/contagion.md) at the end of the run, or at `step` (re-simulated: same seed, same run)."""
@@ -135,7 +149,7 @@ class RunResult:
 
     def save(self, out_dir: str | Path, figures: bool = True) -> Path:
         """Write timeseries.parquet, events.parquet, write_offs.parquet, adl.parquet, perp_liquidations.parquet,
-        hf_histogram.parquet, start_positions.npz, summary.json, config.toml, cascade.graphml and figures/*.png
+        auctions.parquet, hf_histogram.parquet, start_positions.npz, summary.json, config.toml, cascade.graphml and figures/*.png
         into `out_dir`, atomically (all or nothing). The twin's run, if any, is not saved: its measures are in the
         summary."""
         out_dir = Path(out_dir)
@@ -145,6 +159,7 @@ class RunResult:
             self.write_offs.to_parquet(tmp / "write_offs.parquet", index=False)
             self.adl.to_parquet(tmp / "adl.parquet", index=False)
             self.perp_liquidations.to_parquet(tmp / "perp_liquidations.parquet", index=False)
+            self.auctions.to_parquet(tmp / "auctions.parquet", index=False)
             hist = pd.DataFrame(self.hf_histogram, columns=hf_bin_labels())
             hist.insert(0, "step", np.arange(len(hist)))
             hist.to_parquet(tmp / "hf_histogram.parquet", index=False)
@@ -186,6 +201,7 @@ class RunResult:
             start_debt=start_debt,
             adl=_read_table(d / "adl.parquet", ADL_COLUMNS),
             perp_liquidations=_read_table(d / "perp_liquidations.parquet", PERP_LIQUIDATION_COLUMNS),
+            auctions=_read_table(d / "auctions.parquet", AUCTION_COLUMNS),
         )
 
 
@@ -345,6 +361,10 @@ def add_twin(result: RunResult, twin_result: RunResult, twin: str) -> None:
         levered, unlevered = result.summary[f"shock_drawdown_{a}"], twin_result.summary[f"shock_drawdown_{a}"]
         extra[f"twin_shock_drawdown_{a}"] = unlevered
         extra[f"forced_selling_drawdown_{a}"] = forced_selling_drawdown(levered, unlevered)
+    if twin == "unhunted":  # the liquidations the adversaries added on the same news (docs/model.md, 3.3)
+        extra["hunter_triggered_liquidations"] = (
+            result.summary["n_liquidations"] - twin_result.summary["n_liquidations"]
+        )
     result.summary.update(undefined_as_none(extra))
     result.twin = twin_result
 
@@ -374,6 +394,7 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
         start_debt=np.asarray(model.start_debt, dtype=float),
         adl=adl,
         perp_liquidations=perp_liquidations,
+        auctions=model.auctions.table() if model.auctions is not None else pd.DataFrame(columns=AUCTION_COLUMNS),
         model=model if keep_model else None,
     )
     summary = result.table_summary()
@@ -383,6 +404,7 @@ def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: boo
     end_equity = equity_snapshot(model.engine, model.book, model.market.prices)
     # distress is measured on the lending accounts (perp accounts are numbered by the venue)
     summary.update(distress_metrics(model.start_equity, end_equity, lending_events(events), model.symbols))
+    summary.update(adversary_summary(model))  # hunters' and the oracle attacker's keys (none when they are off)
     summary["seed"] = model.seed
     summary["steps"] = model.total_steps
     summary["wall_seconds"] = wall_seconds

@@ -19,6 +19,18 @@ sweep experiments/forced_selling.toml results/forced_selling
 for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_insurance perps_calm; do
     sweep "experiments/$e.toml" "results/$e"
 done
+sweep experiments/dynamic_margin.toml results/dynamic_margin
+"$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
+"$abm" report results/dynamic_margin/instant_cut
+"$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
+sweep experiments/auctions.toml results/auctions
+"$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
+sweep experiments/lst_depeg.toml results/lst_depeg
+# adversaries: liquidation hunting (positions visible vs hidden) and oracle manipulation against its defences
+for e in liquidation_hunt oracle_attack oracle_attack_budget oracle_attack_passive; do
+    sweep "experiments/$e.toml" "results/$e"
+done
+"$py" experiments/adversary_paths.py
 # keep the handwritten findings (results/contagion/report.md); everything else there is generated
 rm -rf results/contagion/contagion_* results/contagion/figures results/contagion/illustration \
     results/contagion/tables.md results/contagion/numbers.json results/contagion/hawkes_runs.csv

@@ -320,3 +320,14 @@ def test_kick_rejects_bad_input() -> None:
         house.kick(0, account=0, owner=0, asset=5, lot=1.0, tab_usd=1.0, oracle_price=1.0)
     with pytest.raises(ValueError, match="gas_usd"):
         house.step(0, np.ones(2), np.ones(2), 0.0, lambda k, q: q)
+
+
+def test_a_keeper_whose_capital_holds_negative_float_residue_just_does_not_take() -> None:
+    # paying its whole capital can leave a keeper -1e-13 USD of rounding: it must not ask for a negative slice
+    prices, quote_sell = market()
+    keepers = AuctionKeepers.uniform(2, capital_usd=1e6, gas_budget_usd=50.0, profit_share=0.0, funding_rate=0.0)
+    keepers.capital_usd[0] = -1e-13
+    house = AuctionHouse(AuctionParams("dutch"), keepers, np.random.default_rng(0))
+    house.kick(0, account=0, owner=0, asset=ETH, lot=LOT, tab_usd=TAB, oracle_price=100.0)
+    (s,) = run(house, 100, gas=20.0, prices=prices, quote_sell=quote_sell)
+    assert s.winners == (1,) and s.raised_usd == pytest.approx(TAB)

@@ -111,3 +111,18 @@ def test_an_unchanged_reserve_does_not_restart_its_delay() -> None:
     assert steward.update(1, np.array([1.5]))  # so a change is allowed at once when volatility jumps
     with pytest.raises(ValueError, match="current_ltv"):
         RiskSteward([0.9], [0.8], [0.05])
+
+
+def test_bounds_stop_the_steward_and_keep_the_gap() -> None:
+    # floor 0.80 for WETH's 0.825: at 150%/yr (target 0.7525) five 50 bps cuts reach the floor and it stays there
+    steward = RiskSteward([0.80], [0.825], [0.05], min_delay_steps=1, lt_bounds=(np.array([0.80]), np.array([0.825])))
+    for step in range(10):
+        steward.update(step, np.array([1.5]))
+    assert steward.lt == pytest.approx([0.80]) and steward.ltv == pytest.approx([0.775])
+    assert [round(c.lt, 3) for c in steward.history] == [0.82, 0.815, 0.81, 0.805, 0.80]
+    # calm (target 0.8667 above): the ceiling 0.825 holds the way back
+    for step in range(10, 30):
+        steward.update(step, np.array([0.6]))
+    assert steward.lt == pytest.approx([0.825]) and steward.ltv == pytest.approx([0.80])
+    with pytest.raises(ValueError, match="lt_bounds"):
+        RiskSteward([0.80], [0.825], [0.05], lt_bounds=(np.array([0.83]), np.array([0.9])))

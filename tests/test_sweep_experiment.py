@@ -216,7 +216,7 @@ def test_cli_bad_twin_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0] == f"abm: error: {path}: twin = 'levered': " + (
-        "must be one of 'unlevered' (a counterfactual run of the same configuration and seed)"
+        "must be one of 'unlevered', 'unhunted' (a counterfactual run of the same configuration and seed)"
     )
     assert not out.exists()
 

@@ -51,6 +51,9 @@ class Liquidator(mesa.Agent):
         if cfg.capacity_per_step <= 0:
             return
         candidates = m.liquidation_candidates(cfg.scan_latency_steps)
+        if m.auctions is not None:  # english / dutch: kick to auctions instead (abm.agents.auction_desk)
+            m.auctions.work(self, candidates, cfg.capacity_per_step)
+            return
         screen = _ProfitScreen(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
         done = i = 0
         while done < cfg.capacity_per_step:
@@ -74,6 +77,8 @@ class Liquidator(mesa.Agent):
         market = self.model.market
         j, k = plan.debt_asset, plan.collateral_asset
         cost = plan.repay if j == 0 else market.quote_cost(j, plan.repay)
+        if (j, k) == self.model.staked_pair:  # staking: one swap in the token's pool, priced by the token's impact
+            cost = plan.repay * market.price(j)
         proceeds = plan.seize if k == 0 else market.quote_sell(k, plan.seize)
         if proceeds - cost - cfg.gas_cost_usd < cfg.min_profit_usd:
             return None
@@ -93,7 +98,13 @@ class Liquidator(mesa.Agent):
         if quote.flash_usd > 0:
             wallets.fund_from_world(market, me, 0, quote.flash_usd)
         cost = plan.repay
-        if j != 0:
+        if (j, k) == m.staked_pair:  # staking: the pool pays out the base asset; its price impact is the token's
+            wallets.debit(me, 0, quote.cost_usd)
+            market.receive(0, quote.cost_usd)
+            market.pay_out(j, plan.repay)
+            wallets.credit(me, j, plan.repay)
+            cost = quote.cost_usd
+        elif j != 0:
             wallets.debit(me, 0, quote.cost_usd)
             cost = market.buy_exact(j, plan.repay, "liq", event_id, m.steps)
             wallets.credit(me, j, plan.repay)

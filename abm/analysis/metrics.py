@@ -215,6 +215,8 @@ def summarise(
     out["hawkes_branching_ratio"] = hawkes_estimate(timeseries, events, risky, start_collateral, start_debt)
     if adl is not None:
         out.update(perp_summary(timeseries, adl, risky, shocks))
+    if "borrow_capacity_usd" in timeseries.columns:  # a run with the risk manager (its columns)
+        out.update(risk_manager_summary(timeseries, risky))
     return undefined_as_none(out)
 
 
@@ -271,6 +273,42 @@ def perp_summary(
         if basis + liq > 0:
             share = float(basis / (basis + liq))
     out["cross_venue_share"] = share
+    return out
+
+
+def risk_manager_summary(timeseries: pd.DataFrame, risky: list[str]) -> dict[str, Any]:
+    """Summary keys of a run with the risk manager (docs/model.md, "Adaptive risk parameters"), from the columns of
+    `abm.recording.recorder.risk_columns`:
+
+    - mean_ltv_A, min_ltv_A, mean_liquidation_threshold_A, min_liquidation_threshold_A: over the run's steps
+      (fractions);
+    - risk_parameter_changes: reserve updates over the run (steps at which a reserve's LT changed, summed over
+      reserves); first_risk_change_step: the step of the first (None without any);
+    - borrow_capacity_cost: what the manager cost in borrowing capacity, 1 - sum_t capacity_t / sum_t
+      static_capacity_t, capacity being the largest debt the book's collateral supports at the current LTVs and
+      static capacity the same positions' at the LTVs the run started with (a fraction; 0: no cost, < 0: the
+      manager raised capacity); borrow_headroom_cost: the same for the unborrowed part of it (each account's
+      max(capacity - debt, 0)), the capacity the book could still draw on.
+    """
+    out: dict[str, Any] = {}
+    changes = 0
+    first = math.inf
+    for a in risky:
+        ltv = timeseries[f"ltv_{a}"].to_numpy(dtype=float)
+        lt = timeseries[f"liquidation_threshold_{a}"].to_numpy(dtype=float)
+        out[f"mean_ltv_{a}"], out[f"min_ltv_{a}"] = float(ltv.mean()), float(ltv.min())
+        out[f"mean_liquidation_threshold_{a}"] = float(lt.mean())
+        out[f"min_liquidation_threshold_{a}"] = float(lt.min())
+        moved = np.flatnonzero(np.diff(lt) != 0) + 1
+        changes += len(moved)
+        if len(moved):
+            first = min(first, int(timeseries["step"].iloc[moved[0]]))
+    out["risk_parameter_changes"] = changes
+    out["first_risk_change_step"] = first if math.isfinite(first) else None
+    for name in ("capacity", "headroom"):
+        static = float(timeseries[f"static_borrow_{name}_usd"].sum())
+        now = float(timeseries[f"borrow_{name}_usd"].sum())
+        out[f"borrow_{name}_cost"] = 1.0 - now / static if static > 0 else float("nan")
     return out
 
 

@@ -19,7 +19,7 @@ import solara
 from abm.app import text
 from abm.app.sim import COMPARISONS, DEFAULT_COMPARISON, MIXED, REFERENCE_ASSET, STEPS_PER_CLICK, Controls
 from abm.config import preset_descriptions
-from abm.config.schema import MARGIN_MODES
+from abm.config.schema import LIQUIDATION_MECHANISMS, MARGIN_MODES
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class SectionSpec:
     sliders: tuple[SliderSpec, ...]
     extra_hints: tuple[str, ...] = ()  # sentences about the section's other controls, after the sliders'
     needs_perps: bool = False  # drawn only when the scenario runs the perpetual venue
+    needs_lst: bool = False  # drawn only when the scenario has staking collateral (`lst.enabled`)
 
     @property
     def hint(self) -> str:
@@ -114,6 +115,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
             ),
             SliderSpec("Close factor", "close_factor", 10, 100, 5, _pct(0), text.HINTS["close_factor"], scale=100),
         ),
+        extra_hints=(text.HINTS["risk_manager"],),
     ),
     SectionSpec(
         "market",
@@ -157,6 +159,18 @@ SECTIONS: tuple[SectionSpec, ...] = (
         needs_perps=True,
     ),
     SectionSpec(
+        "lst",
+        "Staking collateral",
+        (SliderSpec("Loop leverage", "loop_leverage", 1.0, 11.0, 0.5, "{:.1f}×", text.HINTS["loop_leverage"]),),
+        needs_lst=True,
+    ),
+    SectionSpec(
+        "adversaries",
+        "Adversaries",
+        (SliderSpec("Hunters", "n_hunters", 0, 3, 1, "{:.0f}", text.HINTS["n_hunters"], integer=True),),
+        extra_hints=(text.HINTS["positions_visible"], text.HINTS["attacker"]),
+    ),
+    SectionSpec(
         "scenario",
         "Scenario",
         (
@@ -170,9 +184,10 @@ SECTIONS: tuple[SectionSpec, ...] = (
 )
 
 
-def visible_sections(has_perps: bool) -> list[SectionSpec]:
-    """The sections the sidebar draws: all but the perpetual-futures one when the scenario has no perp venue."""
-    return [section for section in SECTIONS if has_perps or not section.needs_perps]
+def visible_sections(has_perps: bool, has_lst: bool = False) -> list[SectionSpec]:
+    """The sections the sidebar draws: all but the perpetual-futures one when the scenario has no perp venue, and
+    the staking one when it has no staking collateral."""
+    return [s for s in SECTIONS if (has_perps or not s.needs_perps) and (has_lst or not s.needs_lst)]
 
 
 @solara.component
@@ -259,11 +274,39 @@ def margin_mode_picker(controls: solara.Reactive[Controls], has_mix: bool) -> No
     solara.HTML(tag="div", unsafe_innerHTML=text.MARGIN_MODES.get(c.margin_mode, ""), classes=["abm-hint"])
 
 
+def risk_manager_switch(controls: solara.Reactive[Controls]) -> None:
+    solara.Switch(
+        label="Risk manager", value=controls.value.risk_manager, on_value=setter(controls, "risk_manager", bool)
+    )
+
+
+def mechanism_picker(controls: solara.Reactive[Controls]) -> None:
+    c = controls.value
+    solara.Select(
+        label="Liquidation",
+        values=list(LIQUIDATION_MECHANISMS),
+        value=c.liquidation_mechanism,
+        on_value=setter(controls, "liquidation_mechanism", str),
+        dense=True,
+    )
+    solara.HTML(
+        tag="div", unsafe_innerHTML=text.LIQUIDATION_MECHANISMS.get(c.liquidation_mechanism, ""), classes=["abm-hint"]
+    )
+
+
 def shocks_and_seed(controls: solara.Reactive[Controls], shock_text: str) -> None:
     solara.HTML(tag="div", unsafe_innerHTML=shock_text, classes=["abm-hint", "abm-shock-text"])
     solara.InputInt(
         "Seed", value=controls.value.seed, on_value=setter(controls, "seed", int), dense=True, continuous_update=False
     )
+
+
+def adversary_switches(controls: solara.Reactive[Controls]) -> None:
+    c = controls.value
+    solara.Switch(
+        label="Positions visible", value=c.positions_visible, on_value=setter(controls, "positions_visible", bool)
+    )
+    solara.Switch(label="Oracle attacker", value=c.attacker, on_value=setter(controls, "attacker", bool))
 
 
 def comparison_picker(controls: solara.Reactive[Controls]) -> None:
@@ -286,16 +329,23 @@ def comparison_picker(controls: solara.Reactive[Controls]) -> None:
 
 @solara.component
 def ParameterControls(
-    controls: solara.Reactive[Controls], has_shock: bool, has_mix: bool, shock_text: str, has_perps: bool = False
+    controls: solara.Reactive[Controls],
+    has_shock: bool,
+    has_mix: bool,
+    shock_text: str,
+    has_perps: bool = False,
+    has_lst: bool = False,
 ) -> None:
     """Every section of `SECTIONS` the scenario uses (the perp section only with the perp venue): its title and
     hint, its sliders, then its other controls."""
     others: dict[str, Callable[[], None]] = {
         "traders": lambda: margin_mode_picker(controls, has_mix),
+        "pool": lambda: (risk_manager_switch(controls), mechanism_picker(controls)),
         "scenario": lambda: shocks_and_seed(controls, shock_text),
         "compare": lambda: comparison_picker(controls),
+        "adversaries": lambda: adversary_switches(controls),
     }
-    for section in visible_sections(has_perps):
+    for section in visible_sections(has_perps, has_lst):
         Section(section.title, section.hint)
         for spec in section.sliders:
             ControlSlider(controls, spec, has_shock)

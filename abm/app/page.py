@@ -252,6 +252,7 @@ def Sidebar(session: Session) -> None:
             has_mix=has_mix,
             shock_text=describe_shocks(shown),
             has_perps=shown.perps.enabled,
+            has_lst=shown.lst.enabled,
         )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from abm.config import ModelConfig
-from abm.config.schema import MARGIN_MODES, ShockEvent
+from abm.config.schema import LIQUIDATION_MECHANISMS, MARGIN_MODES, ShockEvent
 from abm.contagion.study import mean_endogenous_share
 from abm.errors import ConfigError
 from abm.model import ReflexivityModel
@@ -34,6 +34,7 @@ DEFAULT_STEPS_PER_CLICK = 10
 REFERENCE_ASSET = "ETH"  # the reserve whose LTV / threshold / bonus the sliders set
 MAX_SHOCK = -0.95  # a scaled shock never takes more than 95% off a price
 MIXED = "mixed"  # margin mode: keep the scenario's own mix of cross / isolated / portfolio accounts
+RISK_MANAGER_CADENCE_STEPS = 1  # the switch turns on the dynamic_margin preset's manager: it may act every minute
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,20 @@ class Controls:
     depth_scale: float = 1.0
     shock_scale: float = 1.0
     margin_mode: str = "cross"
+    risk_manager: bool = False  # risk_manager.enabled: LTV and liquidation thresholds follow realised volatility
+    liquidation_mechanism: str = "keeper"  # liquidators.mechanism: keeper, english or dutch
     # the perpetual venue's (used only when the scenario runs it): cap on |funding rate| per funding period
     # (fraction; inf = none) and the insurance fund at the start (USD)
     funding_cap: float = math.inf
     insurance_fund_usd: float = 1.0e6
+    loop_leverage: float = 4.0  # staking collateral's loopers (used only when the scenario has them)
     n_traders: int = DEFAULT_N_TRADERS
     seed: int = DEFAULT_SEED
+    # adversaries (docs/model.md, 3.3 Submodels: Adversaries): liquidation hunters, whether they see positions,
+    # and the oracle attacker
+    n_hunters: int = 0
+    positions_visible: bool = True
+    attacker: bool = False
     compare: str | None = None  # a key of COMPARISONS, or None for a single run
 
     @classmethod
@@ -78,10 +87,16 @@ class Controls:
             depth_scale=cfg.market.depth_scale,
             shock_scale=1.0,
             margin_mode=mode,
+            risk_manager=cfg.risk_manager.enabled,
+            liquidation_mechanism=cfg.liquidators.mechanism,
             funding_cap=cfg.perps.funding_cap,
             insurance_fund_usd=cfg.perps.insurance_fund_usd,
+            loop_leverage=cfg.lst.loop_leverage,
             n_traders=n_traders,
             seed=seed,
+            n_hunters=cfg.hunters.n_hunters,
+            positions_visible=cfg.hunters.positions_visible,
+            attacker=cfg.attacker.enabled,
         )
 
     def replace(self, **changes: Any) -> Controls:
@@ -124,6 +139,12 @@ COMPARISONS: dict[str, Comparison] = {
         lambda c: c.replace(oracle_latency=c.oracle_latency + 10),
         "B's oracle reports prices 10 steps older: liquidations start later and then come all at once.",
     ),
+    "positions_hidden": Comparison(
+        "positions hidden from hunters",
+        lambda c: c.replace(positions_visible=False),
+        "B's pool proves every account solvent without showing it (privacy-preserving margin): its liquidation "
+        "hunters see only the pool's totals.",
+    ),
     "isolated": Comparison(
         "isolated margin",
         lambda c: c.replace(margin_mode="isolated"),
@@ -144,6 +165,10 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
         raise ConfigError(f"margin mode '{controls.margin_mode}' is not one of {', '.join(MARGIN_MODES)}, {MIXED}")
     if controls.seed < 0:
         raise ConfigError(f"seed = {controls.seed}: must be a whole number >= 0")
+    if controls.liquidation_mechanism not in LIQUIDATION_MECHANISMS:
+        raise ConfigError(
+            f"liquidation mechanism '{controls.liquidation_mechanism}' is not one of {', '.join(LIQUIDATION_MECHANISMS)}"
+        )
     res = f"pool.reserves.{REFERENCE_ASSET}"
     out: dict[str, Any] = {
         "traders.n_traders": int(controls.n_traders),
@@ -155,12 +180,22 @@ def overrides(controls: Controls, base: ModelConfig) -> dict[str, Any]:
         "oracles.latency_steps": int(controls.oracle_latency),
         "oracles.deviation_threshold": float(controls.oracle_deviation),
         "market.depth_scale": float(controls.depth_scale),
+        "liquidators.mechanism": controls.liquidation_mechanism,
+        "hunters.n_hunters": int(controls.n_hunters),
+        "hunters.positions_visible": bool(controls.positions_visible),
+        "attacker.enabled": bool(controls.attacker),
     }
     if controls.margin_mode != MIXED:
         out["traders.margin_mode_mix"] = {controls.margin_mode: 1.0}
+    if controls.risk_manager != base.risk_manager.enabled:  # a scenario left as it is keeps its own manager setting
+        out["risk_manager.enabled"] = bool(controls.risk_manager)
+        if controls.risk_manager:
+            out["risk_manager.cadence_steps"] = RISK_MANAGER_CADENCE_STEPS
     if base.perps.enabled:  # a scenario without the venue keeps its configuration as it was
         out["perps.funding_cap"] = float(controls.funding_cap)
         out["perps.insurance_fund_usd"] = float(controls.insurance_fund_usd)
+    if base.lst.enabled:  # staking collateral: the loopers' leverage
+        out["lst.loop_leverage"] = float(controls.loop_leverage)
     if controls.shock_scale != 1.0 and shock_events(base):
         events = []
         for ev in base.scenario.events:

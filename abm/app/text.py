@@ -72,6 +72,20 @@ PANELS: dict[str, tuple[str, str]] = {
 }
 
 SCENARIOS: dict[str, str] = {
+    "liquidation_hunt": (
+        "A calm day, but one trader with $300M reads every account's liquidation price, as anyone can on a public "
+        "lending pool. It sells ETH or BTC down to the price where the most forced selling is waiting, the oracle "
+        "passes that price on, the accounts there are liquidated and liquidators sell the seized coins: the hunter "
+        "buys its coins back from them, cheaper. Switch 'Positions visible' off (or compare with positions hidden) "
+        "to see what a pool that proves solvency without showing positions takes away from it."
+    ),
+    "oracle_attack": (
+        "A calm day until, an hour in, an attacker sells ETH hard into the market the oracle reads and, through one "
+        "corrupted updater, posts a false price, until the pool believes ETH is 10% cheaper than it is. Accounts "
+        "near the line are liquidated at the false price, and the attacker is the one who liquidates them, taking "
+        "their collateral at a discount. The defences are an average over time (TWAP) and several updaters whose "
+        "median counts; raise them and see what the attack must pay."
+    ),
     "baseline": (
         "A calm day: prices wander with ordinary volatility and nothing is scripted. This is the control group. "
         "Health factors barely move, liquidations are rare, and the few that happen have an outside cause (grey "
@@ -91,6 +105,13 @@ SCENARIOS: dict[str, str] = {
         "liquidation line without being liquidated; by the time they are, their collateral is worth less than "
         "their debt, and the difference becomes bad debt for the lenders. Liquidation is only a safety net if "
         "someone can pull it in time."
+    ),
+    "black_thursday_auction": (
+        "Black Thursday as Maker lived it: the same fall and the same congestion, but unhealthy accounts go to "
+        "English auctions, where keepers bid for the collateral with their own money. Their money is locked while "
+        "their bids stand and the block space is gone, so few can bid: a lone keeper's tiny bid can win a lot "
+        "worth millions, and the debt it leaves is bad debt. Switch the liquidation picker to dutch to see the "
+        "auctions Maker adopted afterwards."
     ),
     "contagion": (
         "Eight correlated coins; each trader holds three of them in one cross-margined account. Only one coin is "
@@ -118,6 +139,20 @@ SCENARIOS: dict[str, str] = {
         "coins on the spot market. Watch the premium, and how much of the forced spot selling was theirs (the "
         "funding panel's note)."
     ),
+    "dynamic_margin": (
+        "The crash again, with a risk manager: a rule that lowers how much may be borrowed against ETH and BTC (LTV) "
+        "and the threshold at which positions are liquidated, as the market's volatility rises, by at most half a "
+        "point a minute, as on-chain risk stewards are bounded. A lower threshold liquidates earlier, with more "
+        "collateral left to cover the debt, but it also liquidates more positions while prices are still falling. "
+        "Watch the health factors drop when the thresholds are cut."
+    ),
+    "lst_depeg": (
+        "Staking collateral. Some traders loop stETH, a staked-ETH token that earns about 4% a year: they deposit "
+        "it, borrow ETH against it at Aave's high E-mode limits, buy more stETH and deposit it again. ETH's price "
+        "does not matter to them, only stETH's price in ETH. Then stETH slides 6% below ETH over six hours, as "
+        "it did in June 2022, while ETH itself does not fall. Looped accounts are liquidated, liquidators sell "
+        "their stETH, and the discount deepens far beyond 6%. Watch the stETH price against ETH's."
+    ),
     "oct_10_2025": (
         "Modelled on 10 October 2025: a fast, broad drop with much of the leverage in perpetual futures and thin "
         "perp markets. Perp liquidations overwhelm the venue's safety net: within minutes the backstop vault and "
@@ -144,9 +179,19 @@ HINTS: dict[str, str] = {
     "depth_scale": "Market depth: how much money it takes to move the price (×1 is the scenario's).",
     "shock_scale": "Crash size: the scenario's scripted shock, scaled (0 = no shock).",
     "funding_cap": "Funding cap: the most funding a position can pay per funding period (right end: no cap).",
+    "loop_leverage": "Loop leverage: the loopers' stETH per dollar of their own money (their average; each "
+    "levers between 0.75 and 1.25 times it).",
     "insurance_fund_usd": "Ins. fund: the venue's insurance fund, its reserve for losses beyond a liquidated "
     "trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
+    "risk_manager": "Risk manager: when volatility jumps, it cuts the ETH and BTC LTV and liq. threshold by up to "
+    "0.5 points a minute (at most 10 points in all).",
+    "n_hunters": "Hunters: traders with $300M each who sell the price down to where many accounts are liquidated, "
+    "then buy back cheaper after the forced sales.",
+    "positions_visible": "Positions visible: whether hunters can read every account's liquidation price (off: the "
+    "pool proves solvency without showing positions, and hunters see only its totals).",
+    "attacker": "Oracle attacker: drives the ETH oracle 10% down by selling into the market it reads, then "
+    "liquidates first at the false price.",
 }
 
 # What comparison mode holds fixed: the seed, hence the news (the model draws the fundamental path from its own
@@ -157,6 +202,12 @@ COMPARE = (
     "changed."
 )
 COMPARE_TITLE = "Comparison: same seed, same news, one parameter changed"
+
+LIQUIDATION_MECHANISMS: dict[str, str] = {
+    "keeper": "keeper: liquidators repay the debt and take the collateral at the bonus's discount",
+    "english": "english: Maker's 2020 auctions: keepers bid up a price, a lone bidder can win for ~0",
+    "dutch": "dutch: Maker's auctions since 2021: the price falls until a keeper takes the collateral",
+}
 
 MARGIN_MODES: dict[str, str] = {
     "cross": "cross: one account per trader, all positions back each other",
@@ -182,6 +233,11 @@ TRY: dict[str, list[str]] = {
         "Compare with a slower oracle, or raise the liquidation bonus: who gets paid, who loses?",
         "Try isolated margin: does it contain the bad debt?",
     ],
+    "black_thursday_auction": [
+        "Play to step 900, when the first bids win: watch the bad debt jump as lots go for almost nothing.",
+        "Set Liquidation to dutch, press Reset and play: the same crisis with a falling-price auction.",
+        "Set Liquidation to keeper: fixed-bonus liquidators under the same congestion. Which loses least?",
+    ],
     "contagion": [
         "Change 'Asset shown' to ETH or BTC: they fall although only one coin was shocked.",
         "Compare with isolated margin: does the contagion stop at the shocked coin?",
@@ -199,6 +255,14 @@ TRY: dict[str, list[str]] = {
         "Keep playing to the first funding payment: who pays whom, and how much per period?",
         "Set a funding cap of 1%, press Reset and play to the end: does the cap change the crash, or only who "
         "pays whom afterwards?",
+    ],
+    "dynamic_margin": [
+        "Play through the crash: when does the risk manager start cutting, and is the crash over by then?",
+        "Switch the risk manager off, press Reset and play again: is the bad debt smaller or larger without it?",
+    ],
+    "lst_depeg": [
+        "Play through the depeg: at what discount does the first looped account go, and how deep does it end?",
+        "Set the loop leverage to 5×, press Reset and play again: do the loopers survive the same 6%?",
     ],
     "oct_10_2025": [
         "Play through the drop with steps per click 1 or 5: when does the insurance fund hit zero, and when does "

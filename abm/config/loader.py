@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from abm.config.schema import ModelConfig
+from abm.config.schema import FIXED_AT_BUILD, ModelConfig
 from abm.errors import ConfigError
 
 PRESET_PACKAGE = "abm.config.presets"
@@ -260,12 +260,14 @@ def build(
 
 
 def _check_set_events(config: ModelConfig) -> None:
-    """A scenario `set` event must name a real parameter and a value its rule accepts (checked before a run)."""
+    """A scenario `set` event must name a real parameter and a value its rule accepts (checked before a run).
+
+    Checked as the model applies them: the events of one step together, on the configuration the earlier steps'
+    events left (so a threshold may be cut below the old LTV in the step that cuts the LTV too)."""
     events = [(i, ev) for i, ev in enumerate(config.scenario.events) if ev.kind == "set"]
     if not events:
         return
     valid = parameter_names(config)
-    dumped = config.model_dump(mode="python")
     for i, ev in events:
         where = f"scenario.events[{i}]"
         if ev.parameter not in valid:
@@ -274,11 +276,17 @@ def _check_set_events(config: ModelConfig) -> None:
             )
         if ev.parameter.startswith("scenario."):
             raise ConfigError(f"{where}.parameter = '{ev.parameter}': scenario events cannot change the scenario")
-        data = apply_overrides({k: v for k, v in dumped.items() if k != "scenario"}, {ev.parameter: ev.value}, valid)
+        if ev.parameter in FIXED_AT_BUILD:
+            raise ConfigError(f"{where}.parameter = '{ev.parameter}': fixed when the run is built, not by an event")
+    data = {k: v for k, v in config.model_dump(mode="python").items() if k != "scenario"}
+    for step in sorted({ev.step for _, ev in events}):
+        group = [(i, ev) for i, ev in events if ev.step == step]
+        data = apply_overrides(data, {ev.parameter: ev.value for _, ev in group}, valid)
         try:
             ModelConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{where} (at step {ev.step}): {format_validation_error(exc, data)}") from None
+            where = ", ".join(f"scenario.events[{i}]" for i, _ in group)
+            raise ConfigError(f"{where} (at step {step}): {format_validation_error(exc, data)}") from None
 
 
 def _resolve_replay_paths(config: ModelConfig, base_dir: Path) -> None:

@@ -18,6 +18,11 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("pool.reserves.<A>.", ReserveConfig, "Reserves (one table per asset, USD included)"),
     ("traders.", ModelConfig.model_fields["traders"].annotation, "Leveraged traders"),
     ("liquidators.", ModelConfig.model_fields["liquidators"].annotation, "Liquidators"),
+    (
+        "auctions.",
+        ModelConfig.model_fields["auctions"].annotation,
+        "Liquidation auctions (liquidators.mechanism english or dutch)",
+    ),
     ("lenders.", ModelConfig.model_fields["lenders"].annotation, "Lenders"),
     ("oracles.", ModelConfig.model_fields["oracles"].annotation, "Oracles"),
     ("contagion.", ModelConfig.model_fields["contagion"].annotation, "Contagion bookkeeping"),
@@ -25,6 +30,10 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("perps.", ModelConfig.model_fields["perps"].annotation, "Perpetual futures venue"),
     ("perps.tiers[n].", MarginTier, "Perp margin tiers (a list of tables, floors increasing from 0)"),
     ("basis_traders.", ModelConfig.model_fields["basis_traders"].annotation, "Basis traders"),
+    ("risk_manager.", ModelConfig.model_fields["risk_manager"].annotation, "Risk manager (adaptive risk parameters)"),
+    ("lst.", ModelConfig.model_fields["lst"].annotation, "Staking collateral and looping"),
+    ("hunters.", ModelConfig.model_fields["hunters"].annotation, "Liquidation hunters"),
+    ("attacker.", ModelConfig.model_fields["attacker"].annotation, "Oracle attacker"),
 ]
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from abm.protocol import DUTCH_CURVES
+
 NUMERAIRE = "USD"
 
 # The category names, in one place. The strategy registry (`abm.agents.strategies`) and the impact-model table
@@ -21,6 +23,7 @@ STRATEGIES = ("momentum", "contrarian", "vol_target", "hodl", "short")
 RISK_STYLES = ("stubborn", "prudent", "stop_loss")
 MARGIN_MODES = ("cross", "isolated", "portfolio")
 IMPACT_MODEL_NAMES = ("linear", "sqrt", "cpmm")
+LIQUIDATION_MECHANISMS = ("keeper", "english", "dutch")  # liquidators.mechanism
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
@@ -260,6 +263,72 @@ class LiquidatorConfig(_Strict):
     min_profit_usd: NonNegFloat = Field(10.0, description="profit below which a liquidation is skipped (USD)")
     scan_latency_steps: NonNegInt = Field(0, description="steps between an account turning unhealthy and being seen")
     capacity_per_step: NonNegInt = Field(20, description="liquidations one liquidator can land per step (block space)")
+    # --- liquidation auctions (docs/model.md, 3.3 Submodels: Liquidation auctions) ---
+    mechanism: Literal[LIQUIDATION_MECHANISMS] = Field(  # type: ignore[valid-type]  # the names, spelled once above
+        "keeper",
+        description="keeper: liquidators repay and seize with the fixed bonus; english / dutch: they kick unhealthy "
+        "accounts to Maker-style auctions (auctions.*) whose keepers buy the collateral",
+    )
+
+
+# --- liquidation auctions (docs/model.md, 3.3 Submodels: Liquidation auctions) ---
+# Read once, when the run is built (the mechanism and the keepers' funds and habits): a scenario `set` event cannot
+# change them. The auction rules, the penalty and the keepers' transactions per step are read every step.
+FIXED_AT_BUILD = (
+    "liquidators.mechanism",
+    "auctions.n_keepers",
+    "auctions.keeper_capital_usd",
+    "auctions.keeper_gas_budget_usd",
+    "auctions.keeper_profit_share",
+    "auctions.keeper_funding_rate",
+)
+
+
+class AuctionConfig(_Strict):
+    """Maker-style collateral auctions and their keepers, used when `liquidators.mechanism` is english or dutch
+    (Maker's names in brackets; times in steps)."""
+
+    penalty: NonNegFloat = Field(0.13, description="liquidation penalty (chop - 1): tab = debt * (1 + penalty)")
+    beg: Annotated[float, Field(ge=1.0)] = Field(1.05, description="English: minimum bid increase, a factor (beg)")
+    ttl_steps: PosInt = Field(180, description="English: a standing bid wins after this many steps (ttl)")
+    tau_steps: PosInt = Field(2880, description="English: auction length before a restart with no bid (tau)")
+    buf: PosFloat = Field(1.30, description="Dutch: start price over the oracle price (buf)")
+    curve: Literal[DUTCH_CURVES] = Field(  # type: ignore[valid-type]  # the names, spelled once above
+        "stairstep", description="Dutch: price curve (linear, stairstep or exponential decrease)"
+    )
+    cut: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.99, description="Dutch: price multiplier per drop (stairstep) or per step (exponential) (cut)"
+    )
+    drop_steps: PosFloat = Field(1.5, description="Dutch: steps between price drops of the stairstep curve (step)")
+    duration_steps: PosFloat = Field(120.0, description="Dutch: steps the linear curve takes to reach 0 (tau)")
+    tail_steps: PosFloat = Field(140.0, description="Dutch: reset after this many steps (tail)")
+    cusp: Fraction = Field(0.40, description="Dutch: reset when the price falls below this share of its start (cusp)")
+    chip: NonNegFloat = Field(
+        0.001, description="Dutch: keeper incentive per kick or reset, fraction of the tab (chip)"
+    )
+    tip_usd: NonNegFloat = Field(0.0, description="Dutch: flat keeper incentive per kick or reset, USD (tip)")
+    dust_usd: NonNegFloat = Field(0.0, description="Dutch: smallest tab a partial purchase may leave, USD (dust)")
+    n_keepers: PosInt = Field(5, description="number of auction keepers")
+    keeper_capital_usd: NonNegFloat = Field(2.0e6, description="USD each keeper holds to bid (no flash loans)")
+    keeper_gas_budget_usd: NonNegFloat = Field(
+        50.0, description="gas a keeper pays per transaction whatever the prize (USD)"
+    )
+    keeper_profit_share: Fraction = Field(0.5, description="share of the expected profit a keeper will spend on gas")
+    keeper_funding_rate: NonNegFloat = Field(0.10, description="a keeper's own cost of funds (per year)")
+    keeper_capacity_per_step: PosInt = Field(
+        20, description="transactions one keeper can land per step, at most liquidators.capacity_per_step"
+    )
+
+    @model_validator(mode="after")
+    def _times(self) -> AuctionConfig:
+        if self.tau_steps < self.ttl_steps:
+            raise ValueError(f"auctions.tau_steps = {self.tau_steps} must be >= auctions.ttl_steps = {self.ttl_steps}")
+        if self.curve == "linear" and self.cusp == 0 and self.tail_steps >= self.duration_steps:
+            raise ValueError(
+                f"auctions.tail_steps = {self.tail_steps} must be < auctions.duration_steps = {self.duration_steps} "
+                "when auctions.cusp is 0 on the linear curve (else the price sits at 0 with no reset)"
+            )
+        return self
 
 
 class LenderConfig(_Strict):
@@ -501,6 +570,163 @@ class BasisTraderConfig(_Strict):
         return self
 
 
+_STEWARDED = ("ltv", "liquidation_threshold")  # the reserve parameters the risk manager moves
+
+
+class RiskManagerConfig(_Strict):
+    """The risk manager: each collateral reserve's LTV and liquidation threshold follow the market's realised
+    volatility in bounded steps (docs/model.md, 3.3 Submodels: Adaptive risk parameters)."""
+
+    enabled: bool = Field(False, description="whether a RiskManager moves the risky reserves' LTV and LT")
+    cadence_steps: PosInt = Field(
+        4320,
+        description="least steps between two changes of one reserve's parameters (Aave Risk Stewards' minDelay: "
+        "3 days = 4320 one-minute steps); the manager watches realised volatility every step",
+    )
+    k_sigma: PosFloat = Field(
+        3.0, description="target: an account at HF 1 still covers debt plus bonus after a fall of k_sigma sigmas"
+    )
+    horizon_days: PosFloat = Field(1.0, description="target: the horizon of that fall (days)")
+    max_change: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.005,
+        description="largest change of LTV and of LT per update (absolute fraction; Aave Risk Stewards: 50 bps)",
+    )
+    max_cut: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.10, description="bound: LTV and LT never more than this below their configured values (absolute fraction)"
+    )
+    max_raise: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="bound: LTV and LT never more than this above their configured values (absolute fraction; "
+        "0 = the configured parameters are a ceiling, the manager only tightens)",
+    )
+
+    @model_validator(mode="after")
+    def _room(self) -> RiskManagerConfig:
+        if self.enabled and self.max_cut == 0 and self.max_raise == 0:
+            raise ValueError(
+                "max_cut = 0 and max_raise = 0: the manager could never move a parameter (give one of them > 0)"
+            )
+        return self
+
+
+# --- staking collateral and looping (docs/model.md, 3.3 Submodels: Staking collateral and looping) ---------------
+
+
+class StakingConfig(_Strict):
+    """A liquid-staking token (stETH-like) used as collateral for loans of its base asset, and looping traders who
+    lever it (docs/model.md, 3.3 Submodels: Staking collateral and looping). The token is one more risky asset,
+    listed last in `assets`, with its own market; its fundamental is the base's times the exchange rate times a
+    peg factor (a scripted shock on the token's asset is a shock to the peg)."""
+
+    enabled: bool = Field(False, description="whether the staked token is wired in (its asset, its loopers)")
+    symbol: str = Field("stETH", description="the staked token's asset (listed last in `assets`)")
+    base: str = Field("ETH", description="the asset it is staked from and that loopers borrow")
+    staking_apr: NonNegFloat = Field(0.04, description="staking yield accruing into the exchange rate (per year)")
+    exchange_rate: PosFloat = Field(
+        1.0, description="base units one token is worth at par at step 0 (the token's price / the base's price)"
+    )
+    loop_leverage: Annotated[float, Field(ge=1.0)] = Field(
+        4.0,
+        description="looping traders' leverage (staked collateral / equity), < 1 / (1 - ltv) of the token's reserve",
+    )
+    leverage_spread: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="loopers' leverages are evenly spaced on loop_leverage x [1 - spread, 1 + spread] (mean "
+        "loop_leverage, never below 1); 0 = all at loop_leverage",
+    )
+    n_loopers: NonNegInt = Field(50, description="number of LoopingTrader agents (equal shares of the equity)")
+    looper_equity_usd: PosFloat = Field(2.0e8, description="loopers' combined equity (USD)")
+
+
+def _check_staking(config: ModelConfig) -> None:
+    """Cross-checks of `lst.*` against the assets, the reserves and the scenario (only when enabled)."""
+    lst = config.lst
+    if not lst.enabled:
+        return
+    names = list(config.assets)
+    if lst.symbol not in names or names[-1] != lst.symbol:
+        raise ValueError(f"lst.symbol = '{lst.symbol}' must be the last asset in assets (assets: {', '.join(names)})")
+    if lst.base not in names[:-1]:
+        raise ValueError(f"lst.base = '{lst.base}' must be another risky asset (assets: {', '.join(names)})")
+    par = config.assets[lst.base].price * lst.exchange_rate
+    if not math.isclose(config.assets[lst.symbol].price, par, rel_tol=1e-9):
+        raise ValueError(
+            f"assets.{lst.symbol}.price = {config.assets[lst.symbol].price} must equal assets.{lst.base}.price x "
+            f"lst.exchange_rate = {par} (the token starts at par)"
+        )
+    ltv = config.reserve(lst.symbol).ltv
+    top = lst.loop_leverage * (1.0 + lst.leverage_spread) if lst.n_loopers > 1 else lst.loop_leverage
+    if lst.n_loopers > 0 and not top < 1.0 / (1.0 - ltv):
+        raise ValueError(
+            f"lst.loop_leverage x (1 + lst.leverage_spread) = {top:.4g} must be < 1 / (1 - ltv) = "
+            f"{1.0 / (1.0 - ltv):.4g} (pool.reserves.{lst.symbol}.ltv = {ltv})"
+        )
+    if not config.reserve(lst.base).borrow_enabled or not config.reserve(lst.symbol).collateral_enabled:
+        raise ValueError(f"lst: pool.reserves.{lst.base} must be borrowable and {lst.symbol} collateral")
+    if config.traders.assets_per_trader > len(names) - 1:
+        raise ValueError(
+            f"traders.assets_per_trader = {config.traders.assets_per_trader} must be <= {len(names) - 1} "
+            f"(the risky assets other than the staked token {lst.symbol})"
+        )
+    for i, ev in enumerate(config.scenario.events):
+        if isinstance(ev, ReplayEvent) and ev.asset == lst.symbol:
+            raise ValueError(f"scenario.events[{i}]: {lst.symbol} cannot be replayed (its path follows {lst.base})")
+
+
+# --- end staking -------------------------------------------------------------------------------------------------
+
+
+# --- adversaries (docs/model.md, 3.3 Submodels: Adversaries) -------------------------------------------------
+
+
+class HunterConfig(_Strict):
+    """Liquidation hunters: capital that sells a risky asset down to a cluster of liquidation prices, lets the forced
+    sales run, and buys back cheaper (docs/model.md, 3.3 Submodels: Adversaries)."""
+
+    n_hunters: NonNegInt = Field(0, description="number of LiquidationHunter agents (0 = none)")
+    capital_usd: PosFloat = Field(
+        3.0e8,
+        description="USD each hunter holds; its short (tokens borrowed outside the model) is at most this notional",
+    )
+    positions_visible: bool = Field(
+        True,
+        description="true: hunters read every account's liquidation price; false (privacy-preserving margin): only "
+        "the pool's public reserve totals, from which they guess one aggregate account",
+    )
+    min_profit_usd: NonNegFloat = Field(
+        1.0e5, description="a hunt starts only if its expected profit exceeds this (USD)"
+    )
+    gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one of its transactions (USD)")
+    overshoot: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        0.005, description="push the price this fraction below the cluster, so the oracle's reading clears it"
+    )
+    max_push_steps: PosInt = Field(30, description="give up and buy back when the oracle has not reached the target")
+    max_wait_steps: PosInt = Field(30, description="buy back at the latest this many steps after the oracle reached it")
+    cooldown_steps: NonNegInt = Field(60, description="steps a hunter waits after a hunt before looking again")
+
+
+class AttackerConfig(_Strict):
+    """An oracle attacker: it pushes the market the oracle reads (and optionally corrupts some of the asset's
+    updaters) until the oracle shows `push` below the pre-attack price, liquidates the accounts that fall below
+    HF = 1 first, and covers its short with the seized collateral (docs/model.md, 3.3 Submodels: Adversaries)."""
+
+    enabled: bool = Field(False, description="whether the model runs the OracleAttacker")
+    asset: str = Field("ETH", description="the risky asset whose oracle it attacks")
+    budget_usd: PosFloat = Field(
+        2.0e8, description="USD it holds: repays the liquidated debt, and bounds its short's notional at the start"
+    )
+    push: Annotated[float, Field(gt=0.0, lt=0.9)] = Field(
+        0.1, description="how far below the pre-attack oracle price it drives the oracle (fraction)"
+    )
+    start_step: NonNegInt = Field(60, description="the step the attack begins")
+    max_steps: PosInt = Field(240, description="steps it keeps pushing before it gives up and buys back")
+    corrupt_updaters: NonNegInt = Field(
+        0, description="how many of the asset's updaters it controls: they post its target (the median defends)"
+    )
+    gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one of its transactions (USD)")
+    capacity_per_step: PosInt = Field(50, description="liquidations it can land per step")
+
+
 class ModelConfig(_Strict):
     """The whole model configuration. Build with `from_preset`, `from_toml`, `from_dict`; see `abm.config`."""
 
@@ -513,6 +739,7 @@ class ModelConfig(_Strict):
     pool: PoolConfig = Field(default_factory=PoolConfig)
     traders: TraderConfig = Field(default_factory=TraderConfig)
     liquidators: LiquidatorConfig = Field(default_factory=LiquidatorConfig)
+    auctions: AuctionConfig = Field(default_factory=AuctionConfig)
     lenders: LenderConfig = Field(default_factory=LenderConfig)
     oracles: OracleConfig = Field(default_factory=OracleConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
@@ -520,6 +747,10 @@ class ModelConfig(_Strict):
     start: StartConfig = Field(default_factory=StartConfig)
     perps: PerpConfig = Field(default_factory=PerpConfig)
     basis_traders: BasisTraderConfig = Field(default_factory=BasisTraderConfig)
+    risk_manager: RiskManagerConfig = Field(default_factory=RiskManagerConfig)
+    lst: StakingConfig = Field(default_factory=StakingConfig)
+    hunters: HunterConfig = Field(default_factory=HunterConfig)
+    attacker: AttackerConfig = Field(default_factory=AttackerConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
@@ -548,8 +779,26 @@ class ModelConfig(_Strict):
                     f"basis_traders.n_traders = {self.basis_traders.n_traders} needs perps.enabled = true "
                     "(a basis trader shorts the perpetual)"
                 )
+        if self.attacker.enabled:  # adversaries (docs/model.md, 3.3 Submodels: Adversaries)
+            if self.attacker.asset not in self.assets:
+                raise ValueError(f"attacker.asset = '{self.attacker.asset}': no such risky asset")
+            if self.attacker.corrupt_updaters > self.oracles.n_updaters:
+                raise ValueError(
+                    f"attacker.corrupt_updaters = {self.attacker.corrupt_updaters} must be <= oracles.n_updaters = "
+                    f"{self.oracles.n_updaters}"
+                )
         if math.isnan(self.market.impact_half_life_steps):
             raise ValueError("market.impact_half_life_steps must not be NaN")
+        if self.risk_manager.enabled:  # one owner for a risky reserve's LTV and LT during a run
+            for i, ev in enumerate(self.scenario.events):
+                parts = getattr(ev, "parameter", "").split(".")
+                if parts[:2] == ["pool", "reserves"] and parts[2:3] != [NUMERAIRE] and parts[-1] in _STEWARDED:
+                    raise ValueError(
+                        f"scenario.events[{i}].parameter = '{ev.parameter}': the risk manager moves the risky "
+                        "reserves' LTV and liquidation threshold (risk_manager.enabled = true); a set event cannot "
+                        "change them too"
+                    )
+        _check_staking(self)
         return self
 
     @property

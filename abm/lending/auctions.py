@@ -35,6 +35,9 @@ from abm.protocol import (
 MECHANISMS = ("english", "dutch")
 QuoteSell = Callable[[int, float], float]  # (asset, tokens) -> USD a sale of that many tokens raises now
 TINY = 1e-12  # tokens or USD below this are the float residue of an emptied lot or a paid tab
+# A lot that raised less than this share of its market value went for (almost) nothing: a "zero bid" (on 12-13
+# March 2020 the winning bids were 0 DAI; here a lone bidder's opening bid, or a few beg steps above it)
+ZERO_BID_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -200,9 +203,10 @@ class Auction:
 @dataclass(frozen=True)
 class Settlement:
     """A finished auction (USD; tokens of `asset`). `unpaid_usd` = tab - raised (the debt the auction did not
-    cover); `shortfall_usd` = unpaid_usd when the collateral sold below its market value at settlement
-    (`clearing_price` < `market_price`), else 0: the summary's `auction_shortfall_usd`. `discount_usd` = market value
-    of the tokens sold - raised (>= 0). `zero_bid`: an English lot won at the opening bid."""
+    cover); `discount_usd` = market value of the tokens sold at settlement - raised (>= 0); `shortfall_usd` =
+    min(unpaid_usd, discount_usd), the unpaid debt a sale at the collateral's market value would have covered (0
+    when the lot cleared at or above its market value). `zero_bid`: the lot raised less than `ZERO_BID_FRACTION` of its market
+    value (an English lot won at, or a few beg steps above, the opening bid)."""
 
     auction_id: int
     mechanism: str
@@ -241,6 +245,9 @@ class AuctionHouse:
         self.n_assets = keepers.n_assets
         self.live: dict[int, Auction] = {}
         self.settlements: list[Settlement] = []
+        # every transfer of collateral to a keeper, in order: (auction id, keeper, asset, tokens); the model sells
+        # each into the market under the auction's liquidation event
+        self.fills: list[tuple[int, int, int, float]] = []
         self._next_id = 0
         self._used = np.zeros(len(keepers), dtype=np.int64)  # transactions landed this step, per keeper
         # escrow ledger: cumulative flows and what is held now (tokens per asset; USD)
@@ -464,7 +471,7 @@ class AuctionHouse:
             return False
         hold = p.step_seconds  # a taker's USD is tied up for the step in which it sells what it bought
         for k in self._order():
-            want = min(a.lot, kp.capital_usd[k] / price)
+            want = min(a.lot, max(float(kp.capital_usd[k]), 0.0) / price)  # capital may hold -1e-13 of float residue
             if a.tab <= p.dust_usd and want < a.lot:
                 continue  # Clipper: a tab at or below dust is bought whole or not at all
             owe, piece = dutch_auction_take(a.lot, a.tab, price, want, p.dust_usd)
@@ -475,6 +482,7 @@ class AuctionHouse:
                 continue
             kp.capital_usd[k] -= owe
             kp.tokens[k, a.asset] += piece
+            self.fills.append((a.auction_id, int(k), a.asset, piece))
             self.usd_in += owe
             self.usd_paid_out += owe
             self.tokens_to_keepers[a.asset] += piece
@@ -497,6 +505,7 @@ class AuctionHouse:
             self.usd_paid_out += a.bid
             a.raised = a.bid
             self.keepers.tokens[a.bidder, a.asset] += a.lot
+            self.fills.append((a.auction_id, a.bidder, a.asset, a.lot))
             self.tokens_to_keepers[a.asset] += a.lot
             self.escrow_tokens[a.asset] -= a.lot
             sold = a.lot
@@ -509,8 +518,8 @@ class AuctionHouse:
         unpaid = max(a.tab0 - a.raised, 0.0)
         unpaid = 0.0 if unpaid <= TINY * max(a.tab0, 1.0) else unpaid
         clearing = a.raised / sold if sold > TINY else float("nan")
-        below_market = sold > TINY and clearing < market_price
-        zero_bid = a.mechanism == "english" and a.raised <= self.params.min_bid_usd
+        discount = max(sold * market_price - a.raised, 0.0) if sold > TINY else 0.0
+        zero_bid = sold > TINY and a.raised < ZERO_BID_FRACTION * sold * market_price
         s = Settlement(
             auction_id=a.auction_id,
             mechanism=a.mechanism,
@@ -527,8 +536,8 @@ class AuctionHouse:
             clearing_price=clearing,
             market_price=market_price,
             unpaid_usd=unpaid,
-            shortfall_usd=unpaid if below_market else 0.0,
-            discount_usd=max(sold * market_price - a.raised, 0.0),
+            shortfall_usd=min(unpaid, discount),
+            discount_usd=discount,
             zero_bid=zero_bid,
             resets=a.resets,
             incentives_usd=a.incentives_usd,

@@ -65,16 +65,21 @@ class MarginEngine:
         self.owner = np.zeros(capacity, dtype=np.int64)
         self.mode = np.zeros(capacity, dtype=np.int64)
         self.scenarios = portfolio_scenarios(pool.liquidation_threshold)  # portfolio margin (assets x scenarios)
+        self._scenarios_seen = pool.params_version  # the pool parameters the scenario grid was made from
         self._params_seen = -1  # pool.params_version the cached effective LT / LTV were made from
 
     def _effective_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Liquidation thresholds and LTVs with collateral-disabled assets at 0, cached until the pool's risk
-        parameters are refreshed."""
+        parameters are refreshed (a scenario `set` event, the risk manager); portfolio margin's scenario grid is
+        rebuilt from the new thresholds then (a grid set by hand stays until the parameters change)."""
         if self._params_seen != self.pool.params_version:
             enabled = self.pool.collateral_enabled
             self._lt_eff = np.where(enabled, self.pool.liquidation_threshold, 0.0)
             self._ltv_eff = np.where(enabled, self.pool.ltv, 0.0)
             self._params_seen = self.pool.params_version
+        if self._scenarios_seen != self.pool.params_version:
+            self.scenarios = portfolio_scenarios(self.pool.liquidation_threshold)
+            self._scenarios_seen = self.pool.params_version
         return self._lt_eff, self._ltv_eff
 
     # --- accounts -------------------------------------------------------------------------------------
@@ -132,6 +137,7 @@ class MarginEngine:
     def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
         net = coll - debt  # USD exposure per asset
         equity = row_sums(net)
+        self._effective_params()  # the scenarios follow the current thresholds
         loss = -(net @ self.scenarios)  # (accounts, scenarios): loss when every asset moves by its shock
         requirement = np.maximum(loss.max(axis=1), 0.0)
         has_debt = row_sums(debt) > 0
@@ -151,6 +157,7 @@ class MarginEngine:
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             net = coll - debt
+            self._effective_params()  # the scenarios follow the current thresholds
             requirement = max(float((-(net @ self.scenarios)).max()), 0.0)
             return float(net.sum() - requirement)
         ltv = self._effective_params()[1]
@@ -328,6 +335,57 @@ class MarginEngine:
         self._repay(acct, asset, tokens)
         return cost
 
+    # --- staking collateral: a loop in one transaction (docs/model.md, 3.3 Staking collateral and looping) ---
+
+    def lever_loop(
+        self,
+        acct: int,
+        collateral_asset: int,
+        debt_asset: int,
+        borrow_tokens: float,
+        own_usd: float,
+        prices: np.ndarray,
+        step: int,
+        genesis: bool = False,
+    ) -> bool:
+        """Borrow `borrow_tokens` of `debt_asset`, sell them, add `own_usd` from the wallet, buy `collateral_asset`
+        and post it: the closed form of the deposit-borrow-buy loop, done at once as a flash-loan loop does it.
+
+        Reverts (returns False, nothing changed) if the end state would exceed the account's borrow power or the
+        pool's cash. prices: oracle prices the protocol checks against. genesis: filled at the fundamentals.
+        """
+        if borrow_tokens < 0 or own_usd < 0 or borrow_tokens + own_usd <= 0:
+            return False
+        if borrow_tokens > self.pool.cash[debt_asset] or not self.pool.borrow_enabled[debt_asset]:
+            return False
+        market = self.market
+        if genesis:
+            usd = -market.genesis_quote(debt_asset, -borrow_tokens) if borrow_tokens > 0 else 0.0
+            bought = market.genesis_quote(collateral_asset, usd + own_usd)
+        else:
+            usd = market.quote_sell(debt_asset, borrow_tokens)
+            bought = market.quote_buy(collateral_asset, usd + own_usd)
+        coll = self.collateral[acct].copy()
+        coll[collateral_asset] += bought
+        debt = self.debt_tokens(acct).copy()
+        debt[debt_asset] += borrow_tokens
+        if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
+            return False
+        if own_usd > 0:
+            self.wallets.debit(int(self.owner[acct]), 0, own_usd)
+        if borrow_tokens > 0:
+            self._borrow(acct, debt_asset, borrow_tokens)
+            if genesis:
+                usd = -market.genesis_trade(debt_asset, -borrow_tokens)
+            else:
+                usd = market.sell(debt_asset, borrow_tokens, "disc", step=step)
+        if genesis:
+            bought = market.genesis_trade(collateral_asset, usd + own_usd)
+        else:
+            bought = market.buy(collateral_asset, usd + own_usd, "disc", step=step)
+        self.collateral[acct, collateral_asset] += bought
+        return True
+
     def close_out(self, acct: int, prices: np.ndarray, step: int) -> None:
         """Unwind everything: sell collateral to repay debt, return the rest to the owner's wallet.
 
@@ -394,6 +452,17 @@ class MarginEngine:
             self.wallets.credit(liquidator, debt_asset, repay - used)
         seized = self._release(acct, coll_asset, seize)
         self.wallets.credit(liquidator, coll_asset, seized)
+
+    def grab(self, acct: int, asset: int, debt_share: float) -> tuple[float, float]:
+        """Take all of the account's `asset` collateral and `debt_share` (in (0, 1]) of its USD debt off the account
+        for a liquidation auction (Maker's `Vat.grab`): returns (tokens, scaled USD debt). The pool's borrows do
+        not change: the debt is now the auction's, to be repaid from its proceeds or written off."""
+        tokens = self._release(acct, asset, float(self.collateral[acct, asset]))
+        scaled = float(self.scaled_debt[acct, 0])
+        if debt_share < 1.0:
+            scaled *= debt_share
+        self.scaled_debt[acct, 0] -= scaled
+        return tokens, scaled
 
     def insolvent_accounts(self, prices: np.ndarray) -> np.ndarray:
         """Accounts with debt but collateral worth less than the pool's dust threshold (USD): bad debt."""

@@ -170,6 +170,12 @@ class LendingPool:
         self._version += 1
         return scaled
 
+    def take_income(self, asset: int, amount: float) -> None:
+        """Tokens the protocol earns (a liquidation auction's penalty, raised beyond the debt) go to the reserves."""
+        self.cash[asset] += amount
+        self.reserves[asset] += amount
+        self._version += 1
+
     # --- interest -------------------------------------------------------------------------------------
 
     def accrue(self) -> None:

@@ -1,5 +1,5 @@
 """A risk steward that moves each reserve's LTV and liquidation threshold with realised volatility, in bounded steps
-no more often than a minimum delay (docs/auctions_and_risk.md, "Adaptive risk parameters"; the update rule is
+no more often than a minimum delay (docs/model.md, "Adaptive risk parameters"; the update rule is
 `abm.protocol.steward_update`).
 
 Modelled on Aave's Risk Stewards (aave-dao/aave-v3-risk-stewards): a per-parameter `minDelay` between two changes
@@ -39,7 +39,9 @@ class RiskSteward:
     alone). k_sigma, horizon_days: the target (`abm.protocol.volatility_liquidation_threshold`); max_change: the
     largest absolute change per update (fraction); min_delay_steps: steps that must pass after a reserve's last
     change before it may change again; ltv_gap: the LT - LTV spread to keep (fraction), by default each reserve's
-    spread at the start.
+    spread at the start; lt_bounds: (lowest, highest) liquidation threshold per reserve (fractions, the start
+    within them; default none), the LTV's bounds being these less the gap. Clipping a proposal into bounds that
+    hold the current value only shortens its move, so neither `max_change` nor LTV < LT is ever broken.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class RiskSteward:
         max_change: float = 0.005,
         min_delay_steps: int = 4320,
         ltv_gap: np.ndarray | float | None = None,
+        lt_bounds: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.ltv = np.array(ltv, dtype=np.float64)
         self.lt = np.array(liquidation_threshold, dtype=np.float64)
@@ -82,6 +85,16 @@ class RiskSteward:
             max_change=max_change,
             ltv_gap=self.ltv_gap[m],
         )
+        lo, hi = (np.zeros(n), np.ones(n)) if lt_bounds is None else lt_bounds
+        self.lt_min = np.broadcast_to(np.asarray(lo, dtype=np.float64), (n,)).copy()
+        self.lt_max = np.broadcast_to(np.asarray(hi, dtype=np.float64), (n,)).copy()
+        outside = m & ((self.lt < self.lt_min) | (self.lt > self.lt_max))
+        if outside.any():
+            r = int(np.flatnonzero(outside)[0])
+            raise ValueError(
+                f"liquidation_threshold[{r}] = {self.lt[r]!r} must lie within lt_bounds "
+                f"[{self.lt_min[r]!r}, {self.lt_max[r]!r}]"
+            )
         self.last_change = np.full(n, -min_delay_steps, dtype=np.int64)
         self.history: list[StewardChange] = []
 
@@ -108,7 +121,9 @@ class RiskSteward:
             max_change=self.max_change,
             ltv_gap=self.ltv_gap[idx],
         )
-        new_ltv, new_lt = np.atleast_1d(new_ltv), np.atleast_1d(new_lt)
+        gap = self.ltv_gap[idx]
+        new_lt = np.clip(np.atleast_1d(new_lt), self.lt_min[idx], self.lt_max[idx])
+        new_ltv = np.clip(np.atleast_1d(new_ltv), self.lt_min[idx] - gap, self.lt_max[idx] - gap)
         changed = False
         for j, r in enumerate(idx):
             if new_ltv[j] == self.ltv[r] and new_lt[j] == self.lt[r]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from abm.config.schema import ModelConfig, ReplayEvent, ShockEvent
 from abm.errors import UserInputError
-from abm.protocol import SECONDS_PER_YEAR, spread_shock
+from abm.protocol import SECONDS_PER_YEAR, per_step_rate, spread_shock
 
 
 def read_replay_csv(path: str | Path) -> np.ndarray:
@@ -51,7 +51,13 @@ class Fundamentals:
         self.rng = rng
         self.symbols = config.symbols
         self.n_assets = len(self.symbols)
-        assets = [config.assets[s] for s in self.symbols[1:]]
+        # a staked token (lst.*, listed last) has no news of its own: it follows its base (`derive`)
+        self.staked = self.symbols.index(config.lst.symbol) if config.lst.enabled else None
+        self.n_drawn = self.n_assets - 1 - (self.staked is not None)  # assets with their own news, 1..n_drawn
+        if self.staked is not None:
+            self.staked_base = self.symbols.index(config.lst.base)
+            self.staking_growth = float(np.log1p(per_step_rate(config.lst.staking_apr, config.market.step_seconds)))
+        assets = [config.assets[s] for s in self.symbols[1 : 1 + self.n_drawn]]
         self.dt = config.market.step_seconds / SECONDS_PER_YEAR  # years per step
         sigma = np.array([a.volatility for a in assets])
         mu = np.array([a.drift for a in assets])
@@ -61,7 +67,7 @@ class Fundamentals:
         corr = np.full((k, k), config.market.correlation) + (1 - config.market.correlation) * np.eye(k)
         self.chol = np.linalg.cholesky(corr)  # the config bounds keep C positive definite for k >= 1 and rho > -1/(k-1)
         self.log_f = np.zeros(self.n_assets)
-        self.log_f[1:] = np.log([a.price for a in assets])
+        self.log_f[1:] = np.log([config.assets[s].price for s in self.symbols[1:]])
         self.scheduled: dict[int, np.ndarray] = {}
         self.replay: dict[int, np.ndarray] = {}  # step -> (asset index, log value) overrides
         for ev in config.scenario.events:
@@ -87,26 +93,34 @@ class Fundamentals:
         Correlated GBM only (no shocks or replays): the ordinary news before the run, drawn from the news stream
         before any step's news, so every run with the same seed has the same pre-history and the same path after.
         """
-        z = self.rng.standard_normal((steps, self.n_assets - 1)) @ self.chol.T
+        z = self.rng.standard_normal((steps, self.n_drawn)) @ self.chol.T
         d = np.zeros((steps, self.n_assets))
-        d[:, 1:] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
+        d[:, 1 : 1 + self.n_drawn] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
+        self.derive(d.T)
         back = np.concatenate([np.cumsum(d[::-1], axis=0)[::-1], np.zeros((1, self.n_assets))])
         return self.log_f - back
 
     def step(self, t: int) -> np.ndarray:
         """Advance to step t; return the change of log fundamental per asset (column 0 is 0)."""
-        z = self.chol @ self.rng.standard_normal(self.n_assets - 1)
+        z = self.chol @ self.rng.standard_normal(self.n_drawn)
         d = np.zeros(self.n_assets)
-        d[1:] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
+        d[1 : 1 + self.n_drawn] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
         override = self.replay.get(t)
         if override is not None:
             mask = ~np.isnan(override)
             d[mask] = override[mask]
+        self.derive(d)
         shock = self.scheduled.get(t)
         if shock is not None:
             d += shock
         self.log_f += d
         return d
+
+    def derive(self, d: np.ndarray) -> None:
+        """Set the staked token's log move (row `staked` of `d`, assets first) to its base's plus the staking
+        yield: f_token = f_base x exchange rate x peg, the peg moving only by scripted shocks added after this."""
+        if self.staked is not None:
+            d[self.staked] = d[self.staked_base] + self.staking_growth
 
     @property
     def prices(self) -> np.ndarray:

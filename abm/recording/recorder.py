@@ -124,6 +124,23 @@ def perp_columns(symbols: list[str]) -> list[str]:
     ]
 
 
+def risk_columns(symbols: list[str]) -> list[str]:
+    """The risk manager's columns, present only in runs with `risk_manager.enabled` (docs/model.md, "Adaptive risk
+    parameters"). Per risky asset A, at the end of the step: ltv_A and liquidation_threshold_A, the reserve's
+    current parameters (fractions). Book-wide, at oracle prices over every lending account (USD):
+    borrow_capacity_usd, the largest debt the collateral supports, sum_i c_i p_i LTV_i; borrow_headroom_usd, the
+    part of it not yet borrowed, sum over accounts of max(capacity - debt, 0); and static_borrow_capacity_usd,
+    static_borrow_headroom_usd, the same for the same positions under the parameters the run started with."""
+    cols = [c for s in symbols[1:] for c in (f"ltv_{s}", f"liquidation_threshold_{s}")]
+    return [
+        *cols,
+        "borrow_capacity_usd",
+        "static_borrow_capacity_usd",
+        "borrow_headroom_usd",
+        "static_borrow_headroom_usd",
+    ]
+
+
 def lending_events(events: pd.DataFrame) -> pd.DataFrame:
     """The lending pool's rows of an events table (`venue` == "lending"; every row of a table saved before perps
     existed). Lending and perp account ids are separate numberings, and pool-specific quantities (seized collateral,
@@ -139,6 +156,8 @@ class StepRecorder:
     def __init__(self, model: ReflexivityModel) -> None:
         self.model = model
         self.columns = timeseries_columns(model.symbols, perps=model.perps is not None)
+        if model.risk_manager is not None:
+            self.columns += risk_columns(model.symbols)
         self._perp_liquidations_seen = 0  # venue events already in an earlier row
         self._adl_seen = 0
         self.row: dict[str, float] = {}
@@ -263,9 +282,11 @@ class StepRecorder:
             },
         )
 
-    def add_write_off(self, rec: WriteOff) -> None:
+    def add_write_off(self, rec: WriteOff, event_row: int | None = None) -> None:
+        """Record a write-off; the liquidation event that left it (row `event_row` of `events`, by default this
+        step's liquidation of the account, if any) carries its bad debt."""
         self.write_offs.append(rec)
-        idx = self._events_this_step.get(rec.account)
+        idx = self._events_this_step.get(rec.account) if event_row is None else event_row
         if idx is not None:  # the liquidation that exhausted the collateral carries the bad debt it left
             self.events[idx]["bad_debt_usd"] += rec.amount_usd
 
@@ -313,7 +334,7 @@ class StepRecorder:
             row[name] = count
         owners = engine.owner[: engine.n]
         in_use = (row_sums(coll) > 0) | (row_sums(debt) > 0)
-        if m.basis_traders:  # their lending accounts belong to holders after the traders
+        if m.basis_traders or m.loopers:  # their lending accounts belong to holders after the traders
             in_use &= owners < len(m.traders)
         active = np.bincount(owners[in_use], minlength=len(m.traders))
         if m.perps is not None:  # perp traders hold positions with the venue
@@ -332,7 +353,24 @@ class StepRecorder:
         self.hf_histogram.append(sorted_histogram(np.clip(hf, 0.0, 1e6), _HIST_BINS))
         if m.perps is not None:
             self.perp_row(row)
+        if m.risk_manager is not None:
+            self.risk_row(row, coll, row_sums(debt))
         self.row = row
+
+    def risk_row(self, row: dict[str, float], coll: np.ndarray, debt_usd: np.ndarray) -> None:
+        """Add the risk manager's columns (`risk_columns`) to `row`. coll: (accounts, assets) collateral in USD at
+        oracle prices; debt_usd: each account's debt (USD)."""
+        m = self.model
+        pool, manager = m.pool, m.risk_manager
+        assert manager is not None
+        for a, s in enumerate(m.symbols[1:], start=1):
+            row[f"ltv_{s}"] = float(pool.ltv[a])
+            row[f"liquidation_threshold_{s}"] = float(pool.liquidation_threshold[a])
+        enabled = pool.collateral_enabled
+        for prefix, ltv in (("", pool.ltv), ("static_", manager.configured_ltv)):
+            capacity = coll @ np.where(enabled, ltv, 0.0)  # per account (USD)
+            row[f"{prefix}borrow_capacity_usd"] = float(capacity.sum())
+            row[f"{prefix}borrow_headroom_usd"] = float(np.clip(capacity - debt_usd, 0.0, None).sum())
 
     def perp_row(self, row: dict[str, float]) -> None:
         """Add the perpetual venue's columns (`perp_columns`) to `row`."""

@@ -45,6 +45,12 @@ def write_offs_table(result: RunResult) -> pd.DataFrame:
     return result.write_offs
 
 
+def auctions_table(result: RunResult) -> pd.DataFrame:
+    """One row per liquidation auction (`RunResult.auctions`: kick and settle steps, tab, raised, lot, sold,
+    clearing and market price, bad debt, shortfall; empty with liquidators.mechanism = "keeper")."""
+    return result.auctions
+
+
 def hawkes_inputs_table(result: RunResult) -> pd.DataFrame:
     """One row per step: ``step``, ``onsets`` (distress onsets, `abm.contagion.liquidation_hawkes.distress_onsets`)
     and the covariates of the summary's Hawkes baseline (`liquidation_covariates` of the run's recorded baseline
@@ -80,6 +86,16 @@ def endogenous_share_metric(result: RunResult) -> dict[str, Any]:
     from abm.contagion.study import mean_endogenous_share
 
     return {"mean_endogenous_share": mean_endogenous_share(result.events)}
+
+
+def lst_channel_metric(result: RunResult) -> dict[str, Any]:
+    """Staking collateral's contagion channel in the ex-ante exposure structure at step 0 (re-built from the run's
+    configuration and seed; `abm.contagion.staking_channel.staking_channel`): ``lst_impact_share``,
+    ``depeg_debtrank``, ``depeg_distress_looped``, ``depeg_distress_unlooped``. Needs `lst.enabled`."""
+    from abm.contagion.staking_channel import staking_channel
+    from abm.model import ReflexivityModel
+
+    return staking_channel(ReflexivityModel(result.config, rng=result.seed, steps=result.steps))
 
 
 # The busiest window compared with the 40-minute cascade of 10 October 2025 (Amberdata: 20:50-21:30 UTC), steps.
@@ -174,10 +190,12 @@ TABLES: dict[str, TableFunction] = {
     "events": events_table,
     "cascades": cascades_table,
     "write_offs": write_offs_table,
+    "auctions": auctions_table,
     "hawkes_inputs": hawkes_inputs_table,
 }
 METRICS: dict[str, MetricFunction] = {
     "hawkes": hawkes_metric,
     "endogenous_share": endogenous_share_metric,
     "validation": validation_metric,
+    "lst_channel": lst_channel_metric,
 }

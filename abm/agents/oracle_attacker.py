@@ -1,0 +1,139 @@
+"""OracleAttacker: pushes the market an oracle reads until the oracle posts a false low price, liquidates the accounts
+that fall below HF = 1 before anyone else, and covers its short with the collateral it seized (docs/model.md, 3.3
+Submodels: Adversaries).
+
+The strategy (one, documented): at `attacker.start_step` it fixes its target, `attacker.push` below the oracle price
+then, and sells the asset short (tokens borrowed outside the model, `abm.agents.adversary`) to bring the market to
+the target and hold it there, re-selling each step against the impact's relaxation, until the oracle posts the
+target: the updaters read the market `oracles.latency_steps` late and average it over `oracles.twap_window_steps`,
+so a longer window means a longer hold and more tokens sold (`protocol.hold_cost`, `protocol.oracle_attack_capital`).
+If it controls `attacker.corrupt_updaters` of the asset's updaters, they post its target every step; the pool
+uses the median of the updaters' posts, so this moves the oracle only while the corrupted posts are at least half
+of them (then it does not trade the market at all). Once the oracle shows the target it acts as a liquidator with priority (it knows when its push lands;
+it runs in the liquidation phase before the liquidation bots): it repays, from its USD, a close-factor share of the
+debt of every long account of the asset whose HF fell below 1 (up to `attacker.capacity_per_step` a step),
+receiving the collateral with the bonus at the false oracle price, so worth (1 + bonus) e^push per dollar repaid at
+the true price (`protocol.liquidation_gain`). When no account is left to liquidate it buys back whatever its seized
+tokens do not cover and returns the borrowed tokens. It attacks once; if the oracle has not reached the target
+after `attacker.max_steps` it gives up and buys back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.agents.adversary import Adversary
+from abm.agents.hunter import liquidation_prices
+from abm.protocol import hold_cost, liquidation_gain, oracle_attack_capital, oracle_attack_hold_steps
+
+if TYPE_CHECKING:
+    from abm.model import ReflexivityModel
+
+WAITING, PUSH, LANDED, DONE = "waiting", "push", "landed", "done"
+
+
+class OracleAttacker(Adversary):
+    """The oracle attacker (docs/model.md, 3.3 Submodels: Adversaries). state: waiting (before its start step),
+    push, landed (the oracle shows the target: liquidating), done. target: the oracle price it aims at (USD/token)."""
+
+    def __init__(self, model: ReflexivityModel, holder: int) -> None:
+        cfg = model.config.attacker
+        super().__init__(model, holder, cfg.budget_usd, cfg.gas_cost_usd)
+        self.asset = model.symbols.index(cfg.asset)
+        self.state = WAITING
+        self.target = 0.0
+        self.since = 0
+        self.landed_step = -1
+        self.n_liquidations = 0
+        # the attack priced at its start by the linear-market formulas (USD): what holding the push costs under this
+        # defence, the capital it ties up, and what liquidating the accounts it exposes would gain
+        self.expected_cost_usd = 0.0
+        self.expected_capital_usd = 0.0
+        self.expected_gain_usd = 0.0
+
+    def post_oracle(self) -> None:
+        """Phase 2, after the honest updaters: the corrupted updaters (the first slots) post the target."""
+        m = self.model
+        if self.state in (PUSH, LANDED):
+            for slot in range(m.config.attacker.corrupt_updaters):
+                m.oracle.post(slot, self.asset, self.target, m.steps)
+
+    def trade(self) -> None:
+        """Phase 5, after the traders: start, push toward the target, or hold it while liquidating."""
+        m = self.model
+        t, cfg, a = m.steps, m.config.attacker, self.asset
+        if self.state == WAITING and t >= cfg.start_step:
+            self.reference = m.market.prices.copy()
+            self.target = float(m.oracle.prices[a]) * (1.0 - cfg.push)
+            self.state, self.since = PUSH, t
+            self.price_the_attack()
+            self.post_oracle()  # its corrupted updaters post from the step it starts
+        if self.state == PUSH:
+            if m.oracle.prices[a] <= self.target * (1.0 + 1e-9):
+                self.state, self.landed_step = LANDED, t
+            elif t - self.since >= cfg.max_steps:
+                self._finish()
+                return
+        if self.state in (PUSH, LANDED) and not self.controls_median():
+            self.push_to(a, self.target)
+
+    def price_the_attack(self) -> None:
+        """The break-even ledger at the start (docs/model.md, 3.3 Submodels: Adversaries): with the market at the
+        reference and its depth now, the push's hold under this defence (`oracle_attack_hold_steps`; one more step
+        with several updaters, whose latencies differ by up to one) gives `hold_cost` and `oracle_attack_capital`
+        (both 0 when its corrupted updaters control the median), and each long account of the asset whose
+        liquidation price lies between the target and the oracle now adds `liquidation_gain` on a close-factor
+        share of its debt. The attack pays while the gain exceeds the cost."""
+        m, a = self.model, self.asset
+        ocfg = m.config.oracles
+        oracle = m.oracle.prices
+        push = float(np.log(oracle[a] / self.target))
+        if not self.controls_median():
+            depth, decay = m.market.effective_depth_of(a), float(m.market.decay[a])
+            hold = oracle_attack_hold_steps(ocfg.twap_window_steps, ocfg.latency_steps + (ocfg.n_updaters > 1))
+            self.expected_cost_usd = float(hold_cost(push, depth, hold, decay))
+            self.expected_capital_usd = float(oracle_attack_capital(push, depth, hold, decay))
+        price = liquidation_prices(m.engine, oracle, a)
+        engine = m.engine
+        long = engine.collateral[: engine.n, a] * m.pool.liquidation_threshold[a] > engine.debt_tokens()[:, a]
+        exposed = long & np.isfinite(price) & (price >= self.target) & (price < oracle[a])
+        repaid = m.pool.close_factor_default * engine.debt_tokens()[exposed, 0]
+        self.expected_gain_usd = float(liquidation_gain(repaid, float(m.pool.liquidation_bonus[a]), push).sum())
+
+    def controls_median(self) -> bool:
+        """Whether its corrupted updaters are more than half of the asset's: then the median is one of their posts
+        and it need not move the market at all."""
+        m = self.model
+        return 2 * m.config.attacker.corrupt_updaters > m.config.oracles.n_updaters
+
+    def liquidate(self) -> None:
+        """Phase 7, before the liquidation bots: liquidate the asset's long accounts below HF = 1 at the false
+        oracle price, keeping the seized collateral; when none is left, cover and stop."""
+        m = self.model
+        if self.state != LANDED:
+            return
+        cfg, a, me = m.config.attacker, self.asset, self.holder
+        done = 0
+        for acct in m.liquidation_candidates(0):
+            if done >= cfg.capacity_per_step:
+                break
+            plan = m.engine.plan_liquidation(int(acct), m.oracle.prices)
+            if plan is None or plan.debt_asset != 0 or plan.collateral_asset != a:
+                continue
+            if plan.repay + self.gas_cost_usd > m.wallets.balance(me, 0):
+                continue
+            event_id = m.attribution.next_event_id()
+            m.engine.liquidate(int(acct), plan, me)
+            self.gain_usd += plan.seize * float(self.reference[a]) - plan.repay
+            self.pay_gas()
+            m.attribution.record(event_id, int(acct), self.unique_id, plan)
+            self.n_liquidations += 1
+            done += 1
+        if done == 0 and m.steps > self.landed_step:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.cover(self.asset)
+        self.state = DONE

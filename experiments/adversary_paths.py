@@ -1,0 +1,123 @@
+"""The adversaries' price paths (not a sweep): why the hunter profits and why the oracle defences do not stop the
+attacker, from the time series of one replicate of each experiment.
+
+    python experiments/adversary_paths.py
+
+Writes results/liquidation_hunt/paths/paths.png (the ETH market and oracle price with the hunter, beside its twin
+without it, in replicate 0 of experiments/liquidation_hunt.toml) and results/oracle_attack/paths/paths.png (the ETH
+market and oracle price with three updaters at TWAP windows of 1, 5 and 30 steps in replicate 0 of
+experiments/oracle_attack.toml, with the attacker's target and the step its push landed), and paths.json beside
+each (the numbers the figures show).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import abm
+from abm.analysis import style
+from abm.io import atomic_write_text
+from abm.run import twin_config
+from abm.sweep.experiment import load_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hunt_paths(out: Path) -> dict[str, float]:
+    import matplotlib.pyplot as plt
+
+    exp = load_experiment(ROOT / "experiments" / "liquidation_hunt.toml")
+    seed = exp.seed(0)  # replicate 0 (common random numbers: every point's)
+    config = exp.point_config(0)  # positions visible
+    assert config.hunters.positions_visible
+    hunted = abm.run(config, seed=seed, steps=exp.steps)
+    twin = abm.run(twin_config(config, "unhunted"), seed=seed, steps=exp.steps, keep_model=False)
+    style.theme()
+    fig, (ax, low) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ts, tw = hunted.timeseries, twin.timeseries
+    ax.plot(ts["step"], ts["price_ETH"], label="market, with the hunter", color="C3")
+    ax.plot(ts["step"], ts["oracle_ETH"], label="oracle, with the hunter", color="C3", ls="--", lw=1)
+    ax.plot(tw["step"], tw["price_ETH"], label="market, twin without it", color="C0")
+    ax.plot(ts["step"], ts["fundamental_ETH"], label="fundamental (both)", color="grey", lw=1)
+    ax.set_ylabel("ETH (USD)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"liquidation_hunt, seed {seed}: the hunter's pushes and the cascades they set off", fontsize=10)
+    low.plot(ts["step"], ts["n_liquidations"], color="C3", lw=1.2, drawstyle="steps-mid", label="with the hunter")
+    low.plot(tw["step"], tw["n_liquidations"], color="C0", lw=1.2, drawstyle="steps-mid", label="twin without it")
+    low.set_ylabel("liquidations\nper step")
+    low.set_xlabel("step (minutes)")
+    low.legend(loc="upper right", fontsize=8)
+    out.mkdir(parents=True, exist_ok=True)
+    style.save(fig, out / "paths.png", tight_layout=True)
+    numbers = {
+        "seed": seed,
+        "hunter_profit_usd": hunted.summary["hunter_profit_usd"],
+        "hunter_hunts": hunted.summary["hunter_hunts"],
+        "n_liquidations": hunted.summary["n_liquidations"],
+        "twin_n_liquidations": twin.summary["n_liquidations"],
+        "min_price_ETH": float(ts["price_ETH"].min()),
+        "twin_min_price_ETH": float(tw["price_ETH"].min()),
+    }
+    atomic_write_text(out / "paths.json", json.dumps(numbers, indent=2))
+    return numbers
+
+
+def attack_paths(out: Path, windows: tuple[int, ...] = (1, 5, 30)) -> dict[str, dict[str, float]]:
+    import matplotlib.pyplot as plt
+
+    exp = load_experiment(ROOT / "experiments" / "oracle_attack.toml")
+    seed = exp.seed(0)
+    configs = {
+        c.oracles.twap_window_steps: c
+        for c in map(exp.point_config, range(exp.n_points))
+        if c.oracles.n_updaters == 3 and c.oracles.twap_window_steps in windows
+    }
+    style.theme()
+    fig, axes = plt.subplots(1, len(windows), figsize=(4 * len(windows), 3.6), sharey=True)
+    numbers: dict[str, dict[str, float]] = {}
+    for ax, window in zip(axes, windows, strict=True):
+        config = configs[window]
+        result = abm.run(config, seed=seed, steps=exp.steps)
+        attacker = result.model.attackers[0]
+        ts = result.timeseries[result.timeseries["step"] <= 200]
+        ax.plot(ts["step"], ts["price_ETH"], label="market", color="C3")
+        ax.plot(ts["step"], ts["oracle_ETH"], label="oracle", color="C0", ls="--")
+        ax.axhline(attacker.target, color="k", lw=0.8, ls=":", label="attacker's target")
+        ax.axvline(config.attacker.start_step, color="grey", lw=0.8)
+        if attacker.landed_step >= 0:
+            ax.axvline(attacker.landed_step, color="C2", lw=0.8, label="oracle reaches the target")
+        ax.set_title(
+            f"TWAP {window} step{'s' if window > 1 else ''}: profit {attacker.profit_usd() / 1e6:.1f}M", fontsize=10
+        )
+        ax.set_xlabel("step (minutes)")
+        numbers[f"twap_{window}"] = {
+            "profit_usd": attacker.profit_usd(),
+            "cost_usd": attacker.cost_usd,
+            "gain_usd": attacker.gain_usd,
+            "landed_step": attacker.landed_step,
+            "target": attacker.target,
+            "min_price_ETH": float(result.timeseries["price_ETH"].min()),
+            "n_liquidations": result.summary["n_liquidations"],
+        }
+    axes[0].set_ylabel("ETH (USD)")
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"oracle_attack, three updaters (one corrupted), seed {seed}", fontsize=11)
+    out.mkdir(parents=True, exist_ok=True)
+    style.save(fig, out / "paths.png", tight_layout=True)
+    atomic_write_text(out / "paths.json", json.dumps({"seed": seed, **numbers}, indent=2))
+    return numbers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="the results folder")
+    args = parser.parse_args(argv)
+    print(json.dumps(hunt_paths(args.results / "liquidation_hunt" / "paths"), indent=2))
+    print(json.dumps(attack_paths(args.results / "oracle_attack" / "paths"), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
