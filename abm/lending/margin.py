@@ -218,6 +218,24 @@ class MarginEngine:
 
     # --- leveraged position changes (atomic; market trades inside) ------------------------------------
 
+    def _can_borrow(self, asset: int, borrow: float, own: float) -> bool:
+        """Whether a leveraged change may start: amounts non-negative and not both 0, and `borrow` tokens of `asset`
+        within the pool's cash and its borrowing switch (the borrow-power check comes after, on the end state)."""
+        if borrow < 0 or own < 0 or borrow + own <= 0:
+            return False
+        return borrow <= self.pool.cash[asset] and bool(self.pool.borrow_enabled[asset])
+
+    def _sell_quote(self, asset: int, tokens: float, genesis: bool) -> float:
+        """USD that selling `tokens` of `asset` would raise: at the fundamental for a genesis position, else from
+        the market's impact quote (no state change)."""
+        return -self.market.genesis_quote(asset, -tokens) if genesis else self.market.quote_sell(asset, tokens)
+
+    def _sell(self, asset: int, tokens: float, genesis: bool, step: int) -> float:
+        """Sell `tokens` of `asset` (at the fundamental for a genesis position); returns the USD raised."""
+        if genesis:
+            return -self.market.genesis_trade(asset, -tokens)
+        return self.market.sell(asset, tokens, "disc", step=step)
+
     def lever_long(
         self,
         acct: int,
@@ -234,9 +252,7 @@ class MarginEngine:
         pool's cash. prices: oracle prices the protocol checks against. genesis: a position that exists before
         the run, filled at the fundamental without impact.
         """
-        if borrow_usd < 0 or own_usd < 0 or borrow_usd + own_usd <= 0:
-            return False
-        if borrow_usd > self.pool.cash[0] or not self.pool.borrow_enabled[0]:
+        if not self._can_borrow(0, borrow_usd, own_usd):
             return False
         # would the end state keep the borrow power? (checked before trading, so a revert touches nothing)
         coll = self.collateral[acct].copy()
@@ -294,17 +310,10 @@ class MarginEngine:
         genesis: bool = False,
     ) -> bool:
         """Post `own_usd` from the wallet, borrow `borrow_tokens` of the asset, sell them, post the USD."""
-        if borrow_tokens < 0 or own_usd < 0 or borrow_tokens + own_usd <= 0:
-            return False
-        if borrow_tokens > self.pool.cash[asset] or not self.pool.borrow_enabled[asset]:
+        if not self._can_borrow(asset, borrow_tokens, own_usd):
             return False
         coll = self.collateral[acct].copy()
-        proceeds = (
-            -self.market.genesis_quote(asset, -borrow_tokens)
-            if genesis
-            else self.market.quote_sell(asset, borrow_tokens)
-        )
-        coll[0] += own_usd + proceeds
+        coll[0] += own_usd + self._sell_quote(asset, borrow_tokens, genesis)
         debt = self.debt_tokens(acct).copy()
         debt[asset] += borrow_tokens
         if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
@@ -315,11 +324,7 @@ class MarginEngine:
             self.collateral[acct, 0] += own_usd
         if borrow_tokens > 0:
             self._borrow(acct, asset, borrow_tokens)
-            if genesis:
-                usd = -self.market.genesis_trade(asset, -borrow_tokens)
-            else:
-                usd = self.market.sell(asset, borrow_tokens, "disc", step=step)
-            self.collateral[acct, 0] += usd
+            self.collateral[acct, 0] += self._sell(asset, borrow_tokens, genesis, step)
         return True
 
     def delever_short(self, acct: int, asset: int, tokens: float, prices: np.ndarray, step: int) -> float:
@@ -354,16 +359,13 @@ class MarginEngine:
         Reverts (returns False, nothing changed) if the end state would exceed the account's borrow power or the
         pool's cash. prices: oracle prices the protocol checks against. genesis: filled at the fundamentals.
         """
-        if borrow_tokens < 0 or own_usd < 0 or borrow_tokens + own_usd <= 0:
-            return False
-        if borrow_tokens > self.pool.cash[debt_asset] or not self.pool.borrow_enabled[debt_asset]:
+        if not self._can_borrow(debt_asset, borrow_tokens, own_usd):
             return False
         market = self.market
+        usd = self._sell_quote(debt_asset, borrow_tokens, genesis) if borrow_tokens > 0 else 0.0
         if genesis:
-            usd = -market.genesis_quote(debt_asset, -borrow_tokens) if borrow_tokens > 0 else 0.0
             bought = market.genesis_quote(collateral_asset, usd + own_usd)
         else:
-            usd = market.quote_sell(debt_asset, borrow_tokens)
             bought = market.quote_buy(collateral_asset, usd + own_usd)
         coll = self.collateral[acct].copy()
         coll[collateral_asset] += bought
@@ -375,10 +377,7 @@ class MarginEngine:
             self.wallets.debit(int(self.owner[acct]), 0, own_usd)
         if borrow_tokens > 0:
             self._borrow(acct, debt_asset, borrow_tokens)
-            if genesis:
-                usd = -market.genesis_trade(debt_asset, -borrow_tokens)
-            else:
-                usd = market.sell(debt_asset, borrow_tokens, "disc", step=step)
+            usd = self._sell(debt_asset, borrow_tokens, genesis, step)
         if genesis:
             bought = market.genesis_trade(collateral_asset, usd + own_usd)
         else:
