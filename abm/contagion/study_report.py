@@ -105,7 +105,9 @@ DISTRESS = {
 DISTRESS_FIGURE = {
     k: DISTRESS[k] for k in ("share_accounts_liquidated", "share_traders_wiped_out", "share_equity_lost")
 }
-DISTRESS_FIGURE["reflexivity_index"] = DISTRESS["reflexivity_index"]
+# the branching ratio, not the reflexivity index: under the whole-fall attribution almost no liquidation in a
+# one-asset crash has half its damage from earlier sales, so the index sits at 0 there while the share does not
+DISTRESS_FIGURE["branching_ratio"] = DISTRESS["branching_ratio"]
 
 
 @dataclass(frozen=True)
