@@ -22,9 +22,7 @@ USD, ETH = 0, 1
 VALUE, DEBT = 100e3, 78e3  # the account: ETH collateral and USD debt at step 0 (USD)
 
 
-def scripted_model(
-    mechanism: str, steps: int, liquidator_capacity: int = 20, **auctions: Any
-) -> ReflexivityModel:
+def scripted_model(mechanism: str, steps: int, liquidator_capacity: int = 20, **auctions: Any) -> ReflexivityModel:
     """One trader who never acts, one liquidator without costs (landing `liquidator_capacity` transactions a step),
     no volatility, the oracle on time, permanent impact, ETH -10% at step 3; auction parameters `auctions` (short
     English clocks: a bid wins after 5 steps)."""
