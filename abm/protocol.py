@@ -629,6 +629,27 @@ def english_auction_min_bid(bid: ArrayLike, tab: ArrayLike, beg: float) -> Float
     return np.minimum(beg * b, t)
 
 
+def cat_bite_lot(collateral_tokens: float, collateral_debt_share: float, lump: float) -> tuple[float, float]:
+    """One bite of Maker's Cat (Liquidation 1.2): the lot (tokens) one English auction takes and the share of the
+    account's USD debt that goes with it, (min(ink, lump), share * lot / ink).
+
+    collateral_tokens ink: the account's tokens of the asset (> 0); collateral_debt_share: the share of the
+    account's USD debt that the asset carries (its share of the collateral's value, in (0, 1]); lump: the most
+    tokens one auction may take (inf: no cap). A vault larger than lump is split into several auctions, one bite
+    (one transaction) each, every bite taking its lot's proportional debt. Example: 120 ETH, share 1, lump 50:
+    (50, 5/12), then on the remaining 70 ETH (50, 5/7), then (20, 1).
+    """
+    if not collateral_tokens > 0:
+        raise ValueError(f"collateral_tokens must be > 0 (got {collateral_tokens!r})")
+    if not 0 < collateral_debt_share <= 1:
+        raise ValueError(f"collateral_debt_share must be in (0, 1] (got {collateral_debt_share!r})")
+    if not lump > 0:
+        raise ValueError(f"lump must be > 0 (got {lump!r})")
+    if lump >= collateral_tokens:
+        return collateral_tokens, collateral_debt_share
+    return lump, collateral_debt_share * lump / collateral_tokens
+
+
 def english_auction_max_lot(lot: ArrayLike, beg: float) -> FloatArray:
     """Largest lot (tokens) a dent-phase bid may ask for (Maker Flipper `dent`): beg * new lot <= lot, so lot / beg.
 

@@ -4,8 +4,10 @@ again with its tables kept, to show where each mechanism's bad debt comes from a
     python experiments/auctions_illustration.py --out results/auctions
 
 Writes OUT/illustration/: auctions_timeline.png (ETH price; bad debt written off and debt still in live auctions;
-each auction's clearing price over the market price at settlement), auctions_<case>.parquet (the per-auction
-tables) and illustration.json (the numbers quoted in the findings). With --long-steps N it also runs the english
+each auction's clearing price over the market price at settlement; the English case's lots per half hour by who
+won them), auctions_<case>.parquet (the per-auction tables) and illustration.json (the numbers quoted in the
+findings, with the English auctions' outcome by winner: zero-bid or default keepers, during the congestion or
+after). With --long-steps N it also runs the english
 case of the first --long-replicates seeds for N steps, so that the auctions a one-day run leaves live can finish:
 their terminal bad debt goes into illustration.json ("long_english").
 """
@@ -35,6 +37,26 @@ def live_debt(auctions: pd.DataFrame, steps: np.ndarray) -> np.ndarray:
     settle = auctions["settle_step"].fillna(np.inf).to_numpy(float)
     debt = auctions["debt_usd"].to_numpy(float)
     return np.array([debt[(kick <= t) & (settle > t)].sum() for t in steps])
+
+
+def by_winner(auctions: pd.DataFrame, n_keepers: int) -> dict[str, dict[str, float]]:
+    """Settled auctions grouped by who won the lot (a zero-bid keeper: index >= n_keepers, or a default keeper) and
+    when they settled (during the congestion, steps 240-719, or after): count, debt, bad debt, shortfall (USD)."""
+    done = auctions[auctions["settle_step"].notna()]
+    zero_keeper = done["winner"] >= n_keepers
+    congested = (done["settle_step"] >= 240) & (done["settle_step"] < 720)
+    out = {}
+    for who, w in (("zero-bid keepers", zero_keeper), ("default keepers", ~zero_keeper)):
+        for when, c in (("during congestion", congested), ("after", ~congested)):
+            part = done[w & c]
+            out[f"{who}, {when}"] = {
+                "n": len(part),
+                "zero_bids": int(part["zero_bid"].sum()),
+                "debt_usd": float(part["debt_usd"].sum()),
+                "bad_debt_usd": float(part["bad_debt_usd"].sum()),
+                "shortfall_usd": float(part["shortfall_usd"].sum()),
+            }
+    return out
 
 
 def long_english(exp, steps: int, replicates: int) -> list[dict[str, object]]:
@@ -79,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / "illustration"
     out.mkdir(parents=True, exist_ok=True)
     style.theme()
-    fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(9, 13), sharex=True)
     numbers: dict[str, dict[str, float]] = {}
     seed = None
     for point in range(exp.n_points):
@@ -121,6 +143,21 @@ def main(argv: list[str] | None = None) -> int:
             numbers[label]["kicks_before_step_720"] = int((auctions["kick_step"] < 720).sum())
             numbers[label]["debt_kicked_usd"] = float(auctions["debt_usd"].sum())
             numbers[label]["raised_usd"] = float(auctions["raised"].sum())
+            numbers[label]["by_winner"] = by_winner(auctions, config.auctions.n_keepers)  # type: ignore[assignment]
+            zero = done[done["zero_bid"]]
+            numbers[label]["first_zero_bid_settlement_step"] = float(zero["settle_step"].min()) if len(zero) else None
+            numbers[label]["last_zero_bid_settlement_step"] = float(zero["settle_step"].max()) if len(zero) else None
+        if label == "english" and len(auctions):  # the English lots per half hour, by who won them
+            done = auctions[auctions["settle_step"].notna()]
+            bins = np.arange(0, int(steps.max()) + 31, 30)
+            zero_keeper = done["winner"] >= config.auctions.n_keepers
+            for part, name, c in (
+                (done[zero_keeper], "won by zero-bid keepers", "tab:red"),
+                (done[~zero_keeper], "won by default keepers", "tab:blue"),
+            ):
+                axes[3].hist(
+                    part["settle_step"], bins=bins, weights=part["debt_usd"] / 1e6, alpha=0.6, label=name, color=c
+                )
     axes[0].plot(steps, ts["fundamental_ETH"], color="black", lw=0.8, ls=":", label="fundamental")
     axes[0].set_ylabel("ETH price (USD)")
     axes[0].legend(fontsize=7)
@@ -129,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     axes[1].legend(fontsize=7)
     axes[2].axhline(1.0, color="grey", lw=0.8)
     axes[2].set_ylabel("clearing / market price")
-    axes[2].set_xlabel("step (minutes)")
     axes[2].set_title("each settled auction (marker size: its debt)", fontsize=9)
     axes[2].legend(fontsize=7)
+    axes[3].set_ylabel("debt settled, USD millions")
+    axes[3].set_title("english: debt of the lots settled per half hour, by who won them", fontsize=9)
+    axes[3].legend(fontsize=7)
+    axes[3].set_xlabel("step (minutes)")
     for ax in axes:
-        ax.axvspan(240, 720, color="grey", alpha=0.08)  # liquidators' (and keepers') block space gone
-    fig.suptitle(f"black_thursday, seed {seed}: four liquidation mechanisms (grey: no block space)", fontsize=11)
+        ax.axvspan(240, 720, color="grey", alpha=0.08)  # liquidators' and default keepers' block space gone
+    fig.suptitle(f"black_thursday, seed {seed} (grey: no block space for liquidators and default keepers)", fontsize=11)
     style.save(fig, out / "auctions_timeline.png", tight_layout=True)
     plt.close(fig)
     info: dict[str, object] = {"seed": seed, "cases": numbers}

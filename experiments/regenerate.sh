@@ -24,7 +24,7 @@ sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$abm" report results/dynamic_margin/instant_cut
 "$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
 sweep experiments/auctions.toml results/auctions
-"$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
+"$py" experiments/auctions_illustration.py --out results/auctions  # the time series of its findings.md
 sweep experiments/lst_depeg.toml results/lst_depeg
 # adversaries: liquidation hunting (positions visible vs hidden) and oracle manipulation against its defences
 for e in liquidation_hunt oracle_attack oracle_attack_budget oracle_attack_passive; do

@@ -22,9 +22,10 @@ USD, ETH = 0, 1
 VALUE, DEBT = 100e3, 78e3  # the account: ETH collateral and USD debt at step 0 (USD)
 
 
-def scripted_model(mechanism: str, steps: int, **auctions: Any) -> ReflexivityModel:
-    """One trader who never acts, one liquidator without costs, no volatility, the oracle on time, permanent impact,
-    ETH -10% at step 3; auction parameters `auctions` (short English clocks: a bid wins after 5 steps)."""
+def scripted_model(mechanism: str, steps: int, liquidator_capacity: int = 20, **auctions: Any) -> ReflexivityModel:
+    """One trader who never acts, one liquidator without costs (landing `liquidator_capacity` transactions a step),
+    no volatility, the oracle on time, permanent impact, ETH -10% at step 3; auction parameters `auctions` (short
+    English clocks: a bid wins after 5 steps)."""
     overrides = {
         "traders.n_traders": 1,
         "traders.strategy_mix": {"hodl": 1.0},
@@ -39,6 +40,7 @@ def scripted_model(mechanism: str, steps: int, **auctions: Any) -> ReflexivityMo
         "oracles.deviation_threshold": 0.0,
         "liquidators.n_liquidators": 1,
         "liquidators.gas_cost_usd": 1.0,
+        "liquidators.capacity_per_step": liquidator_capacity,
         "liquidators.mechanism": mechanism,
         "lenders.n_lenders": 1,
         "auctions.ttl_steps": 5,
@@ -99,6 +101,52 @@ def test_a_lone_keeper_wins_the_lot_for_nothing_and_the_debt_becomes_bad_debt() 
     assert m.market.price(ETH) < m.fundamentals.prices[ETH]
 
 
+def test_a_zero_bid_keeper_kicks_and_wins_while_the_block_space_is_gone() -> None:
+    # congestion: the liquidator and the default keepers land nothing (capacity 0); a zero-bid keeper, paying any
+    # gas, kicks the vault itself, opens the auction at the minimum bid with no capital, and wins it when the bid's
+    # ttl runs out with nobody able to outbid it: the debt is written off, all of it booked as auction shortfall
+    m = scripted_model("english", 16, liquidator_capacity=0, n_zero_bid_keepers=1)
+    result = finish(m)
+    (row,) = result.auctions.to_dict("records")
+    assert row["kick_step"] == 4 and row["settle_step"] == 9
+    assert row["zero_bid"] and row["raised"] < 1e-3 and row["sold"] == pytest.approx(row["lot"])
+    assert row["bad_debt_usd"] == pytest.approx(DEBT, rel=1e-4) == pytest.approx(m.pool.bad_debt_usd)
+    assert result.summary["auction_shortfall_usd"] == pytest.approx(row["bad_debt_usd"])
+    (event,) = result.events.to_dict("records")
+    assert event["liquidator"] == -1  # kicked by the zero-bid keeper, not by a Liquidator agent
+    assert m.liquidators[0].n_liquidations == 0
+    # the default keepers (5, with 2M USD each) kept their capital; the zero-bid keeper sold the lot it won
+    kp = m.auctions.house.keepers
+    assert kp.capital_usd[:5].tolist() == [2e6] * 5 and kp.capital_usd[5] > 0.9 * VALUE * 0.9
+
+
+def test_the_same_vault_with_the_block_space_back_clears_at_the_keepers_price() -> None:
+    # the zero-bid keeper still opens the auction, but the default keepers land within the ttl and outbid it
+    m = scripted_model("english", 30, n_zero_bid_keepers=1, penalty=0.05)
+    (row,) = finish(m).auctions.to_dict("records")
+    assert not row["zero_bid"] and row["raised"] == pytest.approx(row["tab"]) and row["bad_debt_usd"] == 0.0
+
+
+def test_cat_lump_splits_the_vault_into_one_auction_per_kick() -> None:
+    # 100k USD of ETH at 3,000 USD: 33.3 ETH against 78k of debt; with a lump of 10 ETH the liquidator bites four
+    # times, one kick a step (one per account per liquidator turn): 10, 10, 10 and the last 3.3 ETH, each with its
+    # lot's share of the debt. Keepers compete (5% penalty), so every lot repays its tab
+    m = scripted_model("english", 30, penalty=0.05, lump={"ETH": 10.0})
+    result = finish(m)
+    rows = result.auctions.sort_values("auction_id")
+    ink = VALUE / 3000.0
+    assert rows["kick_step"].tolist() == [4, 5, 6, 7]
+    assert rows["lot"].tolist() == pytest.approx([10.0, 10.0, 10.0, ink - 30.0])
+    # the debt goes with the lots, in proportion (plus the interest accrued between the kicks)
+    assert (rows["debt_usd"] / rows["lot"]).tolist() == pytest.approx([DEBT / ink] * 4, rel=1e-4)
+    assert rows["debt_usd"].sum() == pytest.approx(DEBT, rel=1e-4)
+    assert (rows["raised"] == rows["tab"]).all() and m.pool.bad_debt_usd == 0.0 and len(result.events) == 4
+    # a Dutch auction (Clipper) has no lump: the whole collateral in one auction
+    dutch = scripted_model("dutch", 10, lump={"ETH": 10.0})
+    (row,) = finish(dutch).auctions.to_dict("records")
+    assert row["lot"] == pytest.approx(ink)
+
+
 def test_with_no_keeper_able_to_bid_an_english_auction_restarts_and_a_dutch_one_resets() -> None:
     english = scripted_model("english", 60, keeper_capital_usd=0.0)
     result = finish(english)
@@ -156,7 +204,13 @@ def test_bad_auction_settings_are_one_line_naming_the_field() -> None:
     with pytest.raises(ConfigError, match=r"'liquidators.mechanism': fixed when the run is built"):
         ModelConfig.from_preset("black_thursday_auction", {"scenario.events": [event]})
     event = {"kind": "set", "step": 5, "parameter": "auctions.ttl_steps", "value": 30}
-    assert ModelConfig.from_preset("black_thursday_auction", {"scenario.events": [event]}).auctions.ttl_steps == 180
+    assert ModelConfig.from_preset("black_thursday_auction", {"scenario.events": [event]}).auctions.ttl_steps == 10
+    with pytest.raises(ConfigError, match=r"auctions.lump.DOGE: no such risky asset"):
+        ModelConfig.from_preset("crash", {"auctions.lump": {"DOGE": 50.0}})
+    with pytest.raises(ConfigError, match=r"auctions.lump.ETH"):
+        ModelConfig.from_preset("crash", {"auctions.lump": {"ETH": 0.0}})
+    with pytest.raises(ConfigError, match=r"auctions.n_zero_bid_keepers"):
+        ModelConfig.from_preset("crash", {"auctions.n_zero_bid_keepers": -1})
 
 
 @pytest.mark.parametrize("mechanism", ["english", "dutch"])

@@ -112,9 +112,30 @@ def test_landing_probability_falls_with_gas_and_rises_with_profit() -> None:
     assert P.keeper_landing_probability(1000.0, 0.0, 4000.0, 0.5) == 1.0
 
 
+def test_cat_bite_splits_a_vault_into_lump_sized_lots() -> None:
+    # 120 ETH against all of the vault's debt, lump 50 ETH (ETH-A before 12 March 2020): three bites, each taking
+    # its lot's share of what debt is left: 50/120, then 50/70, then the last 20 ETH with all the rest
+    assert P.cat_bite_lot(120.0, 1.0, 50.0) == pytest.approx((50.0, 5 / 12))
+    assert P.cat_bite_lot(70.0, 1.0, 50.0) == pytest.approx((50.0, 5 / 7))
+    assert P.cat_bite_lot(20.0, 1.0, 50.0) == (20.0, 1.0)
+    # 1,000 USD of debt: 416.67 + 5/7 of 583.33 = 416.67 + 416.67 + 166.67, in proportion to 50 + 50 + 20 ETH
+    left, debts = 1000.0, []
+    for ink in (120.0, 70.0, 20.0):
+        _, share = P.cat_bite_lot(ink, 1.0, 50.0)
+        debts.append(left * share)
+        left -= debts[-1]
+    assert debts == pytest.approx([1000 * 50 / 120, 1000 * 50 / 120, 1000 * 20 / 120]) and left == pytest.approx(0)
+    # an asset carrying 40% of a two-asset vault's debt: a 50 of 200 tokens bite takes a quarter of that 40%
+    assert P.cat_bite_lot(200.0, 0.4, 50.0) == pytest.approx((50.0, 0.1))
+    assert P.cat_bite_lot(30.0, 0.4, math.inf) == (30.0, 0.4)  # no lump: the whole collateral in one auction
+
+
 @pytest.mark.parametrize(
     ("call", "name"),
     [
+        (lambda: P.cat_bite_lot(0.0, 1.0, 50.0), "collateral_tokens"),
+        (lambda: P.cat_bite_lot(10.0, 1.5, 50.0), "collateral_debt_share"),
+        (lambda: P.cat_bite_lot(10.0, 1.0, 0.0), "lump"),
         (lambda: P.dutch_auction_price(-1.0, 1, "linear", duration=10), "start_price"),
         (lambda: P.dutch_auction_price(1.0, 1, "cubic"), "curve"),
         (lambda: P.dutch_auction_price(1.0, 1, "stairstep", cut=1.5), "cut"),
@@ -225,6 +246,51 @@ def test_congestion_turns_english_auctions_into_zero_bids_but_not_in_calm_gas() 
     assert share[5.0] == 0.0
     # P(no default keeper lands within a 10-step ttl) = 0.995^40 = 0.82
     assert share[1_000.0] > 0.6
+
+
+def zero_bid_house(default_capacity: int, ttl: int = 10) -> AuctionHouse:
+    """Two default keepers with 1M USD each and `default_capacity` transactions a step (0: congestion), and one
+    zero-bid keeper with no capital whose transactions always land (Black Thursday's zero bidders)."""
+    keepers = AuctionKeepers(
+        capital_usd=np.array([1e6, 1e6, 0.0]),
+        gas_budget_usd=np.array([50.0, 50.0, 0.0]),
+        profit_share=np.full(3, 0.5),
+        funding_rate=np.full(3, 0.10),
+        capacity_per_step=np.array([default_capacity, default_capacity, 20]),
+        zero_bid=np.array([False, False, True]),
+    )
+    return AuctionHouse(english(ttl=ttl, tau=4320), keepers, np.random.default_rng(3))
+
+
+def test_a_zero_bid_keeper_wins_every_lot_while_congestion_blocks_the_others() -> None:
+    # three 50-ETH lots at 100 USD/ETH while the default keepers land nothing: the zero-bid keeper opens each at
+    # the minimum bid (1e-6 USD; it holds no capital) and, with nobody to outbid it, wins each when its 10-step
+    # ttl runs out, at any gas
+    prices, quote_sell = market()
+    house = zero_bid_house(default_capacity=0)
+    for i in range(3):
+        house.kick(0, account=i, owner=i, asset=ETH, lot=LOT, tab_usd=TAB, oracle_price=100.0)
+    done = run(house, 12, gas=1_000.0, prices=prices, quote_sell=quote_sell)
+    assert [s.step for s in done] == [10, 10, 10] and all(s.winners == (2,) for s in done)
+    assert all(s.zero_bid and s.raised_usd == pytest.approx(1e-6) for s in done)
+    # each lot (5,000 USD at market) raised nothing of its 4,000 USD tab: all of it unpaid and all of it shortfall
+    assert house.unpaid_usd == pytest.approx(3 * TAB) and house.auction_shortfall_usd == pytest.approx(3 * TAB)
+    assert house.keepers.tokens[2, ETH] == pytest.approx(3 * LOT) and house.keepers.gas_spent_usd[2] == 3_000.0
+    assert house.keepers.capital_usd[2] == pytest.approx(-3e-6)  # the three opening bids, owed from the lots
+
+
+def test_a_zero_bid_loses_to_default_keepers_that_land_within_its_ttl() -> None:
+    # the same lots with the block space back: the default keepers outbid the opening within the ttl and the lots
+    # clear at the keepers' price; the zero-bid keeper never raises a bid, so it wins nothing
+    prices, quote_sell = market()
+    house = zero_bid_house(default_capacity=20)
+    for i in range(3):
+        house.kick(0, account=i, owner=i, asset=ETH, lot=LOT, tab_usd=TAB, oracle_price=100.0)
+    done = run(house, 40, gas=20.0, prices=prices, quote_sell=quote_sell)
+    assert len(done) == 3 and not any(s.zero_bid for s in done)
+    assert all(s.raised_usd == pytest.approx(TAB) and s.unpaid_usd == 0.0 for s in done)
+    assert all(2 not in s.winners for s in done) and house.keepers.tokens[2, ETH] == 0.0
+    assert house.keepers.capital_usd[2] == pytest.approx(0.0)  # its outbid openings came back
 
 
 def test_dutch_auction_clears_at_the_keepers_break_even_not_at_zero() -> None:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from abm.lending.auctions import AuctionHouse, AuctionKeepers, AuctionParams, Settlement
 from abm.lending.margin import LiquidationPlan
+from abm.protocol import cat_bite_lot
 
 if TYPE_CHECKING:
     from abm.agents.liquidator import Liquidator
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 # its own spawn key, so the model's five streams (children 0-4) draw exactly what they drew without auctions.
 AUCTION_STREAM_KEY = 7
 MIN_GAS_USD = 1e-6  # the house needs gas > 0; a scenario may set gas to 0
+ZERO_BID_KICKER = -1  # the liquidator id booked on a kick by a zero-bid keeper (not one of the Liquidator agents)
 
 # The per-auction table (`RunResult.auctions`, auctions.parquet): one row per kicked auction, live ones at the end
 # of the run with NaN settlement columns. USD; tokens of `asset`; prices USD/token.
@@ -61,6 +63,8 @@ AUCTION_COLUMNS = [
     "shortfall_usd",  # min(bad_debt_usd, discount_usd): the bad debt a sale at market value would have repaid
     "discount_usd",  # market value of the tokens sold - raised
     "zero_bid",
+    "winner",  # the keeper that got the lot (Dutch: the last taker); -1 if none. Index >= auctions.n_keepers:
+    # a zero-bid keeper
     "resets",
     "incentives_usd",
 ]
@@ -98,20 +102,27 @@ class AuctionDesk:
         self.model = model
         cfg = model.config
         a = cfg.auctions
-        keepers = AuctionKeepers.uniform(
-            a.n_keepers,
-            capital_usd=a.keeper_capital_usd,
-            gas_budget_usd=a.keeper_gas_budget_usd,
-            profit_share=a.keeper_profit_share,
-            funding_rate=a.keeper_funding_rate,
-            capacity_per_step=min(a.keeper_capacity_per_step, cfg.liquidators.capacity_per_step),
+        # the default keepers, then the zero-bid keepers (no capital; they pay any gas, so congestion never binds)
+        n, z = a.n_keepers, a.n_zero_bid_keepers
+        keepers = AuctionKeepers(
+            capital_usd=np.r_[np.full(n, a.keeper_capital_usd), np.zeros(z)],
+            gas_budget_usd=np.full(n + z, a.keeper_gas_budget_usd),
+            profit_share=np.full(n + z, a.keeper_profit_share),
+            funding_rate=np.full(n + z, a.keeper_funding_rate),
+            capacity_per_step=np.r_[
+                np.full(n, min(a.keeper_capacity_per_step, cfg.liquidators.capacity_per_step)),
+                np.full(z, a.keeper_capacity_per_step),
+            ],
             n_assets=len(model.symbols),
+            zero_bid=np.r_[np.zeros(n, dtype=bool), np.ones(z, dtype=bool)],
         )
         model.market.pay_out(0, float(keepers.capital_usd.sum()))  # the keepers' capital comes from the world
         seq = np.random.SeedSequence(model.seed, spawn_key=(AUCTION_STREAM_KEY,))
         self.house = AuctionHouse(auction_params(cfg), keepers, np.random.default_rng(seq))
         self._auction_config = cfg.auctions
         self.penalty = a.penalty
+        self._lump = np.array([a.lump.get(sym, np.inf) for sym in model.symbols])  # tokens per auction (inf: all)
+        self._default = ~keepers.zero_bid
         self.event_id = np.zeros(64, dtype=np.int64)
         self.event_row = np.zeros(64, dtype=np.int64)
         self.scaled_debt = np.zeros(64)  # USD debt (scaled by the pool's borrow index) each auction still owes
@@ -141,9 +152,11 @@ class AuctionDesk:
                 liquidator.execute(int(acct), plan, quote)
                 done += 1
 
-    def kick(self, liquidator: Liquidator, acct: int) -> bool:
+    def kick(self, liquidator: Liquidator | None, acct: int) -> bool:
         """Kick `acct` to an auction if it is unhealthy, its largest debt is USD and its largest collateral a risky
-        asset (at oracle prices); book the kick as a liquidation event. Returns whether it did."""
+        asset (at oracle prices); book the kick as a liquidation event (of `liquidator`, or of a zero-bid keeper if
+        None). English auctions take at most `auctions.lump` tokens (Cat's bite), so a large collateral takes
+        several kicks. Returns whether it did."""
         m = self.model
         engine, pool, oracle = m.engine, m.pool, m.oracle.prices
         hf = engine.account_health(acct, oracle)
@@ -157,14 +170,20 @@ class AuctionDesk:
         if k == 0:
             return False
         share = float(coll_usd[k] / coll_usd.sum())
-        lot, scaled = engine.grab(acct, k, share)
+        lump = self._lump[k] if self.house.params.mechanism == "english" else np.inf
+        tokens, share = cat_bite_lot(float(engine.collateral[acct, k]), min(share, 1.0), float(lump))
+        lot, scaled = engine.grab(acct, k, share, tokens)
         debt_tokens = scaled * float(pool.borrow_index[0])
         auction_id = self.house.kick(
             m.steps, acct, int(engine.owner[acct]), k, lot, debt_tokens * (1.0 + self.penalty), float(oracle[k])
         )
         self._grow(auction_id + 1)
         event_id = m.attribution.next_event_id()
-        liquidator.book(event_id, acct, LiquidationPlan(0, k, debt_tokens, lot, hf), profit_usd=0.0)
+        plan = LiquidationPlan(0, k, debt_tokens, lot, hf)
+        if liquidator is not None:
+            liquidator.book(event_id, acct, plan, profit_usd=0.0)
+        else:
+            m.attribution.record(event_id, acct, ZERO_BID_KICKER, plan)
         self.event_id[auction_id] = event_id
         self.event_row[auction_id] = len(m.recorder.events) - 1
         self.scaled_debt[auction_id] = scaled
@@ -195,10 +214,14 @@ class AuctionDesk:
         if cfg.auctions is not self._auction_config:  # a scenario `set` event changed the auction parameters
             house.params = auction_params(cfg)
             self.penalty = cfg.auctions.penalty
+            self._lump = np.array([cfg.auctions.lump.get(sym, np.inf) for sym in m.symbols])
             self._auction_config = cfg.auctions
-        house.keepers.capacity_per_step[:] = min(
+        # congestion (liquidators.capacity_per_step) binds the default keepers only
+        house.keepers.capacity_per_step[self._default] = min(
             cfg.auctions.keeper_capacity_per_step, cfg.liquidators.capacity_per_step
         )
+        house.keepers.capacity_per_step[~self._default] = cfg.auctions.keeper_capacity_per_step
+        self._zero_bid_kicks()
         if not house.live:
             return
         gas = max(cfg.liquidators.gas_cost_usd, MIN_GAS_USD)
@@ -209,6 +232,18 @@ class AuctionDesk:
         for s in settled:
             self._book(s.auction_id, s.raised_usd, s.returned_tokens, s.owner, s.asset)
             self._settle(s)
+
+    def _zero_bid_kicks(self) -> None:
+        """The zero-bid keepers kick too, whatever the congestion: each kicks the liquidatable accounts (largest
+        debt first, one kick per account) up to its transactions per step, after the liquidators' turn."""
+        m = self.model
+        for _ in range(int((~self._default).sum())):
+            candidates = m.liquidation_candidates(m.config.liquidators.scan_latency_steps)
+            done = 0
+            for acct in candidates.tolist():
+                if done >= m.config.auctions.keeper_capacity_per_step:
+                    break
+                done += int(self.kick(None, int(acct)))
 
     def _quote_sell(self, asset: int, tokens: float) -> float:
         """The market's impact quote, after the sales of the lots keepers have won so far this step: a keeper
@@ -286,6 +321,7 @@ class AuctionDesk:
             "shortfall_usd": min(bad_debt, s.discount_usd),
             "discount_usd": s.discount_usd,
             "zero_bid": bool(s.zero_bid),
+            "winner": s.winners[-1] if s.winners else -1,
             "resets": s.resets,
             "incentives_usd": s.incentives_usd,
         }
@@ -333,6 +369,7 @@ class AuctionDesk:
                     "shortfall_usd": float("nan"),
                     "discount_usd": float("nan"),
                     "zero_bid": False,
+                    "winner": a.winners[-1] if a.winners else -1,
                     "resets": a.resets,
                     "incentives_usd": a.incentives_usd,
                 }

@@ -108,10 +108,11 @@ SCENARIOS: dict[str, str] = {
     ),
     "black_thursday_auction": (
         "Black Thursday as Maker lived it: the same fall and the same congestion, but unhealthy accounts go to "
-        "English auctions, where keepers bid for the collateral with their own money. Their money is locked while "
-        "their bids stand and the block space is gone, so few can bid: a lone keeper's tiny bid can win a lot "
-        "worth millions, and the debt it leaves is bad debt. Switch the liquidation picker to dutch to see the "
-        "auctions Maker adopted afterwards."
+        "English auctions of at most 50 ETH each, where a bid wins if nobody beats it within 10 minutes. Most "
+        "keepers run software whose transactions stop landing when gas spikes; a few pay any gas, kick the vaults "
+        "themselves and bid zero, which needs no money. With nobody to outbid them, lots worth millions go for "
+        "nothing and the debt they leave is bad debt. Switch the liquidation picker to dutch to see the auctions "
+        "Maker adopted afterwards."
     ),
     "contagion": (
         "Eight correlated coins; each trader holds three of them in one cross-margined account. Only one coin is "
@@ -234,7 +235,7 @@ TRY: dict[str, list[str]] = {
         "Try isolated margin: does it contain the bad debt?",
     ],
     "black_thursday_auction": [
-        "Play to step 900, when the first bids win: watch the bad debt jump as lots go for almost nothing.",
+        "Play to step 300, into the congestion: watch the bad debt climb as lots go for nothing, 10 minutes apiece.",
         "Set Liquidation to dutch, press Reset and play: the same crisis with a falling-price auction.",
         "Set Liquidation to keeper: fixed-bonus liquidators under the same congestion. Which loses least?",
     ],

@@ -281,6 +281,7 @@ FIXED_AT_BUILD = (
     "auctions.keeper_gas_budget_usd",
     "auctions.keeper_profit_share",
     "auctions.keeper_funding_rate",
+    "auctions.n_zero_bid_keepers",
 )
 
 
@@ -317,6 +318,19 @@ class AuctionConfig(_Strict):
     keeper_funding_rate: NonNegFloat = Field(0.10, description="a keeper's own cost of funds (per year)")
     keeper_capacity_per_step: PosInt = Field(
         20, description="transactions one keeper can land per step, at most liquidators.capacity_per_step"
+    )
+    lump: dict[str, PosFloat] = Field(
+        default_factory=dict,
+        description="English: most tokens of an asset one auction takes (Cat lump), per asset symbol; a larger "
+        "collateral is split into several auctions, one kick (transaction) each; assets not listed: the whole "
+        "collateral in one auction (Dutch auctions take the whole collateral)",
+    )
+    n_zero_bid_keepers: NonNegInt = Field(
+        0,
+        description="keepers besides n_keepers whose software pays any gas: their transactions land whatever the "
+        "congestion (keeper_capacity_per_step a step, liquidators.capacity_per_step does not bind), they kick "
+        "unhealthy accounts and open every English auction without a bid at the minimum bid, which needs no "
+        "capital (they hold none); they never raise a bid",
     )
 
     @model_validator(mode="after")
@@ -771,6 +785,9 @@ class ModelConfig(_Strict):
             asset = getattr(ev, "asset", None)
             if asset is not None and asset not in self.assets:
                 raise ValueError(f"scenario.events[{i}].asset = '{asset}': no such risky asset")
+        for sym in self.auctions.lump:  # liquidation auctions: Cat's lump is per collateral asset
+            if sym not in self.assets:
+                raise ValueError(f"auctions.lump.{sym}: no such risky asset (assets: {', '.join(self.assets)})")
         if not self.perps.enabled:
             if self.perps.trader_share > 0:
                 raise ValueError(f"perps.trader_share = {self.perps.trader_share} needs perps.enabled = true")

@@ -112,7 +112,9 @@ class AuctionParams:
 class AuctionKeepers:
     """Auction keepers as arrays (one entry each): free capital (USD), gas budget (USD per transaction paid
     whatever the prize), share of the expected profit they will spend on gas, own cost of funds (per year) and
-    transactions per step. `tokens` (keepers x assets) is the collateral they won; `gas_spent_usd` what their
+    transactions per step. `zero_bid` marks the keepers whose software pays any gas (their transactions always
+    land) and only ever opens an English auction at the minimum bid, never raising one (Black Thursday's zero
+    bidders); None: nobody. `tokens` (keepers x assets) is the collateral they won; `gas_spent_usd` what their
     landed transactions cost (gas goes to block producers, outside the model)."""
 
     capital_usd: np.ndarray
@@ -121,6 +123,7 @@ class AuctionKeepers:
     funding_rate: np.ndarray
     capacity_per_step: np.ndarray
     n_assets: int = 2
+    zero_bid: np.ndarray | None = None
     tokens: np.ndarray = field(init=False)
     gas_spent_usd: np.ndarray = field(init=False)
 
@@ -137,6 +140,10 @@ class AuctionKeepers:
             raise ValueError(f"profit_share must be in [0, 1] (got {self.profit_share.max()!r})")
         if self.n_assets < 1:
             raise ValueError(f"n_assets must be >= 1 (got {self.n_assets!r})")
+        zero_bid = np.zeros(n, dtype=bool) if self.zero_bid is None else np.asarray(self.zero_bid, dtype=bool)
+        if zero_bid.shape != (n,):
+            raise ValueError(f"zero_bid must have one entry per keeper ({n}) (got shape {zero_bid.shape})")
+        self.zero_bid = zero_bid.copy()
         self.tokens = np.zeros((n, self.n_assets))
         self.gas_spent_usd = np.zeros(n)
 
@@ -329,9 +336,10 @@ class AuctionHouse:
 
     def _lands(self, k: int, gas_usd: float, profit_usd: float) -> bool:
         kp = self.keepers
-        p = float(keeper_landing_probability(gas_usd, kp.gas_budget_usd[k], profit_usd, kp.profit_share[k]))
-        if self.rng.random() >= p:
-            return False
+        if not kp.zero_bid[k]:  # a zero-bid keeper pays whatever gas it takes: no draw
+            p = float(keeper_landing_probability(gas_usd, kp.gas_budget_usd[k], profit_usd, kp.profit_share[k]))
+            if self.rng.random() >= p:
+                return False
         self._used[k] += 1
         kp.gas_spent_usd[k] += gas_usd
         return True
@@ -359,6 +367,8 @@ class AuctionHouse:
         resale = quote_sell(a.asset, a.lot)
 
         def value(k: int) -> float:  # the most keeper k would bid: its break-even, within its funds and the tab
+            if kp.zero_bid[k]:  # opens an auction nobody has bid on at the minimum bid, needing no capital
+                return min_bid if a.bidder < 0 else 0.0
             funds = kp.capital_usd[k] + (a.bid if k == a.bidder else 0.0)
             return min(float(keeper_break_even_bid(resale, gas, kp.funding_rate[k], hold)), funds, a.tab)
 
@@ -379,7 +389,7 @@ class AuctionHouse:
         fewest: dict[float, float] = {}  # keepers with one cost of funds need the same tokens: solve once
 
         def value(k: int) -> float:  # the fewest tokens keeper k would accept for the tab (inf: none, or no funds)
-            if kp.capital_usd[k] + (a.bid if k == a.bidder else 0.0) < a.tab - TINY:
+            if kp.zero_bid[k] or kp.capital_usd[k] + (a.bid if k == a.bidder else 0.0) < a.tab - TINY:
                 return np.inf
             need = a.tab * self._funding_factor(k, hold) + gas
             if need not in fewest:

@@ -452,11 +452,13 @@ class MarginEngine:
         seized = self._release(acct, coll_asset, seize)
         self.wallets.credit(liquidator, coll_asset, seized)
 
-    def grab(self, acct: int, asset: int, debt_share: float) -> tuple[float, float]:
-        """Take all of the account's `asset` collateral and `debt_share` (in (0, 1]) of its USD debt off the account
-        for a liquidation auction (Maker's `Vat.grab`): returns (tokens, scaled USD debt). The pool's borrows do
-        not change: the debt is now the auction's, to be repaid from its proceeds or written off."""
-        tokens = self._release(acct, asset, float(self.collateral[acct, asset]))
+    def grab(self, acct: int, asset: int, debt_share: float, tokens: float | None = None) -> tuple[float, float]:
+        """Take the account's `asset` collateral (all of it, or `tokens` of it: a Cat lump) and `debt_share` (in
+        (0, 1]) of its USD debt off the account for a liquidation auction (Maker's `Vat.grab`): returns (tokens,
+        scaled USD debt). The pool's borrows do not change: the debt is now the auction's, to be repaid from its
+        proceeds or written off."""
+        held = float(self.collateral[acct, asset])
+        tokens = self._release(acct, asset, held if tokens is None else tokens)
         scaled = float(self.scaled_debt[acct, 0])
         if debt_share < 1.0:
             scaled *= debt_share
