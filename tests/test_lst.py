@@ -131,6 +131,15 @@ def test_the_exposure_graph_shows_the_staked_token_as_the_channel() -> None:
     assert 0 < low["lst_impact_share"] < high["lst_impact_share"]
     assert low["depeg_distress_looped"] < high["depeg_distress_looped"]
     assert high["depeg_distress_looped"] > 10 * high["depeg_distress_unlooped"]
+    # the depeg's second-round distress split by the asset side it travels on: the staked token carries a real
+    # part of it, the loopers' base-asset debt the rest (the two sides of every looper); outside the loop nobody
+    # holds the token, so what reaches unlooped accounts arrives on other edges, and cutting the token's edges
+    # does not raise it
+    for c in (low, high):
+        assert 0.05 < c["depeg_lst_channel_share"] < 1.0 and 0.0 < c["depeg_base_channel_share"] < 1.0
+        assert c["depeg_lst_channel_share"] + c["depeg_base_channel_share"] <= 1.0 + 1e-9
+        assert c["depeg_unlooped_lst_channel_share"] == 0.0
+        assert c["depeg_distress_unlooped_without_lst"] <= c["depeg_distress_unlooped"] + 1e-12
 
 
 @pytest.mark.parametrize(

@@ -12,27 +12,59 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import sparse
 
 from abm.config.schema import ModelConfig, ShockEvent
-from abm.contagion.debtrank import fire_sale_impacts, propagate
+from abm.contagion.debtrank import fire_sale_impacts, propagate, propagate_channels
 from abm.contagion.exposure import ExposureArrays, account_projection_arrays, exposure_arrays
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
 
-def impact_by_side(arrays: ExposureArrays, k: int) -> dict[str, float]:
-    """The projection's fire-sale impact (USD, summed over its pairs) split by asset side: keys ``<SYM>_long``
-    and ``<SYM>_short`` for each risky asset."""
-    pairs, _, _ = account_projection_arrays(arrays, k)
+def side_names(arrays: ExposureArrays) -> list[str]:
+    """The projection's asset sides: ``<SYM>_long`` for each risky asset, then ``<SYM>_short``."""
+    risky = arrays.symbols[1:]
+    return [f"{s}_long" for s in risky] + [f"{s}_short" for s in risky]
+
+
+def pair_impacts_by_side(arrays: ExposureArrays, pairs: np.ndarray) -> np.ndarray:
+    """(pairs, sides): each pair's fire-sale impact x_is x_js / depth_s (USD) on each side s (`side_names`); summed
+    over sides it is the projection's impact_ij."""
     net = arrays.net_risky
     sides = np.concatenate([np.maximum(net, 0.0), np.maximum(-net, 0.0)], axis=1)
     depth = np.tile(arrays.depth_usd[1:], 2)
     inv_depth = np.where(np.isfinite(depth) & (depth > 0), 1.0 / depth, 0.0)
-    per_side = (sides[pairs[:, 0]] * sides[pairs[:, 1]]).sum(axis=0) * inv_depth if len(pairs) else 0.0 * depth
-    risky = arrays.symbols[1:]
-    names = [f"{s}_long" for s in risky] + [f"{s}_short" for s in risky]
-    return dict(zip(names, np.asarray(per_side, dtype=float).tolist(), strict=True))
+    if not len(pairs):
+        return np.zeros((0, len(depth)))
+    return sides[pairs[:, 0]] * sides[pairs[:, 1]] * inv_depth
+
+
+def impact_by_side(arrays: ExposureArrays, k: int) -> dict[str, float]:
+    """The projection's fire-sale impact (USD, summed over its pairs) split by asset side: keys ``<SYM>_long``
+    and ``<SYM>_short`` for each risky asset."""
+    pairs, _, _ = account_projection_arrays(arrays, k)
+    per_side = pair_impacts_by_side(arrays, pairs).sum(axis=0)
+    return dict(zip(side_names(arrays), np.asarray(per_side, dtype=float).tolist(), strict=True))
+
+
+def channel_impacts(arrays: ExposureArrays, pairs: np.ndarray, pair_impact: np.ndarray) -> list[sparse.csr_array]:
+    """DebtRank's impact matrix (`fire_sale_impacts`) split into one matrix per asset side (`side_names`): each
+    edge's weight is shared between the sides in proportion to their part of the pair's impact, so the parts sum
+    to the whole (the cap at 1 applies to the whole, as in `fire_sale_impacts`)."""
+    w = fire_sale_impacts(arrays, pairs, pair_impact).tocoo()
+    per_side = pair_impacts_by_side(arrays, pairs)
+    n = len(arrays.account)
+    out = []
+    for s in range(per_side.shape[1]):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(pair_impact > 0, per_side[:, s] / pair_impact, 0.0)
+        i, j = pairs[:, 0], pairs[:, 1]
+        share = sparse.csr_array(
+            (np.concatenate([frac, frac]), (np.concatenate([j, i]), np.concatenate([i, j]))), shape=(n, n)
+        )
+        out.append(sparse.csr_array(w.multiply(share)))
+    return out
 
 
 def scripted_depeg(config: ModelConfig) -> float:
@@ -68,12 +100,31 @@ def staking_channel(model: ReflexivityModel) -> dict[str, Any]:
     h, _ = propagate(fire_sale_impacts(arrays, pairs, pair_impact), h0)
     v = equity / equity.sum() if equity.sum() > 0 else equity
 
-    def weighted(mask: np.ndarray) -> float:
-        return float(equity[mask] @ h[mask] / equity[mask].sum()) if equity[mask].sum() > 0 else float("nan")
+    def weighted(mask: np.ndarray, dist: np.ndarray = h) -> float:
+        return float(equity[mask] @ dist[mask] / equity[mask].sum()) if equity[mask].sum() > 0 else float("nan")
+
+    # the same propagation with each edge's distress split by the asset side it travelled on, and once more with
+    # the staked token's edges cut (what reaches the unlooped accounts without it)
+    names = side_names(arrays)
+    channels = channel_impacts(arrays, pairs, pair_impact)
+    lst_side, base_side = names.index(f"{cfg.lst.symbol}_long"), names.index(f"{cfg.lst.base}_short")
+    _, by_side, _ = propagate_channels(channels, h0)
+    second = by_side @ v  # value-weighted second-round distress carried by each side
+    cut, _ = propagate(sum(c for s, c in enumerate(channels) if s != lst_side), h0)
+
+    def share(x: float, of: float) -> float:
+        return x / of if of > 0 else float("nan")
 
     return {
         "lst_impact_share": impact[f"{cfg.lst.symbol}_long"] / total if total > 0 else float("nan"),
         "depeg_debtrank": float(v @ h - v @ h0),
         "depeg_distress_looped": weighted(looped),
         "depeg_distress_unlooped": weighted(unlooped),
+        "depeg_lst_channel_share": share(float(second[lst_side]), float(second.sum())),
+        "depeg_base_channel_share": share(float(second[base_side]), float(second.sum())),
+        "depeg_unlooped_lst_channel_share": share(
+            float(by_side[lst_side][unlooped] @ equity[unlooped]),
+            float(by_side[:, unlooped].sum(axis=0) @ equity[unlooped]),
+        ),
+        "depeg_distress_unlooped_without_lst": weighted(unlooped, cut),
     }
