@@ -938,6 +938,23 @@ def hunt_gain(push_log: ArrayLike, cascade_usd: ArrayLike, depth_usd: ArrayLike)
     return dep * np.log1p(np.expm1(x) * -np.expm1(-v / dep))
 
 
+def guessed_debt_above(ratio: ArrayLike, mean_ratio: ArrayLike) -> FloatArray:
+    """Share of a reserve's debt held by accounts whose loan-to-value over liquidation threshold (LTV / LT, so HF =
+    1 / ratio) exceeds `ratio`, guessed from the aggregate alone (what a pool with private positions still shows).
+
+    The guess: the collateral's ratios r are spread on [0, 1] with density alpha r^(alpha - 1), alpha = m / (1 - m),
+    whose collateral-weighted mean is the aggregate m = total debt / (total collateral x LT) (`mean_ratio`, in
+    (0, 1)); m = 1/2 is uniform, a larger m piles the collateral near r = 1. Debt is r x LT x collateral, so the
+    share of it above `ratio` is 1 - ratio^(alpha + 1). Pushing a price down by the factor q liquidates the accounts
+    with r > q, so this is the guessed share of the book a push to q sets off. Dimensionless; ratio in [0, 1].
+    """
+    q = _as_float("ratio", ratio)
+    _check_fraction("ratio", q)
+    m = _as_float("mean_ratio", mean_ratio)
+    _check_fraction("mean_ratio", m, lo_open=True, hi_open=True)
+    return 1.0 - q ** (m / (1.0 - m) + 1.0)
+
+
 def liquidation_gain(repaid_usd: ArrayLike, bonus: ArrayLike, push_log: ArrayLike) -> FloatArray:
     """USD a liquidator gains, valued at the true (pre-attack) price, from repaying `repaid_usd` of debt when the
     oracle shows the collateral `push_log` (log) below it: the seizure is repaid (1 + bonus) at the oracle price, so

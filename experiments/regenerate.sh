@@ -26,6 +26,8 @@ sweep experiments/dynamic_margin.toml results/dynamic_margin
 sweep experiments/auctions.toml results/auctions
 "$py" experiments/auctions_illustration.py --out results/auctions  # the time series of its findings.md
 sweep experiments/lst_depeg.toml results/lst_depeg
+"$abm" sweep experiments/lst_depeg_threshold.toml --out results/lst_depeg/threshold --workers "$workers"
+"$abm" report results/lst_depeg/threshold
 # adversaries: liquidation hunting (positions visible vs hidden) and oracle manipulation against its defences
 for e in liquidation_hunt oracle_attack oracle_attack_budget oracle_attack_passive; do
     sweep "experiments/$e.toml" "results/$e"

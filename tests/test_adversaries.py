@@ -12,6 +12,7 @@ import pytest
 
 from abm import ModelConfig, ReflexivityModel
 from abm import protocol as P
+from abm.agents.adversary import adversary_summary
 from abm.agents.hunter import liquidation_prices
 from abm.errors import ConfigError, InvariantError
 from abm.invariants import check_invariants
@@ -71,6 +72,23 @@ def test_hunt_gain_matches_the_fills_it_describes() -> None:
     assert proceeds - P.linear_impact_cost(tokens, after, depth) == pytest.approx(P.hunt_gain(push, cascade, depth))
 
 
+def test_guessed_debt_above_worked_numbers_and_a_sampled_book() -> None:
+    # m = 1/2: alpha = 1, collateral uniform on [0, 1], debt ~ r: the debt above 1/2 is 1 - 0.5^2 = 0.75
+    assert P.guessed_debt_above(0.5, 0.5) == pytest.approx(0.75)
+    # m = 2/3: alpha = 2, 1 - 0.5^3 = 0.875; the whole book above 0, none above 1
+    assert P.guessed_debt_above(0.5, 2.0 / 3.0) == pytest.approx(0.875)
+    assert P.guessed_debt_above(0.0, 0.6) == 1.0 and P.guessed_debt_above(1.0, 0.6) == 0.0
+    # a book drawn from the shape (inverse CDF r = u^(1 / alpha), equal collateral): its collateral-weighted mean
+    # ratio is m and the debt share above q is the formula's
+    m, q = 0.7, np.array([0.5, 0.8, 0.95])
+    r = np.random.default_rng(1).random(400_000) ** (1.0 / (m / (1.0 - m)))
+    assert r.mean() == pytest.approx(m, abs=2e-3)
+    sampled = np.array([r[r > x].sum() / r.sum() for x in q])
+    assert sampled == pytest.approx(P.guessed_debt_above(q, m), abs=3e-3)
+    with pytest.raises(ValueError, match="mean_ratio"):
+        P.guessed_debt_above(0.5, 1.0)
+
+
 def test_oracle_attack_formulas_worked_numbers() -> None:
     # repaying 1,000 at 5% bonus with the oracle 0.1 (log) low: 1,000 (1.05 e^0.1 - 1) = 160.43 at the true price
     assert P.liquidation_gain(1000.0, 0.05, 0.1) == pytest.approx(160.4295, rel=1e-6)
@@ -126,17 +144,38 @@ def test_visible_hunter_pushes_a_cluster_over_and_profits() -> None:
     assert hunter.short.sum() == 0 or hunter.state != "idle"
 
 
-def test_hidden_positions_leave_the_cluster_untargeted() -> None:
-    visible, hidden = hunt_model(True), hunt_model(False)
-    best = visible.hunters[0].plan()
-    assert best is not None
-    guess, _ = hidden.hunters[0].targets(best[0])
-    # the aggregate guess is one price, far below the cluster the visible hunter finds (out of its reach)
-    assert len(guess) == 1 and guess[0] < 0.9 * best[1]
-    assert hidden.hunters[0].plan() is None
-    for _ in range(40):
+def test_hidden_positions_make_the_hunter_guess_from_the_reserve_totals() -> None:
+    hidden = hunt_model(False)
+    hunter, m = hidden.hunters[0], hidden
+    sale = m.pool.close_factor_default * (1.0 + float(m.pool.liquidation_bonus[1]))
+    target, cascade = hunter.targets(1)
+    # a grid of targets below the price now, each with the guessed cascade: deeper pushes set off more
+    assert len(target) > 100 and (np.diff(target) < 0).all() and (target < m.oracle.prices[1]).all()
+    assert (np.diff(cascade) > 0).all()
+    # the guess uses totals only: the deepest target's cascade is nearly the whole of ETH's share of the USD debt
+    value = m.engine.collateral[: m.engine.n].sum(axis=0) * m.oracle.prices
+    debt = m.engine.debt_tokens()[:, 0].sum() * value[1] / value[1:].sum()
+    assert cascade[-1] == pytest.approx(sale * debt, rel=1e-3)
+    # shuffling who holds what (same totals) leaves the guess unchanged: it cannot see positions
+    engine = m.engine
+    order = np.random.default_rng(0).permutation(engine.n)
+    engine.collateral[: engine.n] = engine.collateral[: engine.n][order]
+    again, again_cascade = hunter.targets(1)
+    assert again == pytest.approx(target) and again_cascade == pytest.approx(cascade, rel=1e-9)
+
+
+def test_the_hidden_hunter_hunts_on_its_guess_and_counts_hits() -> None:
+    hidden = hunt_model(False)
+    hunter = hidden.hunters[0]
+    plan = hunter.plan()
+    assert plan is not None and plan[3] > hidden.config.hunters.min_profit_usd
+    for _ in range(60):
         hidden.step()
-    assert hidden.hunters[0].n_hunts == 0 and hidden.hunters[0].profit_usd() == 0.0
+    assert hunter.n_hunts >= 1 and 0 <= hunter.n_hits <= hunter.n_hunts
+    assert hunter.expected_usd >= plan[3]
+    summary = adversary_summary(hidden)
+    assert summary["hunter_hits"] == hunter.n_hits and summary["hunter_hunts"] == hunter.n_hunts
+    assert 0 <= summary["hunter_losing_hunts"] <= hunter.n_hunts
 
 
 def test_an_idle_hunter_changes_nothing_else() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from abm.contagion.debtrank import debtrank, node_debtranks, propagate
+from abm.contagion.debtrank import debtrank, node_debtranks, propagate, propagate_channels
 
 
 def test_chain_by_hand() -> None:
@@ -81,3 +81,21 @@ def test_propagate_many_shocks_at_once() -> None:
     h, rounds = propagate(w, np.array([[1.0, 0.0], [0.0, 1.0]]))
     np.testing.assert_allclose(h, [[1.0, 0.25], [0.5, 1.0]])
     assert rounds == 2
+
+
+def test_channels_split_the_distress_by_the_edges_it_arrived_on() -> None:
+    # chain 0 -> 1 -> 2 with the 0 -> 1 edge in two channels (0.3 + 0.2) and 1 -> 2 in the second only (0.4):
+    # h1 = 0.5 (0.3 via A, 0.2 via B), h2 = 0.4 x 0.5 = 0.2 (all via B)
+    a = sparse.csr_array(np.array([[0.0, 0.3, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    b = sparse.csr_array(np.array([[0.0, 0.2, 0.0], [0.0, 0.0, 0.4], [0.0, 0.0, 0.0]]))
+    h0 = np.array([1.0, 0.0, 0.0])
+    h, by_channel, rounds = propagate_channels([a, b], h0)
+    assert h == pytest.approx([1.0, 0.5, 0.2]) and rounds == 3
+    assert by_channel[0] == pytest.approx([0.0, 0.3, 0.0]) and by_channel[1] == pytest.approx([0.0, 0.2, 0.2])
+    # the same final distress as the whole matrix, and the parts sum to the gain, also under the cap at 1:
+    # 0.8 + 0.6 sent to node 1 is capped at 1, shared 4:3
+    assert propagate(a + b, h0)[0] == pytest.approx(h)
+    big_a, big_b = a * (0.8 / 0.3), b * 3.0
+    h, by_channel, _ = propagate_channels([big_a, big_b], h0)
+    assert h[1] == 1.0 and by_channel[:, 1] == pytest.approx([1.0 * 0.8 / 1.4, 1.0 * 0.6 / 1.4])
+    assert by_channel.sum(axis=0) == pytest.approx(h - h0)

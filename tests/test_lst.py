@@ -5,6 +5,7 @@ supply is conserved, its news is its base's, and with `lst` off a run is what it
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from abm import ModelConfig, ReflexivityModel
 from abm import protocol as P
 from abm.agents.looper import looper_leverages
 from abm.analysis.staking import looped_accounts
-from abm.contagion.staking_channel import staking_channel
+from abm.contagion.exposure import exposure_arrays
+from abm.contagion.staking_channel import PegExposure, staking_channel
 from abm.errors import ConfigError
 from abm.invariants import Ledgers
 from abm.run import run
@@ -131,6 +133,30 @@ def test_the_exposure_graph_shows_the_staked_token_as_the_channel() -> None:
     assert 0 < low["lst_impact_share"] < high["lst_impact_share"]
     assert low["depeg_distress_looped"] < high["depeg_distress_looped"]
     assert high["depeg_distress_looped"] > 10 * high["depeg_distress_unlooped"]
+    # the depeg's second-round distress split by the asset side it travels on (the token read as ETH x the peg):
+    # with loops of 8 most of it travels on the token's edges, more than with loops of 2; the rest on ETH's
+    assert (
+        0.5 < high["depeg_lst_channel_share"] < 1.0 and low["depeg_lst_channel_share"] < high["depeg_lst_channel_share"]
+    )
+    for c in (low, high):
+        assert c["depeg_lst_channel_share"] + c["depeg_base_channel_share"] == pytest.approx(1.0, abs=0.02)
+        # nobody outside the loop holds the token, so what reaches the unlooped accounts arrives on other edges
+        assert c["depeg_unlooped_lst_channel_share"] == 0.0
+        assert 0 < c["depeg_distress_unlooped_without_lst"] <= c["depeg_distress_unlooped"] + 1e-12
+
+
+def test_peg_exposure_reads_a_loop_as_long_the_peg_and_long_its_equity_in_the_base_asset() -> None:
+    config = ModelConfig.from_preset("lst_depeg", {**SMALL, "lst.loop_leverage": 8.0})
+    arrays = exposure_arrays(ReflexivityModel(config, rng=0))
+    token, base = config.symbols.index("stETH"), config.symbols.index("ETH")
+    peg = PegExposure(**{f.name: getattr(arrays, f.name) for f in fields(arrays)}, token=token, base=base)
+    looped = (arrays.coll_usd[:, token] > 0) & (arrays.debt_usd[:, base] > 0)
+    net = peg.net_risky[looped]
+    coll = arrays.coll_usd[looped, token]
+    assert net[:, token - 1] == pytest.approx(coll)  # the peg: all of the token
+    assert net[:, base - 1] == pytest.approx(arrays.net_risky[looped, base - 1] + coll)  # the token counts as ETH
+    assert (net[:, base - 1] < 0.2 * coll).all()  # the base asset: about the equity, an eighth of the collateral
+    assert peg.equity == pytest.approx(arrays.equity)
 
 
 @pytest.mark.parametrize(

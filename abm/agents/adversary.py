@@ -125,7 +125,10 @@ def adversary_summary(model: ReflexivityModel) -> dict[str, Any]:
     hunter_profit_usd: the hunters' mark-to-market profit at the end, net of impact and gas (USD, summed);
     hunter_cost_usd: their impact both ways and gas; hunter_hunts: hunts started; hunter_hunt_liquidations:
     liquidations of the hunted asset between a hunt's landing and its buy-back (the twin's
-    `hunter_triggered_liquidations` is the causal count). attacker_profit_usd, attacker_cost_usd (moving the
+    `hunter_triggered_liquidations` is the causal count); hunter_hits: finished hunts during which at least one
+    account of the hunted asset was liquidated (hit rate = hits / hunts); hunter_expected_profit_usd: the profit
+    its plans expected of the hunts it started, summed (on the guess, with positions hidden); hunter_losing_hunts:
+    finished hunts that lost money (mark-to-market equity at the buy-back below that at the start). attacker_profit_usd, attacker_cost_usd (moving the
     market both ways and gas), attacker_gain_usd (its liquidations at the pre-attack price), attacker_liquidations,
     attacker_landed (1 if the oracle reached its target), attacker_capital_used_usd (its largest short notional at
     the pre-attack price); attacker_expected_cost_usd, attacker_expected_capital_usd, attacker_expected_gain_usd: the
@@ -137,6 +140,9 @@ def adversary_summary(model: ReflexivityModel) -> dict[str, Any]:
         out["hunter_cost_usd"] = sum(h.cost_usd for h in hunters)
         out["hunter_hunts"] = sum(h.n_hunts for h in hunters)
         out["hunter_hunt_liquidations"] = sum(h.hunt_liquidations for h in hunters)
+        out["hunter_hits"] = sum(h.n_hits for h in hunters)
+        out["hunter_expected_profit_usd"] = sum(h.expected_usd for h in hunters)
+        out["hunter_losing_hunts"] = sum(h.n_losses for h in hunters)
     for attacker in getattr(model, "attackers", []):
         out["attacker_profit_usd"] = attacker.profit_usd()
         out["attacker_cost_usd"] = attacker.cost_usd

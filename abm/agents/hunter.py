@@ -14,10 +14,13 @@ bring the market to the target and holds it there until the oracle posts it, wai
 the asset has had no liquidation for `oracles.latency_steps` + 2 steps), then buys all the tokens back.
 
 With `hunters.positions_visible = false` (privacy-preserving margin: accounts proven solvent without being shown)
-the hunter sees only what such a pool still publishes, its reserve totals: each asset's collateral and the USD
-debt. Its best guess is one aggregate account per asset holding all of the asset's collateral and the share of the
-USD debt in proportion to the asset's share of the risky collateral's value; it hunts that account's liquidation
-price if it is in reach and pays. The cryptography is not modelled, only what it hides.
+the hunter sees only what such a pool still publishes: its reserve totals (each asset's collateral and the USD
+debt) and the reserves' liquidation thresholds. It credits each asset with the share of the USD debt in proportion
+to the asset's share of the risky collateral's value, so it knows the asset's aggregate loan-to-value over its
+threshold m, and guesses the spread of the accounts around it with a distribution of fixed shape whose mean is m
+(`protocol.guessed_debt_above`). That guess turns into candidate targets (price now x q, for a grid of q) and the
+cascade each would set off, and the same planning prices them: it hunts when the guess says a hunt pays, and the
+book decides whether it hits. The cryptography is not modelled, only what it hides.
 """
 
 from __future__ import annotations
@@ -28,13 +31,22 @@ import numpy as np
 
 from abm.agents.adversary import Adversary
 from abm.numerics import row_sums
-from abm.protocol import asset_liquidation_price, hold_cost, hunt_gain, oracle_attack_hold_steps
+from abm.protocol import (
+    asset_liquidation_price,
+    guessed_debt_above,
+    hold_cost,
+    hunt_gain,
+    oracle_attack_hold_steps,
+)
 
 if TYPE_CHECKING:
     from abm.lending.margin import MarginEngine
     from abm.model import ReflexivityModel
 
 IDLE, PUSH, WAIT = "idle", "push", "wait"
+# The hidden hunter's candidate targets: the price now times q for q = 0.995, 0.99, ..., 0.005 (its guess has no
+# accounts to aim at, so it prices a grid as fine as the visible hunter's overshoot).
+GUESS_GRID = np.linspace(1.0, 0.0, 201)[1:-1]
 
 
 def liquidation_prices(engine: MarginEngine, prices: np.ndarray, asset: int) -> np.ndarray:
@@ -64,6 +76,11 @@ class LiquidationHunter(Adversary):
         self.next_look = 0
         self.n_hunts = 0
         self.hunt_liquidations = 0  # liquidations of the hunted asset while it waited
+        self.n_hits = 0  # hunts during which at least one account of the hunted asset was liquidated
+        self.expected_usd = 0.0  # the expected profits of the hunts it started, summed (its plans' last field)
+        self.n_losses = 0  # finished hunts whose mark-to-market profit (equity at the end less at the start) was < 0
+        self._liquidations_at_start = 0
+        self._equity_at_start = 0.0
         self.quiet_steps = 0  # consecutive steps without a liquidation of the hunted asset
         self._events_seen = 0
         self.last_plan: tuple[int, float, float, float] | None = None  # (asset, target, cascade USD, expected USD)
@@ -83,18 +100,28 @@ class LiquidationHunter(Adversary):
                 > engine.debt_tokens()[:, asset]
             )
             volume = sale * row_sums(engine.values(oracle)[1])
-        else:  # reserve totals only: one aggregate account per asset
-            coll = engine.collateral[: engine.n].sum(axis=0)
-            value = coll * oracle
-            share = value[asset] / value[1:].sum() if value[1:].sum() > 0 else 0.0
-            debt = float(engine.debt_tokens()[:, 0].sum()) * share
-            lt = float(pool.liquidation_threshold[asset])
-            guess = debt / (coll[asset] * lt) if coll[asset] > 0 and debt > 0 else np.nan
-            price, long, volume = np.array([guess]), np.array([True]), np.array([sale * debt])
+        else:  # reserve totals only: the guessed spread of the book around its aggregate
+            return self.guessed_targets(asset, sale)
         live = long & np.isfinite(price) & (price < oracle[asset])  # healthy long accounts the push would reach
         order = np.argsort(-price[live], kind="stable")
         overshoot = 1.0 - m.config.hunters.overshoot
         return price[live][order] * overshoot, np.cumsum(volume[live][order])
+
+    def guessed_targets(self, asset: int, sale: float) -> tuple[np.ndarray, np.ndarray]:
+        """`targets` from the reserve totals alone: the asset's share of the USD debt (its share of the risky
+        collateral's value) over its collateral x LT is the aggregate ratio m; a push to the price now x q sets off
+        the guessed share of that debt above q (`guessed_debt_above`) x `sale`. Empty when m is not in (0, 1)."""
+        m = self.model
+        engine, oracle = m.engine, m.oracle.prices
+        value = engine.collateral[: engine.n].sum(axis=0) * oracle
+        risky = value[1:].sum()
+        debt = float(engine.debt_tokens()[:, 0].sum()) * (value[asset] / risky if risky > 0 else 0.0)
+        weighted = value[asset] * float(m.pool.liquidation_threshold[asset])
+        mean_ratio = debt / weighted if weighted > 0 else 0.0
+        if not 0.0 < mean_ratio < 1.0:
+            return np.empty(0), np.empty(0)
+        cascade = sale * debt * guessed_debt_above(GUESS_GRID, mean_ratio)
+        return oracle[asset] * GUESS_GRID * (1.0 - m.config.hunters.overshoot), cascade
 
     def plan(self) -> tuple[int, float, float, float] | None:
         """The best hunt now: (asset, oracle target, cascade USD, expected profit USD), or None if no target within
@@ -135,6 +162,9 @@ class LiquidationHunter(Adversary):
                 self.reference = m.market.prices.copy()
                 self.state, self.since = PUSH, t
                 self.n_hunts += 1
+                self.expected_usd += best[3]
+                self._liquidations_at_start = self.hunt_liquidations
+                self._equity_at_start = self.equity_usd()
             else:
                 self.next_look = t + 1
         if self.state == PUSH:
@@ -156,7 +186,9 @@ class LiquidationHunter(Adversary):
                 self.push_to(self.asset, self.target)
 
     def _end_hunt(self) -> None:
+        self.n_hits += int(self.hunt_liquidations > self._liquidations_at_start)
         self.cover(self.asset)
+        self.n_losses += int(self.equity_usd() < self._equity_at_start)
         self.state = IDLE
         self.next_look = self.model.steps + self.model.config.hunters.cooldown_steps
 

@@ -190,7 +190,7 @@ HINTS: dict[str, str] = {
     "n_hunters": "Hunters: traders with $300M each who sell the price down to where many accounts are liquidated, "
     "then buy back cheaper after the forced sales.",
     "positions_visible": "Positions visible: whether hunters can read every account's liquidation price (off: the "
-    "pool proves solvency without showing positions, and hunters see only its totals).",
+    "pool proves solvency without showing positions, and hunters guess from its totals).",
     "attacker": "Oracle attacker: drives the ETH oracle 10% down by selling into the market it reads, then "
     "liquidates first at the false price.",
 }

@@ -705,7 +705,7 @@ class HunterConfig(_Strict):
     positions_visible: bool = Field(
         True,
         description="true: hunters read every account's liquidation price; false (privacy-preserving margin): only "
-        "the pool's public reserve totals, from which they guess one aggregate account",
+        "the pool's public reserve totals and thresholds, from which they guess the accounts' spread",
     )
     min_profit_usd: NonNegFloat = Field(
         1.0e5, description="a hunt starts only if its expected profit exceeds this (USD)"

@@ -100,18 +100,42 @@ def _lookup(vector: np.ndarray | dict | list | float, nodes: list | None, n: int
 
 def propagate(w: sparse.csr_array, h0: np.ndarray, max_rounds: int | None = None) -> tuple[np.ndarray, int]:
     """Run DebtRank's dynamics from h0 ((n,) or (n, m): m independent shocks). Returns (h_final, rounds)."""
+    h, _, rounds = propagate_channels([w], h0, max_rounds)
+    return h, rounds
+
+
+def propagate_channels(
+    channels: list[sparse.csr_array], h0: np.ndarray, max_rounds: int | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """DebtRank's dynamics on W = sum of `channels` (each a part of the impacts, e.g. one asset's edges), with the
+    distress each node gains split by the channel it arrived through: each round a node's increase (after the cap
+    at 1) is shared in proportion to what each channel sent it. Returns (h_final, by_channel, rounds); by_channel
+    has a leading axis over channels and sums to h_final - h0."""
     h = np.clip(np.asarray(h0, dtype=float), 0.0, 1.0).copy()
+    start = h.copy()
+    split = len(channels) > 1  # one channel carries everything: no need to split each round
+    by_channel = np.zeros((len(channels), *h.shape))
     state = np.where(h > 0, D, S).astype(np.int8)
-    wt = w.T.tocsr()
-    limit = max_rounds if max_rounds is not None else w.shape[0] + 1
+    wts = [c.T.tocsr() for c in channels]
+    limit = max_rounds if max_rounds is not None else channels[0].shape[0] + 1
     rounds = 0
     while (state == D).any() and rounds < limit:
         active = np.where(state == D, h, 0.0)
-        h = np.minimum(1.0, h + wt @ active)
+        sent = [wt @ active for wt in wts]
+        total = sent[0] if len(sent) == 1 else np.sum(sent, axis=0)
+        h_next = np.minimum(1.0, h + total)
+        if split:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.where(total > 0, (h_next - h) / total, 0.0)
+            for c, part in enumerate(sent):
+                by_channel[c] += part * gain
+        h = h_next
         state[state == D] = INACTIVE
         state[(state == S) & (h > 0)] = D
         rounds += 1
-    return h, rounds
+    if not split:
+        by_channel[0] = h - start
+    return h, by_channel, rounds
 
 
 def debtrank(
