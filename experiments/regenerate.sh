@@ -7,10 +7,13 @@ workers=${1:-2}
 abm=${ABM:-.venv/bin/abm}
 py=${PYTHON:-.venv/bin/python}
 
-sweep() {  # sweep EXPERIMENT OUT: a fresh sweep directory, then its report
+sweep() {  # sweep EXPERIMENT OUT: a fresh sweep directory (its handwritten findings.md kept), then its report
+    local kept=""
+    if [ -f "$2/findings.md" ]; then kept=$(mktemp); cp "$2/findings.md" "$kept"; fi
     rm -rf "$2"
     "$abm" sweep "$1" --out "$2" --workers "$workers"
     "$abm" report "$2"
+    if [ -n "$kept" ]; then mv "$kept" "$2/findings.md"; fi
 }
 
 sweep experiments/equilibrium_start.toml results/equilibrium_start
