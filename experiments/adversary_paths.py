@@ -1,13 +1,13 @@
-"""The adversaries' price paths (not a sweep): why the hunter profits and why the oracle defences do not stop the
-attacker, from the time series of one replicate of each experiment.
+"""The adversaries' price paths (not a sweep): why the hunter profits, and how the oracle attacker moves the oracle
+through the thin venue while the deep market stays put, from the time series of one replicate of each experiment.
 
     python experiments/adversary_paths.py
 
 Writes results/liquidation_hunt/paths/paths.png (the ETH market and oracle price with the hunter, beside its twin
 without it, in replicate 0 of experiments/liquidation_hunt.toml) and results/oracle_attack/paths/paths.png (the ETH
-market and oracle price with three updaters at TWAP windows of 1, 5 and 30 steps in replicate 0 of
-experiments/oracle_attack.toml, with the attacker's target and the step its push landed), and paths.json beside
-each (the numbers the figures show).
+deep market, thin venue and oracle price with three updaters at TWAP windows of 1, 5 and 30 steps in replicate 0
+of experiments/oracle_attack.toml, with the attacker's target, the step its push landed and the liquidations per
+step), and paths.json beside each (the numbers the figures show).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def hunt_paths(out: Path) -> dict[str, float]:
 
 def attack_paths(out: Path, windows: tuple[int, ...] = (1, 5, 30)) -> dict[str, dict[str, float]]:
     import matplotlib.pyplot as plt
+    import numpy as np
 
     exp = load_experiment(ROOT / "experiments" / "oracle_attack.toml")
     seed = exp.seed(0)
@@ -75,15 +76,22 @@ def attack_paths(out: Path, windows: tuple[int, ...] = (1, 5, 30)) -> dict[str, 
         if c.oracles.n_updaters == 3 and c.oracles.twap_window_steps in windows
     }
     style.theme()
-    fig, axes = plt.subplots(1, len(windows), figsize=(4 * len(windows), 3.6), sharey=True)
+    fig, axes = plt.subplots(
+        2, len(windows), figsize=(4 * len(windows), 4.6), sharex=True, sharey="row", height_ratios=[3, 1]
+    )
     numbers: dict[str, dict[str, float]] = {}
-    for ax, window in zip(axes, windows, strict=True):
+    for col, window in enumerate(windows):
+        ax, low = axes[0, col], axes[1, col]
         config = configs[window]
         result = abm.run(config, seed=seed, steps=exp.steps)
-        attacker = result.model.attackers[0]
-        ts = result.timeseries[result.timeseries["step"] <= 200]
-        ax.plot(ts["step"], ts["price_ETH"], label="market", color="C3")
-        ax.plot(ts["step"], ts["oracle_ETH"], label="oracle", color="C0", ls="--")
+        model = result.model
+        attacker = model.attackers[0]
+        ts = result.timeseries[result.timeseries["step"] <= 160]
+        steps = ts["step"].to_numpy()
+        venue = np.exp(model.oracle_venue.history.recorded_market[steps, attacker.asset])
+        ax.plot(steps, ts["price_ETH"], label="deep market", color="C3")
+        ax.plot(steps, venue, label="thin venue", color="C1", lw=1)
+        ax.plot(steps, ts["oracle_ETH"], label="oracle (median)", color="C0", ls="--")
         ax.axhline(attacker.target, color="k", lw=0.8, ls=":", label="attacker's target")
         ax.axvline(config.attacker.start_step, color="grey", lw=0.8)
         if attacker.landed_step >= 0:
@@ -91,19 +99,25 @@ def attack_paths(out: Path, windows: tuple[int, ...] = (1, 5, 30)) -> dict[str, 
         ax.set_title(
             f"TWAP {window} step{'s' if window > 1 else ''}: profit {attacker.profit_usd() / 1e6:.1f}M", fontsize=10
         )
-        ax.set_xlabel("step (minutes)")
+        low.plot(steps, ts["n_liquidations"], color="C3", lw=1.2, drawstyle="steps-mid")
+        low.set_xlabel("step (minutes)")
         numbers[f"twap_{window}"] = {
             "profit_usd": attacker.profit_usd(),
             "cost_usd": attacker.cost_usd,
             "gain_usd": attacker.gain_usd,
+            "expected_cost_usd": attacker.expected_cost_usd,
             "landed_step": attacker.landed_step,
             "target": attacker.target,
             "min_price_ETH": float(result.timeseries["price_ETH"].min()),
+            "min_venue_ETH": float(np.exp(model.oracle_venue.history.recorded_market[:, attacker.asset]).min()),
+            "min_oracle_ETH": float(result.timeseries["oracle_ETH"].min()),
+            "attacker_liquidations": attacker.n_liquidations,
             "n_liquidations": result.summary["n_liquidations"],
         }
-    axes[0].set_ylabel("ETH (USD)")
-    axes[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"oracle_attack, three updaters (one corrupted), seed {seed}", fontsize=11)
+    axes[0, 0].set_ylabel("ETH (USD)")
+    axes[1, 0].set_ylabel("liquidations\nper step")
+    axes[0, 0].legend(loc="lower left", fontsize=7)
+    fig.suptitle(f"oracle_attack, three updaters (one corrupted, one reading the thin venue), seed {seed}", fontsize=11)
     out.mkdir(parents=True, exist_ok=True)
     style.save(fig, out / "paths.png", tight_layout=True)
     atomic_write_text(out / "paths.json", json.dumps({"seed": seed, **numbers}, indent=2))
@@ -113,8 +127,12 @@ def attack_paths(out: Path, windows: tuple[int, ...] = (1, 5, 30)) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="the results folder")
+    parser.add_argument("--only", choices=["hunt", "attack"], help="draw only one of the two figures")
     args = parser.parse_args(argv)
-    print(json.dumps(hunt_paths(args.results / "liquidation_hunt" / "paths"), indent=2))
+    if args.only != "attack":
+        print(json.dumps(hunt_paths(args.results / "liquidation_hunt" / "paths"), indent=2))
+    if args.only == "hunt":
+        return 0
     print(json.dumps(attack_paths(args.results / "oracle_attack" / "paths"), indent=2))
     return 0
 

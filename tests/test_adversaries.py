@@ -172,6 +172,7 @@ def attack_model(twap: int, n_updaters: int, corrupt: int, **overrides: object) 
             "attacker.corrupt_updaters": corrupt,
             "attacker.start_step": 5,
             "check_invariants": True,
+            "oracle_venue.enabled": False,  # the deep market route (tests/test_oracle_venue.py: the thin venue)
             **overrides,
         },
     )
