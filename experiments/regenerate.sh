@@ -27,7 +27,7 @@ sweep experiments/auctions.toml results/auctions
 "$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
 sweep experiments/lst_depeg.toml results/lst_depeg
 # adversaries: liquidation hunting (positions visible vs hidden) and oracle manipulation against its defences
-for e in liquidation_hunt oracle_attack oracle_attack_budget oracle_attack_passive; do
+for e in liquidation_hunt oracle_attack oracle_attack_budget; do
     sweep "experiments/$e.toml" "results/$e"
 done
 "$py" experiments/adversary_paths.py

@@ -5,7 +5,8 @@ Submodels: Adversaries).
 The strategy (one, documented): at `attacker.start_step` it fixes its target, `attacker.push` below the oracle price
 then, and sells the asset short (tokens borrowed outside the model, `abm.agents.adversary`) to bring the market to
 the target and hold it there, re-selling each step against the impact's relaxation, until the oracle posts the
-target: the updaters read the market `oracles.latency_steps` late and average it over `oracles.twap_window_steps`,
+target (to within the updaters' `oracles.deviation_threshold`, below which they do not post again before their
+heartbeat): the updaters read the market `oracles.latency_steps` late and average it over `oracles.twap_window_steps`,
 so a longer window means a longer hold and more tokens sold (`protocol.hold_cost`, `protocol.oracle_attack_capital`).
 If it controls `attacker.corrupt_updaters` of the asset's updaters, they post its target every step; the pool
 uses the median of the updaters' posts, so this moves the oracle only while the corrupted posts are at least half
@@ -94,7 +95,9 @@ class OracleAttacker(Adversary):
                 return
             self.post_oracle()  # its corrupted updaters post from the step it starts
         if self.state == PUSH:
-            if m.oracle.prices[a] <= self.target * (1.0 + 1e-9):
+            # landed once the oracle is within the updaters' deviation threshold of the target: an updater whose
+            # TWAP has crept the rest of the way posts again only at its heartbeat, which it would wait for in vain
+            if m.oracle.prices[a] <= self.target * (1.0 + m.config.oracles.deviation_threshold + 1e-9):
                 self.state, self.landed_step = LANDED, t
             elif t - self.since >= cfg.max_steps:
                 self._finish()
