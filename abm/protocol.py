@@ -927,6 +927,16 @@ def liquidation_gain(repaid_usd: ArrayLike, bonus: ArrayLike, push_log: ArrayLik
     return r * ((1.0 + b) * np.exp(x) - 1.0)
 
 
+def attack_pays(gain_usd: ArrayLike, cost_usd: ArrayLike, min_edge: ArrayLike) -> NDArray[np.bool_]:
+    """Whether an attack priced at `gain_usd` against `cost_usd` (USD, both >= 0) is worth starting for an attacker
+    who asks an edge of `min_edge` (fraction of the cost, >= 0): gain > cost (1 + edge). Strict, so an attack that
+    gains nothing is not started even when it costs nothing."""
+    g = _as_float("gain_usd", gain_usd, nonnegative=True)
+    c = _as_float("cost_usd", cost_usd, nonnegative=True)
+    e = _as_float("min_edge", min_edge, nonnegative=True)
+    return g > c * (1.0 + e)
+
+
 def oracle_attack_hold_steps(twap_window: ArrayLike, latency: ArrayLike) -> FloatArray:
     """Steps an attacker must hold the market down for an oracle to post it: the TWAP window (the arithmetic mean
     reaches the pushed level once the whole window lies after the push), plus the updater's latency, plus the step

@@ -13,6 +13,8 @@ import pytest
 
 from abm import ModelConfig, ReflexivityModel
 from abm import protocol as P
+from abm.agents.adversary import adversary_summary
+from abm.agents.oracle_attacker import OracleAttacker
 from abm.errors import ConfigError, InvariantError
 from abm.invariants import check_invariants
 
@@ -133,6 +135,38 @@ def test_a_median_whose_majority_reads_the_market_makes_it_stand_down() -> None:
     assert attacker.expected_capital_usd > 100 * m.config.oracle_venue.depth_usd * (np.expm1(push))
 
 
+def test_a_rational_attacker_attacks_only_when_the_priced_gain_beats_the_priced_cost_by_its_edge() -> None:
+    def started(twap: int, edge: float) -> OracleAttacker:
+        m = venue_model(twap, 3, 1, **{"attacker.rational": True, "attacker.min_edge": edge})
+        while m.steps <= m.config.attacker.start_step + 1:
+            m.step()
+        return m.attackers[0]
+
+    # TWAP 5: the venue's hold is priced well under the exposed accounts' gain; its edge decides
+    probe = started(5, 0.0)
+    gain, cost = probe.expected_gain_usd, probe.expected_cost_usd
+    assert gain > 2 * cost > 0 and probe.attacked and probe.peak_short_usd > 0
+    ratio = gain / cost - 1.0  # the edge at which it is indifferent
+    keen, shy = started(5, 0.9 * ratio), started(5, 1.1 * ratio)
+    assert (
+        (keen.expected_gain_usd, keen.expected_cost_usd)
+        == (gain, cost)
+        == (shy.expected_gain_usd, shy.expected_cost_usd)
+    )
+    assert keen.attacked and keen.state in ("push", "landed") and keen.peak_short_usd > 0
+    assert not shy.attacked and shy.state == "done" and shy.peak_short_usd == 0.0 and shy.profit_usd() == 0.0
+    # TWAP 30: holding the venue for 32 steps is priced above the gain: it stands down even with no edge asked
+    late = started(30, 0.0)
+    assert late.expected_gain_usd == pytest.approx(gain) and late.expected_cost_usd > gain
+    assert not late.attacked and late.peak_short_usd == 0.0 and late.landed_step == -1
+    # its summary says so, next to its profit
+    m = venue_model(30, 3, 1, steps=12, **{"attacker.rational": True})
+    run(m)
+    summary = adversary_summary(m)
+    assert summary["attacker_attacked"] == 0 and summary["attacker_profit_usd"] == 0.0
+    assert summary["attacker_expected_cost_usd"] > summary["attacker_expected_gain_usd"] > 0
+
+
 def test_the_venue_is_inside_the_token_ledgers() -> None:
     m = venue_model(5, 1, 0)  # the only updater reads the venue: the attacker trades it (invariants every step)
     for _ in range(12):
@@ -151,3 +185,5 @@ def test_oracle_venue_config_errors_name_the_field() -> None:
         ModelConfig.from_preset("oracle_attack", {"oracle_venue.asset": "DOGE"})
     with pytest.raises(ConfigError, match=re.escape("oracle_venue.arbitrage_fraction")):
         ModelConfig.from_preset("oracle_attack", {"oracle_venue.arbitrage_fraction": 1.0})
+    with pytest.raises(ConfigError, match=re.escape("attacker.min_edge")):
+        ModelConfig.from_preset("oracle_attack", {"attacker.min_edge": -0.1})

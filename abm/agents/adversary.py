@@ -129,7 +129,8 @@ def adversary_summary(model: ReflexivityModel) -> dict[str, Any]:
     liquidations of the hunted asset between a hunt's landing and its buy-back (the twin's
     `hunter_triggered_liquidations` is the causal count). attacker_profit_usd, attacker_cost_usd (moving the
     market both ways and gas), attacker_gain_usd (its liquidations at the pre-attack price), attacker_liquidations,
-    attacker_landed (1 if the oracle reached its target), attacker_capital_used_usd (its largest short notional at
+    attacker_attacked (1 if it started the attack: its route could move the median and, if rational, the
+    priced gain beat the priced cost), attacker_landed (1 if the oracle reached its target), attacker_capital_used_usd (its largest short notional at
     the pre-attack price); attacker_expected_cost_usd, attacker_expected_capital_usd, attacker_expected_gain_usd: the
     same attack priced at its start by the linear-market formulas (`OracleAttacker.price_the_attack`)."""
     out: dict[str, Any] = {}
@@ -141,6 +142,7 @@ def adversary_summary(model: ReflexivityModel) -> dict[str, Any]:
         out["hunter_hunt_liquidations"] = sum(h.hunt_liquidations for h in hunters)
     for attacker in getattr(model, "attackers", []):
         out["attacker_profit_usd"] = attacker.profit_usd()
+        out["attacker_attacked"] = int(attacker.attacked)
         out["attacker_cost_usd"] = attacker.cost_usd
         out["attacker_gain_usd"] = attacker.gain_usd
         out["attacker_liquidations"] = attacker.n_liquidations

@@ -25,6 +25,10 @@ the deep market the traders use: it pushes the venue to the target and holds it 
 than half of the asset's updaters; if they are not, the median follows the deep market and it stands down at its
 start (its break-even cost is then that of pushing the deep market, `hold_cost`). It covers by buying back on the
 venue up to the market price and the rest in the market.
+
+A rational attacker (`attacker.rational`) prices the attack at its start with the break-even ledger
+(`price_the_attack`: the gain of liquidating the exposed accounts at the target, the cost of holding the push under
+this defence) and attacks only if the gain exceeds the cost by `attacker.min_edge` (`protocol.attack_pays`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import numpy as np
 from abm.agents.adversary import Adversary
 from abm.agents.hunter import liquidation_prices
 from abm.protocol import (
+    attack_pays,
     hold_cost,
     linear_push_tokens,
     liquidation_gain,
@@ -73,6 +78,7 @@ class OracleAttacker(Adversary):
         self.expected_cost_usd = 0.0
         self.expected_capital_usd = 0.0
         self.expected_gain_usd = 0.0
+        self.attacked = False  # whether it started the attack (set at its start step)
 
     def post_oracle(self) -> None:
         """Phase 2, after the honest updaters: the corrupted updaters (the first slots) post the target."""
@@ -90,7 +96,10 @@ class OracleAttacker(Adversary):
             self.target = float(m.oracle.prices[a]) * (1.0 - cfg.push)
             self.state, self.since = PUSH, t
             self.price_the_attack()
-            if self.route == NONE:  # the median reads the deep market: the venue cannot move it
+            # NONE: the median reads the deep market and the venue cannot move it; a rational attacker also stands
+            # down when the priced gain does not exceed the priced cost by its edge
+            self.attacked = self.route != NONE and (not cfg.rational or self.attack_pays())
+            if not self.attacked:
                 self.state = DONE
                 return
             self.post_oracle()  # its corrupted updaters post from the step it starts
@@ -143,6 +152,11 @@ class OracleAttacker(Adversary):
         exposed = long & np.isfinite(price) & (price >= self.target) & (price < oracle[a])
         repaid = m.pool.close_factor_default * engine.debt_tokens()[exposed, 0]
         self.expected_gain_usd = float(liquidation_gain(repaid, float(m.pool.liquidation_bonus[a]), push).sum())
+
+    def attack_pays(self) -> bool:
+        """Whether the attack priced at its start (`price_the_attack`) is worth starting: the priced gain exceeds
+        the priced cost by `attacker.min_edge` (`protocol.attack_pays`)."""
+        return bool(attack_pays(self.expected_gain_usd, self.expected_cost_usd, self.model.config.attacker.min_edge))
 
     def controls_median(self) -> bool:
         """Whether its corrupted updaters are more than half of the asset's: then the median is one of their posts

@@ -725,6 +725,14 @@ class AttackerConfig(_Strict):
     )
     gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one of its transactions (USD)")
     capacity_per_step: PosInt = Field(50, description="liquidations it can land per step")
+    rational: bool = Field(
+        False,
+        description="whether it prices the attack at its start and attacks only if the priced gain exceeds the"
+        " priced cost by min_edge (off: it attacks whenever its route can move the median)",
+    )
+    min_edge: NonNegFloat = Field(
+        0.0, description="the edge a rational attacker asks: it attacks if priced gain > priced cost (1 + min_edge)"
+    )
 
 
 class OracleVenueConfig(_Strict):
