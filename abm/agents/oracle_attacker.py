@@ -57,6 +57,19 @@ WAITING, PUSH, LANDED, DONE = "waiting", "push", "landed", "done"
 CORRUPT, VENUE, MARKET, NONE = "corrupt", "venue", "market", "none"
 
 
+def attack_route(n_updaters: int, corrupt_updaters: int, venue_readers: int | None) -> str:
+    """How an oracle attacker moves the median of `n_updaters` posts: its corrupted updaters when they are more than
+    half of them (CORRUPT); else, with a thin oracle venue that `venue_readers` of them read (None: no venue), the
+    venue when its readers and the corrupted updaters (the first slots) together are (VENUE; NONE if they are not:
+    it manipulates the venue only); else the deep market (MARKET)."""
+    if 2 * corrupt_updaters > n_updaters:
+        return CORRUPT
+    if venue_readers is None:
+        return MARKET
+    votes = min(n_updaters, corrupt_updaters + venue_readers)
+    return VENUE if 2 * votes > n_updaters else NONE
+
+
 class OracleAttacker(Adversary):
     """The oracle attacker (docs/model.md, 3.3 Submodels: Adversaries). state: waiting (before its start step),
     push, landed (the oracle shows the target: liquidating), done. target: the oracle price it aims at (USD/token)."""
@@ -115,16 +128,10 @@ class OracleAttacker(Adversary):
             self.push_to(a, self.target, self.venue.market if self.route == VENUE and self.venue else None)
 
     def choose_route(self) -> str:
-        """How it moves the median: its corrupted updaters when they are more than half of the asset's updaters;
-        else, with a thin oracle venue, the venue when its readers and the corrupted updaters (the first slots)
-        together are (NONE if they are not: it manipulates the venue only); else the deep market."""
-        if self.controls_median():
-            return CORRUPT
-        if self.venue is None:
-            return MARKET
-        n = self.model.config.oracles.n_updaters
-        votes = min(n, self.model.config.attacker.corrupt_updaters + n - self.venue.first_reader)
-        return VENUE if 2 * votes > n else NONE
+        """How it moves the median (`attack_route`)."""
+        cfg = self.model.config
+        readers = None if self.venue is None else cfg.oracles.n_updaters - self.venue.first_reader
+        return attack_route(cfg.oracles.n_updaters, cfg.attacker.corrupt_updaters, readers)
 
     def price_the_attack(self) -> None:
         """The break-even ledger at the start (docs/model.md, 3.3 Submodels: Adversaries): with the market at the
@@ -157,12 +164,6 @@ class OracleAttacker(Adversary):
         """Whether the attack priced at its start (`price_the_attack`) is worth starting: the priced gain exceeds
         the priced cost by `attacker.min_edge` (`protocol.attack_pays`)."""
         return bool(attack_pays(self.expected_gain_usd, self.expected_cost_usd, self.model.config.attacker.min_edge))
-
-    def controls_median(self) -> bool:
-        """Whether its corrupted updaters are more than half of the asset's: then the median is one of their posts
-        and it need not move the market at all."""
-        m = self.model
-        return 2 * m.config.attacker.corrupt_updaters > m.config.oracles.n_updaters
 
     def liquidate(self) -> None:
         """Phase 7, before the liquidation bots: liquidate the asset's long accounts below HF = 1 at the false
