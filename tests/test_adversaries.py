@@ -179,6 +179,7 @@ def attack_model(twap: int, n_updaters: int, corrupt: int, **overrides: object) 
             "attacker.start_step": 5,
             "check_invariants": True,
             "oracle_venue.enabled": False,  # the deep market route (tests/test_oracle_venue.py: the thin venue)
+            "attacker.rational": False,  # the strategy's mechanics, whatever it prices (the decision: test_oracle_venue)
             **overrides,
         },
     )
