@@ -9,6 +9,8 @@
 - with the perpetual venue (docs/perps.md, "The ledger, and why the book is a row"): its zero-sum identity, open
   interest long == short per asset, its book's market ledger equal to the book row, a non-negative insurance fund
   (`PerpVenue.check_ledger`), and finite positive mark prices;
+- the thin oracle venue (`oracle_venue.*`) is one more side of the outside world in conservation, with a
+  non-negative inventory and finite positive prices;
 - adversaries (hunters, the oracle attacker) are holders with wallet rows like any other; the tokens they borrowed
   from the outside world to sell short are finite and non-negative.
 A violation raises `InvariantError` naming the step, the ledger and the amounts.
@@ -58,7 +60,7 @@ class Ledgers:
             wallets=model.wallets.balances.sum(axis=0),
             collateral=engine.collateral[: engine.n].sum(axis=0),
             pool_cash=model.pool.cash.copy(),
-            market=model.market.world_net.copy(),
+            market=model.market.world_net + oracle_venue_tokens(model),
             perps=perps,
             auctions=model.auctions.holdings() if model.auctions is not None else np.zeros(len(model.symbols)),
         )
@@ -70,6 +72,13 @@ class Ledgers:
     def totals(self) -> np.ndarray:
         """Tokens per asset over every ledger, the world counted by its change: constant while tokens are conserved."""
         return self.inside() + self.market
+
+
+def oracle_venue_tokens(model: ReflexivityModel) -> np.ndarray:
+    """Tokens per asset the thin oracle venue's side of the outside world has gained since the start (zeros without
+    the venue, `abm.market.venue`): what the attacker sold into it less what it bought back there."""
+    venue = getattr(model, "oracle_venue", None)
+    return venue.market.world_net.copy() if venue is not None else np.zeros(len(model.symbols))
 
 
 def perp_venue_usd(venue: PerpVenue) -> float:
@@ -131,6 +140,9 @@ def check_invariants(model: ReflexivityModel) -> None:
         "pool reserves": pool.reserves,
         "supplier positions": pool.supplier_scaled.min(axis=0),
         "market": model.market.inventory,
+        "oracle venue": model.oracle_venue.market.inventory
+        if model.oracle_venue is not None
+        else np.zeros(len(symbols)),
         "auction keepers": model.auctions.holdings() if model.auctions is not None else np.zeros(len(symbols)),
     }
     for ledger, values in negatives.items():
@@ -140,6 +152,7 @@ def check_invariants(model: ReflexivityModel) -> None:
         ("market", model.market.prices),
         ("oracle", model.oracle.prices),
         ("fundamental", model.fundamentals.prices),
+        ("oracle venue", model.oracle_venue.market.prices if model.oracle_venue is not None else model.market.prices),
     ):
         bad = ~np.isfinite(prices) | (prices <= 0)
         if bad.any():

@@ -34,6 +34,7 @@ from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
 from abm.market.history import PriceHistory
+from abm.market.venue import OracleVenue
 from abm.numerics import row_sums
 from abm.perps import FIRST_ACCOUNT, PerpVenue
 from abm.recording.attribution import AttributionLedger
@@ -136,6 +137,12 @@ class ReflexivityModel(mesa.Model):
         self.market = Market(config, self.fundamentals.log_f)
         self.market.learn_volatility(prehistory)
         self.oracle = OracleBoard(self.fundamentals.prices, config.oracles.n_updaters)
+        # a thin venue some oracle updaters read (oracle_venue.enabled); None keeps every updater on the market
+        self.oracle_venue = (
+            OracleVenue(config, self.market.log_p, prehistory, self.total_steps)
+            if config.oracle_venue.enabled
+            else None
+        )
         self.anchor_log_price = prehistory[0].copy()  # contrarians' EMA anchor, run over the pre-history
         for log_p in prehistory[1:]:
             self._update_anchor(log_p)
@@ -308,6 +315,9 @@ class ReflexivityModel(mesa.Model):
         self.fundamentals.step(t)
         self.market.begin_step(self.fundamentals.log_f)
         self.history.record(t, self.market.log_p, self.fundamentals.log_f)  # market provisional (pre-trade)
+        if self.oracle_venue is not None:  # the thin venue follows the market; arbitrage closes part of its gap
+            self.oracle_venue.begin_step(self.market.log_p)
+            self.oracle_venue.history.record(t, self.oracle_venue.market.log_p)
         self.recorder.begin_step()
         # 2. oracles; the perp venue takes the posted oracle prices as its index and its books' impact relaxes
         for i in order(len(self.updaters)):
@@ -356,6 +366,8 @@ class ReflexivityModel(mesa.Model):
         # 8. resolution: bad debt, history, data
         self._resolve_bad_debt(t, oracle)
         self.history.record(t, self.market.log_p)
+        if self.oracle_venue is not None:
+            self.oracle_venue.history.record(t, self.oracle_venue.market.log_p)
         self._update_anchor(self.market.log_p)
         self.market.end_step()
         self.baseline.record_impact(t)

@@ -965,6 +965,16 @@ def liquidation_gain(repaid_usd: ArrayLike, bonus: ArrayLike, push_log: ArrayLik
     return r * ((1.0 + b) * np.exp(x) - 1.0)
 
 
+def attack_pays(gain_usd: ArrayLike, cost_usd: ArrayLike, min_edge: ArrayLike) -> NDArray[np.bool_]:
+    """Whether an attack priced at `gain_usd` against `cost_usd` (USD, both >= 0) is worth starting for an attacker
+    who asks an edge of `min_edge` (fraction of the cost, >= 0): gain > cost (1 + edge). Strict, so an attack that
+    gains nothing is not started even when it costs nothing."""
+    g = _as_float("gain_usd", gain_usd, nonnegative=True)
+    c = _as_float("cost_usd", cost_usd, nonnegative=True)
+    e = _as_float("min_edge", min_edge, nonnegative=True)
+    return g > c * (1.0 + e)
+
+
 def oracle_attack_hold_steps(twap_window: ArrayLike, latency: ArrayLike) -> FloatArray:
     """Steps an attacker must hold the market down for an oracle to post it: the TWAP window (the arithmetic mean
     reaches the pushed level once the whole window lies after the push), plus the updater's latency, plus the step
@@ -986,3 +996,26 @@ def oracle_attack_capital(
     dec = _as_float("decay", decay)
     _check_positive(depth_usd=dep, decay=dec)
     return dep * (np.expm1(x) + h * x * (1.0 - dec) * np.exp(x))
+
+
+def venue_hold_cost(
+    push_log: ArrayLike, depth_usd: ArrayLike, hold_steps: ArrayLike, arbitrage_fraction: ArrayLike
+) -> FloatArray:
+    """USD lost by holding a thin venue's price `push_log` (log, > 0) below the deep market's for `hold_steps`
+    steps while arbitrage closes the share `arbitrage_fraction` (f) of the log gap each step, then covering: the
+    linear venue (depth in USD per unit of log price) is bought back up to the market price and the rest of the
+    tokens at the market price (the deep market's own impact neglected).
+
+    The push round-trips at no cost (sold down and bought back up the same path: depth push each way). Each held
+    step arbitrage lifts the log price by push f; re-selling to the push raises depth push f USD for depth e^push
+    (1 - e^(-push f)) / price tokens, which cost depth e^push (1 - e^(-push f)) to buy back at the market price.
+    The loss is depth h [e^push (1 - e^(-push f)) - push f] ~ depth h push^2 f (1 - f / 2) for small pushes:
+    linear in the hold, so in the TWAP window the oracle averages over. USD.
+    """
+    x = _as_float("push_log", push_log, nonnegative=True)
+    dep = _as_float("depth_usd", depth_usd)
+    h = _as_float("hold_steps", hold_steps, nonnegative=True)
+    f = _as_float("arbitrage_fraction", arbitrage_fraction)
+    _check_fraction("arbitrage_fraction", f)
+    _check_positive(depth_usd=dep)
+    return dep * h * (np.exp(x) * -np.expm1(-x * f) - x * f)

@@ -32,7 +32,7 @@ sweep experiments/lst_depeg.toml results/lst_depeg
 "$abm" sweep experiments/lst_depeg_threshold.toml --out results/lst_depeg/threshold --workers "$workers"
 "$abm" report results/lst_depeg/threshold
 # adversaries: liquidation hunting (positions visible vs hidden) and oracle manipulation against its defences
-for e in liquidation_hunt oracle_attack oracle_attack_budget oracle_attack_passive; do
+for e in liquidation_hunt oracle_attack oracle_attack_budget; do
     sweep "experiments/$e.toml" "results/$e"
 done
 "$py" experiments/adversary_paths.py

@@ -93,6 +93,12 @@ def test_oracle_attack_formulas_worked_numbers() -> None:
     # repaying 1,000 at 5% bonus with the oracle 0.1 (log) low: 1,000 (1.05 e^0.1 - 1) = 160.43 at the true price
     assert P.liquidation_gain(1000.0, 0.05, 0.1) == pytest.approx(160.4295, rel=1e-6)
     assert P.liquidation_gain(1000.0, 0.05, 0.0) == pytest.approx(50.0)
+    # the attack decision: gain 2.88M against cost 2.86M pays with no edge asked, not with a 1% edge (2.8886M)
+    assert P.attack_pays(2.88e6, 2.86e6, 0.0)
+    assert not P.attack_pays(2.88e6, 2.86e6, 0.01)
+    assert P.attack_pays(2.89e6, 2.86e6, 0.01)
+    assert not P.attack_pays(2.86e6, 2.86e6, 0.0)  # indifferent: it does not start
+    assert not P.attack_pays(0.0, 0.0, 0.0) and P.attack_pays(1.0, 0.0, 10.0)  # free but gainless / free and gainful
     # a 30-step TWAP read 1 step late: held 30 + 1 + 1 = 32 steps
     assert P.oracle_attack_hold_steps(30, 1) == 32.0
     # capital: the push's tokens (1e9 (e^0.1 - 1)) plus 10 steps of holding (1e9 * 10 * 0.1 * 0.01 * e^0.1)
@@ -211,6 +217,8 @@ def attack_model(twap: int, n_updaters: int, corrupt: int, **overrides: object) 
             "attacker.corrupt_updaters": corrupt,
             "attacker.start_step": 5,
             "check_invariants": True,
+            "oracle_venue.enabled": False,  # the deep market route (tests/test_oracle_venue.py: the thin venue)
+            "attacker.rational": False,  # the strategy's mechanics, whatever it prices (the decision: test_oracle_venue)
             **overrides,
         },
     )

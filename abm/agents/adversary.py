@@ -21,6 +21,7 @@ import numpy as np
 from abm.protocol import linear_push_tokens
 
 if TYPE_CHECKING:
+    from abm.market.impact import Market
     from abm.model import ReflexivityModel
 
 
@@ -69,30 +70,31 @@ class Adversary(mesa.Agent):
         m.wallets.pay_to_world(m.market, self.holder, 0, gas)
         self.cost_usd += gas
 
-    def sell_short(self, asset: int, tokens: float) -> float:
-        """Borrow `tokens` of `asset` outside the model and sell them into the market; returns USD raised."""
+    def sell_short(self, asset: int, tokens: float, venue: Market | None = None) -> float:
+        """Borrow `tokens` of `asset` outside the model and sell them into the market (or into `venue`, a thin
+        oracle venue's market); returns USD raised."""
         m = self.model
         if tokens <= 0:
             return 0.0
         m.wallets.fund_from_world(m.market, self.holder, asset, tokens)
         self.short[asset] += tokens
         m.wallets.debit(self.holder, asset, tokens)
-        usd = m.market.sell(asset, tokens, "disc", step=m.steps)
+        usd = (venue or m.market).sell(asset, tokens, "disc", step=m.steps)
         m.wallets.credit(self.holder, 0, usd)
         self.cost_usd += tokens * float(self.reference[asset]) - usd
         self.peak_short_usd = max(self.peak_short_usd, float(self.short[asset] * self.reference[asset]))
         self.pay_gas()
         return usd
 
-    def push_to(self, asset: int, target: float) -> None:
-        """Sell short enough to bring the market price of `asset` down to `target` (USD/token) by the linear
-        depth now, within its capital (`short_room`); nothing if the price is there already."""
-        m = self.model
-        price = m.market.price(asset)
+    def push_to(self, asset: int, target: float, venue: Market | None = None) -> None:
+        """Sell short enough to bring the market price of `asset` (or `venue`'s) down to `target` (USD/token) by
+        the linear depth now, within its capital (`short_room`); nothing if the price is there already."""
+        market = venue or self.model.market
+        price = market.price(asset)
         if price <= target:
             return
-        tokens = float(linear_push_tokens(np.log(price / target), price, m.market.effective_depth_of(asset)))
-        self.sell_short(asset, min(tokens, self.short_room(asset)))
+        tokens = float(linear_push_tokens(np.log(price / target), price, market.effective_depth_of(asset)))
+        self.sell_short(asset, min(tokens, self.short_room(asset)), venue)
 
     def cover(self, asset: int) -> None:
         """Buy back what its wallet lacks of the tokens it owes (as far as its USD reaches) and return them to the
@@ -130,7 +132,8 @@ def adversary_summary(model: ReflexivityModel) -> dict[str, Any]:
     its plans expected of the hunts it started, summed (on the guess, with positions hidden); hunter_losing_hunts:
     finished hunts that lost money (mark-to-market equity at the buy-back below that at the start). attacker_profit_usd, attacker_cost_usd (moving the
     market both ways and gas), attacker_gain_usd (its liquidations at the pre-attack price), attacker_liquidations,
-    attacker_landed (1 if the oracle reached its target), attacker_capital_used_usd (its largest short notional at
+    attacker_attacked (1 if it started the attack: its route could move the median and, if rational, the
+    priced gain beat the priced cost), attacker_landed (1 if the oracle reached its target), attacker_capital_used_usd (its largest short notional at
     the pre-attack price); attacker_expected_cost_usd, attacker_expected_capital_usd, attacker_expected_gain_usd: the
     same attack priced at its start by the linear-market formulas (`OracleAttacker.price_the_attack`)."""
     out: dict[str, Any] = {}
@@ -145,6 +148,7 @@ def adversary_summary(model: ReflexivityModel) -> dict[str, Any]:
         out["hunter_losing_hunts"] = sum(h.n_losses for h in hunters)
     for attacker in getattr(model, "attackers", []):
         out["attacker_profit_usd"] = attacker.profit_usd()
+        out["attacker_attacked"] = int(attacker.attacked)
         out["attacker_cost_usd"] = attacker.cost_usd
         out["attacker_gain_usd"] = attacker.gain_usd
         out["attacker_liquidations"] = attacker.n_liquidations

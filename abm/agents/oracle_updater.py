@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class OracleUpdater(mesa.Agent):
-    """A keeper that observes the market with a latency (optionally a TWAP) and posts to the oracle board.
+    """A keeper that observes the market (or the asset's thin oracle venue, `abm.market.venue`) with a latency
+    (optionally a TWAP) and posts to the oracle board.
 
     slot: which of the asset's updaters this is (the pool uses the median across slots).
     latency_jitter: extra steps of latency of this updater (heterogeneous feeds), on top of the configured one.
@@ -31,8 +32,10 @@ class OracleUpdater(mesa.Agent):
         m = self.model
         cfg = m.config.oracles
         t = m.steps
+        venue = m.oracle_venue  # an updater of a thin venue's asset may read the venue instead of the market
+        history = venue.history if venue is not None and venue.is_read_by(self.asset, self.slot) else m.history
         seen = observed_price(
-            m.history, t - 1, self.asset, cfg.latency_steps + self.latency_jitter, cfg.twap_window_steps
+            history, t - 1, self.asset, cfg.latency_steps + self.latency_jitter, cfg.twap_window_steps
         )
         board = m.oracle
         last = board.posts[self.slot, self.asset]

@@ -80,8 +80,9 @@ SCENARIOS: dict[str, str] = {
         "to see what a pool that proves solvency without showing positions takes away from it."
     ),
     "oracle_attack": (
-        "A calm day until, an hour in, an attacker sells ETH hard into the market the oracle reads and, through one "
-        "corrupted updater, posts a false price, until the pool believes ETH is 10% cheaper than it is. Accounts "
+        "A calm day until, an hour in, an attacker sells ETH hard into a thin venue one oracle updater reads (the "
+        "deep market the traders use does not move) and, through one corrupted updater, posts a false price, until "
+        "the pool believes ETH is 10% cheaper than it is. Accounts "
         "near the line are liquidated at the false price, and the attacker is the one who liquidates them, taking "
         "their collateral at a discount. The defences are an average over time (TWAP) and several updaters whose "
         "median counts; raise them and see what the attack must pay."
@@ -191,8 +192,8 @@ HINTS: dict[str, str] = {
     "then buy back cheaper after the forced sales.",
     "positions_visible": "Positions visible: whether hunters can read every account's liquidation price (off: the "
     "pool proves solvency without showing positions, and hunters guess from its totals).",
-    "attacker": "Oracle attacker: drives the ETH oracle 10% down by selling into the market it reads, then "
-    "liquidates first at the false price.",
+    "attacker": "Oracle attacker: drives the ETH oracle 10% down by selling into the market it reads (in the "
+    "oracle_attack preset a thin venue one updater reads), then liquidates first at the false price.",
 }
 
 # What comparison mode holds fixed: the seed, hence the news (the model draws the fundamental path from its own

@@ -34,6 +34,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("lst.", ModelConfig.model_fields["lst"].annotation, "Staking collateral and looping"),
     ("hunters.", ModelConfig.model_fields["hunters"].annotation, "Liquidation hunters"),
     ("attacker.", ModelConfig.model_fields["attacker"].annotation, "Oracle attacker"),
+    ("oracle_venue.", ModelConfig.model_fields["oracle_venue"].annotation, "Thin oracle venue"),
 ]
 
 

@@ -739,6 +739,34 @@ class AttackerConfig(_Strict):
     )
     gas_cost_usd: NonNegFloat = Field(20.0, description="cost of one of its transactions (USD)")
     capacity_per_step: PosInt = Field(50, description="liquidations it can land per step")
+    rational: bool = Field(
+        False,
+        description="whether it prices the attack at its start and attacks only if the priced gain exceeds the"
+        " priced cost by min_edge (off: it attacks whenever its route can move the median)",
+    )
+    min_edge: NonNegFloat = Field(
+        0.0, description="the edge a rational attacker asks: it attacks if priced gain > priced cost (1 + min_edge)"
+    )
+
+
+class OracleVenueConfig(_Strict):
+    """A thin venue for one risky asset that some of its oracle updaters read, apart from the deep market the traders
+    use: its log price is the market's plus its own log impact, which arbitrage closes by a share each step (docs/
+    model.md, 3.3 Submodels: Oracles). The oracle attacker pushes it instead of the market."""
+
+    enabled: bool = Field(
+        False, description="whether the asset's oracle reads a thin venue (off: every updater reads the market)"
+    )
+    asset: str = Field("ETH", description="the risky asset the venue trades")
+    depth_usd: PosFloat = Field(
+        2.0e7, description="the venue's linear depth: USD notional that moves its log price by 1 (not depth-scaled)"
+    )
+    arbitrage_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.5, description="share of the venue-vs-market log gap arbitrage closes per step"
+    )
+    readers: PosInt = Field(
+        1, description="how many of the asset's updaters read the venue (the last slots); the others read the market"
+    )
 
 
 class ModelConfig(_Strict):
@@ -765,6 +793,7 @@ class ModelConfig(_Strict):
     lst: StakingConfig = Field(default_factory=StakingConfig)
     hunters: HunterConfig = Field(default_factory=HunterConfig)
     attacker: AttackerConfig = Field(default_factory=AttackerConfig)
+    oracle_venue: OracleVenueConfig = Field(default_factory=OracleVenueConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelConfig:
@@ -802,6 +831,14 @@ class ModelConfig(_Strict):
             if self.attacker.corrupt_updaters > self.oracles.n_updaters:
                 raise ValueError(
                     f"attacker.corrupt_updaters = {self.attacker.corrupt_updaters} must be <= oracles.n_updaters = "
+                    f"{self.oracles.n_updaters}"
+                )
+        if self.oracle_venue.enabled:  # a thin oracle venue (docs/model.md, 3.3 Submodels: Oracles)
+            if self.oracle_venue.asset not in self.assets:
+                raise ValueError(f"oracle_venue.asset = '{self.oracle_venue.asset}': no such risky asset")
+            if self.oracle_venue.readers > self.oracles.n_updaters:
+                raise ValueError(
+                    f"oracle_venue.readers = {self.oracle_venue.readers} must be <= oracles.n_updaters = "
                     f"{self.oracles.n_updaters}"
                 )
         if math.isnan(self.market.impact_half_life_steps):
