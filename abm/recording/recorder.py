@@ -8,9 +8,8 @@ The row is computed once per step from the model's arrays (vectorised) and appen
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
