@@ -26,3 +26,16 @@ def test_unchecked_rate_formulas_equal_the_checked_ones() -> None:
     assert np.array_equal(br, borrow_rate(u, base, s1, s2, np.full(3, opt), check=False))
     rf = np.array([0.1, 0.2, 0.15])
     assert np.array_equal(supply_rate(br, u, rf), supply_rate(br, u, rf, check=False))
+
+
+def test_owner_index_finds_what_a_scan_finds_and_follows_new_accounts() -> None:
+    from abm.agents.book import OwnerIndex
+
+    rng = np.random.default_rng(3)
+    owners = rng.integers(0, 40, 500)
+    index = OwnerIndex()
+    for owner in range(-1, 42):
+        assert np.array_equal(index.of(owners, owner), np.flatnonzero(owners == owner))
+    owners = np.concatenate([owners, [41, 3]])  # accounts opened later
+    assert np.array_equal(index.of(owners, 41), np.flatnonzero(owners == 41))
+    assert np.array_equal(index.of(owners, 3), np.flatnonzero(owners == 3))
