@@ -39,3 +39,13 @@ def test_owner_index_finds_what_a_scan_finds_and_follows_new_accounts() -> None:
     owners = np.concatenate([owners, [41, 3]])  # accounts opened later
     assert np.array_equal(index.of(owners, 41), np.flatnonzero(owners == 41))
     assert np.array_equal(index.of(owners, 3), np.flatnonzero(owners == 3))
+
+
+def test_left_sum_is_numpys_sum_below_eight_numbers() -> None:
+    from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum
+
+    rng = np.random.default_rng(5)
+    for k in range(1, SEQUENTIAL_SUM_MAX):
+        for _ in range(300):
+            x = rng.lognormal(0.0, 3.0, k) * rng.choice([-1.0, 1.0], k)
+            assert left_sum(x.tolist()) == float(np.sum(x))
