@@ -67,7 +67,7 @@ STRETCH_RATIO = 5.0
 TARGET_EXPONENT = 1.05  # from 10,000 to 1,000,000 traders
 TARGET_PEAK_MB = 2048.0  # crash at 1,000,000 traders
 TARGET_SOBOL_S = 3600.0  # Sobol, 10 parameters, base N = 256, 2 workers
-SOBOL_RUNS, SOBOL_STEPS = 256 * (10 + 2), 1440
+SOBOL_RUNS, SOBOL_STEPS = 256 * (2 * 10 + 2), 1440  # Saltelli: N (2D + 2) runs
 SCALING_STEPS = 100  # the scaling fit compares runs of this many steps
 
 
@@ -472,6 +472,12 @@ def targets(summary: dict[str, Any]) -> str:
 def write_results(summary: dict[str, Any], mach: dict[str, Any], profile: str, notes: str, path: Path) -> None:
     data = json.dumps({"summary": summary, "machine": mach}, indent=1, sort_keys=True, default=_json_default)
     openblas = ", ".join(f"{k}={v}" for k, v in mach["openblas_env"].items()) or "none set"
+    profile_intro = (
+        "cProfile (CPU time) of the steps of one crash run at 10,000 traders x 1,000 steps (seed 0), after its build:"
+        if profile
+        else "(not profiled in this run: see benchmarks/profile_after.md, `python benchmarks/profile_crash.py`)"
+    )
+    profile_block = f"\n```\n{profile}\n```\n" if profile else ""
     text = f"""# Benchmarks
 
 Produced by `python benchmarks/run.py` (see its docstring for the method); do not edit the numbers by hand.
@@ -509,11 +515,8 @@ time (CPU) over the plain-numpy Boltzmann yardstick's at the same N and steps in
 
 ## Where the time goes
 
-cProfile (CPU time) of the steps of one crash run at 10,000 traders x 1,000 steps (seed 0), after its build:
-
-```
-{profile}
-```
+{profile_intro}
+{profile_block}
 
 {DATA_BEGIN}
 {data}
