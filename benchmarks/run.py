@@ -3,7 +3,8 @@
     python benchmarks/run.py              # full run (about 20 min on 2 cores); writes benchmarks/results.md
     python benchmarks/run.py --quick      # under 3 min; prints the tables, writes nothing (add --write to write)
     python benchmarks/run.py --quick --check   # also compare with the committed results.md: exit 1 on a slowdown
-    python benchmarks/run.py --no-1m      # a full run without the million-trader case (about 3 GB, 4 min)
+    python benchmarks/run.py --no-1m      # a full run without the million-trader case (25 min on a busy machine)
+    python benchmarks/run.py --render     # rewrite results.md from its data block with the current notes.md
 
 Yardstick: the Boltzmann wealth exchange written as plain vectorised numpy (`boltzmann_numpy`): each step, every
 agent with wealth gives one unit to a uniformly drawn agent (np.flatnonzero, rng.integers, np.add.at). It is
@@ -110,7 +111,8 @@ def plan(quick: bool, million: bool = True) -> list[Case]:
         if million:
             crash.append(Case("crash_1m", "crash", 1_000_000, SCALING_STEPS, [0], 1))
         sweep_steps, sweep_repeats = 1000, 1
-    sticks = [Case(yardstick_name(c), "yardstick", c.n, c.steps, c.seeds[:1], 3) for c in crash]
+    # the yardstick takes 0.05-3 s: the fastest of 7 repeats, as the machine's noise is a large share of it
+    sticks = [Case(yardstick_name(c), "yardstick", c.n, c.steps, c.seeds[:1], 7) for c in crash]
     return [
         *crash,
         *sticks,
@@ -590,10 +592,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--notes", type=Path, default=HERE / "notes.md", help="markdown put under the targets (benchmarks/notes.md)"
     )
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite results.md from its own data block with the current notes.md"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker_main(json.loads(args.worker))
+        return 0
+    if args.render:  # the numbers stay those of the measured run; only the notes are re-read
+        text = args.out.read_text()
+        match = re.search(re.escape(DATA_BEGIN) + r"\s*(\{.*\})\s*" + re.escape(DATA_END), text, re.S)
+        if not match:
+            print(f"benchmarks/run.py: no data block in {args.out}", file=sys.stderr)
+            return 2
+        data = json.loads(match.group(1))
+        notes = args.notes.read_text() if args.notes and args.notes.exists() else ""
+        write_results(data["summary"], data["machine"], "", notes, args.out)
+        print(f"wrote {args.out}")
         return 0
 
     def say(text: str) -> None:
