@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import mesa
 import numpy as np
 import pandas as pd
 
@@ -60,15 +61,18 @@ def sorted_percentiles(sorted_values: np.ndarray, q: tuple[float, ...]) -> list[
     return out
 
 
-class RowCollector:
-    """The per-step rows as one list per column (`model_vars`, as Mesa's DataCollector keeps them), appended
-    without Mesa's per-column reporter calls and copies; `get_model_vars_dataframe` builds the table once."""
+class RowCollector(mesa.DataCollector):
+    """Mesa's DataCollector with the per-step rows appended to one list per column (`model_vars`, and the
+    collection times in `_collection_steps`, which `mesa.batch_run` reads) without Mesa's per-column reporter
+    calls and copies; `get_model_vars_dataframe` builds the table once."""
 
     def __init__(self, recorder: StepRecorder) -> None:
+        super().__init__()
         self.recorder = recorder
-        self.model_vars: dict[str, list[Any]] = {c: [] for c in recorder.columns}
+        self.model_vars = {c: [] for c in recorder.columns}
 
     def collect(self, model: ReflexivityModel) -> None:
+        self._collection_steps.append(model.time)
         row = self.recorder.row
         for c, values in self.model_vars.items():
             values.append(row[c])
