@@ -33,3 +33,16 @@ def scale_columns(x: FloatArray, v: FloatArray) -> FloatArray:
     for j in range(x.shape[1]):
         np.multiply(x[:, j], v[j], out=out[:, j])
     return out
+
+
+# numpy sums a 1-d float array of fewer than 8 numbers left to right (its pairwise summation starts at 8), so
+# `left_sum(x.tolist())` is `x.sum()` bit for bit there, without numpy's per-call overhead
+SEQUENTIAL_SUM_MAX = 8
+
+
+def left_sum(values: list[float]) -> float:
+    """values[0] + values[1] + ... added left to right (`np.sum` of fewer than `SEQUENTIAL_SUM_MAX` numbers)."""
+    total = values[0]
+    for v in values[1:]:
+        total += v
+    return total

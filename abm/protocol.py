@@ -48,21 +48,29 @@ def _check_positive(**values: FloatArray) -> None:
 # --- interest rates (docs/model.md, "The lending pool") ---------------------------------------------------------
 
 
-def utilisation(cash: ArrayLike, borrows: ArrayLike) -> FloatArray:
+def utilisation(cash: ArrayLike, borrows: ArrayLike, *, check: bool = True) -> FloatArray:
     """Share of a reserve that is lent out: borrows / (cash + borrows), 0 when both are 0.
 
     cash: tokens idle in the reserve. borrows: tokens owed to it (principal plus accrued interest). Returns a
     fraction in [0, 1].
     """
-    c = _as_float("cash", cash, nonnegative=True)
-    b = _as_float("borrows", borrows, nonnegative=True)
+    c, b = cash, borrows
+    if check:
+        c = _as_float("cash", cash, nonnegative=True)
+        b = _as_float("borrows", borrows, nonnegative=True)
     total = c + b
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, b / np.where(total > 0, total, 1.0), 0.0)
 
 
 def borrow_rate(
-    utilisation: ArrayLike, base: ArrayLike, slope1: ArrayLike, slope2: ArrayLike, optimal: ArrayLike
+    utilisation: ArrayLike,
+    base: ArrayLike,
+    slope1: ArrayLike,
+    slope2: ArrayLike,
+    optimal: ArrayLike,
+    *,
+    check: bool = True,
 ) -> FloatArray:
     """Kinked ("jump rate") annual borrow rate, as Aave v3's DefaultReserveInterestRateStrategy.
 
@@ -70,28 +78,34 @@ def borrow_rate(
     r(U) = base + slope1 + slope2 * (U - U*) / (1 - U*)    for U > U*
     All rates per year (0.05 = 5%/yr); utilisation and optimal (U*) are fractions, optimal in (0, 1).
     """
-    u = _as_float("utilisation", utilisation)
-    _check_fraction("utilisation", u)
-    b = _as_float("base", base, nonnegative=True)
-    s1 = _as_float("slope1", slope1, nonnegative=True)
-    s2 = _as_float("slope2", slope2, nonnegative=True)
-    opt = _as_float("optimal", optimal)
-    _check_fraction("optimal", opt, lo_open=True, hi_open=True)
+    u, b, s1, s2, opt = utilisation, base, slope1, slope2, optimal
+    if check:
+        u = _as_float("utilisation", utilisation)
+        _check_fraction("utilisation", u)
+        b = _as_float("base", base, nonnegative=True)
+        s1 = _as_float("slope1", slope1, nonnegative=True)
+        s2 = _as_float("slope2", slope2, nonnegative=True)
+        opt = _as_float("optimal", optimal)
+        _check_fraction("optimal", opt, lo_open=True, hi_open=True)
     below = b + s1 * u / opt
     above = b + s1 + s2 * (u - opt) / (1.0 - opt)
     return np.where(u <= opt, below, above)
 
 
-def supply_rate(borrow_rate: ArrayLike, utilisation: ArrayLike, reserve_factor: ArrayLike) -> FloatArray:
+def supply_rate(
+    borrow_rate: ArrayLike, utilisation: ArrayLike, reserve_factor: ArrayLike, *, check: bool = True
+) -> FloatArray:
     """Annual rate earned by suppliers: borrow_rate * U * (1 - reserve_factor).
 
     borrow_rate: per year. utilisation, reserve_factor: fractions in [0, 1].
     """
-    r = _as_float("borrow_rate", borrow_rate, nonnegative=True)
-    u = _as_float("utilisation", utilisation)
-    _check_fraction("utilisation", u)
-    rf = _as_float("reserve_factor", reserve_factor)
-    _check_fraction("reserve_factor", rf)
+    r, u, rf = borrow_rate, utilisation, reserve_factor
+    if check:
+        r = _as_float("borrow_rate", borrow_rate, nonnegative=True)
+        u = _as_float("utilisation", utilisation)
+        _check_fraction("utilisation", u)
+        rf = _as_float("reserve_factor", reserve_factor)
+        _check_fraction("reserve_factor", rf)
     return r * u * (1.0 - rf)
 
 

@@ -60,6 +60,9 @@ class TraderBook:
         self.decision_interval = decision_interval
         self.next_decision = next_decision
         self.reaction_delay = reaction_delay
+        # each owner's accounts (lending and perp), found by binary search instead of a scan of every account
+        self._lending_index = OwnerIndex()
+        self._perp_index = OwnerIndex()
 
     def strategy_name(self, i: int) -> str:
         return STRATEGIES[int(self.strategy[i])]
@@ -83,11 +86,11 @@ class TraderBook:
         engine, wallets = self.engine, self.wallets
         owners = engine.owner[: engine.n]
         if trader is not None:
-            accounts = np.flatnonzero(owners == trader)
+            accounts = self._lending_index.of(owners, trader)
             own = engine.account_equity(prices, accounts).sum() + wallets.balances[trader] @ prices
             if self.perps is not None:
                 venue = self.perps
-                rows = FIRST_ACCOUNT + np.flatnonzero(venue.owner[FIRST_ACCOUNT : venue.n] == trader)
+                rows = FIRST_ACCOUNT + self._perp_index.of(venue.owner[FIRST_ACCOUNT : venue.n], trader)
                 own = own + sum(venue.account_equity(int(r)) for r in rows)
             return own
         by_owner = np.bincount(owners, weights=engine.account_equity(prices), minlength=self.n)[: self.n]
@@ -108,3 +111,23 @@ class TraderBook:
         due = self.next_decision <= step
         self.next_decision[due] = step + rng.exponential(self.decision_interval[due])
         return due
+
+
+class OwnerIndex:
+    """The accounts of one owner, ascending (`np.flatnonzero(owners == owner)`), by a binary search in the
+    accounts sorted by owner, rebuilt when accounts were opened (accounts are only ever added, and an account's
+    owner never changes)."""
+
+    def __init__(self) -> None:
+        self._n = -1
+        self._order = np.empty(0, dtype=np.int64)
+        self._sorted = np.empty(0, dtype=np.int64)
+
+    def of(self, owners: np.ndarray, owner: int) -> np.ndarray:
+        """Ids (positions in `owners`, ascending) of the accounts of `owner`."""
+        if len(owners) != self._n:
+            self._order = np.argsort(owners, kind="stable")  # stable: ascending ids within each owner
+            self._sorted = owners[self._order]
+            self._n = len(owners)
+        lo, hi = self._sorted.searchsorted(owner, "left"), self._sorted.searchsorted(owner, "right")
+        return self._order[lo:hi]

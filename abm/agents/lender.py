@@ -11,7 +11,7 @@ as the news ages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import mesa
@@ -41,10 +41,11 @@ class Lender(mesa.Agent):
         pool, wallets = m.pool, m.wallets
         balances = pool.supplier_scaled[self.supplier] * pool.supply_index
         self.running = view.panic & (balances > 0)
-        for a in np.flatnonzero(self.running):
-            pool.withdraw(self.supplier, self.holder, int(a), m.config.lenders.run_fraction * balances[a], wallets)
-        for a in np.flatnonzero(~view.panic & (view.move != 0)):
-            move, idle = float(view.move[a]), wallets.balance(self.holder, int(a))
+        for a in view.panicking:  # the reserves in panic (ascending) where this lender still has funds
+            if balances[a] > 0:
+                pool.withdraw(self.supplier, self.holder, a, m.config.lenders.run_fraction * balances[a], wallets)
+        for a in view.moving:
+            move, idle = float(view.move[a]), wallets.balance(self.holder, a)
             if move > 0:  # the better rate draws the lender's idle funds back in
                 pool.supply(self.supplier, self.holder, int(a), min(move * (balances[a] + idle), idle), wallets)
             elif balances[a] > 0:
@@ -80,6 +81,14 @@ class LenderView:
 
     panic: np.ndarray
     move: np.ndarray
+    # the reserves (ascending) in panic, and those not in panic with funds to move: the same for every lender, so
+    # found once per step rather than once per lender
+    panicking: list[int] = field(init=False)
+    moving: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "panicking", np.flatnonzero(self.panic).tolist())
+        object.__setattr__(self, "moving", np.flatnonzero(~self.panic & (self.move != 0)).tolist())
 
     @classmethod
     def of(cls, model: ReflexivityModel, fear: np.ndarray) -> LenderView:

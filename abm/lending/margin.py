@@ -9,6 +9,7 @@ state and reverts (returns False) when the account would end up unable to borrow
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
-from abm.numerics import row_sums, scale_columns
+from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum, row_sums, scale_columns
 from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
 
 MODE_CODE = {m: i for i, m in enumerate(MARGIN_MODES)}  # the code stored in `MarginEngine.mode`
@@ -150,7 +151,11 @@ class MarginEngine:
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
-        return float(health_factor(coll, self._effective_params()[0], debt.sum(), check=False))
+        lt = self._effective_params()[0]
+        if len(lt) < SEQUENTIAL_SUM_MAX:  # health_factor's arithmetic on plain floats (one account, every trade)
+            weighted, owed = left_sum((coll * lt).tolist()), left_sum(debt.tolist())
+            return weighted / owed if owed > 0 else math.inf
+        return float(health_factor(coll, lt, debt.sum(), check=False))
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Borrow power minus debt (USD) of one account state; portfolio: equity minus the scenario requirement."""

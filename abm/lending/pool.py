@@ -92,11 +92,13 @@ class LendingPool:
 
     def rates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(utilisation, borrow rate, supply rate) per reserve; rates per year. Recomputed only after a
-        reserve's cash or borrows changed (`_version` counts those changes)."""
+        reserve's cash or borrows changed (`_version` counts those changes). The arguments are the pool's own
+        float arrays, valid by construction (the parameters were validated with the configuration), so the
+        formulas run unchecked: this runs after every trade."""
         if self._rates_version != self._version:
-            u = utilisation(self.cash, self.borrows)
-            br = borrow_rate(u, self.base_rate, self.slope1, self.slope2, self.optimal)
-            self._rates = (u, br, supply_rate(br, u, self.reserve_factor))
+            u = utilisation(self.cash, self.borrows, check=False)
+            br = borrow_rate(u, self.base_rate, self.slope1, self.slope2, self.optimal, check=False)
+            self._rates = (u, br, supply_rate(br, u, self.reserve_factor, check=False))
             self._rates_version = self._version
         return self._rates
 
