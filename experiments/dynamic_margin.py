@@ -4,10 +4,12 @@ experiments/dynamic_margin.toml that its generic report does not make.
     abm sweep experiments/dynamic_margin.toml --out results/dynamic_margin && abm report results/dynamic_margin
     python experiments/dynamic_margin.py [--sweep results/dynamic_margin]
 
-Reads the sweep's rows (`abm.sweep.store.read_runs`) and the time series it kept (replicate 0 of the static and
-the one-minute cases of crash and black_thursday), and writes into `--sweep`, atomically: `paired.md` (per
-scenario and cadence, the paired difference in bad debt and in how many seeds the risk manager lowered it; the
-calm day's borrowing-capacity cost; the timing of the manager's first change against the bad debt) and
+Reads the sweep's rows (`abm.sweep.store.read_runs`), those of the sweeps of
+experiments/dynamic_margin_instant.toml (`instant_cut/`) and experiments/dynamic_margin_feed.toml (`feed/`) inside
+it, and the runs they kept (replicate 0 of the static, the one-minute and the market-feed cases of crash and
+black_thursday), and writes into `--sweep`, atomically: `paired.md` (per scenario and variant, the paired
+difference in bad debt and in how many seeds the risk manager lowered it; the calm day's borrowing-capacity cost;
+the timing of the manager's first change against the bad debt; which accounts make the bad debt) and
 `paired/*.png`. Cases are named "<scenario>, static" and "<scenario>, steward <cadence>", as in the experiment
 file. A missing sweep directory is one line on stderr and exit status 2, with nothing written.
 """
@@ -30,16 +32,23 @@ DEFAULT_SWEEP = Path("results/dynamic_margin")
 SCENARIOS = ("crash", "black_thursday")
 CALM = "baseline"
 STATIC = "static"
-# the kept time series: run index -> (scenario, case); see save_timeseries in the experiment file
-KEPT = {0: ("crash", STATIC), 30: ("crash", "steward 1 minute"), 40: ("black_thursday", STATIC)}
-KEPT |= {70: ("black_thursday", "steward 1 minute")}
-WINDOW = {"crash": (225, 330), "black_thursday": (225, 900)}  # steps shown in the time-series figures
 INSTANT = "instant_cut"  # the sweep of experiments/dynamic_margin_instant.toml, inside the main sweep's directory
+FEED = "feed"  # the sweep of experiments/dynamic_margin_feed.toml, likewise
+MARKET_FEED = "steward 1 minute, market feed"
+# the kept runs: (sweep subdirectory, run index) -> (scenario, case); see save_timeseries in the experiment files
+KEPT = {("", 0): ("crash", STATIC), ("", 30): ("crash", "steward 1 minute"), ("", 40): ("black_thursday", STATIC)}
+KEPT |= {("", 70): ("black_thursday", "steward 1 minute")}
+KEPT |= {(FEED, 0): ("crash", MARKET_FEED), (FEED, 20): ("black_thursday", MARKET_FEED)}
+SHOWN = (STATIC, "steward 1 minute", MARKET_FEED)  # the runs of the timing table and the time-series figures
+WINDOW = {"crash": (225, 330), "black_thursday": (225, 900)}  # steps shown in the time-series figures
 VARIANTS = (
     "steward 3 days",
     "steward 1 hour",
     "steward 1 minute",
     "steward 1 minute, unbounded",
+    MARKET_FEED,
+    "steward 1 minute, market feed 15 min",
+    "steward 1 minute, oracle feed",
     "instant cut at the shock",
 )
 
@@ -108,14 +117,111 @@ def calm_table(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def kept_series(sweep: Path) -> dict[tuple[str, str], pd.DataFrame]:
-    """The time series the sweep kept, by (scenario, case variant)."""
+def kept_tables(sweep: Path, table: str = "timeseries") -> dict[tuple[str, str], pd.DataFrame]:
+    """One table ("timeseries", "events", "write_offs") of each run the sweeps kept, by (scenario, case variant)."""
     out = {}
-    for index, key in KEPT.items():
-        path = sweep / "runs" / f"run-{index:06d}" / "timeseries.parquet"
+    for (sub, index), key in KEPT.items():
+        path = sweep / sub / "runs" / f"run-{index:06d}" / f"{table}.parquet"
         if path.is_file():
             out[key] = pd.read_parquet(path)
     return out
+
+
+def anatomy_rows(sweep: Path) -> tuple[list[str], list[list[str]]]:
+    """Which accounts make the bad debt (replicate 0): every account written off, by its health factor when first
+    liquidated; how long it waited below HF 1 before that (steps from its distress step); and the oracle's premium
+    over the market while it waited (a liquidator is paid the bonus at the oracle price and sells at the market,
+    so above the bonus a liquidation loses money)."""
+    series, events, write_offs = kept_tables(sweep), kept_tables(sweep, "events"), kept_tables(sweep, "write_offs")
+    header = [
+        "run (replicate 0)",
+        "bad debt",
+        "accounts written off",
+        "of it: first liquidated at HF < 0.87",
+        "0.87-0.95",
+        "≥ 0.95",
+        "steps below HF 1 before the first liquidation (median)",
+        "oracle over market while they waited (mean)",
+        "most liquidations in one step",
+    ]
+    rows = []
+    for scenario in SCENARIOS:
+        for variant in SHOWN:
+            key = (scenario, variant)
+            if key not in series or key not in events or key not in write_offs:
+                continue
+            ts, ev, wo = series[key], events[key], write_offs[key]
+            ev = ev[ev["venue"] == "lending"] if "venue" in ev else ev
+            lost = wo.groupby("account")["amount_usd"].sum()
+            first = ev.sort_values("step").groupby("account").first()
+            acc = pd.DataFrame({"usd": lost}).join(first[["step", "distress_step", "hf_before"]], how="left")
+            total = float(acc["usd"].sum())
+            bands = [
+                acc["hf_before"] < 0.87,
+                acc["hf_before"].between(0.87, 0.95, inclusive="left"),
+                acc["hf_before"] >= 0.95,
+            ]
+            share = [f"{style.num(acc.loc[b, 'usd'].sum() / total * 100 if total else 0.0, 2)}%" for b in bands]
+            premium = (ts["oracle_ETH"] / ts["price_ETH"] - 1.0).to_numpy()
+            waits = [
+                premium[int(d) : int(s) + 1].mean()
+                for d, s in zip(acc["distress_step"], acc["step"], strict=True)
+                if s == s
+            ]
+            rows.append(
+                [
+                    f"{scenario}, {variant}",
+                    style.num(total),
+                    style.num(len(acc)),
+                    *share,
+                    style.num(float((acc["step"] - acc["distress_step"]).median()) if len(acc) else None),
+                    f"{style.num(float(np.mean(waits)) * 100 if waits else 0.0, 2)}%",
+                    style.num(int(ev.groupby("step").size().max()) if len(ev) else 0),
+                ]
+            )
+    return header, rows
+
+
+def distress_figure(sweep: Path, scenario: str, path: Path) -> Path | None:
+    """Bad debt by the step its account first fell below HF 1 (replicate 0), static against the risk managers,
+    over the oracle's premium over the market: the accounts that cross HF 1 once the premium exceeds the bonus
+    wait, unliquidated, until the fall stops."""
+    import matplotlib.pyplot as plt
+
+    series, events, write_offs = kept_tables(sweep), kept_tables(sweep, "events"), kept_tables(sweep, "write_offs")
+    if (scenario, STATIC) not in series:
+        return None
+    style.theme()
+    lo, hi = WINDOW[scenario]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    colours = {STATIC: "tab:blue", "steward 1 minute": "tab:red", MARKET_FEED: "tab:green"}
+    width = 1.0 / (len(SHOWN) + 1)
+    for i, variant in enumerate(SHOWN):
+        key = (scenario, variant)
+        if key not in events or key not in write_offs:
+            continue
+        ev, wo = events[key], write_offs[key]
+        distress = ev.sort_values("step").groupby("account")["distress_step"].first()
+        lost = wo.groupby("account")["amount_usd"].sum()
+        by_step = pd.DataFrame({"usd": lost, "distress": distress}).dropna().groupby("distress")["usd"].sum()
+        top.bar(
+            by_step.index + (i - 1) * width,
+            by_step.to_numpy() / 1e6,
+            width=width,
+            color=colours[variant],
+            label=variant,
+        )
+        ts = series[key].iloc[lo:hi]
+        bottom.plot(ts["step"], (ts["oracle_ETH"] / ts["price_ETH"] - 1.0) * 100, color=colours[variant], label=variant)
+    bottom.axhline(5.0, color="black", ls=":", lw=1, label="ETH liquidation bonus (5%)")
+    top.set_ylabel("bad debt by distress step ($M)")
+    bottom.set_ylabel("ETH oracle over market (%)")
+    bottom.set_xlabel("step (minutes; the shock starts at 240)")
+    top.set_xlim(lo, min(hi, lo + 80) if scenario == "crash" else hi)
+    top.legend(fontsize=7)
+    bottom.legend(fontsize=7)
+    fig.suptitle(f"{scenario}, replicate 0: when the accounts that made the bad debt fell below HF 1", fontsize=11)
+    return style.save(fig, path, tight_layout=True)
 
 
 def timing_rows(series: dict[tuple[str, str], pd.DataFrame]) -> tuple[list[str], list[list[str]]]:
@@ -131,7 +237,7 @@ def timing_rows(series: dict[tuple[str, str], pd.DataFrame]) -> tuple[list[str],
     ]
     rows = []
     for scenario in SCENARIOS:
-        for variant in (STATIC, "steward 1 minute"):
+        for variant in SHOWN:
             ts = series.get((scenario, variant))
             if ts is None:
                 continue
@@ -161,16 +267,22 @@ def timing_rows(series: dict[tuple[str, str], pd.DataFrame]) -> tuple[list[str],
 
 def timeseries_figure(series: dict[tuple[str, str], pd.DataFrame], scenario: str, path: Path) -> Path | None:
     """ETH market and oracle price, ETH liquidation threshold, cumulative bad debt and accounts waiting below
-    HF 1, static against the one-minute risk manager, replicate 0."""
+    HF 1, static against the one-minute risk managers (the market's one-day EWMA; their own market feed),
+    replicate 0."""
     import matplotlib.pyplot as plt
 
-    static, dynamic = series.get((scenario, STATIC)), series.get((scenario, "steward 1 minute"))
-    if static is None or dynamic is None:
+    if (scenario, STATIC) not in series:
         return None
     style.theme()
     lo, hi = WINDOW[scenario]
     fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
-    for ts, name, colour in ((static, "static", "tab:blue"), (dynamic, "risk manager, 1 minute", "tab:red")):
+    names = {STATIC: "static", "steward 1 minute": "1 minute, one-day EWMA", MARKET_FEED: "1 minute, market feed"}
+    colours = {STATIC: "tab:blue", "steward 1 minute": "tab:red", MARKET_FEED: "tab:green"}
+    for variant in SHOWN:
+        ts = series.get((scenario, variant))
+        if ts is None:
+            continue
+        name, colour = names[variant], colours[variant]
         w = ts.iloc[lo:hi]
         axes[0].plot(w["step"], w["price_ETH"], color=colour, label=f"{name}: market")
         axes[0].plot(w["step"], w["oracle_ETH"], color=colour, ls=":", label=f"{name}: oracle")
@@ -186,7 +298,7 @@ def timeseries_figure(series: dict[tuple[str, str], pd.DataFrame], scenario: str
     axes[3].set_xlabel("step (minutes; the shock starts at 240)")
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{scenario}, replicate 0: static parameters against the one-minute risk manager", fontsize=11)
+    fig.suptitle(f"{scenario}, replicate 0: static parameters against the one-minute risk managers", fontsize=11)
     return style.save(fig, path, tight_layout=True)
 
 
@@ -195,7 +307,7 @@ def paired_figure(runs: pd.DataFrame, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     style.theme()
-    fig, axes = plt.subplots(1, len(SCENARIOS), figsize=(10, 3.8), sharey=False)
+    fig, axes = plt.subplots(len(SCENARIOS), 1, figsize=(11, 7), sharey=False)
     for ax, scenario in zip(axes, SCENARIOS, strict=True):
         static = runs[runs["case"] == f"{scenario}, {STATIC}"].set_index("seed")["bad_debt_usd"]
         labels, diffs = [], []
@@ -224,12 +336,13 @@ def write(sweep: Path) -> Path:
             f"'{sweep}' holds no sweep (no runs.parquet): run abm sweep experiments/dynamic_margin.toml first"
         )
     runs = read_runs(sweep)
-    if (sweep / INSTANT / "runs.parquet").is_file():  # the upper bound: the whole cut at the shock's first minute
-        runs = pd.concat([runs, read_runs(sweep / INSTANT)], ignore_index=True)
+    for sub in (INSTANT, FEED):  # the upper bound (the whole cut at the shock's first minute); the managers' own feeds
+        if (sweep / sub / "runs.parquet").is_file():
+            runs = pd.concat([runs, read_runs(sweep / sub)], ignore_index=True)
     runs = runs[runs["status"] == "ok"]
     fig_dir = sweep / "paired"
     style.clear_figures(fig_dir)
-    series = kept_series(sweep)
+    series = kept_tables(sweep)
     lines = [
         "# Dynamic margin: paired comparisons",
         "",
@@ -240,7 +353,10 @@ def write(sweep: Path) -> Path:
         "`experiments/dynamic_margin_instant.toml` (its sweep is in `instant_cut/`): 'unbounded', the one-minute",
         "manager allowed its whole 10-point range in one update (it follows the volatility target at once); and",
         "'instant cut at the shock', ETH's and BTC's LTV and threshold cut by the whole 10 points in the shock's",
-        "first minute (scripted: no delay, no bound, no wait for volatility to show).",
+        "first minute (scripted: no delay, no bound, no wait for volatility to show). The feed variants come from",
+        "`experiments/dynamic_margin_feed.toml` (`feed/`): the one-minute manager reading, instead of the market's",
+        "one-day EWMA, its own EWMA of one-minute log returns (half-life 5 minutes, or 15) of the market price",
+        "('market feed') or of the oracle price ('oracle feed').",
         "",
     ]
     for scenario in SCENARIOS:
@@ -269,6 +385,21 @@ def write(sweep: Path) -> Path:
         "",
         style.markdown_table(header, rows),
         "",
+    ]
+    header, rows = anatomy_rows(sweep)
+    lines += [
+        "## Which accounts make the bad debt (replicate 0)",
+        "",
+        "Every account written off, by its health factor when first liquidated (an account liquidated below",
+        "HF = LT·(1 + bonus) ≈ 0.87 no longer covers its debt plus the bonus, and is left with bad debt); the steps",
+        "it waited below HF 1 before that; and the oracle's premium over the market while it waited. A liquidator",
+        "repays at the oracle price, seizes the bonus and sells at the market: while the oracle, one update behind,",
+        "stands more than the bonus above the market, liquidating loses money and nobody does it. In `crash` the",
+        "liquidators' capacity (5 × 20 a step) is never the limit; in `black_thursday` it is (0 from step 240 to",
+        "720, then 5 × 2 a step).",
+        "",
+        style.markdown_table(header, rows),
+        "",
         "## Figures",
         "",
     ]
@@ -279,6 +410,9 @@ def write(sweep: Path) -> Path:
         path = timeseries_figure(series, scenario, fig_dir / f"timeseries_{scenario}.png")
         if path is not None:
             figures.append((f"{scenario}, replicate 0: prices, ETH threshold, bad debt, accounts below HF 1", path))
+        path = distress_figure(sweep, scenario, fig_dir / f"distress_{scenario}.png")
+        if path is not None:
+            figures.append((f"{scenario}, replicate 0: bad debt by the step its account fell below HF 1", path))
     for title, path in figures:
         lines += [style.figure_link(title, path, sweep), ""]
     out = sweep / "paired.md"

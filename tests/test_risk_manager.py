@@ -13,6 +13,7 @@ import pytest
 
 import abm
 from abm import ModelConfig, ReflexivityModel
+from abm import protocol as P
 from abm.errors import ConfigError
 from abm.recording.recorder import risk_columns, timeseries_columns
 
@@ -150,3 +151,43 @@ def test_set_events_of_one_step_are_checked_together_as_the_model_applies_them()
     with pytest.raises(ConfigError, match=r"scenario.events\[0\] \(at step 3\)") as err:
         ModelConfig.from_preset("crash", {"scenario.events": [cut[1], {**cut[0], "step": 4}]})
     assert "\n" not in str(err.value)
+
+
+def test_its_own_feed_reads_the_shock_in_its_first_minutes() -> None:
+    """vol_feed 'market' / 'oracle': the manager's own 5-minute EWMA of the market / oracle price (recomputed here
+    from the recorded prices) answers the -25% crash at once, where the market's one-day EWMA waits."""
+    base = ModelConfig.from_preset("crash", SMALL | {"risk_manager.enabled": True, "risk_manager.cadence_steps": 1})
+    first = {}
+    for feed in ("realised", "market", "oracle"):
+        cfg = base.with_overrides({"risk_manager.vol_feed": feed, "check_invariants": True})
+        res = abm.run(cfg, seed=3, steps=260)
+        lt = res.timeseries["liquidation_threshold_ETH"].to_numpy()
+        assert np.all(np.abs(np.diff(lt)) <= cfg.risk_manager.max_change + 1e-12)  # still bounded per update
+        shock = res.timeseries["step"].to_numpy() >= 240
+        first[feed] = int(np.flatnonzero(shock & (np.diff(lt, prepend=lt[0]) < 0))[0])
+        rm = res.model.risk_manager
+        if feed == "realised":
+            assert rm.feed_log_price is None  # the market's EWMA: no feed of its own
+            continue
+        # row k of the table holds the prices the manager read at step k (the end of step k - 1)
+        column = res.timeseries["price_ETH" if feed == "market" else "oracle_ETH"].to_numpy()
+        log_p = np.log(column)
+        var = res.model.market.sigma_ref[1] ** 2 / res.model.market.steps_per_year
+        for k in range(1, len(log_p) - 1):
+            var = P.ewma_variance(var, log_p[k] - log_p[k - 1], cfg.risk_manager.vol_half_life_steps)
+        assert rm.feed_var[1] == pytest.approx(float(var), rel=1e-9)
+    assert first["market"] <= 243 and first["oracle"] <= 244  # within a few minutes of the shock at step 240
+    assert first["realised"] >= first["market"] + 4  # the one-day EWMA takes several minutes more
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"risk_manager.vol_feed": "fast"}, "risk_manager.vol_feed = 'fast'"),
+        ({"risk_manager.vol_half_life_steps": 0.0}, "risk_manager.vol_half_life_steps = 0.0"),
+    ],
+)
+def test_bad_feed_settings_are_one_line_errors(overrides: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ModelConfig.from_preset("crash", overrides)
+    assert expected in str(err.value) and "\n" not in str(err.value)

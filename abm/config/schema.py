@@ -599,6 +599,15 @@ class RiskManagerConfig(_Strict):
         description="bound: LTV and LT never more than this above their configured values (absolute fraction; "
         "0 = the configured parameters are a ceiling, the manager only tightens)",
     )
+    vol_feed: Literal["realised", "market", "oracle"] = Field(
+        "realised",
+        description="the volatility the manager reads: 'realised' = the market's EWMA (market.vol_window_steps, the "
+        "one traders and depth use); 'market' / 'oracle' = its own EWMA of one-step log returns of the market / "
+        "the oracle price with half-life vol_half_life_steps (a risk oracle's high-frequency feed)",
+    )
+    vol_half_life_steps: PosFloat = Field(
+        5.0, description="half-life of the manager's own feed (steps; only with vol_feed 'market' or 'oracle')"
+    )
 
     @model_validator(mode="after")
     def _room(self) -> RiskManagerConfig:
