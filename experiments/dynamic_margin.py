@@ -34,6 +34,7 @@ CALM = "baseline"
 STATIC = "static"
 INSTANT = "instant_cut"  # the sweep of experiments/dynamic_margin_instant.toml, inside the main sweep's directory
 FEED = "feed"  # the sweep of experiments/dynamic_margin_feed.toml, likewise
+LTV_ONLY = "ltv_only"  # the sweep of experiments/dynamic_margin_ltv.toml, likewise
 MARKET_FEED = "steward 1 minute, market feed"
 # the kept runs: (sweep subdirectory, run index) -> (scenario, case); see save_timeseries in the experiment files
 KEPT = {("", 0): ("crash", STATIC), ("", 30): ("crash", "steward 1 minute"), ("", 40): ("black_thursday", STATIC)}
@@ -50,6 +51,7 @@ VARIANTS = (
     "steward 1 minute, market feed 15 min",
     "steward 1 minute, oracle feed",
     "instant cut at the shock",
+    "LTV cut at the shock",
 )
 
 
@@ -69,6 +71,8 @@ def paired_table(runs: pd.DataFrame, scenario: str) -> tuple[list[str], list[lis
         "paired difference",
         "seeds with less bad debt",
         "liquidations, static → dynamic",
+        "ETH amplification, static → dynamic",
+        "crash-day capacity cost",
         "first change (step)",
         "lowest ETH LT",
     ]
@@ -88,6 +92,9 @@ def paired_table(runs: pd.DataFrame, scenario: str) -> tuple[list[str], list[lis
                 f"{style.mean_sd(diff)} ({style.num(diff.mean() / static.loc[seeds, 'bad_debt_usd'].mean() * 100, 2)}%)",
                 f"{int((diff < 0).sum())} of {len(seeds)}",
                 f"{style.num(static.loc[seeds, 'n_liquidations'].mean())} → {style.num(dyn.loc[seeds, 'n_liquidations'].mean())}",
+                f"{style.num(static.loc[seeds, 'amplification_ETH'].mean())} → "
+                f"{style.num(dyn.loc[seeds, 'amplification_ETH'].mean())}",
+                style.mean_sd(dyn.loc[seeds, "borrow_capacity_cost"]),
                 style.mean_sd(dyn.loc[seeds, "first_risk_change_step"]),
                 style.mean_sd(dyn.loc[seeds, "min_liquidation_threshold_ETH"]),
             ]
@@ -195,8 +202,7 @@ def distress_figure(sweep: Path, scenario: str, path: Path) -> Path | None:
     lo, hi = WINDOW[scenario]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     colours = {STATIC: "tab:blue", "steward 1 minute": "tab:red", MARKET_FEED: "tab:green"}
-    width = 1.0 / (len(SHOWN) + 1)
-    for i, variant in enumerate(SHOWN):
+    for variant in SHOWN:
         key = (scenario, variant)
         if key not in events or key not in write_offs:
             continue
@@ -204,17 +210,13 @@ def distress_figure(sweep: Path, scenario: str, path: Path) -> Path | None:
         distress = ev.sort_values("step").groupby("account")["distress_step"].first()
         lost = wo.groupby("account")["amount_usd"].sum()
         by_step = pd.DataFrame({"usd": lost, "distress": distress}).dropna().groupby("distress")["usd"].sum()
-        top.bar(
-            by_step.index + (i - 1) * width,
-            by_step.to_numpy() / 1e6,
-            width=width,
-            color=colours[variant],
-            label=variant,
-        )
+        steps = np.arange(lo, hi)
+        cumulative = by_step.reindex(steps, fill_value=0.0).cumsum().to_numpy() / 1e6
+        top.step(steps, cumulative, where="post", color=colours[variant], label=variant)
         ts = series[key].iloc[lo:hi]
         bottom.plot(ts["step"], (ts["oracle_ETH"] / ts["price_ETH"] - 1.0) * 100, color=colours[variant], label=variant)
     bottom.axhline(5.0, color="black", ls=":", lw=1, label="ETH liquidation bonus (5%)")
-    top.set_ylabel("bad debt by distress step ($M)")
+    top.set_ylabel("bad debt of accounts below\nHF 1 by then ($M)")
     bottom.set_ylabel("ETH oracle over market (%)")
     bottom.set_xlabel("step (minutes; the shock starts at 240)")
     top.set_xlim(lo, min(hi, lo + 80) if scenario == "crash" else hi)
@@ -316,13 +318,14 @@ def paired_figure(runs: pd.DataFrame, path: Path) -> Path:
             if dyn.empty:
                 continue
             seeds = static.index.intersection(dyn.index)
-            labels.append(variant.removeprefix("steward ").replace(" at the shock", "").replace(", ", "\n"))
+            label = variant.removeprefix("steward ").replace(" at the shock", "").replace(", ", "\n")
+            labels.append(label.replace(" feed ", " feed\n"))
             diffs.append(((dyn.loc[seeds] - static.loc[seeds]) / 1e6).to_numpy())
         for i, d in enumerate(diffs):
             ax.scatter(np.full(len(d), i) + np.linspace(-0.15, 0.15, len(d)), d, s=14)
             ax.hlines(d.mean(), i - 0.25, i + 0.25, color="black")
         ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
         ax.set_title(scenario, fontsize=10)
     axes[0].set_ylabel("bad debt, dynamic − static ($M)")
     fig.supxlabel("least time between changes (instant cut: all 10 points at step 240, scripted)", fontsize=10)
@@ -336,7 +339,8 @@ def write(sweep: Path) -> Path:
             f"'{sweep}' holds no sweep (no runs.parquet): run abm sweep experiments/dynamic_margin.toml first"
         )
     runs = read_runs(sweep)
-    for sub in (INSTANT, FEED):  # the upper bound (the whole cut at the shock's first minute); the managers' own feeds
+    # the upper bound (the whole cut at the shock's first minute); the managers' own feeds; LTV alone
+    for sub in (INSTANT, FEED, LTV_ONLY):
         if (sweep / sub / "runs.parquet").is_file():
             runs = pd.concat([runs, read_runs(sweep / sub)], ignore_index=True)
     runs = runs[runs["status"] == "ok"]
@@ -356,7 +360,8 @@ def write(sweep: Path) -> Path:
         "first minute (scripted: no delay, no bound, no wait for volatility to show). The feed variants come from",
         "`experiments/dynamic_margin_feed.toml` (`feed/`): the one-minute manager reading, instead of the market's",
         "one-day EWMA, its own EWMA of one-minute log returns (half-life 5 minutes, or 15) of the market price",
-        "('market feed') or of the oracle price ('oracle feed').",
+        "('market feed') or of the oracle price ('oracle feed'). 'LTV cut at the shock'",
+        "(`experiments/dynamic_margin_ltv.toml`, `ltv_only/`) cuts only the LTVs, by 10 points at step 240.",
         "",
     ]
     for scenario in SCENARIOS:

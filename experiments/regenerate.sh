@@ -22,6 +22,8 @@ done
 sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
 "$abm" report results/dynamic_margin/instant_cut
+"$abm" sweep experiments/dynamic_margin_feed.toml --out results/dynamic_margin/feed --workers "$workers"
+"$abm" report results/dynamic_margin/feed
 "$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
 sweep experiments/auctions.toml results/auctions
 "$py" experiments/auctions_illustration.py --out results/auctions --long-steps 4320  # the time series of its findings.md
