@@ -80,7 +80,8 @@ class RiskManager(mesa.Agent):
 
     def realised_vol(self) -> np.ndarray:
         """The volatility the manager reads now (per asset, per sqrt year), as prices stood at the end of the last
-        step: the market's EWMA, or its own feed updated with the last step's log return."""
+        step: the market's EWMA, or its own feed updated with the last step's log return (so it is read once a step,
+        by `step`)."""
         m = self.model
         if self.feed == "realised":
             return m.market.realised_vol()
