@@ -6,12 +6,12 @@ experiments/dynamic_margin.toml that its generic report does not make.
 
 Reads the sweep's rows (`abm.sweep.store.read_runs`), those of the sweeps of
 experiments/dynamic_margin_instant.toml (`instant_cut/`) and experiments/dynamic_margin_feed.toml (`feed/`) inside
-it, and the runs they kept (replicate 0 of the static, the one-minute and the market-feed cases of crash and
-black_thursday), and writes into `--sweep`, atomically: `paired.md` (per scenario and variant, the paired
+it, and the runs it kept (replicate 0 of the static, the one-minute and the one-minute realised-feed cases of
+crash and black_thursday), and writes into `--sweep`, atomically: `paired.md` (per scenario and variant, the paired
 difference in bad debt and in how many seeds the risk manager lowered it; the calm day's borrowing-capacity cost;
 the timing of the manager's first change against the bad debt; which accounts make the bad debt) and
-`paired/*.png`. Cases are named "<scenario>, static" and "<scenario>, steward <cadence>", as in the experiment
-file. A missing sweep directory is one line on stderr and exit status 2, with nothing written.
+`paired/*.png`. Cases are named "<scenario>, static" and "<scenario>, steward <cadence>[, <variant>]", as in the
+experiment files. A missing sweep directory is one line on stderr and exit status 2, with nothing written.
 """
 
 from __future__ import annotations
@@ -35,19 +35,27 @@ STATIC = "static"
 INSTANT = "instant_cut"  # the sweep of experiments/dynamic_margin_instant.toml, inside the main sweep's directory
 FEED = "feed"  # the sweep of experiments/dynamic_margin_feed.toml, likewise
 LTV_ONLY = "ltv_only"  # the sweep of experiments/dynamic_margin_ltv.toml, likewise
+MINUTE = "steward 1 minute"  # the default manager: its own 5-minute feed of the market price
+REALISED = "steward 1 minute, realised feed"  # the same manager reading the market's one-day EWMA
+# the feed sweep's market-feed cases name the default explicitly: they repeat the main sweep's one-minute cases
 MARKET_FEED = "steward 1 minute, market feed"
-# the kept runs: (sweep subdirectory, run index) -> (scenario, case); see save_timeseries in the experiment files
-KEPT = {("", 0): ("crash", STATIC), ("", 30): ("crash", "steward 1 minute"), ("", 40): ("black_thursday", STATIC)}
-KEPT |= {("", 70): ("black_thursday", "steward 1 minute")}
-KEPT |= {(FEED, 0): ("crash", MARKET_FEED), (FEED, 20): ("black_thursday", MARKET_FEED)}
-SHOWN = (STATIC, "steward 1 minute", MARKET_FEED)  # the runs of the timing table and the time-series figures
+# the kept runs: (sweep subdirectory, run index) -> (scenario, case); see save_timeseries in the experiment file
+KEPT = {("", 0): ("crash", STATIC), ("", 30): ("crash", MINUTE), ("", 40): ("crash", REALISED)}
+KEPT |= {
+    ("", 50): ("black_thursday", STATIC),
+    ("", 80): ("black_thursday", MINUTE),
+    ("", 90): ("black_thursday", REALISED),
+}
+SHOWN = (STATIC, REALISED, MINUTE)  # the runs of the timing table and the time-series figures
+NAMES = {STATIC: "static", REALISED: "1 minute, one-day EWMA", MINUTE: "1 minute, own market feed"}
+COLOURS = {STATIC: "tab:blue", REALISED: "tab:red", MINUTE: "tab:green"}
 WINDOW = {"crash": (225, 330), "black_thursday": (225, 900)}  # steps shown in the time-series figures
 VARIANTS = (
     "steward 3 days",
     "steward 1 hour",
-    "steward 1 minute",
+    MINUTE,
+    REALISED,
     "steward 1 minute, unbounded",
-    MARKET_FEED,
     "steward 1 minute, market feed 15 min",
     "steward 1 minute, oracle feed",
     "instant cut at the shock",
@@ -59,6 +67,21 @@ def split_case(label: str) -> tuple[str, str]:
     """'crash, steward 1 hour' -> ('crash', 'steward 1 hour')."""
     scenario, variant = label.split(", ", 1)
     return scenario, variant
+
+
+def drop_repeats(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the feed sweep's market-feed cases, which name the default feed explicitly, once they are found to give
+    seed by seed the bad debt of the main sweep's one-minute cases (the default manager); returns the runs and the
+    scenarios checked. A case that differs is kept, so the tables show the difference."""
+    checked = []
+    for scenario in (*SCENARIOS, CALM):
+        explicit = runs[runs["case"] == f"{scenario}, {MARKET_FEED}"].set_index("seed")["bad_debt_usd"]
+        default = runs[runs["case"] == f"{scenario}, {MINUTE}"].set_index("seed")["bad_debt_usd"]
+        if explicit.empty or default.empty or not explicit.sort_index().equals(default.sort_index()):
+            continue
+        runs = runs[runs["case"] != f"{scenario}, {MARKET_FEED}"]
+        checked.append(scenario)
+    return runs, checked
 
 
 def paired_table(runs: pd.DataFrame, scenario: str) -> tuple[list[str], list[list[str]]]:
@@ -201,7 +224,6 @@ def distress_figure(sweep: Path, scenario: str, path: Path) -> Path | None:
     style.theme()
     lo, hi = WINDOW[scenario]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    colours = {STATIC: "tab:blue", "steward 1 minute": "tab:red", MARKET_FEED: "tab:green"}
     for variant in SHOWN:
         key = (scenario, variant)
         if key not in events or key not in write_offs:
@@ -212,9 +234,10 @@ def distress_figure(sweep: Path, scenario: str, path: Path) -> Path | None:
         by_step = pd.DataFrame({"usd": lost, "distress": distress}).dropna().groupby("distress")["usd"].sum()
         steps = np.arange(lo, hi)
         cumulative = by_step.reindex(steps, fill_value=0.0).cumsum().to_numpy() / 1e6
-        top.step(steps, cumulative, where="post", color=colours[variant], label=variant)
+        top.step(steps, cumulative, where="post", color=COLOURS[variant], label=NAMES[variant])
         ts = series[key].iloc[lo:hi]
-        bottom.plot(ts["step"], (ts["oracle_ETH"] / ts["price_ETH"] - 1.0) * 100, color=colours[variant], label=variant)
+        premium = (ts["oracle_ETH"] / ts["price_ETH"] - 1.0) * 100
+        bottom.plot(ts["step"], premium, color=COLOURS[variant], label=NAMES[variant])
     bottom.axhline(5.0, color="black", ls=":", lw=1, label="ETH liquidation bonus (5%)")
     top.set_ylabel("bad debt of accounts below\nHF 1 by then ($M)")
     bottom.set_ylabel("ETH oracle over market (%)")
@@ -269,7 +292,7 @@ def timing_rows(series: dict[tuple[str, str], pd.DataFrame]) -> tuple[list[str],
 
 def timeseries_figure(series: dict[tuple[str, str], pd.DataFrame], scenario: str, path: Path) -> Path | None:
     """ETH market and oracle price, ETH liquidation threshold, cumulative bad debt and accounts waiting below
-    HF 1, static against the one-minute risk managers (the market's one-day EWMA; their own market feed),
+    HF 1, static against the one-minute risk managers (the market's one-day EWMA; its own market feed),
     replicate 0."""
     import matplotlib.pyplot as plt
 
@@ -278,13 +301,11 @@ def timeseries_figure(series: dict[tuple[str, str], pd.DataFrame], scenario: str
     style.theme()
     lo, hi = WINDOW[scenario]
     fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
-    names = {STATIC: "static", "steward 1 minute": "1 minute, one-day EWMA", MARKET_FEED: "1 minute, market feed"}
-    colours = {STATIC: "tab:blue", "steward 1 minute": "tab:red", MARKET_FEED: "tab:green"}
     for variant in SHOWN:
         ts = series.get((scenario, variant))
         if ts is None:
             continue
-        name, colour = names[variant], colours[variant]
+        name, colour = NAMES[variant], COLOURS[variant]
         w = ts.iloc[lo:hi]
         axes[0].plot(w["step"], w["price_ETH"], color=colour, label=f"{name}: market")
         axes[0].plot(w["step"], w["oracle_ETH"], color=colour, ls=":", label=f"{name}: oracle")
@@ -344,6 +365,7 @@ def write(sweep: Path) -> Path:
         if (sweep / sub / "runs.parquet").is_file():
             runs = pd.concat([runs, read_runs(sweep / sub)], ignore_index=True)
     runs = runs[runs["status"] == "ok"]
+    runs, repeated = drop_repeats(runs)
     fig_dir = sweep / "paired"
     style.clear_figures(fig_dir)
     series = kept_tables(sweep)
@@ -358,12 +380,20 @@ def write(sweep: Path) -> Path:
         "manager allowed its whole 10-point range in one update (it follows the volatility target at once); and",
         "'instant cut at the shock', ETH's and BTC's LTV and threshold cut by the whole 10 points in the shock's",
         "first minute (scripted: no delay, no bound, no wait for volatility to show). The feed variants come from",
-        "`experiments/dynamic_margin_feed.toml` (`feed/`): the one-minute manager reading, instead of the market's",
-        "one-day EWMA, its own EWMA of one-minute log returns (half-life 5 minutes, or 15) of the market price",
-        "('market feed') or of the oracle price ('oracle feed'). 'LTV cut at the shock'",
-        "(`experiments/dynamic_margin_ltv.toml`, `ltv_only/`) cuts only the LTVs, by 10 points at step 240.",
+        "`experiments/dynamic_margin_feed.toml` (`feed/`): the one-minute manager reading its own EWMA of",
+        "one-minute log returns of the market price with a 15-minute half-life instead of 5 ('market feed 15 min'),",
+        "or of the oracle price ('oracle feed'). The managers without a feed in their name read the default, their",
+        "own 5-minute EWMA of the market price; 'realised feed' reads instead the market's one-day EWMA (the",
+        "traders' estimate). 'LTV cut at the shock' (`experiments/dynamic_margin_ltv.toml`, `ltv_only/`) cuts only",
+        "the LTVs, by 10 points at step 240.",
         "",
     ]
+    if repeated:
+        lines += [
+            f"The feed sweep's 'market feed' cases ({', '.join(repeated)}), which name the default feed explicitly,",
+            "give seed by seed the same bad debt as the one-minute cases here, so they are not listed again.",
+            "",
+        ]
     for scenario in SCENARIOS:
         header, rows = paired_table(runs, scenario)
         lines += [f"## {scenario}", "", style.markdown_table(header, rows), ""]

@@ -1,14 +1,13 @@
-"""RiskManager: moves each risky collateral reserve's LTV and liquidation threshold with the market's realised
-volatility, in bounded steps no more often than a cadence (docs/model.md, 3.3 Submodels: Adaptive risk
-parameters).
+"""RiskManager: moves each risky collateral reserve's LTV and liquidation threshold with volatility, in bounded
+steps no more often than a cadence (docs/model.md, 3.3 Submodels: Adaptive risk parameters).
 
 The rule and its bookkeeping are the risk steward's (`abm.lending.risk_steward.RiskSteward`, the formula
-`abm.protocol.steward_update`); this agent feeds it a volatility (`risk_manager.vol_feed`: by default the one the
-market already estimates, `Market.realised_vol`, the EWMA traders and depth thinning use; or its own short
-half-life EWMA of the market or oracle price, `abm.protocol.ewma_variance`, as a risk oracle reading minute data)
-and writes its changes into the configuration through `ReflexivityModel.change_parameters`, the one way parameters
-change during a run (as scenario `set` events do), so the pool and the margin engine read the new values where they
-always read them.
+`abm.protocol.steward_update`); this agent feeds it a volatility (`risk_manager.vol_feed`: by default its own short
+half-life EWMA of the market price, `abm.protocol.ewma_variance`, as a risk oracle reading minute data; or the same
+of the oracle price; or the one the market already estimates, `Market.realised_vol`, the one-day EWMA traders and
+depth thinning use, which shows a fast crash minutes late) and writes its changes into the configuration through
+`ReflexivityModel.change_parameters`, the one way parameters change during a run (as scenario `set` events do), so
+the pool and the margin engine read the new values where they always read them.
 """
 
 from __future__ import annotations
