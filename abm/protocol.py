@@ -715,6 +715,21 @@ def keeper_landing_probability(
 # --- adaptive risk parameters (docs/model.md, "Adaptive risk parameters") --------------------------------------------------
 
 
+def ewma_variance(variance: ArrayLike, log_return: ArrayLike, half_life_steps: float) -> FloatArray:
+    """One step of an exponentially weighted variance of one-step log returns: lam v + (1 - lam) r^2, with
+    lam = 0.5 ** (1 / half_life_steps), so a return's weight halves every `half_life_steps` steps.
+
+    variance: per step (log-return units squared, >= 0); log_return: one step's log price change; half_life_steps:
+    > 0 (steps). Annualise with sqrt(variance * steps per year).
+    """
+    v = _as_float("variance", variance, nonnegative=True)
+    r = _as_float("log_return", log_return)
+    if not half_life_steps > 0:
+        raise ValueError(f"half_life_steps must be > 0 (got {half_life_steps!r})")
+    lam = 0.5 ** (1.0 / half_life_steps)
+    return lam * v + (1.0 - lam) * r * r
+
+
 def volatility_liquidation_threshold(
     realised_vol: ArrayLike, bonus: ArrayLike, k_sigma: float, horizon_days: float
 ) -> FloatArray:

@@ -25,6 +25,10 @@ done
 sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
 "$abm" report results/dynamic_margin/instant_cut
+"$abm" sweep experiments/dynamic_margin_feed.toml --out results/dynamic_margin/feed --workers "$workers"
+"$abm" report results/dynamic_margin/feed
+"$abm" sweep experiments/dynamic_margin_ltv.toml --out results/dynamic_margin/ltv_only --workers "$workers"
+"$abm" report results/dynamic_margin/ltv_only
 "$py" experiments/dynamic_margin.py --sweep results/dynamic_margin
 sweep experiments/auctions.toml results/auctions
 "$py" experiments/auctions_illustration.py --out results/auctions  # the time series of its findings.md

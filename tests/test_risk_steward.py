@@ -126,3 +126,29 @@ def test_bounds_stop_the_steward_and_keep_the_gap() -> None:
     assert steward.lt == pytest.approx([0.825]) and steward.ltv == pytest.approx([0.80])
     with pytest.raises(ValueError, match="lt_bounds"):
         RiskSteward([0.80], [0.825], [0.05], lt_bounds=(np.array([0.83]), np.array([0.9])))
+
+
+def test_ewma_variance_worked_numbers() -> None:
+    # half-life 5 steps: lam = 0.5 ** 0.2 = 0.870551; a return's weight halves in 5 steps
+    lam = 0.5**0.2
+    assert lam == pytest.approx(0.870551, abs=1e-6)
+    v = 1e-6
+    for _ in range(5):
+        v = float(P.ewma_variance(v, 0.0, 5.0))
+    assert v == pytest.approx(0.5e-6)
+    # calm ETH (60%/yr: 0.36 / 525,600 per one-minute step) then one -2% minute: 5.2376e-5 per step, 525%/yr, so
+    # the target threshold exp(-3 * 5.2468 * sqrt(1/365)) / 1.05 = 0.418 asks for the whole cut at once
+    calm = 0.36 / 525_600
+    v1 = float(P.ewma_variance(calm, math.log(0.98), 5.0))
+    assert v1 == pytest.approx(lam * calm + (1 - lam) * math.log(0.98) ** 2)
+    assert math.sqrt(0.02**2 * (1 - lam) + lam * calm) * math.sqrt(525_600) == pytest.approx(5.2468, abs=1e-4)
+    assert float(P.volatility_liquidation_threshold(5.2468, 0.05, 3.0, 1.0)) == pytest.approx(0.4178, abs=1e-4)
+    # a one-day EWMA (the market's: alpha = 2 / 1441, weight 0.9986 on the past) barely notices the same minute
+    day = (1 - 2 / 1441) * calm + 2 / 1441 * math.log(0.98) ** 2
+    assert math.sqrt(day * 525_600) == pytest.approx(0.81, abs=0.01)  # still below the 91% where the target bites
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="half_life_steps") as err:
+            P.ewma_variance(calm, 0.01, bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="variance"):
+        P.ewma_variance(-1.0, 0.01, 5.0)

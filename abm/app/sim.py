@@ -52,7 +52,7 @@ class Controls:
     depth_scale: float = 1.0
     shock_scale: float = 1.0
     margin_mode: str = "cross"
-    risk_manager: bool = False  # risk_manager.enabled: LTV and liquidation thresholds follow realised volatility
+    risk_manager: bool = False  # risk_manager.enabled: LTV and liquidation thresholds follow volatility
     liquidation_mechanism: str = "keeper"  # liquidators.mechanism: keeper, english or dutch
     # the perpetual venue's (used only when the scenario runs it): cap on |funding rate| per funding period
     # (fraction; inf = none) and the insurance fund at the start (USD)

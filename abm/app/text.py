@@ -143,8 +143,9 @@ SCENARIOS: dict[str, str] = {
     ),
     "dynamic_margin": (
         "The crash again, with a risk manager: a rule that lowers how much may be borrowed against ETH and BTC (LTV) "
-        "and the threshold at which positions are liquidated, as the market's volatility rises, by at most half a "
-        "point a minute, as on-chain risk stewards are bounded. A lower threshold liquidates earlier, with more "
+        "and the threshold at which positions are liquidated, as the market's volatility rises (it reads the "
+        "market price every minute, as risk oracles do), by at most half a point a minute, as on-chain risk "
+        "stewards are bounded. A lower threshold liquidates earlier, with more "
         "collateral left to cover the debt, but it also liquidates more positions while prices are still falling. "
         "Watch the health factors drop when the thresholds are cut."
     ),
@@ -186,8 +187,8 @@ HINTS: dict[str, str] = {
     "insurance_fund_usd": "Ins. fund: the venue's insurance fund, its reserve for losses beyond a liquidated "
     "trader's margin.",
     "seed": "Seed: the random draws; the same seed gives the same run.",
-    "risk_manager": "Risk manager: when volatility jumps, it cuts the ETH and BTC LTV and liq. threshold by up to "
-    "0.5 points a minute (at most 10 points in all).",
+    "risk_manager": "Risk manager: when volatility jumps (its own 5-minute read of the market price), it cuts the "
+    "ETH and BTC LTV and liq. threshold by up to 0.5 points a minute (at most 10 points in all).",
     "n_hunters": "Hunters: traders with $300M each who sell the price down to where many accounts are liquidated, "
     "then buy back cheaper after the forced sales.",
     "positions_visible": "Positions visible: whether hunters can read every account's liquidation price (off: the "

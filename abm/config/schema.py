@@ -588,14 +588,14 @@ _STEWARDED = ("ltv", "liquidation_threshold")  # the reserve parameters the risk
 
 
 class RiskManagerConfig(_Strict):
-    """The risk manager: each collateral reserve's LTV and liquidation threshold follow the market's realised
-    volatility in bounded steps (docs/model.md, 3.3 Submodels: Adaptive risk parameters)."""
+    """The risk manager: each collateral reserve's LTV and liquidation threshold follow the volatility of its feed
+    (vol_feed) in bounded steps (docs/model.md, 3.3 Submodels: Adaptive risk parameters)."""
 
     enabled: bool = Field(False, description="whether a RiskManager moves the risky reserves' LTV and LT")
     cadence_steps: PosInt = Field(
         4320,
         description="least steps between two changes of one reserve's parameters (Aave Risk Stewards' minDelay: "
-        "3 days = 4320 one-minute steps); the manager watches realised volatility every step",
+        "3 days = 4320 one-minute steps); the manager watches volatility every step",
     )
     k_sigma: PosFloat = Field(
         3.0, description="target: an account at HF 1 still covers debt plus bonus after a fall of k_sigma sigmas"
@@ -612,6 +612,16 @@ class RiskManagerConfig(_Strict):
         0.0,
         description="bound: LTV and LT never more than this above their configured values (absolute fraction; "
         "0 = the configured parameters are a ceiling, the manager only tightens)",
+    )
+    vol_feed: Literal["realised", "market", "oracle"] = Field(
+        "market",
+        description="the volatility the manager reads: 'market' / 'oracle' = its own EWMA of one-step log returns of "
+        "the market / the oracle price with half-life vol_half_life_steps (a risk oracle's high-frequency feed); "
+        "'realised' = the market's EWMA (market.vol_window_steps, the one traders and depth use), which shows a "
+        "fast crash minutes late",
+    )
+    vol_half_life_steps: PosFloat = Field(
+        5.0, description="half-life of the manager's own feed (steps; only with vol_feed 'market' or 'oracle')"
     )
 
     @model_validator(mode="after")
