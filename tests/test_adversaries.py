@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from attack_helpers import SMALL, oracle_attack_model
 
 from abm import ModelConfig, ReflexivityModel
 from abm import protocol as P
@@ -16,9 +17,6 @@ from abm.agents.adversary import adversary_summary
 from abm.agents.hunter import liquidation_prices
 from abm.errors import ConfigError, InvariantError
 from abm.invariants import check_invariants
-
-SMALL = {"traders.n_traders": 200}
-
 
 # --- formulas ----------------------------------------------------------------------------------------------------
 
@@ -208,21 +206,16 @@ def test_an_idle_hunter_changes_nothing_else() -> None:
 
 
 def attack_model(twap: int, n_updaters: int, corrupt: int, **overrides: object) -> ReflexivityModel:
-    config = ModelConfig.from_preset(
-        "oracle_attack",
-        {
-            **SMALL,
-            "oracles.twap_window_steps": twap,
-            "oracles.n_updaters": n_updaters,
-            "attacker.corrupt_updaters": corrupt,
-            "attacker.start_step": 5,
-            "check_invariants": True,
+    return oracle_attack_model(
+        twap,
+        n_updaters,
+        corrupt,
+        **{
             "oracle_venue.enabled": False,  # the deep market route (tests/test_oracle_venue.py: the thin venue)
             "attacker.rational": False,  # the strategy's mechanics, whatever it prices (the decision: test_oracle_venue)
             **overrides,
         },
     )
-    return ReflexivityModel(config, rng=1, steps=80)
 
 
 def run_attack(m: ReflexivityModel) -> None:

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from attack_helpers import oracle_attack_model
 
 from abm import ModelConfig, ReflexivityModel
 from abm import protocol as P
@@ -18,7 +19,6 @@ from abm.agents.oracle_attacker import OracleAttacker
 from abm.errors import ConfigError, InvariantError
 from abm.invariants import check_invariants
 
-SMALL = {"traders.n_traders": 200}
 # traders who do not answer anything (hodlers within their rebalancing band, no stop-losses): what the attacker pays
 # is its own hold against arbitrage, as the formulas price it
 PASSIVE = {
@@ -29,19 +29,7 @@ PASSIVE = {
 
 
 def venue_model(twap: int, n_updaters: int, corrupt: int, steps: int = 80, **overrides: object) -> ReflexivityModel:
-    config = ModelConfig.from_preset(
-        "oracle_attack",
-        {
-            **SMALL,
-            "oracles.twap_window_steps": twap,
-            "oracles.n_updaters": n_updaters,
-            "attacker.corrupt_updaters": corrupt,
-            "attacker.start_step": 5,
-            "check_invariants": True,
-            **overrides,
-        },
-    )
-    return ReflexivityModel(config, rng=1, steps=steps)
+    return oracle_attack_model(twap, n_updaters, corrupt, steps, **overrides)
 
 
 def run(m: ReflexivityModel) -> None:
