@@ -189,8 +189,10 @@ def presets() -> None:
     """List the shipped presets, one line each."""
     from abm.config import preset_descriptions
 
-    for name, text in preset_descriptions().items():
-        click.echo(f"{name:<16} {text}")
+    descriptions = preset_descriptions()
+    width = max(map(len, descriptions))
+    for name, text in descriptions.items():
+        click.echo(f"{name:<{width}} {text}")
 
 
 if __name__ == "__main__":
