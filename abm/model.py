@@ -22,6 +22,7 @@ import numpy as np
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
+from abm.agents.genesis import open_genesis_positions
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -273,7 +274,9 @@ class ReflexivityModel(mesa.Model):
             for lender in self.lenders:
                 self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
                 self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
-        for i in self.streams.activation.permutation(len(self.traders)):
+        order = self.streams.activation.permutation(len(self.traders))
+        # one vectorised pass when it gives what the loop below gives bit for bit (abm.agents.genesis)
+        for i in [] if open_genesis_positions(self, order) else order:
             trader = self.traders[int(i)]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
