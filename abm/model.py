@@ -30,7 +30,7 @@ from abm.agents.oracle_attacker import OracleAttacker
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
 from abm.agents.risk_manager import RiskManager
 from abm.config import ModelConfig
-from abm.config.schema import RISK_STYLES, SetEvent
+from abm.config.schema import MARGIN_MODES, RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
@@ -216,8 +216,10 @@ class ReflexivityModel(mesa.Model):
             reaction_delay=tcfg.reaction_delay_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders),
         )
         self.book.perps = self.perps
+        accounts = self._trader_accounts(pop.mode, pop.assets, on_perps)
         self.traders: list[LeveragedTrader] = [
-            (PerpTrader if on_perps[i] else LeveragedTrader)(self, i, pop.assets[i]) for i in range(tcfg.n_traders)
+            PerpTrader(self, i, pop.assets[i]) if on_perps[i] else LeveragedTrader(self, i, pop.assets[i], accounts[i])
+            for i in range(tcfg.n_traders)
         ]
         holder = tcfg.n_traders
         self.liquidators: list[Liquidator] = []
@@ -260,6 +262,21 @@ class ReflexivityModel(mesa.Model):
         self.hunters = [LiquidationHunter(self, holder + j) for j in range(cfg.hunters.n_hunters)]
         holder += len(self.hunters)
         self.attackers = [OracleAttacker(self, holder)] if cfg.attacker.enabled else []
+
+    def _trader_accounts(self, mode: np.ndarray, assets: list[list[int]], on_perps: np.ndarray) -> list[list[int]]:
+        """The lending accounts of the traders not on perps, opened in one pass in the order (trader by trader) the
+        traders would open them one at a time: one per asset (isolated) or one shared; per trader, its account id
+        for each of its assets (empty for a perp trader)."""
+        isolated = mode == MARGIN_MODES.index("isolated")
+        n_assets = np.array([len(a) for a in assets], dtype=np.int64)
+        count = np.where(on_perps, 0, np.where(isolated, n_assets, 1))
+        owners = np.repeat(np.arange(len(assets)), count)
+        ids = self.engine.open_accounts(owners, mode[owners]).tolist()
+        start = np.concatenate(([0], np.cumsum(count)))
+        return [
+            [] if on_perps[i] else ids[start[i] : start[i + 1]] if isolated[i] else [ids[start[i]]] * len(assets[i])
+            for i in range(len(assets))
+        ]
 
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at

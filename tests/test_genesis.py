@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import abm.model as model_module
+from abm.agents import PerpTrader
 from abm.config import ModelConfig
+from abm.lending import MarginEngine
 from abm.model import ReflexivityModel
 
 
@@ -63,3 +65,32 @@ def test_genesis_pass_matches_one_at_a_time(
     for x, y in zip(_state(fast), _state(slow), strict=True):
         assert np.array_equal(x.view(np.uint8), y.view(np.uint8))
     assert slow.engine.scaled_debt[: slow.engine.n].any()  # positions were opened
+
+
+def test_trader_accounts_opened_in_one_pass_as_one_at_a_time() -> None:
+    """The accounts `MarginEngine.open_accounts` opens for the whole population are the ids, owners and modes that
+    each trader opening its own in turn (`LeveragedTrader.open_accounts`) gives."""
+    config = ModelConfig.from_preset(
+        "perp_crash",
+        {
+            "traders.n_traders": 120,
+            "traders.assets_per_trader": 2,
+            "traders.margin_mode_mix": {"isolated": 0.5, "cross": 0.5},
+        },
+    )
+    m = ReflexivityModel(config, rng=5)
+    expected = MarginEngine(m.pool, m.wallets, m.market, capacity=max(16, 2 * config.traders.n_traders))
+    n_perp = 0
+    for trader in m.traders:
+        if isinstance(trader, PerpTrader):
+            n_perp += 1
+            continue
+        if trader.mode == "isolated":
+            ids = [expected.open_account(trader.holder, "isolated") for _ in trader.assets]
+        else:
+            ids = [expected.open_account(trader.holder, trader.mode)] * len(trader.assets)
+        assert trader.accounts == ids
+    assert 0 < n_perp < len(m.traders)
+    n = expected.n
+    assert np.array_equal(m.engine.owner[:n], expected.owner[:n])
+    assert np.array_equal(m.engine.mode[:n], expected.mode[:n])
