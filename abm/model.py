@@ -361,8 +361,10 @@ class ReflexivityModel(mesa.Model):
         # those still out after a stop or wipe-out
         self.book.alert(self.risk_alerts(), t)
         active = self.book.clocks_due(t, self.streams.clocks)
+        self.book.held_in_phase = self.book.lending_positions()  # each trader's has_position(), in one pass
         for i in order(np.flatnonzero(active & (self.book.out_until <= t))).tolist():
             self.traders[i].step()
+        self.book.held_in_phase = None
         # basis traders act every step, after the other traders (their positions answer the premium those made)
         if self.basis_traders:
             for i in order(len(self.basis_traders)):

@@ -185,7 +185,9 @@ class LeveragedTrader(mesa.Agent):
         if m.steps < self.out_until:
             return
         prices, oracle = self.trading_prices(), m.oracle.prices
-        if not self.has_position():
+        # in the traders' phase the model found every trader's lending `has_position()` in one pass
+        held = self.book.held_in_phase
+        if not (bool(held[self.holder]) if held is not None and type(self) is LeveragedTrader else self.has_position()):
             self._reenter()
             return
         equity = self.equity_usd(prices)
