@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.agents.strategies import STRATEGY_REGISTRY
+from abm.agents.strategies import target_leverages
 from abm.agents.trader import LeveragedTrader
 from abm.config.schema import MARGIN_MODES
 from abm.lending.wallets import NEGATIVE_TOLERANCE
@@ -61,7 +61,7 @@ def open_genesis_positions(model: ReflexivityModel, order: np.ndarray) -> bool:
     # the pool state each trader sees when it decides: the running cash and scaled borrows of its debt asset
     debt_asset = np.where(long, 0, assets[:, 0])
     # 1. the wanted leverage with the carry factor 1 (checked below): min(target, max_leverage, cap)
-    target = np.array([STRATEGY_REGISTRY[t.strategy].target_leverage(t) for t in tr])
+    target = target_leverages(model, tr)  # each trader's accounts are empty: current leverage 0
     target = np.minimum(np.minimum(target, cfg.max_leverage), book.leverage_cap[holders])
     leverage = np.where(long, 1.0 + (target - 1.0) * 1.0, target * 1.0)
     share = equity / k
