@@ -22,6 +22,7 @@ import numpy as np
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
+from abm.agents.genesis import open_genesis_positions
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -29,7 +30,7 @@ from abm.agents.oracle_attacker import OracleAttacker
 from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
 from abm.agents.risk_manager import RiskManager
 from abm.config import ModelConfig
-from abm.config.schema import RISK_STYLES, SetEvent
+from abm.config.schema import MARGIN_MODES, RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
 from abm.market import Fundamentals, Market, OracleBoard
@@ -215,8 +216,10 @@ class ReflexivityModel(mesa.Model):
             reaction_delay=tcfg.reaction_delay_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders),
         )
         self.book.perps = self.perps
+        accounts = self._trader_accounts(pop.mode, pop.assets, on_perps)
         self.traders: list[LeveragedTrader] = [
-            (PerpTrader if on_perps[i] else LeveragedTrader)(self, i, pop.assets[i]) for i in range(tcfg.n_traders)
+            PerpTrader(self, i, pop.assets[i]) if on_perps[i] else LeveragedTrader(self, i, pop.assets[i], accounts[i])
+            for i in range(tcfg.n_traders)
         ]
         holder = tcfg.n_traders
         self.liquidators: list[Liquidator] = []
@@ -260,6 +263,21 @@ class ReflexivityModel(mesa.Model):
         holder += len(self.hunters)
         self.attackers = [OracleAttacker(self, holder)] if cfg.attacker.enabled else []
 
+    def _trader_accounts(self, mode: np.ndarray, assets: list[list[int]], on_perps: np.ndarray) -> list[list[int]]:
+        """The lending accounts of the traders not on perps, opened in one pass in the order (trader by trader) the
+        traders would open them one at a time: one per asset (isolated) or one shared; per trader, its account id
+        for each of its assets (empty for a perp trader)."""
+        isolated = mode == MARGIN_MODES.index("isolated")
+        n_assets = np.array([len(a) for a in assets], dtype=np.int64)
+        count = np.where(on_perps, 0, np.where(isolated, n_assets, 1))
+        owners = np.repeat(np.arange(len(assets)), count)
+        ids = self.engine.open_accounts(owners, mode[owners]).tolist()
+        start = np.concatenate(([0], np.cumsum(count)))
+        return [
+            [] if on_perps[i] else ids[start[i] : start[i + 1]] if isolated[i] else [ids[start[i]]] * len(assets[i])
+            for i in range(len(assets))
+        ]
+
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
         the leverage their strategies want given the pre-history (basis traders theirs if funding pays at the
@@ -273,7 +291,9 @@ class ReflexivityModel(mesa.Model):
             for lender in self.lenders:
                 self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
                 self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
-        for i in self.streams.activation.permutation(len(self.traders)):
+        order = self.streams.activation.permutation(len(self.traders))
+        # one vectorised pass when it gives what the loop below gives bit for bit (abm.agents.genesis)
+        for i in [] if open_genesis_positions(self, order) else order:
             trader = self.traders[int(i)]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
@@ -341,8 +361,10 @@ class ReflexivityModel(mesa.Model):
         # those still out after a stop or wipe-out
         self.book.alert(self.risk_alerts(), t)
         active = self.book.clocks_due(t, self.streams.clocks)
+        self.book.held_in_phase = self.book.lending_positions()  # each trader's has_position(), in one pass
         for i in order(np.flatnonzero(active & (self.book.out_until <= t))).tolist():
             self.traders[i].step()
+        self.book.held_in_phase = None
         # basis traders act every step, after the other traders (their positions answer the premium those made)
         if self.basis_traders:
             for i in order(len(self.basis_traders)):

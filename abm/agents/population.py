@@ -54,19 +54,21 @@ def draw_population(
     quantile = rng.random(n)
     direction = np.array([STRATEGY_REGISTRY[name].direction for name in STRATEGIES])[strategy]
     prudent = risk == RISK_STYLES.index("prudent")
-    cap = np.array(
-        [
-            leverage_cap(
+    # the cap depends on the trader's assets, side and prudence only: computed once per combination that occurs
+    caps: dict[tuple[tuple[int, ...], bool, bool], float] = {}
+    cap = np.empty(n)
+    for i in range(n):
+        key = (tuple(assets[i]), bool(direction[i] < 0), bool(prudent[i]))
+        if key not in caps:
+            caps[key] = leverage_cap(
                 pool,
                 assets[i],
-                direction[i] < 0,
-                prudent[i],
+                key[1],
+                key[2],
                 cfg.prudent_buffer,
                 cfg.liquidation_distance_sigmas * float(daily_vol[assets[i]].max()),
             )
-            for i in range(n)
-        ]
-    )
+        cap[i] = caps[key]
     leverage = np.minimum(base_leverage(cfg, quantile), cap)
     return Population(equity, strategy, risk, mode, direction, assets, leverage, cap, quantile)
 

@@ -31,11 +31,15 @@ class LeveragedTrader(mesa.Agent):
 
     model: ReflexivityModel
 
-    def __init__(self, model: ReflexivityModel, holder: int, assets: list[int]) -> None:
+    def __init__(
+        self, model: ReflexivityModel, holder: int, assets: list[int], accounts: list[int] | None = None
+    ) -> None:
+        """accounts: its accounts when the model opened them already (`MarginEngine.open_accounts`, the whole
+        population in one pass), else opened here."""
         super().__init__(model)
         self.holder = holder
         self.assets = assets
-        self.accounts = self.open_accounts()
+        self.accounts = self.open_accounts() if accounts is None else accounts
         self._assets_by_account: dict[int, list[int]] = {}
         for acct, a in zip(self.accounts, self.assets, strict=True):
             self._assets_by_account.setdefault(acct, []).append(a)
@@ -181,7 +185,9 @@ class LeveragedTrader(mesa.Agent):
         if m.steps < self.out_until:
             return
         prices, oracle = self.trading_prices(), m.oracle.prices
-        if not self.has_position():
+        # in the traders' phase the model found every trader's lending `has_position()` in one pass
+        held = self.book.held_in_phase
+        if not (bool(held[self.holder]) if held is not None and type(self) is LeveragedTrader else self.has_position()):
             self._reenter()
             return
         equity = self.equity_usd(prices)

@@ -99,6 +99,22 @@ class MarginEngine:
         self.n += 1
         return acct
 
+    def open_accounts(self, owners: np.ndarray, modes: np.ndarray) -> np.ndarray:
+        """New empty accounts, one per entry of `owners` (wallet holders) with margin mode codes `modes`, ids in
+        that order: what `open_account` once per entry gives (the same ids and capacity), in one pass."""
+        m = len(owners)
+        while self.n + m > len(self.owner):  # the same doublings as one account at a time
+            grow = len(self.owner)
+            self.collateral = np.vstack([self.collateral, np.zeros_like(self.collateral[:grow])])
+            self.scaled_debt = np.vstack([self.scaled_debt, np.zeros_like(self.scaled_debt[:grow])])
+            self.owner = np.concatenate([self.owner, np.zeros(grow, dtype=np.int64)])
+            self.mode = np.concatenate([self.mode, np.zeros(grow, dtype=np.int64)])
+        ids = np.arange(self.n, self.n + m)
+        self.owner[ids] = owners
+        self.mode[ids] = modes
+        self.n += m
+        return ids
+
     def debt_tokens(self, acct: int | slice = slice(None)) -> np.ndarray:
         """Debt in tokens (principal plus interest) of one account, or of all (rows)."""
         if isinstance(acct, slice):
