@@ -22,7 +22,6 @@ import numpy as np
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.book import TraderBook
-from abm.agents.genesis import open_genesis_positions
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -291,9 +290,7 @@ class ReflexivityModel(mesa.Model):
             for lender in self.lenders:
                 self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
                 self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
-        order = self.streams.activation.permutation(len(self.traders))
-        # one vectorised pass when it gives what the loop below gives bit for bit (abm.agents.genesis)
-        for i in [] if open_genesis_positions(self, order) else order:
+        for i in self.streams.activation.permutation(len(self.traders)):
             trader = self.traders[int(i)]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
             trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
@@ -336,8 +333,7 @@ class ReflexivityModel(mesa.Model):
         self.market.begin_step(self.fundamentals.log_f)
         self.history.record(t, self.market.log_p, self.fundamentals.log_f)  # market provisional (pre-trade)
         if self.oracle_venue is not None:  # the thin venue follows the market; arbitrage closes part of its gap
-            self.oracle_venue.begin_step(self.market.log_p)
-            self.oracle_venue.history.record(t, self.oracle_venue.market.log_p)
+            self.oracle_venue.begin_step(t, self.market.log_p)
         self.recorder.begin_step()
         # 2. oracles; the perp venue takes the posted oracle prices as its index and its books' impact relaxes
         for i in order(len(self.updaters)):
@@ -389,7 +385,7 @@ class ReflexivityModel(mesa.Model):
         self._resolve_bad_debt(t, oracle)
         self.history.record(t, self.market.log_p)
         if self.oracle_venue is not None:
-            self.oracle_venue.history.record(t, self.oracle_venue.market.log_p)
+            self.oracle_venue.end_step(t)
         self._update_anchor(self.market.log_p)
         self.market.end_step()
         self.baseline.record_impact(t)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.agents.strategies import target_leverages
 from abm.config import ModelConfig
 from abm.model import ReflexivityModel
 
@@ -32,31 +31,3 @@ def test_lending_positions_is_has_position_of_every_trader() -> None:
         assert np.array_equal(held, own)
         flat_seen |= not own.all()
     assert flat_seen and held.any()
-
-
-def test_target_leverages_is_each_traders_target() -> None:
-    """`strategies.target_leverages` gives each trader's own `target_leverage()` bit for bit, every strategy,
-    before the run and along it (contrarians inside their band read their current leverage)."""
-    config = ModelConfig.from_preset(
-        "crash",
-        {
-            "traders.n_traders": 300,
-            "traders.strategy_mix": {
-                "hodl": 0.2,
-                "short": 0.2,
-                "momentum": 0.2,
-                "contrarian": 0.2,
-                "vol_target": 0.2,
-            },
-        },
-    )
-    m = ReflexivityModel(config, rng=4, steps=60)
-    for step in range(60):
-        if step % 10 == 0:
-            prices = m.market.prices
-            current = np.array([t.current_leverage(prices) for t in m.traders])
-            batch = target_leverages(m, m.traders, current)
-            own = np.array([t.target_leverage() for t in m.traders])
-            assert np.array_equal(batch.view(np.uint8), own.view(np.uint8))
-            assert len(np.unique(own)) > 5
-        m.step()

@@ -164,14 +164,6 @@ class LendingPool:
         self.scaled_borrows[asset] += scaled
         return scaled
 
-    def book_loans(self, cash: np.ndarray, scaled_borrows: np.ndarray) -> None:
-        """Set the reserves' cash and scaled borrows (tokens per asset) after a batch of loans whose totals were
-        added up outside (the traders' genesis positions, `abm.agents.genesis`), as `lend_out` one loan at a time
-        would have left them."""
-        self.cash[:] = cash
-        self.scaled_borrows[:] = scaled_borrows
-        self._version += 1
-
     def take_repayment(self, asset: int, amount: float) -> float:
         """Cash comes back; returns the scaled debt to remove from the account."""
         self.cash[asset] += amount

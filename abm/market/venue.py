@@ -49,6 +49,12 @@ class OracleVenue:
         """The venue's linear depth (USD per unit of log price)."""
         return self.market.depth(self.asset)
 
-    def begin_step(self, log_market: np.ndarray) -> None:
-        """Follow the deep market's move and let arbitrage close the share f of the venue's own impact."""
+    def begin_step(self, t: int, log_market: np.ndarray) -> None:
+        """Follow the deep market's move, let arbitrage close the share f of the venue's own impact, and record the
+        step's provisional (pre-trade) price."""
         self.market.begin_step(log_market)
+        self.history.record(t, self.market.log_p)
+
+    def end_step(self, t: int) -> None:
+        """Record the step's closing price (after the trades), as the deep market's history is."""
+        self.history.record(t, self.market.log_p)
