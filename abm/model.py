@@ -32,6 +32,7 @@ from abm.config import ModelConfig
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
+from abm.lending.kernels import owner_minimum
 from abm.market import Fundamentals, Market, OracleBoard
 from abm.market.history import PriceHistory
 from abm.market.venue import OracleVenue
@@ -103,6 +104,7 @@ class ReflexivityModel(mesa.Model):
         self.initial_config = config  # scenario `set` events replace `config`; re-runs start from this
         self.total_steps = int(steps if steps is not None else config.steps)
         self.symbols = config.symbols
+        self._read_outside_rates()
         self.streams = RandomStreams.from_seed(seed)
         self._build_market()
         self._build_pool()
@@ -116,11 +118,10 @@ class ReflexivityModel(mesa.Model):
         self.start_collateral = self.engine.collateral[: self.engine.n].copy()
         self.start_debt = self.engine.debt_tokens()[: self.engine.n].copy()
         self.start_equity: EquitySnapshot = equity_snapshot(self.engine, self.book, self.market.prices)
-        self.hf = self.engine.health(self.oracle.prices)
         self._candidates: deque[np.ndarray] = deque(maxlen=64)  # liquidatable accounts, newest first
         self.attribution = AttributionLedger(self)
         self.baseline = BaselineCrossings(self)
-        self.baseline.count(0, self.oracle.prices)  # the reference path and who is below at the start
+        self.hf = self._health_along_paths(self.oracle.prices)  # the reference path and who is below at the start
         self.baseline.new_crossings[:] = 0
         self.recorder = StepRecorder(self)
         self.datacollector = self.recorder.datacollector
@@ -308,7 +309,7 @@ class ReflexivityModel(mesa.Model):
                 self.pool.supply(lender.supplier, lender.holder, base, extra, self.wallets)
             for looper, lev in zip(self.loopers, leverage.tolist(), strict=True):
                 looper.open_genesis(equity, lev)
-        target = parity_supply(self.pool, np.array([self.config.reserve(s).outside_rate for s in self.symbols]))
+        target = parity_supply(self.pool, self.outside_rates)
         for a in np.flatnonzero(np.isfinite(target)):
             gap = (float(target[a]) - float(self.pool.supplied[a])) / len(self.lenders)
             for lender in self.lenders:
@@ -421,25 +422,24 @@ class ReflexivityModel(mesa.Model):
         configuration with the dotted `overrides`, which the pool and the market then re-read (the margin engine
         follows the pool's `params_version`)."""
         self.config = self.config.with_overrides(overrides)
+        self._read_outside_rates()
         self.pool.refresh_params(self.config)
         self.market.refresh_params(self.config)
+
+    def _read_outside_rates(self) -> None:
+        """`outside_rates`: the lenders' outside rate per reserve (per year), read from the configuration."""
+        self.outside_rates = np.array([self.config.reserve(s).outside_rate for s in self.symbols])
 
     def risk_alerts(self) -> np.ndarray:
         """Traders woken outside their clock (bool per trader): prudent ones whose worst account is under their HF
         buffer (last step's health), stop-losses past their drawdown from their peak equity (market prices)."""
         book, tcfg = self.book, self.config.traders
-        worst_hf = np.full(book.n, np.inf)
-        owners = self.engine.owner[: self.engine.n]
-        if self.basis_traders or self.loopers:  # their lending accounts belong to holders after the traders
-            traders = owners < book.n
-            np.minimum.at(worst_hf, owners[traders], self.hf[traders])
-        else:
-            np.minimum.at(worst_hf, owners, self.hf)
+        # basis traders' and loopers' accounts belong to holders after the traders: left out
+        worst_hf = owner_minimum(self.hf, self.engine.owner[: self.engine.n], book.n)
         venue = self.perps
         if venue is not None and venue.n > FIRST_ACCOUNT:  # perp traders' health: equity over maintenance margin
-            owners = venue.owner[FIRST_ACCOUNT : venue.n]
-            mine = owners < book.n
-            np.minimum.at(worst_hf, owners[mine], venue.health()[mine])
+            perp_worst = owner_minimum(venue.health(), venue.owner[FIRST_ACCOUNT : venue.n], book.n)
+            np.minimum(worst_hf, perp_worst, out=worst_hf)
         alerts = book.has_risk("prudent") & (worst_hf < tcfg.prudent_buffer)
         equity = book.equity(self.market.prices)
         np.maximum(book.peak_equity, equity, out=book.peak_equity)
@@ -449,16 +449,22 @@ class ReflexivityModel(mesa.Model):
     def _health_pass(self, oracle: np.ndarray) -> None:
         """Every account's health at oracle prices; the liquidatable ones, largest debt first, join the queue."""
         engine = self.engine
-        self.hf = engine.health(oracle)
+        self.hf = self._health_along_paths(oracle)
         healthy = self.hf >= 1.0
         self.attribution.mark_health(healthy, self.steps)
-        self.baseline.count(self.steps, oracle)
         candidates = np.flatnonzero(~healthy)
         if len(candidates):
             debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first
         self._candidates.appendleft(candidates)
         self.recorder.n_liquidatable = len(candidates)
+
+    def _health_along_paths(self, oracle: np.ndarray) -> np.ndarray:
+        """Every account's health factor at `oracle` (returned) and along the baseline's amplified
+        non-liquidation paths (counted as new crossings), in one pass over the book."""
+        hf = self.engine.health_along(np.vstack([oracle, self.baseline.paths(self.steps, oracle)]))
+        self.baseline.count(hf[1:])
+        return hf[0]
 
     def liquidation_candidates(self, latency: int) -> np.ndarray:
         """Accounts that were liquidatable `latency` steps ago (what a liquidator with that scan latency sees)."""

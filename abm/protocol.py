@@ -109,11 +109,13 @@ def supply_rate(
     return r * u * (1.0 - rf)
 
 
-def per_step_rate(annual_rate: ArrayLike, step_seconds: float) -> FloatArray:
+def per_step_rate(annual_rate: ArrayLike, step_seconds: float, *, check: bool = True) -> FloatArray:
     """Simple-interest rate for one step: annual_rate * step_seconds / seconds_per_year (Aave's linear accrual)."""
-    r = _as_float("annual_rate", annual_rate, nonnegative=True)
-    if step_seconds <= 0:
-        raise ValueError(f"step_seconds must be > 0 (got {step_seconds!r})")
+    r = annual_rate
+    if check:
+        r = _as_float("annual_rate", annual_rate, nonnegative=True)
+        if step_seconds <= 0:
+            raise ValueError(f"step_seconds must be > 0 (got {step_seconds!r})")
     return r * (step_seconds / SECONDS_PER_YEAR)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
+from abm.lending.kernels import rows_in_use
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
 from abm.perps import FIRST_ACCOUNT, PerpVenue
@@ -109,10 +110,7 @@ class TraderBook:
         for every trader in one pass. Within the traders' phase only a trader itself changes its accounts, so the
         answer taken before the phase is the one each trader would find when it acts."""
         engine = self.engine
-        held = np.zeros(engine.n, dtype=bool)
-        for j in range(engine.collateral.shape[1]):  # column by column: a row reduction over 3 numbers is slow
-            held |= engine.collateral[: engine.n, j] != 0
-            held |= engine.scaled_debt[: engine.n, j] != 0
+        held = rows_in_use(engine.collateral[: engine.n], engine.scaled_debt[: engine.n])
         owners = engine.owner[: engine.n]
         out = np.zeros(self.n, dtype=bool)
         mine = owners < self.n  # basis traders' and loopers' accounts belong to holders after the traders

@@ -95,9 +95,12 @@ class LenderView:
         """The view at the start of the lenders' phase, given their fear (`LenderSentiment.update`, per reserve)."""
         cfg = model.config.lenders
         pool = model.pool
-        outside = np.array([model.config.reserve(s).outside_rate for s in model.symbols])
         move = rate_chasing_move(
-            pool.supply_rates(), outside, cfg.rate_sensitivity, cfg.rate_gap_band, model.config.market.step_seconds
+            pool.supply_rates(),
+            model.outside_rates,
+            cfg.rate_sensitivity,
+            cfg.rate_gap_band,
+            model.config.market.step_seconds,
         )
         return cls(panic=fear > cfg.panic_bad_debt_ratio, move=move)
 

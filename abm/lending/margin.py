@@ -16,6 +16,7 @@ import numpy as np
 
 from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
+from abm.lending.kernels import account_equities, account_values, health_factors
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum, row_sums, scale_columns
@@ -129,11 +130,17 @@ class MarginEngine:
         debt = scale_columns(self.scaled_debt[: self.n], self.pool.borrow_index * prices)
         return coll, debt
 
+    def account_values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Collateral and debt in USD of every account at `prices` (USD/token): two arrays, one number per account
+        (the row sums of `values`)."""
+        n = self.n
+        return account_values(self.collateral[:n], self.scaled_debt[:n], prices, self.pool.borrow_index * prices)
+
     def account_equity(self, prices: np.ndarray, accounts: slice | list[int] | np.ndarray = slice(None)) -> np.ndarray:
         """Collateral minus debt (USD at `prices`) of every account, or of `accounts` (ids)."""
         if isinstance(accounts, slice):
-            coll, debt = self.values(prices)
-            return row_sums(coll - debt)
+            n = self.n
+            return account_equities(self.collateral[:n], self.scaled_debt[:n], prices, self.pool.borrow_index * prices)
         net = self.collateral[accounts] - self.scaled_debt[accounts] * self.pool.borrow_index
         return net @ prices
 
@@ -143,12 +150,19 @@ class MarginEngine:
         cross / isolated: HF = sum_i c_i p_i LT_i / sum_j d_j p_j. portfolio: equity / requirement, the
         requirement being the worst loss over the scenario grid (SPAN-like).
         """
-        coll, debt = self.values(prices)
+        return self.health_along(prices[None, :])[0]
+
+    def health_along(self, paths: np.ndarray) -> np.ndarray:
+        """Health factor of every account along each row of `paths` ((paths, assets), USD/token), as `health`
+        computes it, in one pass over the book: (paths, accounts)."""
+        n = self.n
         lt = self._effective_params()[0]
-        hf = health_factor(coll, lt, row_sums(debt), check=False)
-        port = self.mode[: self.n] == PORTFOLIO
-        if port.any():
-            hf[port] = self._portfolio_hf(coll[port], debt[port])
+        hf = health_factors(self.collateral[:n], self.scaled_debt[:n], lt, paths, self.pool.borrow_index * paths)
+        port = np.flatnonzero(self.mode[:n] == PORTFOLIO)
+        if len(port):
+            coll, debt = self.collateral[port], self.scaled_debt[port]
+            for k, prices in enumerate(paths):
+                hf[k, port] = self._portfolio_hf(coll * prices, debt * (self.pool.borrow_index * prices))
         return hf
 
     def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
@@ -488,5 +502,5 @@ class MarginEngine:
 
     def insolvent_accounts(self, prices: np.ndarray) -> np.ndarray:
         """Accounts with debt but collateral worth less than the pool's dust threshold (USD): bad debt."""
-        coll, debt = self.values(prices)
-        return np.flatnonzero((row_sums(debt) > 0) & (row_sums(coll) < self.pool.dust_usd))
+        coll, debt = self.account_values(prices)
+        return np.flatnonzero((debt > 0) & (coll < self.pool.dust_usd))

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm.lending.kernels import rows_changed
 from abm.lending.margin import LiquidationPlan
 
 if TYPE_CHECKING:
@@ -227,8 +228,8 @@ class AttributionLedger:
         collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
         known = len(self.position_step)
         changed = np.ones(n, dtype=bool)
-        changed[:known] = np.any(collateral[:known] != self.pass_collateral, axis=1) | np.any(
-            scaled_debt[:known] != self.pass_scaled_debt, axis=1
+        changed[:known] = rows_changed(collateral, self.pass_collateral) | rows_changed(
+            scaled_debt, self.pass_scaled_debt
         )
         if known < n:
             self.position_step = np.concatenate([self.position_step, np.zeros(n - known, dtype=np.int64)])

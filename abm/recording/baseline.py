@@ -56,20 +56,24 @@ class BaselineCrossings:
         """Keep the market's decayed liquidation impact (log, per asset) at the end of `step`."""
         self.impact[step] = self.model.market.liquidation_impact
 
-    def count(self, step: int, oracle: np.ndarray) -> None:
-        """New crossings at the health pass of `step` (sets `new_crossings`, one count per amplification)."""
-        m = self.model
+    def paths(self, step: int, oracle: np.ndarray) -> np.ndarray:
+        """The amplified non-liquidation oracle prices at the health pass of `step` (one row per amplification, in
+        `BASELINE_AMPLIFICATIONS` order; USD/token), the first call fixing the reference p_0."""
         # the oracle posted at this step shows the market at the end of step - latency (at least the step before)
-        lag = max(int(m.config.oracles.latency_steps), 1)
+        lag = max(int(self.model.config.oracles.latency_steps), 1)
         prices = oracle * np.exp(-self.impact[max(step - lag, 0)])
         if self.reference is None:
             self.reference = prices.copy()
-        n = m.engine.n
+        return np.stack([amplified_path(self.reference, prices, a) for a in BASELINE_AMPLIFICATIONS])
+
+    def count(self, health_factors: np.ndarray) -> None:
+        """New crossings at this health pass (sets `new_crossings`, one count per amplification), from every
+        account's health factor along each of `paths` (paths x accounts)."""
+        below = health_factors < 1.0
+        n = below.shape[1]
         if self.below.shape[1] < n:  # new accounts start above the line
             grown = np.zeros((len(BASELINE_AMPLIFICATIONS), n), dtype=bool)
             grown[:, : self.below.shape[1]] = self.below
             self.below = grown
-        for i, a in enumerate(BASELINE_AMPLIFICATIONS):
-            below = m.engine.health(amplified_path(self.reference, prices, a)) < 1.0
-            self.new_crossings[i] = np.count_nonzero(below & ~self.below[i])
-            self.below[i] = below
+        self.new_crossings[:] = np.count_nonzero(below & ~self.below, axis=1)
+        self.below = below

@@ -15,6 +15,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
+from abm.lending.kernels import rows_in_use
 from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
 from abm.numerics import row_sums
@@ -81,22 +82,19 @@ class RowCollector(mesa.DataCollector):
         return pd.DataFrame(self.model_vars)
 
 
+# per-asset columns of the row: "<quantity>_<symbol>", for each risky asset and for each reserve (USD included)
+RISKY_ASSET_QUANTITIES = ("price", "fundamental", "oracle", "liquidation_impact")
+RESERVE_QUANTITIES = ("utilisation", "borrow_rate", "supply_rate", "cash", "borrows", "supplied", "reserves")
+
+
 def timeseries_columns(symbols: list[str], perps: bool = False) -> list[str]:
     """Column names of the per-step table, in order (the documented run outputs plus a few diagnostics); with
     `perps`, the perpetual venue's columns (`perp_columns`) follow."""
     cols = ["step"]
     for s in symbols[1:]:
-        cols += [f"price_{s}", f"fundamental_{s}", f"oracle_{s}", f"liquidation_impact_{s}"]
+        cols += [f"{q}_{s}" for q in RISKY_ASSET_QUANTITIES]
     for s in symbols:
-        cols += [
-            f"utilisation_{s}",
-            f"borrow_rate_{s}",
-            f"supply_rate_{s}",
-            f"cash_{s}",
-            f"borrows_{s}",
-            f"supplied_{s}",
-            f"reserves_{s}",
-        ]
+        cols += [f"{q}_{s}" for q in RESERVE_QUANTITIES]
     cols += [
         "total_collateral_usd",
         "total_debt_usd",
@@ -196,6 +194,9 @@ class StepRecorder:
     def __init__(self, model: ReflexivityModel) -> None:
         self.model = model
         self.columns = timeseries_columns(model.symbols, perps=model.perps is not None)
+        # the per-asset column names of the row, in the order `compute_row` fills them (`timeseries_columns`)
+        self._risky_asset_columns = [[f"{q}_{s}" for s in model.symbols[1:]] for q in RISKY_ASSET_QUANTITIES]
+        self._reserve_columns = [[f"{q}_{s}" for s in model.symbols] for q in RESERVE_QUANTITIES]
         if model.risk_manager is not None:
             self.columns += risk_columns(model.symbols)
         self._perp_liquidations_seen = 0  # venue events already in an earlier row
@@ -336,24 +337,20 @@ class StepRecorder:
         pool, engine, market = m.pool, m.engine, m.market
         oracle = m.oracle.prices
         row: dict[str, float] = {"step": m.steps}
-        mp, fp = market.prices, m.fundamentals.prices
-        for a, s in enumerate(m.symbols[1:], start=1):
-            row[f"price_{s}"] = float(mp[a])
-            row[f"fundamental_{s}"] = float(fp[a])
-            row[f"oracle_{s}"] = float(oracle[a])
-            row[f"liquidation_impact_{s}"] = float(market.liquidation_impact[a])
-        util = pool.utilisation()
-        brate = pool.borrow_rates()
-        srate = pool.supply_rates()
-        borrows, supplied = pool.borrows, pool.supplied
-        for a, s in enumerate(m.symbols):
-            row[f"utilisation_{s}"] = float(util[a])
-            row[f"borrow_rate_{s}"] = float(brate[a])
-            row[f"supply_rate_{s}"] = float(srate[a])
-            row[f"cash_{s}"] = float(pool.cash[a])
-            row[f"borrows_{s}"] = float(borrows[a])
-            row[f"supplied_{s}"] = float(supplied[a])
-            row[f"reserves_{s}"] = float(pool.reserves[a])
+        per_risky_asset = (market.prices, m.fundamentals.prices, oracle, market.liquidation_impact)
+        for names, values in zip(self._risky_asset_columns, per_risky_asset, strict=True):
+            row.update(zip(names, values[1:].tolist(), strict=True))
+        per_reserve = (
+            pool.utilisation(),
+            pool.borrow_rates(),
+            pool.supply_rates(),
+            pool.cash,
+            pool.borrows,
+            pool.supplied,
+            pool.reserves,
+        )
+        for names, values in zip(self._reserve_columns, per_reserve, strict=True):
+            row.update(zip(names, values.tolist(), strict=True))
         coll, debt = engine.values(oracle)
         coll_total, debt_total = float(coll.sum()), float(debt.sum())
         row["total_collateral_usd"] = coll_total
@@ -371,7 +368,7 @@ class StepRecorder:
         for name, count in zip(baseline_crossing_columns(), m.baseline.new_crossings.tolist(), strict=True):
             row[name] = count
         owners = engine.owner[: engine.n]
-        in_use = (row_sums(coll) > 0) | (row_sums(debt) > 0)
+        in_use = rows_in_use(engine.collateral[: engine.n], engine.scaled_debt[: engine.n])
         if m.basis_traders or m.loopers:  # their lending accounts belong to holders after the traders
             in_use &= owners < len(m.traders)
         active = np.bincount(owners[in_use], minlength=len(m.traders))
@@ -388,7 +385,7 @@ class StepRecorder:
         else:
             p10 = p50 = p90 = float("nan")
         row["hf_p10"], row["hf_p50"], row["hf_p90"] = float(p10), float(p50), float(p90)
-        self.hf_histogram.append(sorted_histogram(np.clip(hf, 0.0, 1e6), _HIST_BINS))
+        self.hf_histogram.append(sorted_histogram(hf, _HIST_BINS))  # HF >= 0; the last bin is [5, inf]
         if m.perps is not None:
             self.perp_row(row)
         if m.risk_manager is not None:

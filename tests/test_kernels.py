@@ -1,0 +1,80 @@
+"""The compiled passes over the account book (abm.lending.kernels) compute what the numpy formulas compute, bit for
+bit, on books with empty, debt-free, long, short and mixed accounts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from abm.lending.kernels import (
+    account_equities,
+    account_values,
+    health_factors,
+    owner_minimum,
+    rows_changed,
+    rows_in_use,
+)
+from abm.numerics import row_sums
+from abm.protocol import health_factor
+
+
+def random_book(n_accounts: int, n_assets: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Collateral and scaled debt (tokens) with a share of empty rows, debt-free rows and zero entries."""
+    rng = np.random.default_rng(seed)
+    collateral = rng.lognormal(2.0, 2.0, (n_accounts, n_assets)) * (rng.random((n_accounts, n_assets)) < 0.6)
+    scaled_debt = rng.lognormal(3.0, 2.0, (n_accounts, n_assets)) * (rng.random((n_accounts, n_assets)) < 0.4)
+    scaled_debt[rng.random(n_accounts) < 0.2] = 0.0
+    collateral[rng.random(n_accounts) < 0.05] = 0.0
+    return collateral, scaled_debt
+
+
+@pytest.mark.parametrize(("n_assets", "seed"), [(1, 0), (3, 1), (3, 2), (9, 3)])
+def test_health_factors_equal_the_protocol_formula_along_every_path(n_assets: int, seed: int) -> None:
+    collateral, scaled_debt = random_book(500, n_assets, seed)
+    rng = np.random.default_rng(seed + 10)
+    lt = rng.uniform(0.5, 0.95, n_assets)
+    lt[0] = 0.0  # an asset that is not collateral
+    paths = rng.lognormal(0.0, 1.0, (4, n_assets))
+    borrow_index = rng.uniform(1.0, 1.2, n_assets)
+    hf = health_factors(collateral, scaled_debt, lt, paths, borrow_index * paths)
+    assert hf.shape == (4, 500)
+    for k, prices in enumerate(paths):
+        coll_usd = collateral * prices
+        debt_usd = row_sums(scaled_debt * (borrow_index * prices))
+        assert np.array_equal(hf[k], health_factor(coll_usd, lt, debt_usd, check=False))
+    assert np.isinf(hf[:, ~scaled_debt.any(axis=1)]).all()
+
+
+def test_account_values_and_equities_are_the_row_sums_of_the_usd_values() -> None:
+    collateral, scaled_debt = random_book(300, 3, 5)
+    prices, debt_prices = np.array([1.0, 3012.5, 61000.25]), np.array([1.01, 3050.75, 61100.5])
+    coll, debt = account_values(collateral, scaled_debt, prices, debt_prices)
+    assert np.array_equal(coll, row_sums(collateral * prices))
+    assert np.array_equal(debt, row_sums(scaled_debt * debt_prices))
+    equity = account_equities(collateral, scaled_debt, prices, debt_prices)
+    assert np.array_equal(equity, row_sums(collateral * prices - scaled_debt * debt_prices))
+
+
+def test_rows_changed_and_rows_in_use_compare_exactly() -> None:
+    collateral, scaled_debt = random_book(200, 3, 7)
+    before = collateral[:150].copy()
+    collateral[[3, 40, 149], 1] += 1e-12 * collateral[[3, 40, 149], 1] + 1e-300  # the smallest changes count
+    collateral[199] += 1.0  # beyond the rows compared
+    changed = rows_changed(collateral, before)
+    assert changed.shape == (150,)
+    assert np.flatnonzero(changed).tolist() == [3, 40, 149]
+    used = rows_in_use(collateral, scaled_debt)
+    assert np.array_equal(used, (collateral != 0).any(axis=1) | (scaled_debt != 0).any(axis=1))
+
+
+def test_owner_minimum_is_numpys_minimum_at_per_owner_nan_included() -> None:
+    rng = np.random.default_rng(11)
+    values = rng.lognormal(0.0, 1.0, 400)
+    values[rng.random(400) < 0.1] = np.inf
+    values[[17, 230]] = np.nan
+    owners = rng.integers(0, 60, 400)  # owners 50..59 are beyond the range asked for: left out
+    expected = np.full(50, np.inf)
+    kept = owners < 50
+    with np.errstate(invalid="ignore"):  # the NaNs
+        np.minimum.at(expected, owners[kept], values[kept])
+    assert np.array_equal(owner_minimum(values, owners, 50), expected, equal_nan=True)
