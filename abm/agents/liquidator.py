@@ -54,6 +54,8 @@ class Liquidator(mesa.Agent):
         if m.auctions is not None:  # english / dutch: kick to auctions instead (abm.agents.auction_desk)
             m.auctions.work(self, candidates, cfg.capacity_per_step)
             return
+        if len(candidates) == 0:
+            return
         screen = _ProfitScreen(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
         done = i = 0
         while done < cfg.capacity_per_step:
@@ -140,7 +142,8 @@ class _ProfitScreen:
     A candidate whose bound is below gas + minimum profit is one the liquidator would plan and then skip, so
     skipping it without planning changes nothing. During a liquidator's turn debts and the sets of debt and
     collateral assets only shrink and the oracle stays put, so d and the asset sets from the start remain bounds;
-    market prices move with every liquidation, so the bound is refreshed after each.
+    market prices move with every liquidation, so the bound is refreshed after each. The factor after d depends on
+    the account only through its two asset sets, so a refresh works it out once per pair of sets present.
     """
 
     def __init__(self, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> None:
@@ -150,24 +153,24 @@ class _ProfitScreen:
         self.threshold = threshold
         self.n = len(candidates)
         debt = engine.scaled_debt[candidates] * pool.borrow_index
-        self.has_debt = debt > 0
-        self.has_coll = (engine.collateral[candidates] > 0) & pool.collateral_enabled
+        has_coll = (engine.collateral[candidates] > 0) & pool.collateral_enabled
+        # rows: the distinct (collateral set, debt set) pairs; set_of: each candidate's row
+        sets, set_of = np.unique(np.concatenate([has_coll, debt > 0], axis=1), axis=0, return_inverse=True)
+        n_assets = debt.shape[1]
+        self.has_coll, self.has_debt, self.set_of = sets[:, :n_assets], sets[:, n_assets:], set_of.reshape(-1)
         self.debt_usd = row_sums(debt * self.oracle)
         self.gain = (1.0 + pool.liquidation_bonus) / self.oracle
         self.refresh()
 
     def refresh(self) -> None:
-        if self.n == 0:
-            self.may_pay = np.zeros(0, dtype=np.int64)
-            return
         prices = self.market.prices
         sale, cost = self.gain * prices, prices / self.oracle
-        best_sale = np.full(self.n, -np.inf)
-        cheapest = np.full(self.n, np.inf)
+        best_sale = np.full(len(self.has_coll), -np.inf)  # per pair of sets
+        cheapest = np.full(len(self.has_coll), np.inf)
         for a in range(len(prices)):
             np.maximum(best_sale, np.where(self.has_coll[:, a], sale[a], -np.inf), out=best_sale)
             np.minimum(cheapest, np.where(self.has_debt[:, a], cost[a], np.inf), out=cheapest)
-        bound = self.debt_usd * (np.maximum(best_sale - cheapest, 0.0) + SCREEN_SLACK)
+        bound = self.debt_usd * (np.maximum(best_sale - cheapest, 0.0) + SCREEN_SLACK)[self.set_of]
         self.may_pay = np.flatnonzero(~(bound < self.threshold))  # NaN bounds are kept
 
     def next_candidate(self, i: int) -> int:

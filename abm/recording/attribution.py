@@ -123,12 +123,18 @@ class ImpactLog:
         self.step = np.zeros(256, dtype=np.int64)
         self.asset = np.zeros(256, dtype=np.int64)
         self.dm = np.zeros(256)
+        # `decayed_moves` results of the windows asked for since the last change of (window end row, to_step, decay):
+        # within a step every liquidation's window ends at the same row and most start at one of a few rows
+        self._moves_key: tuple[int, int, bytes] = (-1, -1, b"")
+        self._moves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def sync(self, impacts: list[tuple[int, int, int, float]]) -> None:
-        """Append the impacts the market recorded since the last call."""
-        new = impacts[self.n :]
-        if not new:
+    def sync(self, impacts: list[tuple[int, int, int, float]], through_step: int | None = None) -> None:
+        """Append the impacts the market recorded since the last call; with `through_step`, only if some of them
+        are of that step or earlier (impacts come in step order, so later ones cannot be in a window ending there,
+        and appending them in one go at a later call costs less than one at a time)."""
+        if len(impacts) == self.n or (through_step is not None and impacts[self.n][1] > through_step):
             return
+        new = impacts[self.n :]
         end = len(impacts)
         if end > len(self.dm):
             size = max(end, 2 * len(self.dm))
@@ -147,19 +153,35 @@ class ImpactLog:
         steps = self.step[: self.n]
         return slice(int(np.searchsorted(steps, start, side="right")), int(np.searchsorted(steps, end, side="right")))
 
+    def moves(self, rows: slice, decay: np.ndarray, to_step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(event ids, moves) of the impacts in `rows`: per event, the sum per asset of its trades' dm
+        decay^(to_step - step), in log order. Read-only arrays, kept for the next call with the same rows,
+        `decay` and `to_step` (logged rows never change)."""
+        key = (rows.stop, to_step, decay.tobytes())
+        if key != self._moves_key:
+            self._moves_key, self._moves = key, {}
+        found = self._moves.get(rows.start)
+        if found is not None:
+            return found
+        event, asset, step, dm = self.event[rows], self.asset[rows], self.step[rows], self.dm[rows]
+        ids, row = np.unique(event, return_inverse=True)
+        moves = np.zeros((len(ids), len(decay)))
+        np.add.at(moves, (row, asset), dm * decay[asset] ** (to_step - step))
+        ids.flags.writeable = moves.flags.writeable = False  # shared by every caller asking for these rows
+        self._moves[rows.start] = ids, moves
+        return ids, moves
+
 
 def decayed_moves(
     log: ImpactLog, decay: np.ndarray, start: int, end: int, to_step: int, exclude: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
     """(event ids, moves): the log impact per asset of each logged liquidation trade of steps start < step <= end
-    (other than event `exclude`), each decayed to `to_step` at the per-step `decay` (per asset): dm decay^(to - s)."""
-    rows = log.window(start, end)
-    event, asset = log.event[rows], log.asset[rows]
-    keep = event != exclude
-    event, asset, step, dm = event[keep], asset[keep], log.step[rows][keep], log.dm[rows][keep]
-    ids, row = np.unique(event, return_inverse=True)
-    moves = np.zeros((len(ids), len(decay)))
-    np.add.at(moves, (row, asset), dm * decay[asset] ** (to_step - step))
+    (other than event `exclude`), each decayed to `to_step` at the per-step `decay` (per asset): dm decay^(to - s).
+    The arrays may be shared with other callers: read-only."""
+    ids, moves = log.moves(log.window(start, end), decay, to_step)
+    at = int(np.searchsorted(ids, exclude))
+    if at < len(ids) and ids[at] == exclude:  # each event's row is its own trades' sum: dropping it leaves the rest
+        return np.delete(ids, at), np.delete(moves, at, axis=0)
     return ids, moves
 
 
@@ -264,7 +286,7 @@ class AttributionLedger:
     def event_moves(self, start: int, end: int, exclude: int) -> tuple[np.ndarray, np.ndarray]:
         """(event ids, moves): the log impact per asset of each liquidation sale of steps start < step <= end
         (other than event `exclude`), each decayed to `end` at the market's current per-step decay."""
-        self.impacts.sync(self.model.market.liq_impacts)
+        self.impacts.sync(self.model.market.liq_impacts, through_step=end)
         return decayed_moves(self.impacts, self.model.market.decay, start, end, end, exclude)
 
     def record_perp(self, event_id: int, acct: int, k: int, t: int) -> None:
@@ -293,7 +315,7 @@ class AttributionLedger:
         spot = self.event_moves(spot_begin, spot_end, exclude=event_id)
         self.book_impacts.sync(venue.book.liq_impacts)
         book_ids, book_moves = decayed_moves(self.book_impacts, venue.book.decay, begin - 1, t - 1, t, event_id)
-        book_moves *= basis_pass_through(prices_begin, prices_end, venue.config.mark_price == "book")
+        book_moves = book_moves * basis_pass_through(prices_begin, prices_end, venue.config.mark_price == "book")
         attribution = attribute(w, total, exo, merge_moves(spot, (book_ids, book_moves)))
         m.recorder.add_perp_event(
             event_id,
