@@ -142,8 +142,8 @@ class _ProfitScreen:
     A candidate whose bound is below gas + minimum profit is one the liquidator would plan and then skip, so
     skipping it without planning changes nothing. During a liquidator's turn debts and the sets of debt and
     collateral assets only shrink and the oracle stays put, so d and the asset sets from the start remain bounds;
-    market prices move with every liquidation, so the bound is refreshed after each. The factor after d depends on
-    the account only through its two asset sets, so a refresh works it out once per pair of sets present.
+    market prices move with every liquidation, so the bound is refreshed after each. The two extremes depend on the
+    account only through its collateral set and its debt set, so a refresh works them out once per set present.
     """
 
     def __init__(self, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> None:
@@ -153,11 +153,8 @@ class _ProfitScreen:
         self.threshold = threshold
         self.n = len(candidates)
         debt = engine.scaled_debt[candidates] * pool.borrow_index
-        has_coll = (engine.collateral[candidates] > 0) & pool.collateral_enabled
-        # rows: the distinct (collateral set, debt set) pairs; set_of: each candidate's row
-        sets, set_of = np.unique(np.concatenate([has_coll, debt > 0], axis=1), axis=0, return_inverse=True)
-        n_assets = debt.shape[1]
-        self.has_coll, self.has_debt, self.set_of = sets[:, :n_assets], sets[:, n_assets:], set_of.reshape(-1)
+        self.coll_sets, self.coll_of = _asset_sets((engine.collateral[candidates] > 0) & pool.collateral_enabled)
+        self.debt_sets, self.debt_of = _asset_sets(debt > 0)
         self.debt_usd = row_sums(debt * self.oracle)
         self.gain = (1.0 + pool.liquidation_bonus) / self.oracle
         self.refresh()
@@ -165,15 +162,21 @@ class _ProfitScreen:
     def refresh(self) -> None:
         prices = self.market.prices
         sale, cost = self.gain * prices, prices / self.oracle
-        best_sale = np.full(len(self.has_coll), -np.inf)  # per pair of sets
-        cheapest = np.full(len(self.has_coll), np.inf)
-        for a in range(len(prices)):
-            np.maximum(best_sale, np.where(self.has_coll[:, a], sale[a], -np.inf), out=best_sale)
-            np.minimum(cheapest, np.where(self.has_debt[:, a], cost[a], np.inf), out=cheapest)
-        bound = self.debt_usd * (np.maximum(best_sale - cheapest, 0.0) + SCREEN_SLACK)[self.set_of]
+        best_sale = np.where(self.coll_sets, sale, -np.inf).max(axis=1)  # per collateral set
+        cheapest = np.where(self.debt_sets, cost, np.inf).min(axis=1)  # per debt set
+        bound = self.debt_usd * (np.maximum(best_sale[self.coll_of] - cheapest[self.debt_of], 0.0) + SCREEN_SLACK)
         self.may_pay = np.flatnonzero(~(bound < self.threshold))  # NaN bounds are kept
 
     def next_candidate(self, i: int) -> int:
         """Index of the first candidate at or after i that might pay (len(candidates) if none)."""
         pos = int(np.searchsorted(self.may_pay, i))
         return int(self.may_pay[pos]) if pos < len(self.may_pay) else self.n
+
+
+def _asset_sets(held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of `held` (accounts x assets, bool: which assets each account holds), and each account's
+    row among them. Rows are coded as bit sets in int64 (up to 63 assets) because sorting integers is much faster
+    than sorting rows."""
+    bits = np.left_shift(1, np.arange(held.shape[1], dtype=np.int64))
+    codes, of = np.unique(held @ bits, return_inverse=True)
+    return (codes[:, None] & bits) > 0, of
