@@ -54,6 +54,8 @@ class Liquidator(mesa.Agent):
         if m.auctions is not None:  # english / dutch: kick to auctions instead (abm.agents.auction_desk)
             m.auctions.work(self, candidates, cfg.capacity_per_step)
             return
+        if len(candidates) == 0:
+            return
         screen = _ProfitScreen(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
         done = i = 0
         while done < cfg.capacity_per_step:
@@ -127,7 +129,7 @@ class Liquidator(mesa.Agent):
 
 
 class _ProfitScreen:
-    """Which liquidation candidates might pay a liquidator, in the order given, from a vectorised upper bound.
+    """Which liquidation candidates might pay a liquidator, in the order given, from an upper bound on the profit.
 
     Liquidating an account repays r tokens of its largest debt asset j and seizes s = r o_j / o_k (1 + b_k) of its
     largest collateral asset k (o: oracle prices; b: bonus; the same relation holds when the collateral caps s).
@@ -140,7 +142,10 @@ class _ProfitScreen:
     A candidate whose bound is below gas + minimum profit is one the liquidator would plan and then skip, so
     skipping it without planning changes nothing. During a liquidator's turn debts and the sets of debt and
     collateral assets only shrink and the oracle stays put, so d and the asset sets from the start remain bounds;
-    market prices move with every liquidation, so the bound is refreshed after each.
+    market prices move with every liquidation, so the bound is refreshed after each. The factor after d depends on
+    the account only through its collateral set and its debt set: a refresh works it out per pair of sets present
+    (a small table), and the scan multiplies it by d only for the candidates it reaches (a liquidator's capacity
+    usually runs out long before the list does).
     """
 
     def __init__(self, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> None:
@@ -150,27 +155,35 @@ class _ProfitScreen:
         self.threshold = threshold
         self.n = len(candidates)
         debt = engine.scaled_debt[candidates] * pool.borrow_index
-        self.has_debt = debt > 0
-        self.has_coll = (engine.collateral[candidates] > 0) & pool.collateral_enabled
-        self.debt_usd = row_sums(debt * self.oracle)
+        self.coll_sets, coll_of = _asset_sets((engine.collateral[candidates] > 0) & pool.collateral_enabled)
+        self.debt_sets, debt_of = _asset_sets(debt > 0)
+        self.coll_of, self.debt_of = coll_of.tolist(), debt_of.tolist()  # per candidate, read one at a time
+        self.debt_usd: list[float] = row_sums(debt * self.oracle).tolist()
         self.gain = (1.0 + pool.liquidation_bonus) / self.oracle
         self.refresh()
 
     def refresh(self) -> None:
-        if self.n == 0:
-            self.may_pay = np.zeros(0, dtype=np.int64)
-            return
+        """Work out the bound's factor for each (collateral set, debt set) pair at the market prices now."""
         prices = self.market.prices
         sale, cost = self.gain * prices, prices / self.oracle
-        best_sale = np.full(self.n, -np.inf)
-        cheapest = np.full(self.n, np.inf)
-        for a in range(len(prices)):
-            np.maximum(best_sale, np.where(self.has_coll[:, a], sale[a], -np.inf), out=best_sale)
-            np.minimum(cheapest, np.where(self.has_debt[:, a], cost[a], np.inf), out=cheapest)
-        bound = self.debt_usd * (np.maximum(best_sale - cheapest, 0.0) + SCREEN_SLACK)
-        self.may_pay = np.flatnonzero(~(bound < self.threshold))  # NaN bounds are kept
+        best_sale = np.where(self.coll_sets, sale, -np.inf).max(axis=1)  # per collateral set
+        cheapest = np.where(self.debt_sets, cost, np.inf).min(axis=1)  # per debt set
+        self.factor: list[list[float]] = (np.maximum(best_sale[:, None] - cheapest, 0.0) + SCREEN_SLACK).tolist()
 
     def next_candidate(self, i: int) -> int:
         """Index of the first candidate at or after i that might pay (len(candidates) if none)."""
-        pos = int(np.searchsorted(self.may_pay, i))
-        return int(self.may_pay[pos]) if pos < len(self.may_pay) else self.n
+        while i < self.n:
+            bound = self.debt_usd[i] * self.factor[self.coll_of[i]][self.debt_of[i]]
+            if not bound < self.threshold:  # NaN bounds are kept
+                return i
+            i += 1
+        return self.n
+
+
+def _asset_sets(held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of `held` (accounts x assets, bool: which assets each account holds), and each account's
+    row among them. Rows are coded as bit sets in int64 (up to 63 assets) because sorting integers is much faster
+    than sorting rows."""
+    bits = np.left_shift(1, np.arange(held.shape[1], dtype=np.int64))
+    codes, of = np.unique(held @ bits, return_inverse=True)
+    return (codes[:, None] & bits) > 0, of

@@ -456,21 +456,24 @@ class MarginEngine:
         hf = self.account_health(acct, prices)
         if not hf < 1.0:
             return None
-        debt_tokens = self.debt_tokens(acct)
-        debt_usd = debt_tokens * prices
-        coll_usd = self.collateral[acct] * prices * self.pool.collateral_enabled
-        if debt_usd.max() <= 0 or coll_usd.max() <= 0:
+        # one account's few assets as plain floats: the same products as numpy's, element by element, and no NaN
+        # gets past the health check (max and index then pick what np.max and np.argmax pick)
+        pool, price = self.pool, prices.tolist()
+        debt_tokens, held = self.debt_tokens(acct).tolist(), self.collateral[acct].tolist()
+        debt_usd = [d * p for d, p in zip(debt_tokens, price, strict=True)]
+        enabled = pool.collateral_enabled.tolist()
+        coll_usd = [c * p * e for c, p, e in zip(held, price, enabled, strict=True)]
+        largest_debt, largest_coll = max(debt_usd), max(coll_usd)
+        if largest_debt <= 0 or largest_coll <= 0:
             return None
-        j = int(np.argmax(debt_usd))
-        k = int(np.argmax(coll_usd))
-        pool = self.pool
+        j, k = debt_usd.index(largest_debt), coll_usd.index(largest_coll)
         cf = float(close_factor(hf, pool.close_factor_default, pool.close_factor_full_below, check=False))
-        repay = cf * float(debt_tokens[j])
+        repay = cf * debt_tokens[j]
         bonus = float(pool.liquidation_bonus[k])
-        seize = float(collateral_seized(repay, prices[j], prices[k], bonus, check=False))
-        if seize > self.collateral[acct, k]:
-            seize = float(self.collateral[acct, k])
-            repay = float(repay_for_seizure(seize, prices[j], prices[k], bonus, check=False))
+        seize = float(collateral_seized(repay, price[j], price[k], bonus, check=False))
+        if seize > held[k]:
+            seize = held[k]
+            repay = float(repay_for_seizure(seize, price[j], price[k], bonus, check=False))
         return LiquidationPlan(j, k, repay, seize, hf)
 
     def liquidate(self, acct: int, plan: LiquidationPlan, liquidator: int) -> None:

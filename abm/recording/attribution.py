@@ -105,13 +105,22 @@ def attribute(
         moves = np.array(list(event_moves.values()), dtype=float).reshape(len(ids), len(total_move))
     else:
         ids, moves = event_moves
-    liq_total = moves.sum(axis=0)
+    liq_total = column_sums(moves)
     return Attribution(
         exogenous=float(-(sensitivity * exogenous_move).sum()),
         other=float(-(sensitivity * (total_move - exogenous_move - liq_total)).sum()),
         event_ids=ids,
         event_losses=-(moves @ sensitivity),
     )
+
+
+def column_sums(x: np.ndarray) -> np.ndarray:
+    """`x.sum(axis=0)` of a 2-d array bit for bit: numpy adds the rows one after another, with an inner loop over a
+    row's few numbers; this adds each column's numbers in the same order as one long running sum (much faster for
+    many rows)."""
+    if len(x) == 0:
+        return np.zeros(x.shape[1])
+    return np.add.accumulate(x, axis=0)[-1]
 
 
 class ImpactLog:
@@ -124,12 +133,18 @@ class ImpactLog:
         self.step = np.zeros(256, dtype=np.int64)
         self.asset = np.zeros(256, dtype=np.int64)
         self.dm = np.zeros(256)
+        # `decayed_moves` results by window start, for the rows logged, window end, to_step and decay they were
+        # made with: within a step every liquidation's window ends at the same step and most start at one of a few
+        self._moves_key: tuple[int, int, int, bytes] = (-1, -1, -1, b"")
+        self._moves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def sync(self, impacts: list[tuple[int, int, int, float]]) -> None:
-        """Append the impacts the market recorded since the last call."""
-        new = impacts[self.n :]
-        if not new:
+    def sync(self, impacts: list[tuple[int, int, int, float]], through_step: int | None = None) -> None:
+        """Append the impacts the market recorded since the last call; with `through_step`, only if some of them
+        are of that step or earlier (impacts come in step order, so later ones cannot be in a window ending there,
+        and appending them in one go at a later call costs less than one at a time)."""
+        if len(impacts) == self.n or (through_step is not None and impacts[self.n][1] > through_step):
             return
+        new = impacts[self.n :]
         end = len(impacts)
         if end > len(self.dm):
             size = max(end, 2 * len(self.dm))
@@ -146,21 +161,38 @@ class ImpactLog:
     def window(self, start: int, end: int) -> slice:
         """Rows of the impacts of steps start < step <= end."""
         steps = self.step[: self.n]
-        return slice(int(np.searchsorted(steps, start, side="right")), int(np.searchsorted(steps, end, side="right")))
+        return slice(int(steps.searchsorted(start, side="right")), int(steps.searchsorted(end, side="right")))
+
+    def moves(self, start: int, end: int, decay: np.ndarray, to_step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(event ids, moves) of the impacts of steps start < step <= end: per event, the sum per asset of its
+        trades' dm decay^(to_step - step), in log order. Read-only arrays, kept for the next call with the same
+        arguments and rows logged (logged rows never change)."""
+        key = (self.n, end, to_step, decay.tobytes())
+        if key != self._moves_key:
+            self._moves_key, self._moves = key, {}
+        found = self._moves.get(start)
+        if found is not None:
+            return found
+        rows = self.window(start, end)
+        event, asset, step, dm = self.event[rows], self.asset[rows], self.step[rows], self.dm[rows]
+        ids, row = np.unique(event, return_inverse=True)
+        moves = np.zeros((len(ids), len(decay)))
+        np.add.at(moves, (row, asset), dm * decay[asset] ** (to_step - step))
+        ids.flags.writeable = moves.flags.writeable = False  # shared by every caller asking for these rows
+        self._moves[start] = ids, moves
+        return ids, moves
 
 
 def decayed_moves(
     log: ImpactLog, decay: np.ndarray, start: int, end: int, to_step: int, exclude: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
     """(event ids, moves): the log impact per asset of each logged liquidation trade of steps start < step <= end
-    (other than event `exclude`), each decayed to `to_step` at the per-step `decay` (per asset): dm decay^(to - s)."""
-    rows = log.window(start, end)
-    event, asset = log.event[rows], log.asset[rows]
-    keep = event != exclude
-    event, asset, step, dm = event[keep], asset[keep], log.step[rows][keep], log.dm[rows][keep]
-    ids, row = np.unique(event, return_inverse=True)
-    moves = np.zeros((len(ids), len(decay)))
-    np.add.at(moves, (row, asset), dm * decay[asset] ** (to_step - step))
+    (other than event `exclude`), each decayed to `to_step` at the per-step `decay` (per asset): dm decay^(to - s).
+    The arrays may be shared with other callers: read-only."""
+    ids, moves = log.moves(start, end, decay, to_step)
+    at = int(ids.searchsorted(exclude))
+    if at < len(ids) and ids[at] == exclude:  # each event's row is its own trades' sum: dropping it leaves the rest
+        return np.delete(ids, at), np.delete(moves, at, axis=0)
     return ids, moves
 
 
@@ -265,7 +297,7 @@ class AttributionLedger:
     def event_moves(self, start: int, end: int, exclude: int) -> tuple[np.ndarray, np.ndarray]:
         """(event ids, moves): the log impact per asset of each liquidation sale of steps start < step <= end
         (other than event `exclude`), each decayed to `end` at the market's current per-step decay."""
-        self.impacts.sync(self.model.market.liq_impacts)
+        self.impacts.sync(self.model.market.liq_impacts, through_step=end)
         return decayed_moves(self.impacts, self.model.market.decay, start, end, end, exclude)
 
     def record_perp(self, event_id: int, acct: int, k: int, t: int) -> None:
@@ -294,7 +326,7 @@ class AttributionLedger:
         spot = self.event_moves(spot_begin, spot_end, exclude=event_id)
         self.book_impacts.sync(venue.book.liq_impacts)
         book_ids, book_moves = decayed_moves(self.book_impacts, venue.book.decay, begin - 1, t - 1, t, event_id)
-        book_moves *= basis_pass_through(prices_begin, prices_end, venue.config.mark_price == "book")
+        book_moves = book_moves * basis_pass_through(prices_begin, prices_end, venue.config.mark_price == "book")
         attribution = attribute(w, total, exo, merge_moves(spot, (book_ids, book_moves)))
         m.recorder.add_perp_event(
             event_id,
