@@ -134,7 +134,8 @@ class MarginEngine:
         if isinstance(accounts, slice):
             coll, debt = self.values(prices)
             return row_sums(coll - debt)
-        net = self.collateral[accounts] - self.scaled_debt[accounts] * self.pool.borrow_index
+        # `take` gathers the same rows as `collateral[accounts]`, several times faster on these tall arrays
+        net = self.collateral.take(accounts, axis=0) - self.scaled_debt.take(accounts, axis=0) * self.pool.borrow_index
         return net @ prices
 
     def health(self, prices: np.ndarray) -> np.ndarray:
