@@ -12,6 +12,7 @@ import numpy as np
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
+from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum
 from abm.perps import FIRST_ACCOUNT, PerpVenue
 
 RISK_CODE = {name: i for i, name in enumerate(RISK_STYLES)}
@@ -89,8 +90,10 @@ class TraderBook:
         engine, wallets = self.engine, self.wallets
         owners = engine.owner[: engine.n]
         if trader is not None:
-            accounts = self._lending_index.of(owners, trader)
-            own = engine.account_equity(prices, accounts).sum() + wallets.balances[trader] @ prices
+            lending = engine.account_equity(prices, self._lending_index.of(owners, trader))
+            # np.sum's own order below SEQUENTIAL_SUM_MAX numbers, without its per-call cost (one trader, every decision)
+            net = left_sum(lending.tolist()) if 0 < len(lending) < SEQUENTIAL_SUM_MAX else lending.sum()
+            own = net + wallets.balances[trader] @ prices
             if self.perps is not None:
                 venue = self.perps
                 rows = FIRST_ACCOUNT + self._perp_index.of(venue.owner[FIRST_ACCOUNT : venue.n], trader)

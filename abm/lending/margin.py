@@ -165,14 +165,15 @@ class MarginEngine:
 
     def _state_health(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Health factor of one account state (tokens, debt tokens) at `prices`, as `health` computes it."""
-        coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
-            return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
+            return float(self._portfolio_hf((coll_tokens * prices)[None, :], (debt_tokens * prices)[None, :])[0])
         lt = self._effective_params()[0]
         if len(lt) < SEQUENTIAL_SUM_MAX:  # health_factor's arithmetic on plain floats (one account, every trade)
-            weighted, owed = left_sum((coll * lt).tolist()), left_sum(debt.tolist())
+            p = prices.tolist()  # c * p * lt and d * p: numpy's elementwise products, rounded the same way
+            weighted = left_sum([c * q * t for c, q, t in zip(coll_tokens.tolist(), p, lt.tolist(), strict=True)])
+            owed = left_sum([d * q for d, q in zip(debt_tokens.tolist(), p, strict=True)])
             return weighted / owed if owed > 0 else math.inf
-        return float(health_factor(coll, lt, debt.sum(), check=False))
+        return float(health_factor(coll_tokens * prices, lt, (debt_tokens * prices).sum(), check=False))
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Borrow power minus debt (USD) of one account state; portfolio: equity minus the scenario requirement."""
@@ -306,11 +307,11 @@ class MarginEngine:
             return 0.0
         hf0 = self.account_health(acct, prices)
         proceeds = self.market.quote_sell(asset, tokens)
-        owed = float(self.debt_tokens(acct)[0])
+        debt_after = self.debt_tokens(acct).copy()  # the end state, changed below
+        owed = float(debt_after[0])
         repay = min(proceeds, owed)
         coll_after = self.collateral[acct].copy()
         coll_after[asset] -= tokens
-        debt_after = self.debt_tokens(acct).copy()
         debt_after[0] -= repay
         hf1 = self._state_health(coll_after, debt_after, int(self.mode[acct]), prices)
         if hf1 < 1.0 and hf1 < hf0:
