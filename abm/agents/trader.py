@@ -37,6 +37,7 @@ class LeveragedTrader(mesa.Agent):
         """accounts: its accounts when the model opened them already (`MarginEngine.open_accounts`, the whole
         population in one pass), else opened here."""
         super().__init__(model)
+        self.book: TraderBook = model.book  # its row's owner (an attribute, not a lookup: read many times a decision)
         self.holder = holder
         self.assets = assets
         self.accounts = self.open_accounts() if accounts is None else accounts
@@ -54,10 +55,6 @@ class LeveragedTrader(mesa.Agent):
         return [shared for _ in self.assets]
 
     # --- its row of the trader book ---------------------------------------------------------------------------
-
-    @property
-    def book(self) -> TraderBook:
-        return self.model.book
 
     @property
     def strategy(self) -> str:
@@ -173,7 +170,7 @@ class LeveragedTrader(mesa.Agent):
         and for a prudent trader its health-factor buffer), and the cost of borrowing: above
         `borrow_rate_tolerance` (per year) the borrowed part of the exposure shrinks in proportion to the rate."""
         cfg = self.model.config.traders
-        target = min(self.target_leverage(), cfg.max_leverage, float(self.model.book.leverage_cap[self.holder]))
+        target = min(self.target_leverage(), cfg.max_leverage, float(self.book.leverage_cap[self.holder]))
         rate = self.carry_rate()
         carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
         # a long borrows (L - 1) of its equity; a short borrows L

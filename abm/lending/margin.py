@@ -165,15 +165,14 @@ class MarginEngine:
 
     def _state_health(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Health factor of one account state (tokens, debt tokens) at `prices`, as `health` computes it."""
+        coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
-            return float(self._portfolio_hf((coll_tokens * prices)[None, :], (debt_tokens * prices)[None, :])[0])
+            return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
         lt = self._effective_params()[0]
         if len(lt) < SEQUENTIAL_SUM_MAX:  # health_factor's arithmetic on plain floats (one account, every trade)
-            p = prices.tolist()  # c * p * lt and d * p: numpy's elementwise products, rounded the same way
-            weighted = left_sum([c * q * t for c, q, t in zip(coll_tokens.tolist(), p, lt.tolist(), strict=True)])
-            owed = left_sum([d * q for d, q in zip(debt_tokens.tolist(), p, strict=True)])
+            weighted, owed = left_sum((coll * lt).tolist()), left_sum(debt.tolist())
             return weighted / owed if owed > 0 else math.inf
-        return float(health_factor(coll_tokens * prices, lt, (debt_tokens * prices).sum(), check=False))
+        return float(health_factor(coll, lt, debt.sum(), check=False))
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Borrow power minus debt (USD) of one account state; portfolio: equity minus the scenario requirement."""
