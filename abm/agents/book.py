@@ -13,6 +13,7 @@ from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
 from abm.lending.kernels import rows_in_use
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
+from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum
 from abm.perps import FIRST_ACCOUNT, PerpVenue
 
 RISK_CODE = {name: i for i, name in enumerate(RISK_STYLES)}
@@ -90,8 +91,10 @@ class TraderBook:
         engine, wallets = self.engine, self.wallets
         owners = engine.owner[: engine.n]
         if trader is not None:
-            accounts = self._lending_index.of(owners, trader)
-            own = engine.account_equity(prices, accounts).sum() + wallets.balances[trader] @ prices
+            lending = engine.account_equity(prices, self._lending_index.of(owners, trader))
+            # np.sum's own order below SEQUENTIAL_SUM_MAX numbers, without its per-call cost (one trader, every decision)
+            net = left_sum(lending.tolist()) if 0 < len(lending) < SEQUENTIAL_SUM_MAX else lending.sum()
+            own = net + wallets.balances[trader] @ prices
             if self.perps is not None:
                 venue = self.perps
                 rows = FIRST_ACCOUNT + self._perp_index.of(venue.owner[FIRST_ACCOUNT : venue.n], trader)
@@ -137,13 +140,18 @@ class OwnerIndex:
     def __init__(self) -> None:
         self._n = -1
         self._order = np.empty(0, dtype=np.int64)
-        self._sorted = np.empty(0, dtype=np.int64)
+        # where each owner's run starts in the sorted accounts (owner o: _starts[o] to _starts[o + 1]), a plain
+        # list: one lookup per decision instead of two binary searches
+        self._starts: list[int] = [0]
 
     def of(self, owners: np.ndarray, owner: int) -> np.ndarray:
         """Ids (positions in `owners`, ascending) of the accounts of `owner`."""
         if len(owners) != self._n:
             self._order = np.argsort(owners, kind="stable")  # stable: ascending ids within each owner
-            self._sorted = owners[self._order]
+            ordered = owners[self._order]
+            top = int(ordered[-1]) + 1 if len(ordered) else 0
+            self._starts = ordered.searchsorted(np.arange(top + 1), "left").tolist()
             self._n = len(owners)
-        lo, hi = self._sorted.searchsorted(owner, "left"), self._sorted.searchsorted(owner, "right")
-        return self._order[lo:hi]
+        if not 0 <= owner < len(self._starts) - 1:
+            return self._order[:0]
+        return self._order[self._starts[owner] : self._starts[owner + 1]]

@@ -141,7 +141,8 @@ class MarginEngine:
         if isinstance(accounts, slice):
             n = self.n
             return account_equities(self.collateral[:n], self.scaled_debt[:n], prices, self.pool.borrow_index * prices)
-        net = self.collateral[accounts] - self.scaled_debt[accounts] * self.pool.borrow_index
+        # `take` gathers the same rows as `collateral[accounts]`, several times faster on these tall arrays
+        net = self.collateral.take(accounts, axis=0) - self.scaled_debt.take(accounts, axis=0) * self.pool.borrow_index
         return net @ prices
 
     def health(self, prices: np.ndarray) -> np.ndarray:
@@ -319,11 +320,11 @@ class MarginEngine:
             return 0.0
         hf0 = self.account_health(acct, prices)
         proceeds = self.market.quote_sell(asset, tokens)
-        owed = float(self.debt_tokens(acct)[0])
+        debt_after = self.debt_tokens(acct).copy()  # the end state, changed below
+        owed = float(debt_after[0])
         repay = min(proceeds, owed)
         coll_after = self.collateral[acct].copy()
         coll_after[asset] -= tokens
-        debt_after = self.debt_tokens(acct).copy()
         debt_after[0] -= repay
         hf1 = self._state_health(coll_after, debt_after, int(self.mode[acct]), prices)
         if hf1 < 1.0 and hf1 < hf0:
