@@ -58,9 +58,9 @@ def utilisation(cash: ArrayLike, borrows: ArrayLike, *, check: bool = True) -> F
     if check:
         c = _as_float("cash", cash, nonnegative=True)
         b = _as_float("borrows", borrows, nonnegative=True)
-    total = c + b
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, b / np.where(total > 0, total, 1.0), 0.0)
+    total = np.asarray(c + b, dtype=float)
+    # divides where the reserve holds anything, 0 elsewhere (no errstate context: this runs after every trade)
+    return np.divide(b, total, out=np.zeros_like(total), where=total > 0)
 
 
 def borrow_rate(

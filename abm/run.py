@@ -268,10 +268,11 @@ def twin_config(config: ModelConfig, twin: str) -> ModelConfig:
     return config.with_overrides(TWINS[twin])
 
 
-# Peak resident memory of a run, measured by benchmarks/run.py (crash): about 210 MB at 1,000 traders and 228 MB at
-# 10,000 (1,000 steps), 1,481 MB at 1,000,000 (100 steps), i.e. a fixed part (the interpreter, numpy, pandas, Mesa)
-# of about 200 MB plus about 1.3 kB per trader. The estimate rounds both up, so that it errs on the side of refusing.
-BASE_MEMORY_BYTES = 250e6
+# Peak resident memory of a run, measured by benchmarks/run.py (crash): about 350 MB at 1,000 traders and 367 MB at
+# 10,000 (1,000 steps), 1,629 MB at 1,000,000 (100 steps), i.e. a fixed part (the interpreter, numpy, pandas, Mesa,
+# numba's compiler) of about 345 MB plus about 1.3 kB per trader. The estimate rounds both up, so that it errs on
+# the side of refusing.
+BASE_MEMORY_BYTES = 400e6
 MEMORY_BYTES_PER_TRADER = 1.6e3
 
 

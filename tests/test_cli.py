@@ -55,8 +55,8 @@ def test_run_writes_results_and_report(tmp_path: Path) -> None:
         (["--preset", "crsh"], "unknown preset 'crsh' (did you mean 'crash'?) (valid: "),
         (["--twin", "levered"], "--twin = 'levered': must be one of 'unlevered'"),
         # a billion traders would need about 1,600 GB: refused at once, before anything is built (also as 1e9)
-        (["--set", "traders.n_traders=1000000000"], "traders.n_traders = 1000000000: a run needs about 1,600.2 GB"),
-        (["--set", "traders.n_traders=1e9"], "traders.n_traders = 1000000000: a run needs about 1,600.2 GB"),
+        (["--set", "traders.n_traders=1000000000"], "traders.n_traders = 1000000000: a run needs about 1,600.4 GB"),
+        (["--set", "traders.n_traders=1e9"], "traders.n_traders = 1000000000: a run needs about 1,600.4 GB"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
