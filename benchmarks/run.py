@@ -611,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(json.loads(args.worker))
         return 0
-    if args.render:  # the numbers stay those of the measured run; only the notes are re-read
+    if args.render:  # the numbers and the profile stay those of the measured run; only the notes are re-read
         text = args.out.read_text()
         match = re.search(re.escape(DATA_BEGIN) + r"\s*(\{.*\})\s*" + re.escape(DATA_END), text, re.S)
         if not match:
@@ -619,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         data = json.loads(match.group(1))
         notes = args.notes.read_text() if args.notes and args.notes.exists() else ""
-        write_results(data["summary"], data["machine"], "", notes, args.out)
+        kept = re.search(r"## Where the time goes\n.*?\n```\n(.*?)\n```\n", text, re.S)  # the measured profile
+        write_results(data["summary"], data["machine"], kept.group(1) if kept else "", notes, args.out)
         print(f"wrote {args.out}")
         return 0
 
