@@ -78,3 +78,15 @@ def test_owner_minimum_is_numpys_minimum_at_per_owner_nan_included() -> None:
     with np.errstate(invalid="ignore"):  # the NaNs
         np.minimum.at(expected, owners[kept], values[kept])
     assert np.array_equal(owner_minimum(values, owners, 50), expected, equal_nan=True)
+
+
+def test_each_kernel_keeps_one_compiled_signature_whatever_the_book() -> None:
+    """numba's on-disk cache numbers a function's specialisations as processes add them; two test or sweep workers
+    adding different ones at once could cross them, so the kernels are never specialised per call."""
+    for n_assets in (1, 3, 4, 9):
+        collateral, scaled_debt = random_book(20, n_assets, n_assets)
+        prices = np.ones((2, n_assets))
+        health_factors(collateral, scaled_debt, np.full(n_assets, 0.8), prices, prices)
+        account_values(collateral, scaled_debt, prices[0], prices[0])
+    assert len(health_factors.signatures) == 1
+    assert len(account_values.signatures) == 1

@@ -4,20 +4,22 @@ The margin engine's state is tall and narrow (one row per account, a few assets 
 time in per-call overhead and short inner loops; these loops do the same arithmetic in one pass. Float operations
 follow numpy's order for the same formulas (products element by element, sums over an account's assets left to
 right, as numpy adds fewer than 8 numbers and as `abm.numerics.row_sums` adds its columns), so a result does not
-depend on which of the two computed it. Compiled once per machine and cached on disk (`cache=True`; the cache key includes the constants a kernel
-is specialised on); no fast-math,
-so every operation rounds as IEEE 754 prescribes and results are the same in every process.
+depend on which of the two computed it; no fast-math, so every operation rounds as IEEE 754 prescribes and results
+are the same in every process.
+
+Compiled once per machine and cached on disk (`cache=True`). Each kernel is called with one signature (float64 and
+int64 arrays in C order): numba's on-disk index numbers a function's specialisations as processes add them, and
+two processes adding different ones at the same moment can cross them, so nothing here is specialised per call
+(on the number of assets, say).
 """
 
 from __future__ import annotations
-
-import functools
-from collections.abc import Callable
 
 import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True)
 def health_factors(
     collateral: np.ndarray,
     scaled_debt: np.ndarray,
@@ -33,37 +35,38 @@ def health_factors(
     borrow index times the price). Returns (paths, accounts): HF = sum_i (c_i p_i) LT_i / sum_j d_j q_j, inf
     without debt (`protocol.health_factor`, cross and isolated margin).
     """
-    kernel = _health_factor_kernel(collateral.shape[1])
-    return kernel(collateral, scaled_debt, liquidation_threshold, collateral_prices, debt_prices)
-
-
-@functools.cache
-def _health_factor_kernel(n_assets: int) -> Callable[..., np.ndarray]:
-    """`health_factors` compiled for books of `n_assets` assets: with the count a constant of the loop, the
-    compiler unrolls the sums over an account's assets (about 4 times faster than a loop of unknown length)."""
-
-    @njit(cache=True, nogil=True)
-    def kernel(
-        collateral: np.ndarray,
-        scaled_debt: np.ndarray,
-        liquidation_threshold: np.ndarray,
-        collateral_prices: np.ndarray,
-        debt_prices: np.ndarray,
-    ) -> np.ndarray:
-        n = collateral.shape[0]
-        n_paths = collateral_prices.shape[0]
-        out = np.empty((n_paths, n))
-        for k in range(n_paths):
+    n, n_assets = collateral.shape
+    out = np.empty((collateral_prices.shape[0], n))
+    for k in range(collateral_prices.shape[0]):
+        prices, owed_prices, row = collateral_prices[k].copy(), debt_prices[k].copy(), out[k]
+        if n_assets == 3:  # the usual book (USD, ETH, BTC): with the count a constant the compiler unrolls the sums
             for i in range(n):
-                weighted = (collateral[i, 0] * collateral_prices[k, 0]) * liquidation_threshold[0]
-                owed = scaled_debt[i, 0] * debt_prices[k, 0]
-                for j in range(1, n_assets):
-                    weighted += (collateral[i, j] * collateral_prices[k, j]) * liquidation_threshold[j]
-                    owed += scaled_debt[i, j] * debt_prices[k, j]
-                out[k, i] = weighted / owed if owed > 0 else np.inf
-        return out
+                row[i] = _account_health(collateral, scaled_debt, liquidation_threshold, prices, owed_prices, i, 3)
+        else:
+            for i in range(n):
+                row[i] = _account_health(
+                    collateral, scaled_debt, liquidation_threshold, prices, owed_prices, i, n_assets
+                )
+    return out
 
-    return kernel
+
+@njit(inline="always")
+def _account_health(
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    liquidation_threshold: np.ndarray,
+    prices: np.ndarray,
+    debt_prices: np.ndarray,
+    i: int,
+    n_assets: int,
+) -> float:
+    """Health factor of account `i` at one price vector (`health_factors`), over its first `n_assets` assets."""
+    weighted = (collateral[i, 0] * prices[0]) * liquidation_threshold[0]
+    owed = scaled_debt[i, 0] * debt_prices[0]
+    for j in range(1, n_assets):
+        weighted += (collateral[i, j] * prices[j]) * liquidation_threshold[j]
+        owed += scaled_debt[i, j] * debt_prices[j]
+    return weighted / owed if owed > 0 else np.inf
 
 
 @njit(cache=True, nogil=True)
