@@ -17,17 +17,18 @@ import sys
 import time
 
 
+def label(f: tuple[str, int, str]) -> str:
+    """A profiled function as `path:line(name)`, the path from the package (abm/..., numpy/...), not the machine's."""
+    path, line, name = f
+    for cut in ("/site-packages/", "/lib/python3"):
+        path = path.split(cut)[-1]
+    path = "abm/" + path.split("/abm/", 1)[-1] if "/abm/" in path else path
+    return f"{path}:{line}({name})"
+
+
 def show(stats: pstats.Stats, top: int = 25) -> str:
     rows = [(f, v[1], v[2], v[3]) for f, v in stats.stats.items()]  # type: ignore[attr-defined]
     total = sum(r[2] for r in rows)
-
-    def label(f: tuple[str, int, str]) -> str:
-        path, line, name = f
-        for cut in ("/site-packages/", "/lib/python3"):
-            path = path.split(cut)[-1]
-        path = "abm/" + path.split("/abm/", 1)[-1] if "/abm/" in path else path
-        return f"{path}:{line}({name})"
-
     lines = [f"total {total:.2f} s CPU (under the profiler)"]
     for title, key in (("own time", 2), ("cumulative time", 3)):
         lines.append(f"## top {top} by {title}: seconds, share, calls, function")

@@ -276,7 +276,7 @@ def profile_text(n: int, steps: int, seed: int, top: int = 25) -> str:
     """cProfile (CPU time) of the steps of one crash run, after its build, in a fresh process: the top functions
     by own time and by cumulative time, each with its share of the steps' time."""
     code = f"""
-import cProfile, pstats, time
+import cProfile, pstats, sys, time
 from abm.config import ModelConfig
 from abm.model import ReflexivityModel
 model = ReflexivityModel(ModelConfig.from_preset('crash', {{'traders.n_traders': {n}}}), rng={seed}, steps={steps})
@@ -287,11 +287,8 @@ for _ in range(model.total_steps):
 prof.disable()
 stats = pstats.Stats(prof)
 total = sum(v[2] for v in stats.stats.values())
-def label(f):
-    path, line, name = f
-    for cut in ('/site-packages/', '/wt-speed/', '/lib/python3'):
-        path = path.split(cut)[-1]
-    return f'{{path}}:{{line}}({{name}})'
+sys.path.insert(0, {str(HERE)!r})
+from profile_crash import label
 rows = [(f, v[1], v[2], v[3]) for f, v in stats.stats.items()]
 print(f'steps: {{total:.2f}} s CPU under the profiler, {{total / {steps} * 1e3:.2f}} ms per step')
 for title, key in (('own time', 2), ('cumulative time', 3)):
