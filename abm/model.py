@@ -21,6 +21,7 @@ import numpy as np
 
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.auction_desk import AuctionDesk
+from abm.agents.batched import batched_trader_phase
 from abm.agents.book import TraderBook
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
@@ -358,10 +359,8 @@ class ReflexivityModel(mesa.Model):
         # those still out after a stop or wipe-out
         self.book.alert(self.risk_alerts(), t)
         active = self.book.clocks_due(t, self.streams.clocks)
-        self.book.held_in_phase = self.book.lending_positions()  # each trader's has_position(), in one pass
-        for i in order(np.flatnonzero(active & (self.book.out_until <= t))).tolist():
-            self.traders[i].step()
-        self.book.held_in_phase = None
+        # the lending traders decide together from the state now, then trade in activation order (abm.agents.batched)
+        batched_trader_phase(self, order(np.flatnonzero(active & (self.book.out_until <= t))).tolist())
         # basis traders act every step, after the other traders (their positions answer the premium those made)
         if self.basis_traders:
             for i in order(len(self.basis_traders)):

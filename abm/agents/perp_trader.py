@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm.agents.decisions import rebalance_gaps
 from abm.agents.trader import LeveragedTrader
 from abm.perps.venue import ISOLATED
 
@@ -77,6 +78,43 @@ class PerpTrader(LeveragedTrader):
     def leverage_for_health(self, hf_target: float, oracle: np.ndarray) -> float:
         """Leverage at which equity is `hf_target` times the maintenance margin (smallest tier's rate)."""
         return 1.0 / (hf_target * float(self.venue.mmr[0]))
+
+    # --- decisions: one at a time (the lending traders' phase batches only lending traders) ----------------------
+
+    def step(self) -> None:
+        """Act once on its clock: re-enter when flat, stop out on its drawdown, else trade toward the leverage it
+        wants (a prudent trader under its buffer: the leverage that restores its target health) at the venue's
+        prices now. The same functions as a lending trader's decision (`abm.agents.decisions`)."""
+        m = self.model
+        book, holder = m.book, self.holder
+        if m.steps < book.out_until[holder]:
+            return
+        prices, oracle = self.trading_prices(), m.oracle.prices
+        if not self.has_position():
+            self._reenter()
+            return
+        equity = self.equity_usd(prices)
+        peak = max(float(book.peak_equity[holder]), equity)
+        book.peak_equity[holder] = peak
+        cfg = m.config.traders
+        if equity <= 0:  # underwater: nothing left to manage; the venue's waterfall will come
+            return
+        risk_style = book.risk_name(holder)
+        if risk_style == "stop_loss" and equity < (1.0 - cfg.stop_loss_drawdown) * peak:
+            self.stop_out(oracle)
+            return
+        target = self.wanted_leverage()
+        if risk_style == "prudent" and self.worst_health(oracle) < cfg.prudent_buffer:
+            target = min(target, self.leverage_for_health(cfg.prudent_target_hf, oracle))
+        acct = self.accounts[0]
+        equity = self.account_equity_usd(acct, prices)
+        if equity <= 0:
+            return
+        goal = target * equity / len(self.assets)  # exposure per asset (USD)
+        for a in self.assets:
+            gap, outside = rebalance_gaps(goal, self.exposure_usd(acct, a, prices), cfg.rebalance_tolerance)
+            if outside:
+                self.trade_toward(acct, a, float(gap), prices, oracle)
 
     # --- actions ---------------------------------------------------------------------------------------------
 
