@@ -23,6 +23,7 @@ from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleU
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.batched import batched_trader_phase
 from abm.agents.book import TraderBook
+from abm.agents.decisions import genesis_leverages
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -292,10 +293,17 @@ class ReflexivityModel(mesa.Model):
             for lender in self.lenders:
                 self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
                 self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
-        for i in self.streams.activation.permutation(len(self.traders)):
-            trader = self.traders[int(i)]
+        # the lending traders' leverages from the state before anyone opens, in one pass (as their decisions)
+        lending = np.array([type(t) is LeveragedTrader for t in self.traders], dtype=bool)
+        holders = np.flatnonzero(lending)
+        leverages = np.full(len(self.traders), np.nan)
+        first = np.array([self.traders[i].assets[0] for i in holders.tolist()], dtype=np.int64)
+        leverages[holders] = genesis_leverages(self, holders, first)
+        for i in self.streams.activation.permutation(len(self.traders)).tolist():
+            trader = self.traders[i]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
-            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+            leverage = float(leverages[i]) if lending[i] else None
+            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True, leverage=leverage)
         for basis in self.basis_traders:
             basis.open_genesis()
         if self.loopers:  # staking: lenders of the base asset fund the loops (at U*), then the loopers loop

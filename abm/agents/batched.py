@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.agents.decisions import rebalance_gaps, wanted_leverages
+from abm.agents.decisions import lending_carry_rates, rebalance_gaps, wanted_leverages
 from abm.agents.strategies import target_leverages
 from abm.agents.trader import LeveragedTrader
 
@@ -110,7 +110,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     current = np.zeros(n)
     np.divide(exposure.sum(axis=1), own_equity, out=current, where=own_equity > 0)  # `current_leverage`
     target = target_leverages(m, holders, assets[:, 0], lambda r: current[r])
-    rate = m.pool.borrow_rates()[np.where(long, 0, assets[:, 0])]  # `carry_rate`: the borrowed asset's rate
+    rate = lending_carry_rates(m, holders, assets[:, 0])
     wanted = wanted_leverages(m, holders, target, rate)
     # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
     # change in the phase) aims at the leverage that restores its target health factor

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm.agents.strategies import target_leverages
+
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
@@ -18,6 +20,19 @@ def carry_factors(rate: np.ndarray, tolerance: float) -> np.ndarray:
     `tolerance` (per year), tolerance / rate above it (a high borrow rate makes borrowers repay in proportion)."""
     rate = np.asarray(rate, dtype=float)
     return np.where(rate > 0, np.minimum(1.0, tolerance / np.where(rate > 0, rate, 1.0)), 1.0)
+
+
+def lending_carry_rates(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:
+    """What holding their levered exposure in the pool costs the lending traders `holders` (per year): the borrow
+    rate of the asset each borrows (USD for a long, its first asset for a short)."""
+    return m.pool.borrow_rates()[np.where(m.book.direction[holders] > 0, 0, first_asset)]
+
+
+def genesis_leverages(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:
+    """Leverage the flat lending traders `holders` want at the start (`wanted_leverages` from the state before
+    anyone opens: current leverage 0)."""
+    target = target_leverages(m, holders, first_asset, lambda rows: np.zeros(len(rows)))
+    return wanted_leverages(m, holders, target, lending_carry_rates(m, holders, first_asset))
 
 
 def wanted_leverages(m: ReflexivityModel, holders: np.ndarray, target: np.ndarray, rate: np.ndarray) -> np.ndarray:

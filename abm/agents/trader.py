@@ -19,7 +19,7 @@ import mesa
 import numpy as np
 
 from abm.agents.book import TraderBook
-from abm.agents.decisions import wanted_leverages
+from abm.agents.decisions import lending_carry_rates, wanted_leverages
 from abm.agents.strategies import target_leverages
 
 if TYPE_CHECKING:
@@ -139,8 +139,7 @@ class LeveragedTrader(mesa.Agent):
 
     def carry_rate(self) -> float:
         """What holding the levered exposure costs (per year): the pool's borrow rate of the borrowed asset."""
-        debt_asset = 0 if self.direction > 0 else self.assets[0]
-        return float(self.model.pool.borrow_rates()[debt_asset])
+        return float(lending_carry_rates(self.model, np.array([self.holder]), np.array(self.assets[:1]))[0])
 
     def trade_depth(self, asset: int) -> float:
         """Depth (USD per unit log price) that bounds one step's trade: the spot market's."""
@@ -230,12 +229,16 @@ class LeveragedTrader(mesa.Agent):
         for acct in self._assets_by_account:
             self.model.engine.close_out(acct, oracle, self.model.steps)
 
-    def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:
-        """Put `equity_usd` of wallet USD to work at the leverage the trader wants now (`wanted_leverage`), split
-        evenly over its assets. genesis: a position that exists before the run, filled at the fundamental."""
+    def open_positions(
+        self, equity_usd: float, oracle: np.ndarray, genesis: bool, leverage: float | None = None
+    ) -> None:
+        """Put `equity_usd` of wallet USD to work at `leverage` (None: the leverage the trader wants now,
+        `wanted_leverage`), split evenly over its assets. genesis: a position that exists before the run, filled at
+        the fundamental."""
         m = self.model
         share = equity_usd / len(self.assets)
-        leverage = self.wanted_leverage()
+        if leverage is None:
+            leverage = self.wanted_leverage()
         for acct, a in zip(self.accounts, self.assets, strict=True):
             if self.direction > 0:
                 m.engine.lever_long(acct, a, share * (leverage - 1.0), share, oracle, m.steps, genesis=genesis)
