@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from abm.agents.batched import REENTER, STOP, plan_decisions
+from abm.agents.batched import REENTER, STOP, batched_trader_phase, plan_decisions
 from abm.agents.decisions import carry_factors
 from abm.config import ModelConfig
 from abm.model import ReflexivityModel
@@ -101,3 +101,34 @@ def test_a_run_is_deterministic() -> None:
     assert np.array_equal(a.engine.scaled_debt[:n], b.engine.scaled_debt[:n])
     assert np.array_equal(a.market.prices, b.market.prices)
     assert np.array_equal(a.book.peak_equity, b.book.peak_equity)
+
+
+def test_stop_loss_and_re_entry_go_through_the_phase() -> None:
+    """A stop-loss trader past its drawdown is planned STOP and closed at its turn; once flat and its delay over,
+    it is planned REENTER and comes back with fresh equity."""
+    config = ModelConfig.from_preset(
+        "crash",
+        {
+            "traders.n_traders": 30,
+            "traders.strategy_mix": {"hodl": 1.0},
+            "traders.risk_mix": {"stop_loss": 1.0},
+            "traders.reentry_delay_steps": 3,
+        },
+    )
+    m = ReflexivityModel(config, rng=4, steps=40)
+    m.step()
+    traders = [m.traders[i] for i in (0, 1, 2)]
+    holders = np.array([t.holder for t in traders])
+    for t in traders:
+        m.book.peak_equity[t.holder] = 10.0 * t.equity_usd(m.market.prices)  # as after a large earlier gain
+    d = plan_decisions(m, holders)
+    assert all(d.plans[int(h)] == STOP for h in holders)
+    batched_trader_phase(m, holders.tolist())
+    assert not any(t.has_position() for t in traders)
+    assert all(t.out_until == m.steps + 3 for t in traders)
+    m.book.out_until[holders] = m.steps  # the delay is over
+    assert all(plan_decisions(m, holders).plans[int(h)] == REENTER for h in holders)
+    batched_trader_phase(m, holders.tolist())
+    for t in traders:
+        assert t.has_position() and t.out_until == -1
+        assert t.peak_equity == pytest.approx(t.initial_equity, rel=0.01)

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.agents.decisions import lending_carry_rates, rebalance_gaps, wanted_leverages
+from abm.agents.decisions import (
+    current_leverages,
+    lending_carry_rates,
+    lending_exposures,
+    rebalance_gaps,
+    wanted_leverages,
+)
 from abm.agents.strategies import target_leverages
 from abm.agents.trader import LeveragedTrader
 
@@ -43,6 +49,9 @@ def batched_trader_phase(model: ReflexivityModel, order: list[int]) -> None:
         trader = traders[i]
         if i not in plans:
             if type(trader) is not LeveragedTrader:
+                # another venue's trader decides at its turn (its class's own `step`: this phase is the lending one)
+                if type(trader).step is LeveragedTrader.step:
+                    raise TypeError(f"{type(trader).__name__} needs its own step (the batched phase is for lending)")
                 trader.step()
             continue
         plan = plans[i]
@@ -101,14 +110,8 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     book.peak_equity[holders] = peak
     stop = book.has_risk("stop_loss")[holders] & (equity < (1.0 - cfg.stop_loss_drawdown) * peak)
     long = book.direction[holders] > 0
-    rows, positions = np.arange(n)[:, None], np.arange(k)[None, :]
-    exposure = np.where(
-        long[:, None],
-        coll[rows, positions, assets] * prices[assets],
-        scaled[rows, positions, assets] * m.pool.borrow_index[assets] * prices[assets],
-    )
-    current = np.zeros(n)
-    np.divide(exposure.sum(axis=1), own_equity, out=current, where=own_equity > 0)  # `current_leverage`
+    exposure = lending_exposures(engine, long[:, None], accounts, assets, prices)  # (traders, k) USD
+    current = current_leverages(exposure.sum(axis=1), own_equity)
     target = target_leverages(m, holders, assets[:, 0], lambda r: current[r])
     rate = lending_carry_rates(m, holders, assets[:, 0])
     wanted = wanted_leverages(m, holders, target, rate)

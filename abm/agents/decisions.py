@@ -12,7 +12,24 @@ import numpy as np
 from abm.agents.strategies import target_leverages
 
 if TYPE_CHECKING:
+    from abm.lending.margin import MarginEngine
     from abm.model import ReflexivityModel
+
+
+def lending_exposures(
+    engine: MarginEngine, long: np.ndarray, accounts: np.ndarray, assets: np.ndarray, prices: np.ndarray
+) -> np.ndarray:
+    """Exposure (USD at `prices`) of each position (account `accounts`, asset `assets`, same shape; `long`
+    broadcast to it): a long's collateral value of the asset, a short's debt value of it."""
+    coll = engine.collateral[accounts, assets] * prices[assets]
+    debt = engine.scaled_debt[accounts, assets] * engine.pool.borrow_index[assets] * prices[assets]
+    return np.where(long, coll, debt)
+
+
+def current_leverages(exposure: np.ndarray, equity: np.ndarray) -> np.ndarray:
+    """Exposure over equity (USD over USD) where the equity is positive, 0 elsewhere."""
+    out = np.zeros(np.shape(equity))
+    return np.divide(exposure, equity, out=out, where=np.asarray(equity) > 0)
 
 
 def carry_factors(rate: np.ndarray, tolerance: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.agents.decisions import rebalance_gaps
+from abm.agents.decisions import current_leverages, rebalance_gaps
 from abm.agents.trader import LeveragedTrader
 from abm.perps.venue import ISOLATED
 
@@ -54,7 +54,7 @@ class PerpTrader(LeveragedTrader):
         acct = self.accounts[0]
         exposure = sum(self.exposure_usd(acct, a, prices) for a in self.assets)
         eq = self.venue.account_equity(acct, prices)
-        return exposure / eq if eq > 0 else 0.0
+        return float(current_leverages(np.array(exposure), np.array(eq)))
 
     def has_position(self) -> bool:
         return bool(np.any(self.venue.size[self.accounts[0]]))

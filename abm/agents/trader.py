@@ -19,7 +19,7 @@ import mesa
 import numpy as np
 
 from abm.agents.book import TraderBook
-from abm.agents.decisions import lending_carry_rates, wanted_leverages
+from abm.agents.decisions import current_leverages, lending_carry_rates, lending_exposures, wanted_leverages
 from abm.agents.strategies import target_leverages
 
 if TYPE_CHECKING:
@@ -107,16 +107,14 @@ class LeveragedTrader(mesa.Agent):
 
     def exposure_usd(self, acct: int, asset: int, prices: np.ndarray) -> float:
         """Long: collateral value of the asset; short: debt value of the asset (USD)."""
-        engine = self.model.engine
-        if self.direction > 0:
-            return float(engine.collateral[acct, asset] * prices[asset])
-        return float(engine.debt_tokens(acct)[asset] * prices[asset])
+        long = np.array(self.direction > 0)
+        return float(lending_exposures(self.model.engine, long, np.array(acct), np.array(asset), prices))
 
     def current_leverage(self, prices: np.ndarray) -> float:
         """Exposure over the equity of its accounts (wallet excluded); 0 without equity."""
         exposure = sum(self.exposure_usd(acct, a, prices) for acct, a in zip(self.accounts, self.assets, strict=True))
         eq = float(self.model.engine.account_equity(prices, list(self._assets_by_account)).sum())
-        return exposure / eq if eq > 0 else 0.0
+        return float(current_leverages(np.array(exposure), np.array(eq)))
 
     def has_position(self) -> bool:
         engine = self.model.engine
