@@ -23,7 +23,7 @@ from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleU
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.batched import batched_trader_phase
 from abm.agents.book import TraderBook
-from abm.agents.decisions import genesis_leverages
+from abm.agents.decisions import genesis_leverages, past_drawdown
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -450,7 +450,7 @@ class ReflexivityModel(mesa.Model):
         alerts = book.has_risk("prudent") & (worst_hf < tcfg.prudent_buffer)
         equity = book.equity(self.market.prices)
         np.maximum(book.peak_equity, equity, out=book.peak_equity)
-        drawdown = equity < (1.0 - tcfg.stop_loss_drawdown) * book.peak_equity
+        drawdown = past_drawdown(equity, book.peak_equity, tcfg.stop_loss_drawdown)
         return alerts | (book.has_risk("stop_loss") & drawdown)
 
     def _health_pass(self, oracle: np.ndarray) -> None:

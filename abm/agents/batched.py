@@ -24,6 +24,7 @@ from abm.agents.decisions import (
     current_leverages,
     lending_carry_rates,
     lending_exposures,
+    past_drawdown,
     rebalance_gaps,
     wanted_leverages,
 )
@@ -108,7 +109,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     equity = own_equity + m.wallets.balances[holders] @ prices  # `TraderBook.equity` of a lending trader
     peak = np.where(held, np.maximum(book.peak_equity[holders], equity), book.peak_equity[holders])
     book.peak_equity[holders] = peak
-    stop = book.has_risk("stop_loss")[holders] & (equity < (1.0 - cfg.stop_loss_drawdown) * peak)
+    stop = book.has_risk("stop_loss")[holders] & past_drawdown(equity, peak, cfg.stop_loss_drawdown)
     long = book.direction[holders] > 0
     exposure = lending_exposures(engine, long[:, None], accounts, assets, prices)  # (traders, k) USD
     current = current_leverages(exposure.sum(axis=1), own_equity)

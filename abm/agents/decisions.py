@@ -32,6 +32,11 @@ def current_leverages(exposure: np.ndarray, equity: np.ndarray) -> np.ndarray:
     return np.divide(exposure, equity, out=out, where=np.asarray(equity) > 0)
 
 
+def past_drawdown(equity: np.ndarray, peak: np.ndarray, drawdown: float) -> np.ndarray:
+    """Whether equity has fallen more than `drawdown` (fraction) below its peak (USD): a stop-loss trader's stop."""
+    return np.asarray(equity) < (1.0 - drawdown) * np.asarray(peak)
+
+
 def carry_factors(rate: np.ndarray, tolerance: float) -> np.ndarray:
     """Share of the borrowed part of the exposure a trader keeps at a carry of `rate` (per year): 1 up to
     `tolerance` (per year), tolerance / rate above it (a high borrow rate makes borrowers repay in proportion)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.agents.decisions import current_leverages, rebalance_gaps
+from abm.agents.decisions import current_leverages, past_drawdown, rebalance_gaps
 from abm.agents.trader import LeveragedTrader
 from abm.perps.venue import ISOLATED
 
@@ -100,7 +100,7 @@ class PerpTrader(LeveragedTrader):
         if equity <= 0:  # underwater: nothing left to manage; the venue's waterfall will come
             return
         risk_style = book.risk_name(holder)
-        if risk_style == "stop_loss" and equity < (1.0 - cfg.stop_loss_drawdown) * peak:
+        if risk_style == "stop_loss" and past_drawdown(equity, peak, cfg.stop_loss_drawdown):
             self.stop_out(oracle)
             return
         target = self.wanted_leverage()
