@@ -21,7 +21,9 @@ import numpy as np
 
 from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleUpdater, PerpTrader
 from abm.agents.auction_desk import AuctionDesk
+from abm.agents.batched import batched_trader_phase
 from abm.agents.book import TraderBook
+from abm.agents.decisions import genesis_leverages, past_drawdown
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -291,10 +293,17 @@ class ReflexivityModel(mesa.Model):
             for lender in self.lenders:
                 self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
                 self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
-        for i in self.streams.activation.permutation(len(self.traders)):
-            trader = self.traders[int(i)]
+        # the lending traders' leverages from the state before anyone opens, in one pass (as their decisions)
+        lending = np.array([type(t) is LeveragedTrader for t in self.traders], dtype=bool)
+        holders = np.flatnonzero(lending)
+        leverages = np.full(len(self.traders), np.nan)
+        first = np.array([self.traders[i].assets[0] for i in holders.tolist()], dtype=np.int64)
+        leverages[holders] = genesis_leverages(self, holders, first)
+        for i in self.streams.activation.permutation(len(self.traders)).tolist():
+            trader = self.traders[i]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
-            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+            leverage = float(leverages[i]) if lending[i] else None
+            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True, leverage=leverage)
         for basis in self.basis_traders:
             basis.open_genesis()
         if self.loopers:  # staking: lenders of the base asset fund the loops (at U*), then the loopers loop
@@ -358,10 +367,8 @@ class ReflexivityModel(mesa.Model):
         # those still out after a stop or wipe-out
         self.book.alert(self.risk_alerts(), t)
         active = self.book.clocks_due(t, self.streams.clocks)
-        self.book.held_in_phase = self.book.lending_positions()  # each trader's has_position(), in one pass
-        for i in order(np.flatnonzero(active & (self.book.out_until <= t))).tolist():
-            self.traders[i].step()
-        self.book.held_in_phase = None
+        # the lending traders decide together from the state now, then trade in activation order (abm.agents.batched)
+        batched_trader_phase(self, order(np.flatnonzero(active & (self.book.out_until <= t))).tolist())
         # basis traders act every step, after the other traders (their positions answer the premium those made)
         if self.basis_traders:
             for i in order(len(self.basis_traders)):
@@ -443,7 +450,7 @@ class ReflexivityModel(mesa.Model):
         alerts = book.has_risk("prudent") & (worst_hf < tcfg.prudent_buffer)
         equity = book.equity(self.market.prices)
         np.maximum(book.peak_equity, equity, out=book.peak_equity)
-        drawdown = equity < (1.0 - tcfg.stop_loss_drawdown) * book.peak_equity
+        drawdown = past_drawdown(equity, book.peak_equity, tcfg.stop_loss_drawdown)
         return alerts | (book.has_risk("stop_loss") & drawdown)
 
     def _health_pass(self, oracle: np.ndarray) -> None:

@@ -1,33 +1,134 @@
-"""Parts of the traders' decisions found for every trader in one pass agree with each trader's own answer."""
+"""The traders' phase: every lending trader's decision taken in one pass equals that trader's own computation from
+the same state, and the phase is deterministic."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from abm.agents.batched import REENTER, STOP, batched_trader_phase, plan_decisions
+from abm.agents.decisions import carry_factors
 from abm.config import ModelConfig
 from abm.model import ReflexivityModel
 
 
-def test_lending_positions_is_has_position_of_every_trader() -> None:
-    """`TraderBook.lending_positions` is `has_position()` of each trader, through a crash with liquidations,
-    stops and re-entries (traders going flat and back)."""
+def mixed_model(steps: int) -> ReflexivityModel:
+    """A crash with every strategy, risk style and margin mode, two assets per trader, run `steps` steps."""
     config = ModelConfig.from_preset(
         "crash",
         {
-            "traders.n_traders": 200,
+            "traders.n_traders": 300,
             "traders.assets_per_trader": 2,
-            "traders.margin_mode_mix": {"isolated": 0.5, "cross": 0.5},
-            "traders.risk_mix": {"stop_loss": 1.0},
-            "traders.stop_loss_drawdown": 0.01,
-            "traders.reentry_delay_steps": 5,
+            "traders.strategy_mix": {"momentum": 0.2, "contrarian": 0.2, "vol_target": 0.2, "hodl": 0.2, "short": 0.2},
+            "traders.risk_mix": {"stubborn": 0.3, "prudent": 0.4, "stop_loss": 0.3},
+            "traders.margin_mode_mix": {"cross": 0.4, "isolated": 0.4, "portfolio": 0.2},
+            "traders.stop_loss_drawdown": 0.02,
         },
     )
-    m = ReflexivityModel(config, rng=2, steps=120)
-    flat_seen = False
-    for _ in range(120):
+    m = ReflexivityModel(config, rng=3, steps=steps)
+    for _ in range(steps):
         m.step()
-        held = m.book.lending_positions()
-        own = np.array([t.has_position() for t in m.traders])
-        assert np.array_equal(held, own)
-        flat_seen |= not own.all()
-    assert flat_seen and held.any()
+    return m
+
+
+def test_the_batched_pass_is_each_traders_own_decision() -> None:
+    m = mixed_model(80)
+    cfg = m.config.traders
+    cfg.prudent_target_hf, cfg.prudent_buffer = 2.2, 2.0  # above the health their caps give: prudent caps bind
+    holders = np.arange(len(m.traders))
+    prices, oracle = m.market.prices, m.oracle.prices
+    traders = [m.traders[i] for i in holders]
+    equity = [t.equity_usd(prices) for t in traders]  # before the pass (it moves peak equity)
+    peak_before = m.book.peak_equity.copy()
+    d = plan_decisions(m, holders)
+    rates = m.pool.borrow_rates()
+    checked_prudent = 0
+    for r, t in enumerate(traders):
+        assert d.equity[r] == pytest.approx(equity[r], rel=1e-12, abs=1e-6)
+        assert d.target[r] == t.target_leverage()
+        assert d.rate[r] == t.carry_rate()
+        held = t.has_position()
+        if held:
+            assert d.peak[r] == max(peak_before[r], d.equity[r])
+            assert d.current[r] == pytest.approx(t.current_leverage(prices), rel=1e-12)
+        # the limits and the carry factor, from the trader's own numbers
+        capped = min(t.target_leverage(), cfg.max_leverage, float(m.book.leverage_cap[t.holder]))
+        rate = rates[0 if t.direction > 0 else t.assets[0]]
+        carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
+        assert carry_factors(np.array([rate]), cfg.borrow_rate_tolerance)[0] == carry
+        by_hand = 1.0 + (capped - 1.0) * carry if t.direction > 0 else capped * carry
+        assert t.wanted_leverage() == pytest.approx(by_hand, rel=1e-15)
+        wanted = by_hand
+        if t.risk_style == "prudent" and held and d.equity[r] > 0 and t.worst_health(oracle) < cfg.prudent_buffer:
+            wanted = min(wanted, t.leverage_for_health(cfg.prudent_target_hf, oracle))
+            checked_prudent += 1
+        assert d.wanted[r] == pytest.approx(wanted, rel=1e-15)
+        # per position: the gap to the wanted exposure and the tolerance band
+        per_account = len(t.assets) if t.accounts[0] == t.accounts[-1] else 1
+        for j, (acct, a) in enumerate(zip(t.accounts, t.assets, strict=True)):
+            acct_equity = t.account_equity_usd(acct, prices)
+            goal = d.wanted[r] * acct_equity / per_account
+            have = t.exposure_usd(acct, a, prices)
+            assert d.exposure[r, j] == pytest.approx(have, rel=1e-12)
+            assert d.gap[r, j] == pytest.approx(goal - have, rel=1e-9, abs=1e-6)
+            outside = abs(goal - have) > cfg.rebalance_tolerance * max(goal, have)
+            if abs(abs(goal - have) - cfg.rebalance_tolerance * max(goal, have)) > 1e-6:  # not on the band's edge
+                assert bool(d.trade[r, j]) == (outside and acct_equity > 0)
+        plan = d.plans.get(t.holder)
+        if not held:
+            assert plan == REENTER or m.steps < t.out_until
+        elif d.stop[r] and d.equity[r] > 0:
+            assert plan == STOP
+        elif isinstance(plan, list):
+            assert [(acct, a) for acct, a, _ in plan] == [
+                (t.accounts[j], t.assets[j]) for j in np.flatnonzero(d.trade[r])
+            ]
+    # the test covers what it claims: several strategies' targets, prudent caps, trades and stops
+    assert len(np.unique(d.target.round(6))) > 10
+    assert checked_prudent > 0
+    assert any(isinstance(p, list) for p in d.plans.values())
+
+
+def test_a_run_is_deterministic() -> None:
+    config = ModelConfig.from_preset("crash", {"traders.n_traders": 300})
+    a = ReflexivityModel(config, rng=5, steps=120)
+    b = ReflexivityModel(config, rng=5, steps=120)
+    for _ in range(120):
+        a.step()
+        b.step()
+    n = a.engine.n
+    assert np.array_equal(a.engine.collateral[:n], b.engine.collateral[:n])
+    assert np.array_equal(a.engine.scaled_debt[:n], b.engine.scaled_debt[:n])
+    assert np.array_equal(a.market.prices, b.market.prices)
+    assert np.array_equal(a.book.peak_equity, b.book.peak_equity)
+
+
+def test_stop_loss_and_re_entry_go_through_the_phase() -> None:
+    """A stop-loss trader past its drawdown is planned STOP and closed at its turn; once flat and its delay over,
+    it is planned REENTER and comes back with fresh equity."""
+    config = ModelConfig.from_preset(
+        "crash",
+        {
+            "traders.n_traders": 30,
+            "traders.strategy_mix": {"hodl": 1.0},
+            "traders.risk_mix": {"stop_loss": 1.0},
+            "traders.reentry_delay_steps": 3,
+        },
+    )
+    m = ReflexivityModel(config, rng=4, steps=40)
+    m.step()
+    traders = [m.traders[i] for i in (0, 1, 2)]
+    holders = np.array([t.holder for t in traders])
+    for t in traders:
+        m.book.peak_equity[t.holder] = 10.0 * t.equity_usd(m.market.prices)  # as after a large earlier gain
+    d = plan_decisions(m, holders)
+    assert all(d.plans[int(h)] == STOP for h in holders)
+    batched_trader_phase(m, holders.tolist())
+    assert not any(t.has_position() for t in traders)
+    assert all(t.out_until == m.steps + 3 for t in traders)
+    m.book.out_until[holders] = m.steps  # the delay is over
+    assert all(plan_decisions(m, holders).plans[int(h)] == REENTER for h in holders)
+    batched_trader_phase(m, holders.tolist())
+    for t in traders:
+        assert t.has_position() and t.out_until == -1
+        assert t.peak_equity == pytest.approx(t.initial_equity, rel=0.01)

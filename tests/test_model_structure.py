@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import abm
+import abm.model
 from abm import ModelConfig, ReflexivityModel
 from abm.agents.population import draw_population
 from abm.agents.strategies import STRATEGY_REGISTRY
@@ -71,17 +72,18 @@ def stop_loss_model() -> ReflexivityModel:
     return ReflexivityModel(cfg, rng=1, steps=40)
 
 
-def test_a_re_entered_stop_loss_trader_is_not_woken_every_step() -> None:
+def test_a_re_entered_stop_loss_trader_is_not_woken_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
     model = stop_loss_model()
     trader = model.traders[0]
     woken: list[int] = []
-    act = trader.step
+    phase = abm.model.batched_trader_phase
 
-    def counted_step() -> None:
-        woken.append(model.steps)
-        act()
+    def counted_phase(m: ReflexivityModel, order: list[int]) -> None:
+        woken.extend(model.steps for i in order if i == trader.holder)
+        phase(m, order)
 
-    trader.step = counted_step  # type: ignore[method-assign]  # count the model's calls; the trader acts as usual
+    # count the steps the model wakes the trader in; the traders act as usual
+    monkeypatch.setattr(abm.model, "batched_trader_phase", counted_phase)
     model.book.peak_equity[0] = 10.0 * trader.equity_usd(model.market.prices)  # as after a large earlier gain
     model.step()  # the drawdown alert wakes it: it stops out
     assert not trader.has_position() and trader.out_until > model.steps - 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
-from abm.lending.kernels import rows_in_use
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum
@@ -65,9 +64,6 @@ class TraderBook:
         # each owner's accounts (lending and perp), found by binary search instead of a scan of every account
         self._lending_index = OwnerIndex()
         self._perp_index = OwnerIndex()
-        # `lending_positions()` taken at the start of the traders' phase, None outside it (a trader's accounts
-        # change only by its own trades there, so the answer holds for each trader when it acts)
-        self.held_in_phase: np.ndarray | None = None
 
     def strategy_name(self, i: int) -> str:
         return STRATEGIES[int(self.strategy[i])]
@@ -107,18 +103,6 @@ class TraderBook:
             mine = perp_owners < self.n  # basis traders' accounts belong to holders after the traders
             by_owner = by_owner + np.bincount(perp_owners[mine], weights=venue.equity()[mine], minlength=self.n)
         return by_owner + wallets.balances[: self.n] @ prices
-
-    def lending_positions(self) -> np.ndarray:
-        """Which traders hold anything in their lending accounts (bool per trader): `LeveragedTrader.has_position`
-        for every trader in one pass. Within the traders' phase only a trader itself changes its accounts, so the
-        answer taken before the phase is the one each trader would find when it acts."""
-        engine = self.engine
-        held = rows_in_use(engine.collateral[: engine.n], engine.scaled_debt[: engine.n])
-        owners = engine.owner[: engine.n]
-        out = np.zeros(self.n, dtype=bool)
-        mine = owners < self.n  # basis traders' and loopers' accounts belong to holders after the traders
-        out[owners[mine & held]] = True
-        return out
 
     def alert(self, alerted: np.ndarray, step: int) -> None:
         """Traders with a ringing risk alert (bool per trader) act after their own reaction delay: their next

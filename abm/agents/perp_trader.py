@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm.agents.decisions import current_leverages, past_drawdown, rebalance_gaps
 from abm.agents.trader import LeveragedTrader
 from abm.perps.venue import ISOLATED
 
@@ -53,7 +54,7 @@ class PerpTrader(LeveragedTrader):
         acct = self.accounts[0]
         exposure = sum(self.exposure_usd(acct, a, prices) for a in self.assets)
         eq = self.venue.account_equity(acct, prices)
-        return exposure / eq if eq > 0 else 0.0
+        return float(current_leverages(np.array(exposure), np.array(eq)))
 
     def has_position(self) -> bool:
         return bool(np.any(self.venue.size[self.accounts[0]]))
@@ -77,6 +78,43 @@ class PerpTrader(LeveragedTrader):
     def leverage_for_health(self, hf_target: float, oracle: np.ndarray) -> float:
         """Leverage at which equity is `hf_target` times the maintenance margin (smallest tier's rate)."""
         return 1.0 / (hf_target * float(self.venue.mmr[0]))
+
+    # --- decisions: one at a time (the lending traders' phase batches only lending traders) ----------------------
+
+    def step(self) -> None:
+        """Act once on its clock: re-enter when flat, stop out on its drawdown, else trade toward the leverage it
+        wants (a prudent trader under its buffer: the leverage that restores its target health) at the venue's
+        prices now. The same functions as a lending trader's decision (`abm.agents.decisions`)."""
+        m = self.model
+        book, holder = m.book, self.holder
+        if m.steps < book.out_until[holder]:
+            return
+        prices, oracle = self.trading_prices(), m.oracle.prices
+        if not self.has_position():
+            self._reenter()
+            return
+        equity = self.equity_usd(prices)
+        peak = max(float(book.peak_equity[holder]), equity)
+        book.peak_equity[holder] = peak
+        cfg = m.config.traders
+        if equity <= 0:  # underwater: nothing left to manage; the venue's waterfall will come
+            return
+        risk_style = book.risk_name(holder)
+        if risk_style == "stop_loss" and past_drawdown(equity, peak, cfg.stop_loss_drawdown):
+            self.stop_out(oracle)
+            return
+        target = self.wanted_leverage()
+        if risk_style == "prudent" and self.worst_health(oracle) < cfg.prudent_buffer:
+            target = min(target, self.leverage_for_health(cfg.prudent_target_hf, oracle))
+        acct = self.accounts[0]
+        equity = self.account_equity_usd(acct, prices)
+        if equity <= 0:
+            return
+        goal = target * equity / len(self.assets)  # exposure per asset (USD)
+        for a in self.assets:
+            gap, outside = rebalance_gaps(goal, self.exposure_usd(acct, a, prices), cfg.rebalance_tolerance)
+            if outside:
+                self.trade_toward(acct, a, float(gap), prices, oracle)
 
     # --- actions ---------------------------------------------------------------------------------------------
 
@@ -106,7 +144,9 @@ class PerpTrader(LeveragedTrader):
                 venue.trade(acct, a, -size, t)
         self.free_cash()
 
-    def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:
+    def open_positions(
+        self, equity_usd: float, oracle: np.ndarray, genesis: bool, leverage: float | None = None
+    ) -> None:
         """Deposit `equity_usd` of wallet USD and open its positions at the leverage it wants now, split evenly
         over its assets. genesis: a position that exists before the run, filled at the index without impact."""
         m, venue = self.model, self.venue
@@ -114,7 +154,8 @@ class PerpTrader(LeveragedTrader):
         m.wallets.debit(self.holder, 0, equity_usd)
         venue.deposit(acct, equity_usd)
         share = equity_usd / len(self.assets)
-        leverage = self.wanted_leverage()
+        if leverage is None:
+            leverage = self.wanted_leverage()
         isolated = venue.mode[acct] == ISOLATED
         for a in self.assets:
             price = float(venue.index[a]) if genesis else float(venue.mark_prices()[a])

@@ -1,23 +1,33 @@
 """Trading strategies: what leverage a trader wants now (docs/model.md, 3.3 Submodels: Traders).
 
-Each strategy is one function of the trader, registered under the name the configuration uses in
-`traders.strategy_mix` (the schema's `STRATEGIES`), with the direction of its positions. Adding a strategy is one
-function here plus its name in `abm.config.schema.STRATEGIES`.
+Each strategy is one function registered under the name the configuration uses in `traders.strategy_mix` (the
+schema's `STRATEGIES`), with the direction of its positions. A strategy answers for many traders at once: the
+traders' phase asks it for every trader whose clock fires (`abm.agents.batched`), and a single trader
+(`LeveragedTrader.target_leverage`: re-entry, genesis, perp traders) is the same call with one trader. Adding a
+strategy is one function here plus its name in `abm.config.schema.STRATEGIES`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+from scipy.special import erfc
+
+from abm.config.schema import STRATEGIES
 from abm.protocol import SECONDS_PER_YEAR
 
 if TYPE_CHECKING:
-    from abm.agents.trader import LeveragedTrader
+    from abm.model import ReflexivityModel
 
-TargetLeverage = Callable[["LeveragedTrader"], float]
+CurrentLeverage = Callable[[np.ndarray], np.ndarray]
+"""Current leverage (exposure / equity of its own accounts, 0 without equity) of the traders at the given rows of
+the call; asked only by the strategies that need it."""
+
+TargetLeverage = Callable[["ReflexivityModel", np.ndarray, np.ndarray, CurrentLeverage], np.ndarray]
+"""(model, first asset per trader, base leverage per trader, current leverage) -> target leverage per trader."""
 
 
 @dataclass(frozen=True)
@@ -42,20 +52,35 @@ def strategy(name: str, direction: int = 1) -> Callable[[TargetLeverage], Target
     return register
 
 
+def target_leverages(
+    m: ReflexivityModel, holders: np.ndarray, asset: np.ndarray, current: CurrentLeverage
+) -> np.ndarray:
+    """Target leverage of the traders `holders` (rows of `m.book`), whose first assets are `asset`: each strategy
+    answers for its own traders in one call."""
+    codes = m.book.strategy[holders]
+    leverage = m.book.base_leverage[holders]
+    out = np.empty(len(holders))
+    for code in np.unique(codes).tolist():
+        mine = np.flatnonzero(codes == code)
+        fn = STRATEGY_REGISTRY[STRATEGIES[code]].target_leverage
+        out[mine] = fn(m, asset[mine], leverage[mine], lambda rows, mine=mine: current(mine[rows]))
+    return out
+
+
 @strategy("hodl")
-def hodl(trader: LeveragedTrader) -> float:
+def hodl(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, current: CurrentLeverage) -> np.ndarray:
     """Hold the base leverage, whatever happens."""
-    return trader.leverage
+    return leverage.copy()
 
 
 @strategy("short", direction=-1)
-def short(trader: LeveragedTrader) -> float:
+def short(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, current: CurrentLeverage) -> np.ndarray:
     """Hold a short (borrowed asset sold for USD collateral) at the base leverage."""
-    return trader.leverage
+    return leverage.copy()
 
 
 @strategy("momentum")
-def momentum(trader: LeveragedTrader) -> float:
+def momentum(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, current: CurrentLeverage) -> np.ndarray:
     """Trend following: the levered part of the exposure grows with the trend's strength.
 
     z = (log return over `momentum_lookback_steps`) / (realised volatility over that horizon); the target is
@@ -63,32 +88,32 @@ def momentum(trader: LeveragedTrader) -> float:
     fully levered in a strong rise, near unlevered in a strong fall. A smooth response, so that a trend-follower's
     trades grow with the evidence instead of flipping its whole position on the sign of a noisy return.
     """
-    m, cfg = trader.model, trader.model.config.traders
-    t, a = m.steps, trader.assets[0]
-    lookback = cfg.momentum_lookback_steps
-    trend = m.history.log_market(t - 1)[a] - m.history.log_market(t - 1 - lookback)[a]
+    cfg = m.config.traders
+    t, lookback = m.steps, cfg.momentum_lookback_steps
+    trend = m.history.log_market(t - 1)[asset] - m.history.log_market(t - 1 - lookback)[asset]
     years = lookback * m.config.market.step_seconds / SECONDS_PER_YEAR
-    z = trend / (max(float(m.market.realised_vol()[a]), 1e-3) * math.sqrt(years))
-    phi = 0.5 * math.erfc(-z / (cfg.momentum_signal_scale * math.sqrt(2.0)))  # standard normal CDF of z / scale
-    return 1.0 + (trader.leverage - 1.0) * phi
+    z = trend / (np.maximum(m.market.realised_vol()[asset], 1e-3) * np.sqrt(years))
+    phi = 0.5 * erfc(-z / (cfg.momentum_signal_scale * np.sqrt(2.0)))  # standard normal CDF of z / scale
+    return 1.0 + (leverage - 1.0) * phi
 
 
 @strategy("contrarian")
-def contrarian(trader: LeveragedTrader) -> float:
-    """Lever up when the price is below its EMA anchor by the band, unlever above it; hold inside the band."""
-    m = trader.model
-    a, band = trader.assets[0], m.config.traders.contrarian_band
-    gap = m.history.log_market(m.steps - 1)[a] - m.anchor_log_price[a]
-    if gap <= -band:
-        return trader.leverage
-    if gap >= band:
-        return 1.0
-    return trader.current_leverage(m.market.prices) or trader.leverage
+def contrarian(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, current: CurrentLeverage) -> np.ndarray:
+    """Lever up when the price is below its EMA anchor by the band, unlever above it; hold inside the band (its
+    current leverage, or the base leverage when it has none)."""
+    band = m.config.traders.contrarian_band
+    gap = m.history.log_market(m.steps - 1)[asset] - m.anchor_log_price[asset]
+    out = np.where(gap <= -band, leverage, 1.0)
+    inside = np.flatnonzero((gap > -band) & (gap < band))
+    if len(inside):
+        held = current(inside)
+        out[inside] = np.where(held != 0.0, held, leverage[inside])
+    return out
 
 
 @strategy("vol_target")
-def vol_target(trader: LeveragedTrader) -> float:
+def vol_target(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, current: CurrentLeverage) -> np.ndarray:
     """Scale leverage by target / realised volatility (pro-cyclical), within [1, max_leverage]."""
-    cfg = trader.model.config.traders
-    vol = max(float(trader.model.market.realised_vol()[trader.assets[0]]), 1e-3)
-    return min(max(trader.leverage * cfg.vol_target / vol, 1.0), cfg.max_leverage)
+    cfg = m.config.traders
+    vol = np.maximum(m.market.realised_vol()[asset], 1e-3)
+    return np.minimum(np.maximum(leverage * cfg.vol_target / vol, 1.0), cfg.max_leverage)

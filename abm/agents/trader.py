@@ -19,7 +19,8 @@ import mesa
 import numpy as np
 
 from abm.agents.book import TraderBook
-from abm.agents.strategies import STRATEGY_REGISTRY
+from abm.agents.decisions import current_leverages, lending_carry_rates, lending_exposures, wanted_leverages
+from abm.agents.strategies import target_leverages
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
@@ -106,16 +107,14 @@ class LeveragedTrader(mesa.Agent):
 
     def exposure_usd(self, acct: int, asset: int, prices: np.ndarray) -> float:
         """Long: collateral value of the asset; short: debt value of the asset (USD)."""
-        engine = self.model.engine
-        if self.direction > 0:
-            return float(engine.collateral[acct, asset] * prices[asset])
-        return float(engine.debt_tokens(acct)[asset] * prices[asset])
+        long = np.array(self.direction > 0)
+        return float(lending_exposures(self.model.engine, long, np.array(acct), np.array(asset), prices))
 
     def current_leverage(self, prices: np.ndarray) -> float:
         """Exposure over the equity of its accounts (wallet excluded); 0 without equity."""
         exposure = sum(self.exposure_usd(acct, a, prices) for acct, a in zip(self.accounts, self.assets, strict=True))
         eq = float(self.model.engine.account_equity(prices, list(self._assets_by_account)).sum())
-        return exposure / eq if eq > 0 else 0.0
+        return float(current_leverages(np.array(exposure), np.array(eq)))
 
     def has_position(self) -> bool:
         engine = self.model.engine
@@ -138,8 +137,7 @@ class LeveragedTrader(mesa.Agent):
 
     def carry_rate(self) -> float:
         """What holding the levered exposure costs (per year): the pool's borrow rate of the borrowed asset."""
-        debt_asset = 0 if self.direction > 0 else self.assets[0]
-        return float(self.model.pool.borrow_rates()[debt_asset])
+        return float(lending_carry_rates(self.model, np.array([self.holder]), np.array(self.assets[:1]))[0])
 
     def trade_depth(self, asset: int) -> float:
         """Depth (USD per unit log price) that bounds one step's trade: the spot market's."""
@@ -160,50 +158,37 @@ class LeveragedTrader(mesa.Agent):
             engine.delever_short(acct, asset, -gap_usd / prices[asset], oracle, t)
 
     # --- decisions ----------------------------------------------------------------------------------------
+    # A lending trader decides in the traders' phase with every other trader whose clock fires
+    # (`abm.agents.batched`); the methods below ask the same functions for this one trader.
 
     def target_leverage(self) -> float:
         """Leverage the strategy wants now (1 = unlevered, dimensionless)."""
-        return STRATEGY_REGISTRY[self.strategy].target_leverage(self)
+        m = self.model
+
+        def current(rows: np.ndarray) -> np.ndarray:
+            return np.array([self.current_leverage(m.market.prices)])
+
+        holder = np.array([self.holder])
+        return float(target_leverages(m, holder, np.array(self.assets[:1]), current)[0])
 
     def wanted_leverage(self) -> float:
-        """The strategy's target within the trader's limits: `max_leverage`, its own leverage cap (the pool's LTV,
-        and for a prudent trader its health-factor buffer), and the cost of borrowing: above
-        `borrow_rate_tolerance` (per year) the borrowed part of the exposure shrinks in proportion to the rate."""
-        cfg = self.model.config.traders
-        target = min(self.target_leverage(), cfg.max_leverage, float(self.book.leverage_cap[self.holder]))
-        rate = self.carry_rate()
-        carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
-        # a long borrows (L - 1) of its equity; a short borrows L
-        return 1.0 + (target - 1.0) * carry if self.direction > 0 else target * carry
+        """The strategy's target within the trader's limits and the cost of borrowing (`decisions.wanted_leverages`)."""
+        holder = np.array([self.holder])
+        return float(
+            wanted_leverages(self.model, holder, np.array([self.target_leverage()]), np.array([self.carry_rate()]))[0]
+        )
 
     def step(self) -> None:
-        """Act once (the model calls this only when the trader's clock fires or a risk alert rings)."""
-        m = self.model
-        book, holder = m.book, self.holder  # its row, read directly: this runs at every decision
-        if m.steps < book.out_until[holder]:
-            return
-        prices, oracle = self.trading_prices(), m.oracle.prices
-        # in the traders' phase the model found every trader's lending `has_position()` in one pass
-        held = book.held_in_phase
-        if not (bool(held[holder]) if held is not None and type(self) is LeveragedTrader else self.has_position()):
-            self._reenter()
-            return
-        equity = self.equity_usd(prices)
-        peak = max(float(book.peak_equity[holder]), equity)
-        book.peak_equity[holder] = peak
-        cfg = m.config.traders
-        if equity <= 0:  # underwater: nothing left to manage; the liquidators will come
-            return
-        risk_style = book.risk_name(holder)
-        if risk_style == "stop_loss" and equity < (1.0 - cfg.stop_loss_drawdown) * peak:
-            self.close_all(oracle)
-            self.out_until = m.steps + cfg.reentry_delay_steps
-            return
-        target = self.wanted_leverage()
-        if risk_style == "prudent":
-            if self.worst_health(oracle) < cfg.prudent_buffer:
-                target = min(target, self.leverage_for_health(cfg.prudent_target_hf, oracle))
-        self.rebalance(target, prices, oracle)
+        """Act once (the model calls this only when the trader's clock fires or a risk alert rings): the traders'
+        phase for this one trader."""
+        from abm.agents.batched import batched_trader_phase  # the phase module imports this one
+
+        batched_trader_phase(self.model, [self.holder])
+
+    def stop_out(self, oracle: np.ndarray) -> None:
+        """Stop-loss: close every position and stay out for `reentry_delay_steps`."""
+        self.close_all(oracle)
+        self.out_until = self.model.steps + self.model.config.traders.reentry_delay_steps
 
     def leverage_for_health(self, hf_target: float, oracle: np.ndarray) -> float:
         """Leverage at which a long (short) account reaches `hf_target` by selling collateral to repay debt."""
@@ -224,27 +209,16 @@ class LeveragedTrader(mesa.Agent):
         exposure_after = (c_total - x) if self.direction > 0 else (debt - x)
         return max(exposure_after / equity, 1.0 if self.direction > 0 else 0.0)
 
-    def rebalance(self, target: float, prices: np.ndarray, oracle: np.ndarray) -> None:
-        """Trade each position toward `target` leverage, outside a tolerance band (no churn on small gaps)."""
+    def trade_toward(self, acct: int, asset: int, gap_usd: float, prices: np.ndarray, oracle: np.ndarray) -> None:
+        """Trade `gap_usd` (USD, + more exposure) of `asset` in account `acct` now, bounded by a share of the
+        market's depth now (`max_trade_depth_share`); the rest waits for its next decision, brought to the next
+        step."""
         m = self.model
-        tol = m.config.traders.rebalance_tolerance
-        t = m.steps
-        for acct, assets in self._assets_by_account.items():
-            equity = self.account_equity_usd(acct, prices)
-            if equity <= 0:
-                continue
-            goal = target * equity / len(assets)  # exposure per asset (USD)
-            for a in assets:
-                have = self.exposure_usd(acct, a, prices)
-                gap = goal - have
-                if abs(gap) <= tol * max(goal, have):
-                    continue
-                # one step's trade is bounded by a share of the market's depth; the rest waits for the next step
-                bound = m.config.traders.max_trade_depth_share * self.trade_depth(a)
-                if abs(gap) > bound:
-                    gap = float(np.copysign(bound, gap))
-                    self.book.next_decision[self.holder] = min(self.book.next_decision[self.holder], t + 1)
-                self.trade_exposure(acct, a, gap, prices, oracle)
+        bound = m.config.traders.max_trade_depth_share * self.trade_depth(asset)
+        if abs(gap_usd) > bound:
+            gap_usd = float(np.copysign(bound, gap_usd))
+            self.book.next_decision[self.holder] = min(self.book.next_decision[self.holder], m.steps + 1)
+        self.trade_exposure(acct, asset, gap_usd, prices, oracle)
 
     def free_cash(self) -> None:
         """Move USD left idle in its flat accounts back to its wallet (the pool's `close_out` already does)."""
@@ -253,12 +227,16 @@ class LeveragedTrader(mesa.Agent):
         for acct in self._assets_by_account:
             self.model.engine.close_out(acct, oracle, self.model.steps)
 
-    def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:
-        """Put `equity_usd` of wallet USD to work at the leverage the trader wants now (`wanted_leverage`), split
-        evenly over its assets. genesis: a position that exists before the run, filled at the fundamental."""
+    def open_positions(
+        self, equity_usd: float, oracle: np.ndarray, genesis: bool, leverage: float | None = None
+    ) -> None:
+        """Put `equity_usd` of wallet USD to work at `leverage` (None: the leverage the trader wants now,
+        `wanted_leverage`), split evenly over its assets. genesis: a position that exists before the run, filled at
+        the fundamental."""
         m = self.model
         share = equity_usd / len(self.assets)
-        leverage = self.wanted_leverage()
+        if leverage is None:
+            leverage = self.wanted_leverage()
         for acct, a in zip(self.accounts, self.assets, strict=True):
             if self.direction > 0:
                 m.engine.lever_long(acct, a, share * (leverage - 1.0), share, oracle, m.steps, genesis=genesis)

@@ -1,0 +1,145 @@
+"""The traders' phase: the decisions of every lending trader whose clock fires, in one vectorised pass from the
+state at the start of the phase; their trades one by one in activation order (docs/model.md, 3.3 Submodels:
+Traders, and 7 Scheduling).
+
+A decision reads the state the phase starts from: the market prices and the pool's rates published at the start
+of the phase, and the trader's own accounts (which only it changes in the phase). From them come each trader's
+equity and peak equity, its stop check, the target leverage of its strategy (`strategies.target_leverages`), the
+carry factor and limits (`decisions.wanted_leverages`), a prudent trader's health target, and per position the gap
+to the wanted exposure with the tolerance band (`decisions.rebalance_gaps`). The trades then go through the margin
+engine in activation order, each converted to tokens at the prices of its moment and bounded by the market's depth
+then (`LeveragedTrader.trade_toward`), so the market sees the same sequence of traders, as a block executes orders
+submitted against the same published state. Re-entry after a stop or a wipe-out and the stop-loss close-out are
+per trader (`LeveragedTrader._reenter`, `stop_out`); perp traders decide one at a time (`PerpTrader.step`) at the
+venue's prices of their moment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.agents.decisions import (
+    current_leverages,
+    lending_carry_rates,
+    lending_exposures,
+    past_drawdown,
+    rebalance_gaps,
+    wanted_leverages,
+)
+from abm.agents.strategies import target_leverages
+from abm.agents.trader import LeveragedTrader
+
+if TYPE_CHECKING:
+    from abm.model import ReflexivityModel
+
+REENTER, STOP = "reenter", "stop"
+Plan = str | list[tuple[int, int, float]]
+"""A lending trader's plan: REENTER (flat), STOP (stop-loss), or its trades [(account, asset, gap USD)]."""
+
+
+def batched_trader_phase(model: ReflexivityModel, order: list[int]) -> None:
+    """Run the traders' phase for the traders `order` (holder ids, activation order): the lending traders'
+    decisions in one pass, then each trader's trades in that order (a perp trader decides at its turn)."""
+    traders = model.traders
+    lending = [i for i in order if type(traders[i]) is LeveragedTrader]
+    plans = plan_decisions(model, np.array(lending, dtype=np.int64)).plans if lending else {}
+    oracle = model.oracle.prices
+    for i in order:
+        trader = traders[i]
+        if i not in plans:
+            if type(trader) is not LeveragedTrader:
+                # another venue's trader decides at its turn (its class's own `step`: this phase is the lending one)
+                if type(trader).step is LeveragedTrader.step:
+                    raise TypeError(f"{type(trader).__name__} needs its own step (the batched phase is for lending)")
+                trader.step()
+            continue
+        plan = plans[i]
+        if plan == REENTER:
+            trader._reenter()
+        elif plan == STOP:
+            trader.stop_out(oracle)
+        else:
+            prices = trader.trading_prices()  # the prices of its moment
+            for acct, asset, gap in plan:
+                trader.trade_toward(acct, asset, gap, prices, oracle)
+
+
+class Decisions:
+    """The lending traders' decisions from one state, per trader (rows in the order of `holders`): equity and peak
+    equity (USD), stop, target (the strategy's), carry factor, wanted leverage (after limits, carry and prudence),
+    per position (traders, positions) the account equity, exposure and gap (USD) and whether it trades; and the
+    plans by holder id (traders that do nothing have none)."""
+
+    equity: np.ndarray
+    peak: np.ndarray
+    stop: np.ndarray
+    current: np.ndarray
+    target: np.ndarray
+    rate: np.ndarray
+    wanted: np.ndarray
+    account_equity: np.ndarray
+    exposure: np.ndarray
+    gap: np.ndarray
+    trade: np.ndarray
+
+    def __init__(self, holders: np.ndarray) -> None:
+        self.holders = holders
+        self.plans: dict[int, Plan] = {}
+
+
+def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
+    """The decisions of the lending traders `holders` from the state now (see the module's docstring); only their
+    own accounts are read (O(acting traders), not O(all))."""
+    m, book, engine = model, model.book, model.engine
+    cfg = m.config.traders
+    out = Decisions(holders)
+    traders: list[LeveragedTrader] = [m.traders[i] for i in holders.tolist()]
+    prices = m.market.prices
+    accounts = np.array([t.accounts for t in traders], dtype=np.int64).reshape(len(traders), -1)  # (traders, k)
+    assets = np.array([t.assets for t in traders], dtype=np.int64).reshape(len(traders), -1)
+    n, k = assets.shape
+    isolated = accounts[:, 0] != accounts[:, -1]  # one account per position (cross, portfolio: one shared)
+    coll = engine.collateral.take(accounts.ravel(), axis=0).reshape(n, k, -1)  # (traders, k, assets) tokens
+    scaled = engine.scaled_debt.take(accounts.ravel(), axis=0).reshape(n, k, -1)
+    held = coll.any(axis=(1, 2)) | scaled.any(axis=(1, 2))  # `has_position`
+    acct_equity = engine.account_equity(prices, accounts.ravel()).reshape(n, k)
+    own_equity = np.where(isolated, acct_equity.sum(axis=1), acct_equity[:, 0])
+    equity = own_equity + m.wallets.balances[holders] @ prices  # `TraderBook.equity` of a lending trader
+    peak = np.where(held, np.maximum(book.peak_equity[holders], equity), book.peak_equity[holders])
+    book.peak_equity[holders] = peak
+    stop = book.has_risk("stop_loss")[holders] & past_drawdown(equity, peak, cfg.stop_loss_drawdown)
+    long = book.direction[holders] > 0
+    exposure = lending_exposures(engine, long[:, None], accounts, assets, prices)  # (traders, k) USD
+    current = current_leverages(exposure.sum(axis=1), own_equity)
+    target = target_leverages(m, holders, assets[:, 0], lambda r: current[r])
+    rate = lending_carry_rates(m, holders, assets[:, 0])
+    wanted = wanted_leverages(m, holders, target, rate)
+    # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
+    # change in the phase) aims at the leverage that restores its target health factor
+    oracle = m.oracle.prices
+    for r in np.flatnonzero(book.has_risk("prudent")[holders] & held & (equity > 0)).tolist():
+        if traders[r].worst_health(oracle) < cfg.prudent_buffer:
+            wanted[r] = min(wanted[r], traders[r].leverage_for_health(cfg.prudent_target_hf, oracle))
+    goal = wanted[:, None] * acct_equity / np.where(isolated, 1, k)[:, None]  # exposure per position (USD)
+    gap, outside = rebalance_gaps(goal, exposure, cfg.rebalance_tolerance)
+    trade = outside & (acct_equity > 0)
+    out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = equity, peak, stop, target, rate, wanted
+    out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
+    t = m.steps
+    out_until = book.out_until[holders]
+    for r in range(n):
+        if t < out_until[r]:
+            continue
+        if not held[r]:
+            out.plans[int(holders[r])] = REENTER  # re-entry: per trader
+        elif equity[r] <= 0:  # underwater: nothing left to manage; the liquidators will come
+            continue
+        elif stop[r]:
+            out.plans[int(holders[r])] = STOP
+        elif trade[r].any():
+            out.plans[int(holders[r])] = [
+                (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in np.flatnonzero(trade[r]).tolist()
+            ]
+    return out
