@@ -109,11 +109,11 @@ def test_oracle_attack_formulas_worked_numbers() -> None:
 # --- the liquidation hunter ---------------------------------------------------------------------------------------
 
 
-def hunt_model(visible: bool, **overrides: object) -> ReflexivityModel:
+def hunt_model(visible: bool, seed: int = 3, **overrides: object) -> ReflexivityModel:
     config = ModelConfig.from_preset(
         "liquidation_hunt", {**SMALL, "hunters.positions_visible": visible, "check_invariants": True, **overrides}
     )
-    return ReflexivityModel(config, rng=3, steps=60)
+    return ReflexivityModel(config, rng=seed, steps=60)
 
 
 def test_liquidation_prices_are_where_health_reaches_one() -> None:
@@ -289,7 +289,8 @@ def test_attacker_config_errors_name_the_field() -> None:
 
 def test_adversaries_wallets_are_inside_the_token_ledgers() -> None:
     # invariants are checked after every step (check_invariants = true): conservation with both adversaries trading
-    m = hunt_model(True, **{"attacker.enabled": True, "attacker.start_step": 3, "oracles.n_updaters": 3})
+    # (seed 2: a population in which the attacker must short the market to move the oracle after the hunt)
+    m = hunt_model(True, seed=2, **{"attacker.enabled": True, "attacker.start_step": 3, "oracles.n_updaters": 3})
     for _ in range(30):
         m.step()
     assert m.hunters[0].n_hunts >= 1 and m.attackers[0].peak_short_usd > 0

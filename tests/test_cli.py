@@ -93,8 +93,10 @@ def test_run_with_a_twin_prints_the_pre_shock_check_and_the_forced_selling(tmp_p
 
 
 def test_run_that_was_not_calm_before_the_shock_warns_in_one_line(tmp_path: Path) -> None:
-    # a market 20 times thinner and traders deciding every 5 minutes: their trades move the price before the shock
+    # a market 20 times thinner and traders rebalancing to their target at every decision (no tolerance band) every
+    # 5 minutes: their trades move the price before the shock
     unstable = ["--set", "market.depth_scale=0.05", "--set", "traders.decision_interval_steps=5"]
+    unstable += ["--set", "traders.rebalance_tolerance=0"]
     out = tmp_path / "run"
     args = ["--set", "traders.n_traders=40", "--set", EARLY_SHOCK, *unstable, "--steps", "80", "--no-figures"]
     res = invoke("run", "--preset", "crash", *args, "--seed", "3", "--out", str(out))

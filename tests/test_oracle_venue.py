@@ -130,10 +130,10 @@ def test_a_rational_attacker_attacks_only_when_the_priced_gain_beats_the_priced_
             m.step()
         return m.attackers[0]
 
-    # TWAP 5: the venue's hold is priced well under the exposed accounts' gain; its edge decides
+    # TWAP 5: the venue's hold is priced under the exposed accounts' gain; its edge decides
     probe = started(5, 0.0)
     gain, cost = probe.expected_gain_usd, probe.expected_cost_usd
-    assert gain > 2 * cost > 0 and probe.attacked and probe.peak_short_usd > 0
+    assert gain > 1.2 * cost > 0 and probe.attacked and probe.peak_short_usd > 0
     ratio = gain / cost - 1.0  # the edge at which it is indifferent
     keen, shy = started(5, 0.9 * ratio), started(5, 1.1 * ratio)
     assert (

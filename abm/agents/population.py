@@ -48,9 +48,7 @@ def draw_population(
     strategy = draw_mix(cfg.strategy_mix, STRATEGIES, n, rng)
     risk = draw_mix(cfg.risk_mix, RISK_STYLES, n, rng)
     mode = draw_mix(cfg.margin_mode_mix, MARGIN_MODES, n, rng)
-    assets = [
-        sorted(int(a) + 1 for a in rng.choice(n_risky, size=cfg.assets_per_trader, replace=False)) for _ in range(n)
-    ]
+    assets = draw_assets(n, n_risky, cfg.assets_per_trader, rng).tolist()
     quantile = rng.random(n)
     direction = np.array([STRATEGY_REGISTRY[name].direction for name in STRATEGIES])[strategy]
     prudent = risk == RISK_STYLES.index("prudent")
@@ -95,6 +93,15 @@ def draw_equity(cfg: TraderConfig, rng: np.random.Generator) -> np.ndarray:
         share[over] = cap
         share[~over] += excess * share[~over] / share[~over].sum()
     return cfg.total_equity_usd * share
+
+
+def draw_assets(n: int, n_risky: int, per_trader: int, rng: np.random.Generator) -> np.ndarray:
+    """Each of n traders' `per_trader` distinct risky assets (indices 1..n_risky, ascending per row), uniform over
+    the subsets: the first `per_trader` of a random permutation of the assets, one uniform key per (trader, asset)
+    ranked in one pass for the whole population."""
+    keys = rng.random((n, n_risky))
+    chosen = np.argsort(keys, axis=1, kind="stable")[:, :per_trader]
+    return np.sort(chosen, axis=1) + 1
 
 
 def draw_mix(mix: Mapping[str, float], names: tuple[str, ...], n: int, rng: np.random.Generator) -> np.ndarray:
