@@ -81,6 +81,25 @@ def test_vectorised_health_equals_protocol_per_account(system: System) -> None:
     assert np.isinf(hf[s.engine.scaled_debt[:n].sum(axis=1) == 0]).all()
 
 
+def test_health_of_chosen_accounts_is_each_accounts_health_bit_for_bit(system: System) -> None:
+    # cross, isolated and portfolio accounts, some without debt, chosen out of order and with repeats
+    s = system
+    rng = np.random.default_rng(11)
+    n = 30
+    modes = ["cross", "isolated", "portfolio"]
+    for i in range(n):
+        s.engine.open_account(owner=i % 3, mode=modes[i % 3])
+    s.engine.collateral[:n] = rng.uniform(0, 10, (n, 3)) * (rng.random((n, 3)) < 0.7)
+    s.engine.scaled_debt[:n] = rng.uniform(0, 5, (n, 3)) * (rng.random((n, 3)) < 0.5)
+    s.pool.borrow_index = np.array([1.01, 1.02, 1.03])
+    prices = np.array([1.0, 2500.0, 50000.0])
+    chosen = np.concatenate([rng.permutation(n), [4, 4, 7]])
+    hf = s.engine.accounts_health(chosen, prices)
+    expected = np.array([s.engine.account_health(int(a), prices) for a in chosen])
+    np.testing.assert_array_equal(hf, expected)
+    assert np.isinf(hf).any() and np.isfinite(hf).any()
+
+
 def test_collateral_disabled_asset_counts_for_nothing(make_system) -> None:
     s = make_system({"pool.reserves.BTC.collateral_enabled": False})
     acct = s.engine.open_account(TRADER)

@@ -119,8 +119,10 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
     # change in the phase) aims at the leverage that restores its target health factor
     oracle = m.oracle.prices
-    for r in np.flatnonzero(book.has_risk("prudent")[holders] & held & (equity > 0)).tolist():
-        if traders[r].worst_health(oracle) < cfg.prudent_buffer:
+    prudent = np.flatnonzero(book.has_risk("prudent")[holders] & held & (equity > 0))
+    if len(prudent):
+        worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
+        for r in prudent[worst < cfg.prudent_buffer].tolist():
             wanted[r] = min(wanted[r], traders[r].leverage_for_health(cfg.prudent_target_hf, oracle))
     goal = wanted[:, None] * acct_equity / np.where(isolated, 1, k)[:, None]  # exposure per position (USD)
     gap, outside = rebalance_gaps(goal, exposure, cfg.rebalance_tolerance)
@@ -129,6 +131,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
     t = m.steps
     out_until = book.out_until[holders]
+    trades = trade.any(axis=1)
     for r in range(n):
         if t < out_until[r]:
             continue
@@ -138,7 +141,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
             continue
         elif stop[r]:
             out.plans[int(holders[r])] = STOP
-        elif trade[r].any():
+        elif trades[r]:
             out.plans[int(holders[r])] = [
                 (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in np.flatnonzero(trade[r]).tolist()
             ]

@@ -133,7 +133,7 @@ class LeveragedTrader(mesa.Agent):
 
     def worst_health(self, oracle: np.ndarray) -> float:
         """The lowest health factor of its accounts (oracle prices, as the protocol sees them)."""
-        return min(self.model.engine.account_health(acct, oracle) for acct in self._assets_by_account)
+        return float(self.model.engine.accounts_health(np.array(self.accounts), oracle).min())
 
     def carry_rate(self) -> float:
         """What holding the levered exposure costs (per year): the pool's borrow rate of the borrowed asset."""

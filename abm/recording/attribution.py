@@ -266,8 +266,13 @@ class AttributionLedger:
         if known < n:
             self.position_step = np.concatenate([self.position_step, np.zeros(n - known, dtype=np.int64)])
         self.position_step[changed] = step
-        self.pass_collateral = collateral.copy()
-        self.pass_scaled_debt = scaled_debt.copy()
+        if known == n:  # the rows that did not change are equal already: copy only the others
+            rows = np.flatnonzero(changed)
+            self.pass_collateral[rows] = collateral[rows]
+            self.pass_scaled_debt[rows] = scaled_debt[rows]
+        else:
+            self.pass_collateral = collateral.copy()
+            self.pass_scaled_debt = scaled_debt.copy()
 
     def record(self, event_id: int, acct: int, liquidator: int, plan: LiquidationPlan) -> None:
         """Attribute the liquidation `plan` of account `acct` (just executed) and record it as an event."""
