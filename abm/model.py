@@ -28,8 +28,9 @@ from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
 from abm.agents.oracle_attacker import OracleAttacker
-from abm.agents.population import base_leverage, draw_population, perp_leverage_cap
+from abm.agents.population import base_leverage, draw_population, per_combination, perp_leverage_cap
 from abm.agents.risk_manager import RiskManager
+from abm.agents.trader import open_genesis_positions
 from abm.config import ModelConfig
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
@@ -198,9 +199,14 @@ class ReflexivityModel(mesa.Model):
             leverage, cap = leverage.copy(), cap.copy()
             imr, mmr = float(self.perps.imr[0]), float(self.perps.mmr[0])
             prudent = pop.risk == RISK_STYLES.index("prudent")
-            for i in np.flatnonzero(on_perps):
-                distance = tcfg.liquidation_distance_sigmas * float(self.market.sigma_daily[pop.assets[i]].max())
-                cap[i] = perp_leverage_cap(imr, mmr, pop.direction[i] < 0, prudent[i], tcfg.prudent_buffer, distance)
+            distance = tcfg.liquidation_distance_sigmas * self.market.sigma_daily[pop.assets].max(axis=1)
+            perp_cap = per_combination(  # once per (side, prudence, assets) that occurs
+                lambda i: perp_leverage_cap(
+                    imr, mmr, bool(pop.direction[i] < 0), bool(prudent[i]), tcfg.prudent_buffer, float(distance[i])
+                ),
+                np.column_stack([pop.direction < 0, prudent, pop.assets]),
+            )
+            cap[on_perps] = perp_cap[on_perps]
             leverage[on_perps] = np.minimum(base_leverage(tcfg, pop.leverage_quantile), cap)[on_perps]
         interval = tcfg.decision_interval_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders)
         self.book = TraderBook(
@@ -218,9 +224,12 @@ class ReflexivityModel(mesa.Model):
             reaction_delay=tcfg.reaction_delay_steps * self.streams.clocks.lognormal(-0.125, 0.5, tcfg.n_traders),
         )
         self.book.perps = self.perps
-        accounts = self._trader_accounts(pop.mode, pop.assets, on_perps)
+        # per trader: its assets and (lending traders) its account for each, also kept as arrays for the genesis pass
+        self.trader_assets = pop.assets
+        self.trader_accounts = self._trader_accounts(pop.mode, pop.assets, on_perps)
+        assets, accounts = pop.assets.tolist(), self.trader_accounts.tolist()
         self.traders: list[LeveragedTrader] = [
-            PerpTrader(self, i, pop.assets[i]) if on_perps[i] else LeveragedTrader(self, i, pop.assets[i], accounts[i])
+            PerpTrader(self, i, assets[i]) if on_perps[i] else LeveragedTrader(self, i, assets[i], accounts[i])
             for i in range(tcfg.n_traders)
         ]
         holder = tcfg.n_traders
@@ -265,20 +274,19 @@ class ReflexivityModel(mesa.Model):
         holder += len(self.hunters)
         self.attackers = [OracleAttacker(self, holder)] if cfg.attacker.enabled else []
 
-    def _trader_accounts(self, mode: np.ndarray, assets: list[list[int]], on_perps: np.ndarray) -> list[list[int]]:
+    def _trader_accounts(self, mode: np.ndarray, assets: np.ndarray, on_perps: np.ndarray) -> np.ndarray:
         """The lending accounts of the traders not on perps, opened in one pass in the order (trader by trader) the
-        traders would open them one at a time: one per asset (isolated) or one shared; per trader, its account id
-        for each of its assets (empty for a perp trader)."""
+        traders would open them one at a time: one per asset (isolated) or one shared; per trader (row), its
+        account id for each of its assets (columns of `assets`; -1 for a perp trader)."""
         isolated = mode == MARGIN_MODES.index("isolated")
-        n_assets = np.array([len(a) for a in assets], dtype=np.int64)
-        count = np.where(on_perps, 0, np.where(isolated, n_assets, 1))
-        owners = np.repeat(np.arange(len(assets)), count)
-        ids = self.engine.open_accounts(owners, mode[owners]).tolist()
-        start = np.concatenate(([0], np.cumsum(count)))
-        return [
-            [] if on_perps[i] else ids[start[i] : start[i + 1]] if isolated[i] else [ids[start[i]]] * len(assets[i])
-            for i in range(len(assets))
-        ]
+        n, per_trader = assets.shape
+        count = np.where(on_perps, 0, np.where(isolated, per_trader, 1))
+        owners = np.repeat(np.arange(n), count)
+        ids = self.engine.open_accounts(owners, mode[owners])
+        start = np.concatenate(([0], np.cumsum(count)[:-1]))
+        column = np.where(isolated[:, None], np.arange(per_trader)[None, :], 0)
+        accounts = ids[np.minimum(start[:, None] + column, max(len(ids) - 1, 0))] if len(ids) else np.zeros_like(assets)
+        return np.where(on_perps[:, None], -1, accounts)
 
     def _open_positions(self) -> None:
         """Lenders supply each reserve (plus a quarter more kept idle), traders open their genesis positions at
@@ -293,17 +301,22 @@ class ReflexivityModel(mesa.Model):
             for lender in self.lenders:
                 self.wallets.fund_from_world(self.market, lender.holder, a, 1.25 * tokens / len(self.lenders))
                 self.pool.supply(lender.supplier, lender.holder, a, tokens / len(self.lenders), self.wallets)
-        # the lending traders' leverages from the state before anyone opens, in one pass (as their decisions)
-        lending = np.array([type(t) is LeveragedTrader for t in self.traders], dtype=bool)
-        holders = np.flatnonzero(lending)
+        # the lending traders' leverages from the state before anyone opens, in one pass (as their decisions); they
+        # open in one pass too (`open_genesis_positions`), in activation order; the perp traders one at a time
+        lending = self.trader_accounts[:, 0] >= 0  # perp traders hold no lending account
         leverages = np.full(len(self.traders), np.nan)
-        first = np.array([self.traders[i].assets[0] for i in holders.tolist()], dtype=np.int64)
-        leverages[holders] = genesis_leverages(self, holders, first)
-        for i in self.streams.activation.permutation(len(self.traders)).tolist():
+        leverages[lending] = genesis_leverages(self, np.flatnonzero(lending), self.trader_assets[lending, 0])
+        order = self.streams.activation.permutation(len(self.traders))
+        for i in order[~lending[order]].tolist():
             trader = self.traders[i]
             self.wallets.fund_from_world(self.market, trader.holder, 0, trader.initial_equity)
-            leverage = float(leverages[i]) if lending[i] else None
-            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True, leverage=leverage)
+            trader.open_positions(trader.initial_equity, self.oracle.prices, genesis=True)
+        holders = order[lending[order]]
+        if len(holders):
+            equity = self.book.initial_equity[holders]
+            self.wallets.fund_many_from_world(self.market, holders, 0, equity)
+            assets, accounts = self.trader_assets[holders], self.trader_accounts[holders]
+            open_genesis_positions(self, holders, assets, accounts, equity, leverages[holders], self.oracle.prices)
         for basis in self.basis_traders:
             basis.open_genesis()
         if self.loopers:  # staking: lenders of the base asset fund the loops (at U*), then the loopers loop

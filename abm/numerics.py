@@ -46,3 +46,11 @@ def left_sum(values: list[float]) -> float:
     for v in values[1:]:
         total += v
     return total
+
+
+def running_total(start: float, increments: FloatArray) -> float:
+    """start + increments[0] + increments[1] + ... added left to right: what adding them one at a time to a total
+    gives, bit for bit (a running sum's last value: numpy accumulates in order), in one pass."""
+    if len(increments) == 0:
+        return float(start)
+    return float(np.cumsum(np.concatenate(([start], increments)))[-1])

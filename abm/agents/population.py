@@ -7,7 +7,7 @@ leverage settings: the base leverage is drawn as a quantile u in [0, 1) and only
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,7 @@ from abm.lending.pool import LendingPool
 @dataclass(frozen=True)
 class Population:
     """Per-trader draws: equity (USD), category codes (indices into the schema's name tuples), direction (+1 long,
-    -1 short), risky assets held, base leverage (exposure / equity), the highest leverage the trader ever takes
+    -1 short), risky assets held ((traders, assets per trader), ascending per row), base leverage (exposure / equity), the highest leverage the trader ever takes
     (`leverage_cap`) and the quantile in [0, 1) its base leverage was drawn at (`leverage_quantile`: a trader
     placed on another venue keeps it, under that venue's cap)."""
 
@@ -29,7 +29,7 @@ class Population:
     risk: np.ndarray
     mode: np.ndarray
     direction: np.ndarray
-    assets: list[list[int]]
+    assets: np.ndarray
     base_leverage: np.ndarray
     leverage_cap: np.ndarray
     leverage_quantile: np.ndarray
@@ -48,27 +48,28 @@ def draw_population(
     strategy = draw_mix(cfg.strategy_mix, STRATEGIES, n, rng)
     risk = draw_mix(cfg.risk_mix, RISK_STYLES, n, rng)
     mode = draw_mix(cfg.margin_mode_mix, MARGIN_MODES, n, rng)
-    assets = draw_assets(n, n_risky, cfg.assets_per_trader, rng).tolist()
+    assets = draw_assets(n, n_risky, cfg.assets_per_trader, rng)
     quantile = rng.random(n)
     direction = np.array([STRATEGY_REGISTRY[name].direction for name in STRATEGIES])[strategy]
     prudent = risk == RISK_STYLES.index("prudent")
+    distance = cfg.liquidation_distance_sigmas * daily_vol[assets].max(axis=1)
     # the cap depends on the trader's assets, side and prudence only: computed once per combination that occurs
-    caps: dict[tuple[tuple[int, ...], bool, bool], float] = {}
-    cap = np.empty(n)
-    for i in range(n):
-        key = (tuple(assets[i]), bool(direction[i] < 0), bool(prudent[i]))
-        if key not in caps:
-            caps[key] = leverage_cap(
-                pool,
-                assets[i],
-                key[1],
-                key[2],
-                cfg.prudent_buffer,
-                cfg.liquidation_distance_sigmas * float(daily_vol[assets[i]].max()),
-            )
-        cap[i] = caps[key]
+    cap = per_combination(
+        lambda i: leverage_cap(
+            pool, assets[i].tolist(), bool(direction[i] < 0), bool(prudent[i]), cfg.prudent_buffer, float(distance[i])
+        ),
+        np.column_stack([direction < 0, prudent, assets]),
+    )
     leverage = np.minimum(base_leverage(cfg, quantile), cap)
     return Population(equity, strategy, risk, mode, direction, assets, leverage, cap, quantile)
+
+
+def per_combination(value: Callable[[int], float], keys: np.ndarray) -> np.ndarray:
+    """`value(i)` for every row i of `keys` ((rows, columns) of non-negative integers: what the value depends on),
+    computed once per distinct row, at the first row that has it, and shared by the rows with the same key."""
+    code = np.ravel_multi_index(keys.T.astype(np.int64), keys.max(axis=0).astype(np.int64) + 1)
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return np.array([value(int(i)) for i in first.tolist()], dtype=float)[inverse.reshape(-1)]
 
 
 def base_leverage(cfg: TraderConfig, quantile: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ with the same strategies, risk styles and rebalancing.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import mesa
@@ -42,9 +43,15 @@ class LeveragedTrader(mesa.Agent):
         self.holder = holder
         self.assets = assets
         self.accounts = self.open_accounts() if accounts is None else accounts
-        self._assets_by_account: dict[int, list[int]] = {}
+
+    @cached_property
+    def _assets_by_account(self) -> dict[int, list[int]]:
+        """Its accounts (in order), each with the assets it holds there; made on first use (a population of a
+        million traders is built without it)."""
+        by_account: dict[int, list[int]] = {}
         for acct, a in zip(self.accounts, self.assets, strict=True):
-            self._assets_by_account.setdefault(acct, []).append(a)
+            by_account.setdefault(acct, []).append(a)
+        return by_account
 
     def open_accounts(self) -> list[int]:
         """Open the trader's accounts with the margin engine: one per asset (isolated) or one shared; returns the
@@ -232,18 +239,22 @@ class LeveragedTrader(mesa.Agent):
     ) -> None:
         """Put `equity_usd` of wallet USD to work at `leverage` (None: the leverage the trader wants now,
         `wanted_leverage`), split evenly over its assets. genesis: a position that exists before the run, filled at
-        the fundamental."""
+        the fundamental (`open_genesis_positions` for this one trader)."""
         m = self.model
-        share = equity_usd / len(self.assets)
         if leverage is None:
             leverage = self.wanted_leverage()
-        for acct, a in zip(self.accounts, self.assets, strict=True):
+        if genesis:
+            holder = np.array([self.holder])
+            assets, accounts = np.array([self.assets]), np.array([self.accounts])
+            open_genesis_positions(m, holder, assets, accounts, np.array([equity_usd]), np.array([leverage]), oracle)
+            return
+        price = np.array([m.market.price(a) for a in self.assets])
+        borrow, own = opening_orders(np.array(self.direction > 0), equity_usd / len(self.assets), leverage, price)
+        for acct, a, b, o in zip(self.accounts, self.assets, borrow.tolist(), own.tolist(), strict=True):
             if self.direction > 0:
-                m.engine.lever_long(acct, a, share * (leverage - 1.0), share, oracle, m.steps, genesis=genesis)
+                m.engine.lever_long(acct, a, b, o, oracle, m.steps)
             else:
-                price = float(np.exp(m.fundamentals.log_f[a])) if genesis else m.market.price(a)
-                borrow = share * leverage / price
-                m.engine.lever_short(acct, a, borrow, share, oracle, m.steps, genesis=genesis)
+                m.engine.lever_short(acct, a, b, o, oracle, m.steps)
 
     def _reenter(self) -> None:
         """After a wipe-out or a stop, come back with fresh equity from outside once the delay has passed."""
@@ -260,3 +271,36 @@ class LeveragedTrader(mesa.Agent):
         self.peak_equity = wallet_usd + fresh  # the drawdown counts from the re-entry
         self.out_until = -1
         self.open_positions(wallet_usd + fresh, m.oracle.prices, genesis=False)
+
+
+def opening_orders(
+    long: np.ndarray, share: np.ndarray | float, leverage: np.ndarray | float, price: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a trader opening a position with `share` USD of its equity at `leverage` (exposure / equity) borrows and
+    puts in (per position, broadcast): a long borrows share x (L - 1) USD, a short L x share of USD in tokens of
+    the asset at `price` (USD/token); both add `share` of their own. Returns (borrow, own)."""
+    borrow = np.where(long, share * (leverage - 1.0), share * leverage / price)
+    return borrow, np.broadcast_to(share, borrow.shape).astype(float)
+
+
+def open_genesis_positions(
+    m: ReflexivityModel,
+    holders: np.ndarray,
+    assets: np.ndarray,
+    accounts: np.ndarray,
+    equity: np.ndarray,
+    leverage: np.ndarray,
+    oracle: np.ndarray,
+) -> np.ndarray:
+    """The lending traders `holders` (in the order they open) put `equity` USD of their wallets to work at
+    `leverage`, split evenly over their assets (`assets`, `accounts`: (traders, assets per trader), an account id
+    per asset), in positions that exist before the run: one `MarginEngine.open_genesis` pass, the fill at the
+    fundamental. Returns which positions opened ((traders, assets per trader))."""
+    per_trader = assets.shape[1]
+    long = np.repeat(m.book.direction[holders] > 0, per_trader)
+    share = np.repeat(equity / per_trader, per_trader)
+    flat_assets = assets.reshape(-1)
+    price = np.exp(m.market.log_f)[flat_assets]  # the fundamental (USD/token)
+    borrow, own = opening_orders(long, share, np.repeat(leverage, per_trader), price)
+    opened = m.engine.open_genesis(accounts.reshape(-1), flat_assets, long, borrow, own, oracle)
+    return opened.reshape(assets.shape)

@@ -142,3 +142,19 @@ def owner_minimum(values: np.ndarray, owners: np.ndarray, n_owners: int) -> np.n
         if o < n_owners and (v < out[o] or v != v):  # NaN wins and stays, as in np.minimum
             out[o] = v
     return out
+
+
+@njit(cache=True, nogil=True)
+def loans_in_turn(cash: np.ndarray, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """Which loans the pool makes when they come one at a time in order (`amounts[i]` >= 0 tokens of reserve
+    `assets[i]`): a loan is made if it is at most the reserve's cash left (`cash`, tokens per reserve, as it was
+    before the first loan), which it then lowers (clamped at 0, as `LendingPool.lend_out`); one that does not fit is
+    skipped and a later, smaller one may fit."""
+    left = cash.copy()
+    made = np.empty(len(amounts), dtype=np.bool_)
+    for i in range(len(amounts)):
+        a = assets[i]
+        made[i] = amounts[i] <= left[a]
+        if made[i]:
+            left[a] = max(left[a] - amounts[i], 0.0)
+    return made

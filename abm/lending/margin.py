@@ -16,7 +16,7 @@ import numpy as np
 
 from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
-from abm.lending.kernels import account_equities, account_values, health_factors
+from abm.lending.kernels import account_equities, account_values, health_factors, loans_in_turn
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum, row_sums, scale_columns
@@ -199,6 +199,27 @@ class MarginEngine:
         ltv = self._effective_params()[1]
         return float((coll * ltv).sum() - debt.sum())
 
+    def _states_headroom(
+        self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, modes: np.ndarray, prices: np.ndarray
+    ) -> np.ndarray:
+        """`_state_headroom` of each row of `coll_tokens`, `debt_tokens` ((rows, assets): tokens, debt tokens) with
+        margin mode codes `modes`, in one pass: its arithmetic, the sums over assets left to right (as numpy adds
+        fewer than `SEQUENTIAL_SUM_MAX` numbers; more assets fall back to one row at a time); a portfolio row's
+        scenario product is one matrix product for all rows (it may round apart from the row's own in the last
+        place)."""
+        if len(prices) >= SEQUENTIAL_SUM_MAX:
+            rows = zip(coll_tokens, debt_tokens, modes.tolist(), strict=True)
+            return np.array([self._state_headroom(c, d, m, prices) for c, d, m in rows], dtype=float)
+        coll, debt = scale_columns(coll_tokens, prices), scale_columns(debt_tokens, prices)
+        ltv = self._effective_params()[1]
+        headroom = row_sums(scale_columns(coll, ltv)) - row_sums(debt)
+        port = np.flatnonzero(modes == PORTFOLIO)
+        if len(port):
+            net = coll[port] - debt[port]
+            requirement = np.maximum((-(net @ self.scenarios)).max(axis=1), 0.0)
+            headroom[port] = row_sums(net) - requirement
+        return headroom
+
     def account_health(self, acct: int, prices: np.ndarray) -> float:
         """Health factor of one account (same formulas as `health`)."""
         return self._state_health(self.collateral[acct], self.debt_tokens(acct), int(self.mode[acct]), prices)
@@ -290,6 +311,124 @@ class MarginEngine:
             return -self.market.genesis_trade(asset, -tokens)
         return self.market.sell(asset, tokens, "disc", step=step)
 
+    def open_genesis(
+        self,
+        accounts: np.ndarray,
+        assets: np.ndarray,
+        long: np.ndarray,
+        borrow: np.ndarray,
+        own: np.ndarray,
+        prices: np.ndarray,
+    ) -> np.ndarray:
+        """Open positions that exist before the run, in one pass: per row (a position, rows in the order one at a
+        time would open them), account `accounts[i]` borrows `borrow[i]` and adds `own[i]` USD from its owner's
+        wallet. A long (`long[i]`) borrows USD, buys `assets[i]` with both at the fundamental and posts the tokens;
+        a short borrows tokens of `assets[i]`, sells them at the fundamental and posts the USD with its own.
+        Returns which rows opened.
+
+        Each row opens, or not, exactly as `lever_long` / `lever_short` would one row at a time, bit for bit: the
+        same checks (amounts non-negative and not both 0, borrowing of the asset enabled, the borrow within the
+        pool's cash left by the rows before it, the end state within borrow power at `prices`, the oracle) skip a
+        row with nothing changed, and the next row may still open; the same account and wallet arithmetic (an
+        owner's rows in order, so a shared account's second position sees its first); the pool's cash and borrows
+        added up in the rows' order (`LendingPool.lend_out_many`). The market's ledger is booked once per asset
+        (`Market.genesis_fills`), so its totals may round apart from one fill at a time in the last places.
+        """
+        rows = len(accounts)
+        if rows == 0:
+            return np.zeros(0, dtype=bool)
+        pool = self.pool
+        accounts, assets = np.asarray(accounts, dtype=np.int64), np.asarray(assets, dtype=np.int64)
+        long, borrow, own = np.asarray(long, dtype=bool), np.asarray(borrow, dtype=float), np.asarray(own, dtype=float)
+        owner = self.owner[accounts]
+        borrowed = np.where(long, 0, assets)  # the asset each row borrows
+        amounts = np.where(long, borrow + own, -borrow)  # the genesis order: USD spent (long), -tokens sold (short)
+        tokens = self.market.genesis_quotes(assets, amounts)  # tokens bought (long), -USD raised (short)
+        basic = (borrow >= 0) & (own >= 0) & (borrow + own > 0) & pool.borrow_enabled[borrowed]
+        # an owner's k-th row comes in round k: within a round every owner (so every account) appears once
+        order = np.argsort(owner, kind="stable")
+        first = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
+        rank = np.empty(rows, dtype=np.int64)
+        rank[order] = np.arange(rows) - np.repeat(first, np.diff(np.r_[first, rows]))
+        touched, local = np.unique(accounts, return_inverse=True)
+        # which rows find the pool's cash depends on which rows before them opened, which (a shared account's
+        # borrow-power check) can depend on which found the cash: repeat until the two agree. Each round fixes at
+        # least the first row still wrong, so this ends; without a shortage the first round agrees.
+        fits = np.ones(rows, dtype=bool)
+        while True:
+            within, coll, scaled = self._genesis_rounds(
+                local, touched, rank, assets, long, borrow, own, tokens, basic, fits, prices
+            )
+            eligible = basic & within
+            made = loans_in_turn(pool.cash, borrowed[eligible], borrow[eligible])
+            now = fits.copy()
+            now[eligible] = made
+            if np.array_equal(now[eligible], fits[eligible]):
+                break
+            fits = now
+        opened = eligible & fits
+        # the books: wallets (an owner's rows in order), the pool (rows in order), the market (once per asset)
+        for k in range(int(rank.max()) + 1):
+            paid = opened & (rank == k) & (own > 0)
+            self.wallets.debit_many(owner[paid], 0, own[paid])
+        lend = opened & (borrow > 0)
+        pool.lend_out_many(borrowed[lend], borrow[lend])
+        self.market.genesis_fills(assets[opened], amounts[opened])
+        self.collateral[touched], self.scaled_debt[touched] = coll, scaled
+        return opened
+
+    def _genesis_rounds(
+        self,
+        local: np.ndarray,
+        touched: np.ndarray,
+        rank: np.ndarray,
+        assets: np.ndarray,
+        long: np.ndarray,
+        borrow: np.ndarray,
+        own: np.ndarray,
+        tokens: np.ndarray,
+        basic: np.ndarray,
+        fits: np.ndarray,
+        prices: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`open_genesis`'s account arithmetic on copies of the `touched` accounts' rows (`local`: each row's index
+        into them), round by round (`rank`): which rows' end states are within borrow power (of the rows passing
+        the `basic` checks), and the accounts' collateral and scaled debt once the rows within it that `fits`
+        (found the pool's cash) have opened."""
+        pool = self.pool
+        coll, scaled = self.collateral[touched], self.scaled_debt[touched]
+        mode = self.mode[touched]
+        within = np.zeros(len(local), dtype=bool)
+        for k in range(int(rank.max()) + 1):
+            r = np.flatnonzero((rank == k) & basic)
+            acc, a, lg, b, o, t = local[r], assets[r], long[r], borrow[r], own[r], tokens[r]
+            # the end state each would leave, checked on copies as `lever_long` / `lever_short` check it
+            c_end, d_end = coll[acc], scaled[acc] * pool.borrow_index
+            c_end[lg, a[lg]] += t[lg]
+            d_end[lg, 0] += b[lg]
+            c_end[~lg, 0] += o[~lg] + -t[~lg]
+            d_end[~lg, a[~lg]] += b[~lg]
+            within[r] = (b <= 0) | ~(self._states_headroom(c_end, d_end, mode[acc], prices) < 0)
+            go = within[r] & fits[r]
+            acc, a, lg, b, o, t = acc[go], a[go], lg[go], b[go], o[go], t[go]
+            # the moves, in `lever_long` / `lever_short`'s order: own USD posted, debt booked, the fill posted
+            posted = ~lg & (o > 0)
+            coll[acc[posted], 0] += o[posted]
+            lend = b > 0
+            debt_asset = np.where(lg, 0, a)[lend]
+            scaled[acc[lend], debt_asset] += b[lend] / pool.borrow_index[debt_asset]
+            coll[acc[lg], a[lg]] += t[lg]
+            sold = ~lg & lend
+            coll[acc[sold], 0] += -t[sold]
+        return within, coll, scaled
+
+    def _open_genesis_one(
+        self, acct: int, asset: int, long: bool, borrow: float, own: float, prices: np.ndarray
+    ) -> bool:
+        """`open_genesis` of one position; whether it opened."""
+        one = np.array([acct]), np.array([asset]), np.array([long]), np.array([borrow]), np.array([own])
+        return bool(self.open_genesis(*one, prices)[0])
+
     def lever_long(
         self,
         acct: int,
@@ -304,14 +443,16 @@ class MarginEngine:
 
         Reverts (returns False, nothing changed) if the borrow would exceed the account's borrow power or the
         pool's cash. prices: oracle prices the protocol checks against. genesis: a position that exists before
-        the run, filled at the fundamental without impact.
+        the run, filled at the fundamental without impact (`open_genesis` of one row).
         """
+        if genesis:
+            return self._open_genesis_one(acct, asset, True, borrow_usd, own_usd, prices)
         if not self._can_borrow(0, borrow_usd, own_usd):
             return False
         # would the end state keep the borrow power? (checked before trading, so a revert touches nothing)
         coll = self.collateral[acct].copy()
         spend = borrow_usd + own_usd
-        coll[asset] += self.market.genesis_quote(asset, spend) if genesis else self.market.quote_buy(asset, spend)
+        coll[asset] += self.market.quote_buy(asset, spend)
         debt = self.debt_tokens(acct).copy()
         debt[0] += borrow_usd
         if borrow_usd > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
@@ -321,11 +462,7 @@ class MarginEngine:
             self.wallets.debit(owner, 0, own_usd)
         if borrow_usd > 0:
             self._borrow(acct, 0, borrow_usd)
-        if genesis:
-            bought = self.market.genesis_trade(asset, spend)
-        else:
-            bought = self.market.buy(asset, spend, "disc", step=step)
-        self.collateral[acct, asset] += bought
+        self.collateral[acct, asset] += self.market.buy(asset, spend, "disc", step=step)
         return True
 
     def delever_long(self, acct: int, asset: int, tokens: float, prices: np.ndarray, step: int) -> float:
@@ -363,11 +500,14 @@ class MarginEngine:
         step: int,
         genesis: bool = False,
     ) -> bool:
-        """Post `own_usd` from the wallet, borrow `borrow_tokens` of the asset, sell them, post the USD."""
+        """Post `own_usd` from the wallet, borrow `borrow_tokens` of the asset, sell them, post the USD. genesis: a
+        position that exists before the run, sold at the fundamental without impact (`open_genesis` of one row)."""
+        if genesis:
+            return self._open_genesis_one(acct, asset, False, borrow_tokens, own_usd, prices)
         if not self._can_borrow(asset, borrow_tokens, own_usd):
             return False
         coll = self.collateral[acct].copy()
-        coll[0] += own_usd + self._sell_quote(asset, borrow_tokens, genesis)
+        coll[0] += own_usd + self.market.quote_sell(asset, borrow_tokens)
         debt = self.debt_tokens(acct).copy()
         debt[asset] += borrow_tokens
         if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
@@ -378,7 +518,7 @@ class MarginEngine:
             self.collateral[acct, 0] += own_usd
         if borrow_tokens > 0:
             self._borrow(acct, asset, borrow_tokens)
-            self.collateral[acct, 0] += self._sell(asset, borrow_tokens, genesis, step)
+            self.collateral[acct, 0] += self.market.sell(asset, borrow_tokens, "disc", step=step)
         return True
 
     def delever_short(self, acct: int, asset: int, tokens: float, prices: np.ndarray, step: int) -> float:

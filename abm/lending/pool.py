@@ -17,6 +17,7 @@ import numpy as np
 from abm.config.schema import ModelConfig
 from abm.errors import InvariantError
 from abm.lending.wallets import Wallets
+from abm.numerics import running_total
 from abm.protocol import borrow_rate, per_step_rate, supply_rate, utilisation
 
 
@@ -162,6 +163,30 @@ class LendingPool:
         self._version += 1
         scaled = amount / self.borrow_index[asset]
         self.scaled_borrows[asset] += scaled
+        return scaled
+
+    def cash_after_loans(self, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        """Each reserve's cash after lending `amounts[i]` tokens of `assets[i]` one at a time in order (tokens; no
+        state change): negative where the loans take more than the cash, i.e. one of them found too little left."""
+        left = self.cash.copy()
+        for a in np.unique(assets).tolist():
+            left[a] = running_total(float(self.cash[a]), -amounts[assets == a])
+        return left
+
+    def lend_out_many(self, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        """`lend_out` of each loan in order (`amounts[i]` >= 0 tokens of `assets[i]`), in one pass: returns the scaled
+        debt of each loan; each reserve's cash and scaled borrows are what the loans one at a time leave, bit for
+        bit (each total added up in the loans' order). Raises, changing nothing, if the loans take more than the
+        cash."""
+        left = self.cash_after_loans(assets, amounts)
+        if (left < 0).any():
+            a = int(np.flatnonzero(left < 0)[0])
+            raise InvariantError(f"pool {self.symbols[a]}: loans exceed cash {self.cash[a]} by {-left[a]}")
+        scaled = amounts / self.borrow_index[assets]
+        for a in np.unique(assets).tolist():
+            self.scaled_borrows[a] = running_total(float(self.scaled_borrows[a]), scaled[assets == a])
+        self.cash[:] = left
+        self._version += 1
         return scaled
 
     def take_repayment(self, asset: int, amount: float) -> float:

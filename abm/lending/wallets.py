@@ -46,10 +46,24 @@ class Wallets:
             new = 0.0
         self.balances[holder, asset] = new
 
+    def debit_many(self, holders: np.ndarray, asset: int, amounts: np.ndarray) -> None:
+        """`debit` of `amounts[i]` tokens from each of `holders` (distinct), in one pass; checked before any changes."""
+        new = self.balances[holders, asset] - amounts
+        short = new < -NEGATIVE_TOLERANCE * np.maximum(1.0, np.abs(amounts))
+        if short.any():
+            i = int(np.flatnonzero(short)[0])
+            self.debit(int(holders[i]), asset, float(amounts[i]))  # raises with the message naming the holder
+        self.balances[holders, asset] = np.where(new < 0, 0.0, new)  # within rounding of 0: 0, as `debit`
+
     def fund_from_world(self, world: OutsideWorld, holder: int, asset: int, amount: float) -> None:
         """The rest of the world hands `amount` tokens of `asset` to `holder` (fresh equity, capital, flash loans)."""
         world.pay_out(asset, amount)
         self.credit(holder, asset, amount)
+
+    def fund_many_from_world(self, world: OutsideWorld, holders: np.ndarray, asset: int, amounts: np.ndarray) -> None:
+        """`fund_from_world` of `amounts[i]` tokens to each of `holders` (distinct): the world hands over the total."""
+        world.pay_out(asset, float(amounts.sum()))
+        self.balances[holders, asset] += amounts
 
     def pay_to_world(self, world: OutsideWorld, holder: int, asset: int, amount: float) -> None:
         """`holder` pays `amount` tokens of `asset` out of the model (gas, flash-loan repayment)."""

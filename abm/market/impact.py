@@ -195,24 +195,31 @@ class Market:
         self._execute(k, usd_in=usd, tokens_out=tokens, source=source, event_id=event_id, step=step)
         return usd
 
-    def genesis_quote(self, k: int, amount: float) -> float:
-        """Positions that exist before the run are filled at the fundamental with no impact.
+    def genesis_quotes(self, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        """Positions that exist before the run are filled at the fundamental with no impact (no state change).
 
-        amount > 0: USD spent, returns tokens bought; amount < 0: -tokens sold, returns -USD received.
+        Per order: `assets` the risky asset; `amounts` > 0 USD spent, returns tokens bought; < 0 -tokens sold,
+        returns -USD received.
         """
-        price = float(np.exp(self.log_f[k]))
-        return amount / price if amount >= 0 else amount * price
+        price = np.exp(self.log_f)[assets]
+        return np.where(amounts >= 0, amounts / price, amounts * price)
+
+    def genesis_quote(self, k: int, amount: float) -> float:
+        """`genesis_quotes` of one order."""
+        return float(self.genesis_quotes(np.array([k]), np.array([amount], dtype=float))[0])
+
+    def genesis_fills(self, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        """Execute `genesis_quotes` against the market ledger (no price impact), the ledger booked once per asset:
+        the world takes the USD paid for the tokens it sells (and pays USD for those it buys)."""
+        out = self.genesis_quotes(assets, amounts)
+        buy = amounts >= 0
+        self.world_net[0] += np.where(buy, amounts, out).sum()  # USD in: spent on a buy, -received on a sale
+        self.world_net -= np.bincount(assets, weights=np.where(buy, out, amounts), minlength=self.n_assets)
+        return out
 
     def genesis_trade(self, k: int, amount: float) -> float:
-        """Execute a `genesis_quote` against the market ledger (no price impact)."""
-        out = self.genesis_quote(k, amount)
-        if amount >= 0:
-            self.world_net[0] += amount
-            self.world_net[k] -= out
-        else:
-            self.world_net[k] += -amount
-            self.world_net[0] -= -out
-        return out
+        """`genesis_fills` of one order."""
+        return float(self.genesis_fills(np.array([k]), np.array([amount], dtype=float))[0])
 
     def _execute(self, k: int, usd_in: float, tokens_out: float, source: str, event_id: int, step: int) -> None:
         before = self.log_p[k]

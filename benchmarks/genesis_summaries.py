@@ -1,0 +1,59 @@
+"""Summaries for benchmarks/genesis_one_pass.md: python benchmarks/genesis_summaries.py OUT.json (run once per
+checkout, before and after), then python benchmarks/genesis_summaries.py BEFORE.json AFTER.json for the table.
+
+crash at 1,000 traders, seeds 0-9; black_thursday, perp_crash, lst_depeg, margin_mix at their preset sizes, seeds
+0-4: amplification_ETH, n_liquidations, liquidation_volume_usd, bad_debt_usd, pre_shock_liquidations and
+pre_shock_max_gap_ETH.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+KEYS = (
+    "amplification_ETH",
+    "n_liquidations",
+    "liquidation_volume_usd",
+    "bad_debt_usd",
+    "pre_shock_liquidations",
+    "pre_shock_max_gap_ETH",
+)
+JOBS = [("crash", seed, 1000) for seed in range(10)]
+JOBS += [(p, seed, None) for p in ("black_thursday", "perp_crash", "lst_depeg", "margin_mix") for seed in range(5)]
+
+
+def collect(path: str) -> None:
+    from abm.config import ModelConfig
+    from abm.run import run
+
+    out = {}
+    for preset, seed, n in JOBS:
+        config = ModelConfig.from_preset(preset, {"traders.n_traders": n} if n else {})
+        summary = run(config, seed=seed, keep_model=False).summary
+        out[f"{preset}:{seed}"] = row = {k: summary.get(k) for k in KEYS}
+        print(preset, seed, row, flush=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def table(before_path: str, after_path: str) -> None:
+    before, after = json.load(open(before_path)), json.load(open(after_path))
+    print("| preset | key | before mean (sd) | after mean (sd) | per-seed difference: max abs |")
+    print("|---|---|---|---|---|")
+    for preset in dict.fromkeys(p for p, _, _ in JOBS):
+        runs = [k for k in before if k.startswith(preset + ":")]
+        for key in KEYS:
+            b = np.array([np.nan if before[r][key] is None else before[r][key] for r in runs], dtype=float)
+            a = np.array([np.nan if after[r][key] is None else after[r][key] for r in runs], dtype=float)
+            diff = np.nanmax(np.abs(a - b)) if np.isfinite(a - b).any() else 0.0
+            print(
+                f"| {preset} | {key} | {np.nanmean(b):.4g} ({np.nanstd(b, ddof=1):.3g}) | "
+                f"{np.nanmean(a):.4g} ({np.nanstd(a, ddof=1):.3g}) | {diff:.3g} |"
+            )
+
+
+if __name__ == "__main__":
+    collect(sys.argv[1]) if len(sys.argv) == 2 else table(sys.argv[1], sys.argv[2])
