@@ -32,6 +32,21 @@ class System:
         """Bring tokens in from the outside world (as the model does for initial equity and supply)."""
         self.wallets.fund_from_world(self.market, holder, asset, amount)
 
+    def state(self, market: bool = True) -> dict[str, np.ndarray]:
+        """Copies of every piece of state a position change may touch: wallets, accounts, the pool's cash and scaled
+        borrows, and (`market`) the market's inventory and impact."""
+        eng, pool = self.engine, self.pool
+        out = {
+            "wallets": self.wallets.balances.copy(),
+            "collateral": eng.collateral[: eng.n].copy(),
+            "scaled_debt": eng.scaled_debt[: eng.n].copy(),
+            "cash": pool.cash.copy(),
+            "scaled_borrows": pool.scaled_borrows.copy(),
+        }
+        if market:
+            out.update(inventory=self.market.inventory.copy(), impact=self.market.m.copy())
+        return out
+
     def totals(self) -> np.ndarray:
         """Tokens per asset over every ledger: wallets, accounts' collateral, pool cash, the outside world's change."""
         eng = self.engine

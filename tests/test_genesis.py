@@ -22,17 +22,6 @@ from abm.model import ReflexivityModel
 USD, ETH, BTC = 0, 1, 2
 
 
-def state(s: System) -> dict[str, np.ndarray]:
-    eng, pool = s.engine, s.pool
-    return {
-        "wallets": s.wallets.balances.copy(),
-        "collateral": eng.collateral[: eng.n].copy(),
-        "scaled_debt": eng.scaled_debt[: eng.n].copy(),
-        "cash": pool.cash.copy(),
-        "scaled_borrows": pool.scaled_borrows.copy(),
-    }
-
-
 def assert_pool_identity(s: System) -> None:
     pool = s.pool
     np.testing.assert_allclose(pool.cash + pool.borrows, pool.supplied + pool.reserves, rtol=1e-12)
@@ -123,8 +112,9 @@ def test_one_pass_opens_what_one_row_at_a_time_opens(make_system: SystemFactory,
     # the book exercises every rule: some open, some do not (BTC shorts, too much leverage, no cash left)
     assert opened.any() and not opened.all()
     assert opened[~long & (assets == BTC)].any() == btc_borrow
-    for key, value in state(one_by_one).items():
-        np.testing.assert_array_equal(state(together)[key], value, err_msg=key)  # bit for bit
+    got = together.state(market=False)
+    for key, value in one_by_one.state(market=False).items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)  # bit for bit
     np.testing.assert_allclose(together.market.world_net, one_by_one.market.world_net, rtol=1e-12)
     together.assert_conserved(before)
     assert_pool_identity(together)

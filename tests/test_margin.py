@@ -19,22 +19,8 @@ USD, ETH, BTC = 0, 1, 2
 TRADER, TRADER2, LIQUIDATOR = 1, 2, 3
 
 
-def snapshot(s: System) -> dict[str, np.ndarray]:
-    """Every piece of state a position change may touch."""
-    eng, pool, mkt = s.engine, s.pool, s.market
-    return {
-        "wallets": s.wallets.balances.copy(),
-        "collateral": eng.collateral[: eng.n].copy(),
-        "scaled_debt": eng.scaled_debt[: eng.n].copy(),
-        "cash": pool.cash.copy(),
-        "scaled_borrows": pool.scaled_borrows.copy(),
-        "inventory": mkt.inventory.copy(),
-        "impact": mkt.m.copy(),
-    }
-
-
 def assert_unchanged(before: dict[str, np.ndarray], s: System) -> None:
-    after = snapshot(s)
+    after = s.state()
     for key, value in before.items():
         np.testing.assert_array_equal(after[key], value, err_msg=key)
 
@@ -244,7 +230,7 @@ def test_borrow_beyond_borrow_power_reverts_with_nothing_changed(system: System)
     s = system
     s.fund(TRADER, USD, 10_000.0)
     acct = s.engine.open_account(TRADER)
-    before = snapshot(s)
+    before = s.state()
     # 60000 of ETH at ltv 0.8 supports at most 48000 of debt (less after impact): 50000 reverts
     assert not s.engine.lever_long(acct, ETH, 50_000.0, 10_000.0, s.prices, step=1)
     assert_unchanged(before, s)
@@ -257,7 +243,7 @@ def test_borrow_beyond_borrow_power_reverts_with_nothing_changed(system: System)
     # within the limit it goes through: 10000 + 30000 ETH, 30000 * 0.8 = 24000 >= 20000
     assert s.engine.lever_long(acct, ETH, 20_000.0, 10_000.0, s.prices, step=1)
     # and withdrawing collateral the debt needs is refused
-    before = snapshot(s)
+    before = s.state()
     assert s.engine.withdraw(acct, ETH, s.engine.collateral[acct, ETH], s.prices) == 0.0
     assert_unchanged(before, s)
 

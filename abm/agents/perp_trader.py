@@ -144,9 +144,7 @@ class PerpTrader(LeveragedTrader):
                 venue.trade(acct, a, -size, t)
         self.free_cash()
 
-    def open_positions(
-        self, equity_usd: float, oracle: np.ndarray, genesis: bool, leverage: float | None = None
-    ) -> None:
+    def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:
         """Deposit `equity_usd` of wallet USD and open its positions at the leverage it wants now, split evenly
         over its assets. genesis: a position that exists before the run, filled at the index without impact."""
         m, venue = self.model, self.venue
@@ -154,8 +152,7 @@ class PerpTrader(LeveragedTrader):
         m.wallets.debit(self.holder, 0, equity_usd)
         venue.deposit(acct, equity_usd)
         share = equity_usd / len(self.assets)
-        if leverage is None:
-            leverage = self.wanted_leverage()
+        leverage = self.wanted_leverage()
         isolated = venue.mode[acct] == ISOLATED
         for a in self.assets:
             price = float(venue.index[a]) if genesis else float(venue.mark_prices()[a])

@@ -234,15 +234,12 @@ class LeveragedTrader(mesa.Agent):
         for acct in self._assets_by_account:
             self.model.engine.close_out(acct, oracle, self.model.steps)
 
-    def open_positions(
-        self, equity_usd: float, oracle: np.ndarray, genesis: bool, leverage: float | None = None
-    ) -> None:
-        """Put `equity_usd` of wallet USD to work at `leverage` (None: the leverage the trader wants now,
-        `wanted_leverage`), split evenly over its assets. genesis: a position that exists before the run, filled at
-        the fundamental (`open_genesis_positions` for this one trader)."""
+    def open_positions(self, equity_usd: float, oracle: np.ndarray, genesis: bool) -> None:
+        """Put `equity_usd` of wallet USD to work at the leverage the trader wants now (`wanted_leverage`), split
+        evenly over its assets. genesis: a position that exists before the run, filled at the fundamental
+        (`open_genesis_positions` for this one trader)."""
         m = self.model
-        if leverage is None:
-            leverage = self.wanted_leverage()
+        leverage = self.wanted_leverage()
         if genesis:
             holder = np.array([self.holder])
             assets, accounts = np.array([self.assets]), np.array([self.accounts])

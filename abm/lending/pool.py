@@ -165,20 +165,14 @@ class LendingPool:
         self.scaled_borrows[asset] += scaled
         return scaled
 
-    def cash_after_loans(self, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
-        """Each reserve's cash after lending `amounts[i]` tokens of `assets[i]` one at a time in order (tokens; no
-        state change): negative where the loans take more than the cash, i.e. one of them found too little left."""
-        left = self.cash.copy()
-        for a in np.unique(assets).tolist():
-            left[a] = running_total(float(self.cash[a]), -amounts[assets == a])
-        return left
-
     def lend_out_many(self, assets: np.ndarray, amounts: np.ndarray) -> np.ndarray:
         """`lend_out` of each loan in order (`amounts[i]` >= 0 tokens of `assets[i]`), in one pass: returns the scaled
         debt of each loan; each reserve's cash and scaled borrows are what the loans one at a time leave, bit for
         bit (each total added up in the loans' order). Raises, changing nothing, if the loans take more than the
         cash."""
-        left = self.cash_after_loans(assets, amounts)
+        left = self.cash.copy()
+        for a in np.unique(assets).tolist():
+            left[a] = running_total(float(self.cash[a]), -amounts[assets == a])
         if (left < 0).any():
             a = int(np.flatnonzero(left < 0)[0])
             raise InvariantError(f"pool {self.symbols[a]}: loans exceed cash {self.cash[a]} by {-left[a]}")

@@ -1,9 +1,12 @@
-"""Summaries for benchmarks/genesis_one_pass.md: python benchmarks/genesis_summaries.py OUT.json (run once per
-checkout, before and after), then python benchmarks/genesis_summaries.py BEFORE.json AFTER.json for the table.
+"""Seed-by-seed summaries of the shipped presets before and after a change (run on demand, not a test).
+
+    PYTHONPATH=<checkout> python benchmarks/preset_summaries.py OUT.json     # once per checkout
+    python benchmarks/preset_summaries.py BEFORE.json AFTER.json             # the before/after table
 
 crash at 1,000 traders, seeds 0-9; black_thursday, perp_crash, lst_depeg, margin_mix at their preset sizes, seeds
-0-4: amplification_ETH, n_liquidations, liquidation_volume_usd, bad_debt_usd, pre_shock_liquidations and
-pre_shock_max_gap_ETH.
+0-4: the headline metrics of `compare_results.METRICS` and the largest pre-shock gap between market and
+fundamental over the risky assets (`pre_shock_max_gap`). The table takes the keys both files have, so files written
+with fewer keys still compare. Used for benchmarks/batched_decisions.md and benchmarks/genesis_one_pass.md.
 """
 
 from __future__ import annotations
@@ -12,15 +15,8 @@ import json
 import sys
 
 import numpy as np
+from compare_results import METRICS
 
-KEYS = (
-    "amplification_ETH",
-    "n_liquidations",
-    "liquidation_volume_usd",
-    "bad_debt_usd",
-    "pre_shock_liquidations",
-    "pre_shock_max_gap_ETH",
-)
 JOBS = [("crash", seed, 1000) for seed in range(10)]
 JOBS += [(p, seed, None) for p in ("black_thursday", "perp_crash", "lst_depeg", "margin_mix") for seed in range(5)]
 
@@ -33,19 +29,27 @@ def collect(path: str) -> None:
     for preset, seed, n in JOBS:
         config = ModelConfig.from_preset(preset, {"traders.n_traders": n} if n else {})
         summary = run(config, seed=seed, keep_model=False).summary
-        out[f"{preset}:{seed}"] = row = {k: summary.get(k) for k in KEYS}
+        row = {k: summary.get(k) for k in METRICS}
+        gaps = [abs(v) for k, v in summary.items() if k.startswith("pre_shock_max_gap_") and v is not None]
+        row["pre_shock_max_gap"] = max(gaps, default=None)
+        out[f"{preset}:{seed}"] = row
         print(preset, seed, row, flush=True)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
 
 
 def table(before_path: str, after_path: str) -> None:
-    before, after = json.load(open(before_path)), json.load(open(after_path))
+    with open(before_path) as f:
+        before = json.load(f)
+    with open(after_path) as f:
+        after = json.load(f)
+    first = next(iter(before.values()))
+    keys = [k for k in first if k in next(iter(after.values()))]
     print("| preset | key | before mean (sd) | after mean (sd) | per-seed difference: max abs |")
     print("|---|---|---|---|---|")
     for preset in dict.fromkeys(p for p, _, _ in JOBS):
         runs = [k for k in before if k.startswith(preset + ":")]
-        for key in KEYS:
+        for key in keys:
             b = np.array([np.nan if before[r][key] is None else before[r][key] for r in runs], dtype=float)
             a = np.array([np.nan if after[r][key] is None else after[r][key] for r in runs], dtype=float)
             diff = np.nanmax(np.abs(a - b)) if np.isfinite(a - b).any() else 0.0
