@@ -15,13 +15,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PRESETS = ["crash", "black_thursday", "contagion", "perp_crash", "lst_depeg"]
+PRESETS = ["crash", "black_thursday", "contagion", "perp_crash", "lst_depeg", "crash@10000", "crash@100000x300"]
+"""The shipped presets, and larger books: `preset@N` runs it with N traders, `preset@NxSTEPS` also for STEPS steps
+(crash's shock starts at step 240)."""
 
 
 def outputs(preset: str) -> dict[str, Any]:
     import abm
+    from abm.config import ModelConfig
 
-    r = abm.run(preset, seed=0, keep_model=False)
+    name, _, size = preset.partition("@")
+    n, _, steps = size.partition("x")
+    config = ModelConfig.from_preset(name, {"traders.n_traders": int(n)} if n else {})
+    r = abm.run(config, seed=0, steps=int(steps) if steps else None, keep_model=False)
     summary = {k: v for k, v in r.summary.items() if k != "wall_seconds"}
     return {
         "summary": summary,
