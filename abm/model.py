@@ -23,7 +23,7 @@ from abm.agents import BasisTrader, Lender, LeveragedTrader, Liquidator, OracleU
 from abm.agents.auction_desk import AuctionDesk
 from abm.agents.batched import batched_trader_phase
 from abm.agents.book import TraderBook
-from abm.agents.decisions import genesis_leverages, past_drawdown
+from abm.agents.decisions import genesis_leverages
 from abm.agents.hunter import LiquidationHunter
 from abm.agents.lender import LenderSentiment, LenderView, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
@@ -378,7 +378,7 @@ class ReflexivityModel(mesa.Model):
             self.lenders[i].step(view)
         # 5. traders whose clocks fire (risk alerts bring a clock forward by the trader's reaction delay), except
         # those still out after a stop or wipe-out
-        self.book.alert(self.risk_alerts(), t)
+        self.wake_alerted(t)
         active = self.book.clocks_due(t, self.streams.clocks)
         # the lending traders decide together from the state now, then trade in activation order (abm.agents.batched)
         batched_trader_phase(self, order(np.flatnonzero(active & (self.book.out_until <= t))).tolist())
@@ -450,9 +450,10 @@ class ReflexivityModel(mesa.Model):
         """`outside_rates`: the lenders' outside rate per reserve (per year), read from the configuration."""
         self.outside_rates = np.array([self.config.reserve(s).outside_rate for s in self.symbols])
 
-    def risk_alerts(self) -> np.ndarray:
-        """Traders woken outside their clock (bool per trader): prudent ones whose worst account is under their HF
-        buffer (last step's health), stop-losses past their drawdown from their peak equity (market prices)."""
+    def wake_alerted(self, t: int) -> int:
+        """Wake the traders whose risk alert rings (`TraderBook.wake_alerted`; returns how many): prudent ones whose
+        worst account is under their HF buffer (last step's health), stop-losses past their drawdown from their
+        peak equity (market prices)."""
         book, tcfg = self.book, self.config.traders
         # basis traders' and loopers' accounts belong to holders after the traders: left out
         worst_hf = owner_minimum(self.hf, self.engine.owner[: self.engine.n], book.n)
@@ -460,11 +461,8 @@ class ReflexivityModel(mesa.Model):
         if venue is not None and venue.n > FIRST_ACCOUNT:  # perp traders' health: equity over maintenance margin
             perp_worst = owner_minimum(venue.health(), venue.owner[FIRST_ACCOUNT : venue.n], book.n)
             np.minimum(worst_hf, perp_worst, out=worst_hf)
-        alerts = book.has_risk("prudent") & (worst_hf < tcfg.prudent_buffer)
         equity = book.equity(self.market.prices)
-        np.maximum(book.peak_equity, equity, out=book.peak_equity)
-        drawdown = past_drawdown(equity, book.peak_equity, tcfg.stop_loss_drawdown)
-        return alerts | (book.has_risk("stop_loss") & drawdown)
+        return book.wake_alerted(worst_hf, equity, t, tcfg.prudent_buffer, tcfg.stop_loss_drawdown)
 
     def _health_pass(self, oracle: np.ndarray) -> None:
         """Every account's health at oracle prices; the liquidatable ones, largest debt first, join the queue."""

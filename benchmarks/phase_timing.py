@@ -45,7 +45,7 @@ for group, label in ((m.liquidators, "liquidators"), (m.lenders, "lenders"), (m.
 wrap(m, "_health_pass", "health_pass")
 wrap(m.baseline, "count", "  baseline.count")
 wrap(m, "_resolve_bad_debt", "bad_debt")
-wrap(m, "risk_alerts", "risk_alerts")
+wrap(m, "wake_alerted", "risk_alerts")
 wrap(m.recorder, "end_step", "recorder.end_step")
 wrap(m.datacollector, "collect", "collect")
 wrap(m.pool, "accrue", "accrue")

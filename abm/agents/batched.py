@@ -95,10 +95,9 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     m, book, engine = model, model.book, model.engine
     cfg = m.config.traders
     out = Decisions(holders)
-    traders: list[LeveragedTrader] = [m.traders[i] for i in holders.tolist()]
     prices = m.market.prices
-    accounts = np.array([t.accounts for t in traders], dtype=np.int64).reshape(len(traders), -1)  # (traders, k)
-    assets = np.array([t.assets for t in traders], dtype=np.int64).reshape(len(traders), -1)
+    accounts = m.trader_accounts.take(holders, axis=0)  # (traders, k): each one's account per asset
+    assets = m.trader_assets.take(holders, axis=0)
     n, k = assets.shape
     isolated = accounts[:, 0] != accounts[:, -1]  # one account per position (cross, portfolio: one shared)
     coll = engine.collateral.take(accounts.ravel(), axis=0).reshape(n, k, -1)  # (traders, k, assets) tokens
@@ -123,7 +122,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     if len(prudent):
         worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
         for r in prudent[worst < cfg.prudent_buffer].tolist():
-            wanted[r] = min(wanted[r], traders[r].leverage_for_health(cfg.prudent_target_hf, oracle))
+            wanted[r] = min(wanted[r], m.traders[int(holders[r])].leverage_for_health(cfg.prudent_target_hf, oracle))
     goal = wanted[:, None] * acct_equity / np.where(isolated, 1, k)[:, None]  # exposure per position (USD)
     gap, outside = rebalance_gaps(goal, exposure, cfg.rebalance_tolerance)
     trade = outside & (acct_equity > 0)

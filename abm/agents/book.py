@@ -8,7 +8,9 @@ A trader's index is also its wallet row (holder id).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from abm.agents.decisions import past_drawdown
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
@@ -96,7 +98,7 @@ class TraderBook:
                 rows = FIRST_ACCOUNT + self._perp_index.of(venue.owner[FIRST_ACCOUNT : venue.n], trader)
                 own = own + sum(venue.account_equity(int(r)) for r in rows)
             return own
-        by_owner = np.bincount(owners, weights=engine.account_equity(prices), minlength=self.n)[: self.n]
+        by_owner = engine.owner_equity(prices, self.n)
         if self.perps is not None:
             venue = self.perps
             perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
@@ -104,10 +106,27 @@ class TraderBook:
             by_owner = by_owner + np.bincount(perp_owners[mine], weights=venue.equity()[mine], minlength=self.n)
         return by_owner + wallets.balances[: self.n] @ prices
 
-    def alert(self, alerted: np.ndarray, step: int) -> None:
-        """Traders with a ringing risk alert (bool per trader) act after their own reaction delay: their next
-        decision moves forward to `step` + delay unless it comes sooner."""
-        np.minimum(self.next_decision, np.where(alerted, step + self.reaction_delay, np.inf), out=self.next_decision)
+    def wake_alerted(
+        self, worst_hf: np.ndarray, equity: np.ndarray, step: int, prudent_buffer: float, stop_loss_drawdown: float
+    ) -> int:
+        """The risk alerts, from each trader's worst health factor (its accounts' lowest) and its equity (USD) now:
+        every peak equity rises to the equity; a prudent trader whose worst health is under `prudent_buffer`, or a
+        stop-loss trader past its drawdown (`past_drawdown`, `stop_loss_drawdown` a fraction) from its peak, acts
+        after its own reaction delay: its next decision moves forward to `step` + delay unless it comes sooner.
+        One compiled pass over the traders; returns how many were alerted."""
+        return _wake_alerted(
+            worst_hf,
+            equity,
+            self.risk,
+            RISK_CODE["prudent"],
+            RISK_CODE["stop_loss"],
+            prudent_buffer,
+            stop_loss_drawdown,
+            self.peak_equity,
+            self.next_decision,
+            self.reaction_delay,
+            step,
+        )
 
     def clocks_due(self, step: int, rng: np.random.Generator) -> np.ndarray:
         """Traders whose decision clock fires at `step` (bool); each such clock is drawn again, exponentially."""
@@ -139,3 +158,38 @@ class OwnerIndex:
         if not 0 <= owner < len(self._starts) - 1:
             return self._order[:0]
         return self._order[self._starts[owner] : self._starts[owner + 1]]
+
+
+_past_drawdown = njit(inline="always")(past_drawdown)
+
+
+@njit(cache=True, nogil=True)
+def _wake_alerted(
+    worst_hf: np.ndarray,
+    equity: np.ndarray,
+    risk: np.ndarray,
+    prudent: int,
+    stop_loss: int,
+    prudent_buffer: float,
+    stop_loss_drawdown: float,
+    peak_equity: np.ndarray,
+    next_decision: np.ndarray,
+    reaction_delay: np.ndarray,
+    step: int,
+) -> int:
+    """`TraderBook.wake_alerted` (risk: style codes; the last three arrays updated in place). np.maximum's and
+    np.minimum's NaN rules: a NaN equity becomes the peak, a NaN next decision stays."""
+    alerted = 0
+    for i in range(len(equity)):
+        e = equity[i]
+        if e > peak_equity[i] or e != e:
+            peak_equity[i] = e
+        style = risk[i]
+        if (style == prudent and worst_hf[i] < prudent_buffer) or (
+            style == stop_loss and _past_drawdown(e, peak_equity[i], stop_loss_drawdown)
+        ):
+            alerted += 1
+            wake = step + reaction_delay[i]
+            if wake < next_decision[i] or wake != wake:
+                next_decision[i] = wake
+    return alerted

@@ -33,8 +33,9 @@ def current_leverages(exposure: np.ndarray, equity: np.ndarray) -> np.ndarray:
 
 
 def past_drawdown(equity: np.ndarray, peak: np.ndarray, drawdown: float) -> np.ndarray:
-    """Whether equity has fallen more than `drawdown` (fraction) below its peak (USD): a stop-loss trader's stop."""
-    return np.asarray(equity) < (1.0 - drawdown) * np.asarray(peak)
+    """Whether equity has fallen more than `drawdown` (fraction) below its peak (USD): a stop-loss trader's stop.
+    Plain arithmetic on numbers or arrays, so that the compiled risk-alert pass (`abm.agents.book`) runs it too."""
+    return equity < (1.0 - drawdown) * peak
 
 
 def carry_factors(rate: np.ndarray, tolerance: float) -> np.ndarray:

@@ -158,3 +158,26 @@ def loans_in_turn(cash: np.ndarray, assets: np.ndarray, amounts: np.ndarray) -> 
         if made[i]:
             left[a] = max(left[a] - amounts[i], 0.0)
     return made
+
+
+@njit(cache=True, nogil=True)
+def owner_equities(
+    owners: np.ndarray,
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    prices: np.ndarray,
+    debt_prices: np.ndarray,
+    n_owners: int,
+) -> np.ndarray:
+    """Each owner's lending equity (USD): the sum of its accounts' `account_equities`, accounts added in order from
+    0 (as `np.bincount` with weights adds them), for owners 0..n_owners-1; accounts of later owners are left out."""
+    n, n_assets = collateral.shape
+    out = np.zeros(n_owners)
+    for i in range(n):
+        o = owners[i]
+        if o < n_owners:
+            e = collateral[i, 0] * prices[0] - scaled_debt[i, 0] * debt_prices[0]
+            for j in range(1, n_assets):
+                e += collateral[i, j] * prices[j] - scaled_debt[i, j] * debt_prices[j]
+            out[o] += e
+    return out

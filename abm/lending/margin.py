@@ -16,7 +16,7 @@ import numpy as np
 
 from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
-from abm.lending.kernels import account_equities, account_values, health_factors, loans_in_turn
+from abm.lending.kernels import account_equities, account_values, health_factors, loans_in_turn, owner_equities
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum, row_sums, scale_columns
@@ -144,6 +144,13 @@ class MarginEngine:
         # `take` gathers the same rows as `collateral[accounts]`, several times faster on these tall arrays
         net = self.collateral.take(accounts, axis=0) - self.scaled_debt.take(accounts, axis=0) * self.pool.borrow_index
         return net @ prices
+
+    def owner_equity(self, prices: np.ndarray, n_owners: int) -> np.ndarray:
+        """Collateral minus debt (USD at `prices`) of each owner 0..n_owners-1 over its accounts (the sum of their
+        `account_equity`, in account order); accounts of later owners are left out."""
+        n = self.n
+        debt_prices = self.pool.borrow_index * prices
+        return owner_equities(self.owner[:n], self.collateral[:n], self.scaled_debt[:n], prices, debt_prices, n_owners)
 
     def health(self, prices: np.ndarray) -> np.ndarray:
         """Health factor of every account at `prices` (oracle): inf without debt; < 1 is liquidatable.
