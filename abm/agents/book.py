@@ -120,12 +120,12 @@ class TraderBook:
             self.risk,
             RISK_CODE["prudent"],
             RISK_CODE["stop_loss"],
-            prudent_buffer,
-            stop_loss_drawdown,
+            float(prudent_buffer),
+            float(stop_loss_drawdown),
             self.peak_equity,
             self.next_decision,
             self.reaction_delay,
-            step,
+            int(step),
         )
 
     def clocks_due(self, step: int, rng: np.random.Generator) -> np.ndarray:

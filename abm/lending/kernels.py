@@ -36,16 +36,20 @@ def health_factors(
     without debt (`protocol.health_factor`, cross and isolated margin).
     """
     n, n_assets = collateral.shape
-    out = np.empty((collateral_prices.shape[0], n))
-    for k in range(collateral_prices.shape[0]):
-        prices, owed_prices, row = collateral_prices[k].copy(), debt_prices[k].copy(), out[k]
-        if n_assets == 3:  # the usual book (USD, ETH, BTC): with the count a constant the compiler unrolls the sums
-            for i in range(n):
-                row[i] = _account_health(collateral, scaled_debt, liquidation_threshold, prices, owed_prices, i, 3)
-        else:
-            for i in range(n):
-                row[i] = _account_health(
-                    collateral, scaled_debt, liquidation_threshold, prices, owed_prices, i, n_assets
+    n_paths = collateral_prices.shape[0]
+    out = np.empty((n_paths, n))
+    # accounts outside, paths inside: each account's row is read from memory once for every path
+    if n_assets == 3:  # the usual book (USD, ETH, BTC): with the count a constant the compiler unrolls the sums
+        for i in range(n):
+            for k in range(n_paths):
+                out[k, i] = _account_health(
+                    collateral, scaled_debt, liquidation_threshold, collateral_prices[k], debt_prices[k], i, 3
+                )
+    else:
+        for i in range(n):
+            for k in range(n_paths):
+                out[k, i] = _account_health(
+                    collateral, scaled_debt, liquidation_threshold, collateral_prices[k], debt_prices[k], i, n_assets
                 )
     return out
 
@@ -102,18 +106,41 @@ def account_values(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every account's collateral and debt in USD (two arrays, one number per account): sum_i c_i p_i and
     sum_j d_j q_j (q: the borrow index times the price, USD per scaled debt token)."""
-    n, n_assets = collateral.shape
+    n = collateral.shape[0]
     coll = np.empty(n)
     debt = np.empty(n)
     for i in range(n):
-        c = collateral[i, 0] * prices[0]
-        d = scaled_debt[i, 0] * debt_prices[0]
-        for j in range(1, n_assets):
-            c += collateral[i, j] * prices[j]
-            d += scaled_debt[i, j] * debt_prices[j]
-        coll[i] = c
-        debt[i] = d
+        coll[i], debt[i] = _account_values(collateral, scaled_debt, prices, debt_prices, i)
     return coll, debt
+
+
+@njit(inline="always")
+def _account_values(
+    collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray, debt_prices: np.ndarray, i: int
+) -> tuple[float, float]:
+    """Account `i`'s collateral and debt in USD (`account_values`)."""
+    c = collateral[i, 0] * prices[0]
+    d = scaled_debt[i, 0] * debt_prices[0]
+    for j in range(1, collateral.shape[1]):
+        c += collateral[i, j] * prices[j]
+        d += scaled_debt[i, j] * debt_prices[j]
+    return c, d
+
+
+@njit(cache=True, nogil=True)
+def insolvent_rows(
+    collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray, debt_prices: np.ndarray, dust_usd: float
+) -> np.ndarray:
+    """Accounts (ids, ascending) with debt but collateral worth less than `dust_usd` (USD), values as
+    `account_values` computes them."""
+    found = np.empty(collateral.shape[0], dtype=np.int64)
+    count = 0
+    for i in range(collateral.shape[0]):
+        c, d = _account_values(collateral, scaled_debt, prices, debt_prices, i)
+        if d > 0 and c < dust_usd:
+            found[count] = i
+            count += 1
+    return found[:count].copy()
 
 
 @njit(cache=True, nogil=True)

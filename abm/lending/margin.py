@@ -16,7 +16,14 @@ import numpy as np
 
 from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
-from abm.lending.kernels import account_equities, account_values, health_factors, loans_in_turn, owner_equities
+from abm.lending.kernels import (
+    account_equities,
+    account_values,
+    health_factors,
+    insolvent_rows,
+    loans_in_turn,
+    owner_equities,
+)
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum, row_sums, scale_columns
@@ -671,5 +678,6 @@ class MarginEngine:
 
     def insolvent_accounts(self, prices: np.ndarray) -> np.ndarray:
         """Accounts with debt but collateral worth less than the pool's dust threshold (USD): bad debt."""
-        coll, debt = self.account_values(prices)
-        return np.flatnonzero((debt > 0) & (coll < self.pool.dust_usd))
+        n = self.n
+        debt_prices = self.pool.borrow_index * prices
+        return insolvent_rows(self.collateral[:n], self.scaled_debt[:n], prices, debt_prices, float(self.pool.dust_usd))
