@@ -6,10 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from abm.agents.book import RISK_CODE, _wake_alerted
+from abm.agents.decisions import past_drawdown
 from abm.lending.kernels import (
     account_equities,
     account_values,
     health_factors,
+    insolvent_rows,
+    owner_equities,
     owner_minimum,
     rows_changed,
     rows_in_use,
@@ -55,6 +59,64 @@ def test_account_values_and_equities_are_the_row_sums_of_the_usd_values() -> Non
     assert np.array_equal(equity, row_sums(collateral * prices - scaled_debt * debt_prices))
 
 
+def test_owner_equities_add_each_owners_accounts_in_order_as_bincount_does() -> None:
+    collateral, scaled_debt = random_book(400, 3, 8)
+    prices, debt_prices = np.array([1.0, 2950.5, 60500.75]), np.array([1.02, 3000.25, 60900.5])
+    owners = np.sort(np.random.default_rng(8).integers(0, 90, 400))  # owners 80..89 are beyond the range asked for
+    equity = account_equities(collateral, scaled_debt, prices, debt_prices)
+    expected = np.bincount(owners, weights=equity, minlength=80)[:80]
+    assert np.array_equal(owner_equities(owners, collateral, scaled_debt, prices, debt_prices, 80), expected)
+    assert (expected[np.setdiff1d(np.arange(80), owners)] == 0.0).all()  # an owner without accounts has 0
+
+
+def test_insolvent_rows_are_the_indebted_accounts_with_collateral_under_the_dust_line() -> None:
+    collateral, scaled_debt = random_book(500, 3, 9)
+    prices, debt_prices = np.array([1.0, 3100.0, 62000.0]), np.array([1.01, 3120.0, 62100.0])
+    coll, debt = account_values(collateral, scaled_debt, prices, debt_prices)
+    for dust in (0.0, 1.0, 1e4):
+        expected = np.flatnonzero((debt > 0) & (coll < dust))
+        found = insolvent_rows(collateral, scaled_debt, prices, debt_prices, dust)
+        assert found.dtype == np.int64 and np.array_equal(found, expected)
+    assert len(insolvent_rows(collateral, scaled_debt, prices, debt_prices, 1e4)) > 0  # the case is exercised
+
+
+def test_wake_alerted_is_the_numpy_rules_for_peaks_stops_and_prudent_buffers() -> None:
+    """Peaks rise to the equity (NaN wins, as np.maximum), prudent traders under their buffer and stop-losses past
+    their drawdown are woken at step + delay unless their clock fires sooner (np.minimum), others are untouched."""
+    rng = np.random.default_rng(12)
+    n, step, buffer, drawdown = 600, 50, 1.2, 0.3
+    risk = rng.integers(0, len(RISK_CODE), n)
+    worst_hf = rng.lognormal(0.3, 0.4, n)
+    peak = rng.lognormal(10.0, 1.0, n)
+    equity = peak * rng.uniform(0.4, 1.3, n)
+    equity[[5, 77]] = np.nan
+    next_decision = step + rng.exponential(30.0, n)
+    delay = rng.lognormal(1.0, 0.5, n)
+    expected_peak = np.maximum(peak, equity)
+    alerted = ((risk == RISK_CODE["prudent"]) & (worst_hf < buffer)) | (
+        (risk == RISK_CODE["stop_loss"]) & past_drawdown(equity, expected_peak, drawdown)
+    )
+    expected_next = np.minimum(next_decision, np.where(alerted, step + delay, np.inf))
+    got_peak, got_next = peak.copy(), next_decision.copy()
+    count = _wake_alerted(
+        worst_hf,
+        equity,
+        risk,
+        RISK_CODE["prudent"],
+        RISK_CODE["stop_loss"],
+        buffer,
+        drawdown,
+        got_peak,
+        got_next,
+        delay,
+        step,
+    )
+    assert count == alerted.sum() > 0
+    assert np.array_equal(got_peak, expected_peak, equal_nan=True)
+    assert np.array_equal(got_next, expected_next)
+    assert (got_next < next_decision).any() and (got_next == next_decision).any()
+
+
 def test_rows_changed_and_rows_in_use_compare_exactly() -> None:
     collateral, scaled_debt = random_book(200, 3, 7)
     before = collateral[:150].copy()
@@ -88,5 +150,9 @@ def test_each_kernel_keeps_one_compiled_signature_whatever_the_book() -> None:
         prices = np.ones((2, n_assets))
         health_factors(collateral, scaled_debt, np.full(n_assets, 0.8), prices, prices)
         account_values(collateral, scaled_debt, prices[0], prices[0])
+        owner_equities(np.zeros(20, dtype=np.int64), collateral, scaled_debt, prices[0], prices[0], 1)
+        insolvent_rows(collateral, scaled_debt, prices[0], prices[0], 1.0)
     assert len(health_factors.signatures) == 1
     assert len(account_values.signatures) == 1
+    assert len(owner_equities.signatures) == 1
+    assert len(insolvent_rows.signatures) == 1
