@@ -32,7 +32,10 @@ Per case the fastest repeat per seed counts and the table shows the mean over se
 machine; wall seconds are shown beside them. The regression guard (`--check`) compares each crash case with the
 last committed results.md and flags it when it is more than 20% slower both relative to the yardstick of its size
 and in CPU seconds (a slower machine moves only the seconds, a yardstick measured at a busy moment only the
-ratio), or uses more than 20% more peak memory. The harness does not touch OPENBLAS_* variables.
+ratio), or uses more than 20% more peak memory. The crash cases and the yardstick run with one BLAS thread
+(threadpoolctl), as every sweep worker does: process time then counts the work of the run, not BLAS threads
+spinning idle beside it (with OpenBLAS's default threads a 1,000,000-trader run spent about 11 s more CPU to save
+about 2 s of wall time). The harness does not touch OPENBLAS_* variables.
 """
 
 from __future__ import annotations
@@ -227,6 +230,10 @@ def measure_sweep(n: int, steps: int, seed: int, workers: int) -> dict[str, Any]
 
 def worker_main(spec: dict[str, Any]) -> None:
     kind = spec["kind"]
+    if kind in ("crash", "yardstick"):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # as a sweep worker runs (abm.sweep.runner); for the life of this process
     if kind == "crash":
         out = measure_crash(spec["n"], spec["steps"], spec["seed"])
     elif kind == "yardstick":
