@@ -25,7 +25,7 @@ from abm.agents.batched import batched_trader_phase
 from abm.agents.book import TraderBook
 from abm.agents.decisions import genesis_leverages
 from abm.agents.hunter import LiquidationHunter
-from abm.agents.lender import LenderSentiment, LenderView, parity_supply
+from abm.agents.lender import LenderSentiment, LenderView, act_in_turn, parity_supply
 from abm.agents.looper import LoopingTrader, looper_leverages
 from abm.agents.oracle_attacker import OracleAttacker
 from abm.agents.population import base_leverage, draw_population, per_combination, perp_leverage_cap
@@ -374,8 +374,7 @@ class ReflexivityModel(mesa.Model):
         self.pool.begin_withdrawals()
         fear = self.lender_sentiment.update(self.pool, cfg.lenders.panic_half_life_steps)
         view = LenderView.of(self, fear)
-        for i in order(len(self.lenders)):
-            self.lenders[i].step(view)
+        act_in_turn(self, [self.lenders[i] for i in order(len(self.lenders))], view)
         # 5. traders whose clocks fire (risk alerts bring a clock forward by the trader's reaction delay), except
         # those still out after a stop or wipe-out
         self.wake_alerted(t)

@@ -13,7 +13,7 @@ from conftest import System, SystemFactory
 from abm.errors import InvariantError
 from abm.protocol import SECONDS_PER_YEAR
 
-USD, ETH = 0, 1
+USD, ETH, BTC = 0, 1, 2
 YEAR_STEPS = {"market.step_seconds": SECONDS_PER_YEAR}
 
 
@@ -210,3 +210,44 @@ def test_write_off_records_usd_at_the_given_price(make_system: SystemFactory) ->
     assert rec.lenders_usd == pytest.approx(5000.0)
     assert s.pool.supplied[ETH] == pytest.approx(8.0)
     assert_identity(s)
+
+
+def test_lenders_act_in_turn_run_from_panicked_reserves_and_chase_rates(make_system: SystemFactory) -> None:
+    """The lenders' phase (abm.agents.lender.act_in_turn), in the order given: in a reserve in panic each withdraws
+    `run_fraction` (0.2) of its funds there, bounded by the cash left (the rest is unmet); elsewhere it moves the
+    view's share: out of the pool a share of its funds, into it a share of its funds plus its idle tokens, at most
+    those idle tokens. Worked numbers; every token accounted for."""
+    from types import SimpleNamespace
+
+    from abm.agents.lender import LenderView, act_in_turn
+
+    s = make_system()
+    for holder, asset, amount in ((0, USD, 600.0), (1, USD, 400.0), (0, ETH, 200.0), (1, BTC, 5.0)):
+        s.fund(holder, asset, amount)
+        s.pool.supply(holder, holder, asset, amount, s.wallets)
+    s.fund(1, ETH, 50.0)  # lender 1's idle ETH
+    s.pool.lend_out(USD, 880.0)  # 120 USD of cash left
+    s.wallets.credit(5, USD, 880.0)  # the borrower's wallet (conservation below)
+    before = s.totals()
+    s.pool.begin_withdrawals()
+    lenders = [SimpleNamespace(supplier=1, holder=1), SimpleNamespace(supplier=0, holder=0)]
+    view = LenderView(panic=np.array([True, False, False]), move=np.array([0.0, 0.1, -0.5]))
+    act_in_turn(SimpleNamespace(pool=s.pool, wallets=s.wallets, config=s.config), lenders, view)  # type: ignore[arg-type]
+    # USD in panic: lender 1 takes 0.2 x 400 = 80 of the 120; lender 0 asks 0.2 x 600 = 120, gets the 40 left
+    assert s.wallets.balance(1, USD) == pytest.approx(80.0)
+    assert s.wallets.balance(0, USD) == pytest.approx(40.0)
+    assert s.pool.cash[USD] == 0.0
+    assert s.pool.unmet_withdrawals[USD] == pytest.approx(80.0)
+    assert s.pool.supplier_balance(1, USD) == pytest.approx(320.0)
+    assert s.pool.supplier_balance(0, USD) == pytest.approx(560.0)
+    # ETH, move +0.1: lender 1 supplies 0.1 x (0 + 50) = 5 of its idle 50; lender 0 has no idle ETH to bring
+    assert s.pool.supplier_balance(1, ETH) == pytest.approx(5.0)
+    assert s.wallets.balance(1, ETH) == pytest.approx(45.0)
+    assert s.pool.supplier_balance(0, ETH) == pytest.approx(200.0)
+    # BTC, move -0.5: lender 1 withdraws half of its 5
+    assert s.pool.supplier_balance(1, BTC) == pytest.approx(2.5)
+    assert s.wallets.balance(1, BTC) == pytest.approx(2.5)
+    s.assert_conserved(before)
+    assert_identity(s)
+    # the pool's rates follow the new cash
+    assert s.pool.utilisation()[USD] == pytest.approx(1.0)

@@ -11,12 +11,14 @@ as the news ages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
+from numba import njit
 
+from abm.lending.pool import supply_tokens, withdraw_tokens
 from abm.protocol import borrow_rate, supply_rate
 
 if TYPE_CHECKING:
@@ -33,23 +35,85 @@ class Lender(mesa.Agent):
         super().__init__(model)
         self.holder = holder
         self.supplier = supplier
-        self.running = np.zeros(len(model.symbols), dtype=bool)  # per reserve: is this lender running now?
 
     def step(self, view: LenderView) -> None:
         """Act on the pool as published at the start of the lenders' phase (`view`, the same for every lender)."""
-        m = self.model
-        pool, wallets = m.pool, m.wallets
-        balances = pool.supplier_scaled[self.supplier] * pool.supply_index
-        self.running = view.panic & (balances > 0)
-        for a in view.panicking:  # the reserves in panic (ascending) where this lender still has funds
-            if balances[a] > 0:
-                pool.withdraw(self.supplier, self.holder, a, m.config.lenders.run_fraction * balances[a], wallets)
-        for a in view.moving:
-            move, idle = float(view.move[a]), wallets.balance(self.holder, a)
-            if move > 0:  # the better rate draws the lender's idle funds back in
-                pool.supply(self.supplier, self.holder, int(a), min(move * (balances[a] + idle), idle), wallets)
-            elif balances[a] > 0:
-                pool.withdraw(self.supplier, self.holder, int(a), min(-move, 1.0) * balances[a], wallets)
+        act_in_turn(self.model, [self], view)
+
+
+def act_in_turn(model: ReflexivityModel, lenders: list[Lender], view: LenderView) -> None:
+    """The lenders' phase: each of `lenders` in turn acts on the pool as published at the start of the phase
+    (`view`). Where its reserve is in panic it withdraws `lenders.run_fraction` of its funds there; elsewhere it moves
+    the view's share toward the better rate: a share of its funds in the pool plus its idle funds (its wallet)
+    into the pool, or of its funds in the pool out to its wallet. Its funds are counted once, when its turn starts;
+    a withdrawal is bounded by the reserve's cash (`LendingPool.withdraw`). One compiled pass over the lenders."""
+    pool = model.pool
+    changes = _act_in_turn(
+        np.array([lender.supplier for lender in lenders], dtype=np.int64),
+        np.array([lender.holder for lender in lenders], dtype=np.int64),
+        view.panic,
+        view.move,
+        float(model.config.lenders.run_fraction),
+        pool.cash,
+        pool.scaled_supply,
+        pool.supplier_scaled,
+        pool.supply_index,
+        pool.unmet_withdrawals,
+        model.wallets.balances,
+    )
+    if changes:
+        pool.touch()
+
+
+@njit(cache=True, nogil=True)
+def _act_in_turn(
+    suppliers: np.ndarray,
+    holders: np.ndarray,
+    panic: np.ndarray,
+    move: np.ndarray,
+    run_fraction: float,
+    cash: np.ndarray,
+    scaled_supply: np.ndarray,
+    supplier_scaled: np.ndarray,
+    supply_index: np.ndarray,
+    unmet_withdrawals: np.ndarray,
+    balances: np.ndarray,
+) -> int:
+    """`act_in_turn` on the pool's and the wallets' arrays (updated in place); returns how many moves it made. The
+    reserves in panic first, then the others, each in ascending order."""
+    changes = 0
+    n_assets = len(panic)
+    for i in range(len(suppliers)):
+        s, h = suppliers[i], holders[i]
+        funds = supplier_scaled[s] * supply_index  # tokens in the pool per reserve, as its turn starts
+        for a in range(n_assets):
+            if panic[a] and funds[a] > 0:
+                got = withdraw_tokens(
+                    cash, scaled_supply, supplier_scaled, supply_index, unmet_withdrawals, s, a, run_fraction * funds[a]
+                )
+                if got > 0:
+                    balances[h, a] += got
+                    changes += 1
+        for a in range(n_assets):
+            if panic[a] or move[a] == 0:
+                continue
+            if move[a] > 0:  # the better rate draws the lender's idle funds back in
+                idle = balances[h, a]
+                wanted = move[a] * (funds[a] + idle)
+                amount = idle if idle < wanted else wanted
+                if amount > 0:
+                    balances[h, a] = idle - amount  # at most the idle funds: never below 0
+                    supply_tokens(cash, scaled_supply, supplier_scaled, supply_index, s, a, amount)
+                    changes += 1
+            elif funds[a] > 0:
+                share = 1.0 if 1.0 < -move[a] else -move[a]
+                got = withdraw_tokens(
+                    cash, scaled_supply, supplier_scaled, supply_index, unmet_withdrawals, s, a, share * funds[a]
+                )
+                if got > 0:
+                    balances[h, a] += got
+                    changes += 1
+    return changes
 
 
 class LenderSentiment:
@@ -81,14 +145,6 @@ class LenderView:
 
     panic: np.ndarray
     move: np.ndarray
-    # the reserves (ascending) in panic, and those not in panic with funds to move: the same for every lender, so
-    # found once per step rather than once per lender
-    panicking: list[int] = field(init=False)
-    moving: list[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "panicking", np.flatnonzero(self.panic).tolist())
-        object.__setattr__(self, "moving", np.flatnonzero(~self.panic & (self.move != 0)).tolist())
 
     @classmethod
     def of(cls, model: ReflexivityModel, fear: np.ndarray) -> LenderView:

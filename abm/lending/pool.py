@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from abm.config.schema import ModelConfig
 from abm.errors import InvariantError
@@ -112,6 +113,11 @@ class LendingPool:
     def supply_rates(self) -> np.ndarray:
         return self.rates()[2]
 
+    def touch(self) -> None:
+        """Note that reserves' cash or supply changed outside the methods here (the lenders' compiled phase): the
+        rates are recomputed when next read."""
+        self._version += 1
+
     def supplier_balance(self, supplier: int, asset: int) -> float:
         return float(self.supplier_scaled[supplier, asset] * self.supply_index[asset])
 
@@ -122,11 +128,8 @@ class LendingPool:
         if amount <= 0:
             return
         wallets.debit(holder, asset, amount)
-        self.cash[asset] += amount
-        scaled = amount / self.supply_index[asset]
+        supply_tokens(self.cash, self.scaled_supply, self.supplier_scaled, self.supply_index, supplier, asset, amount)
         self._version += 1
-        self.scaled_supply[asset] += scaled
-        self.supplier_scaled[supplier, asset] += scaled
 
     def begin_withdrawals(self) -> None:
         """Start a new round of withdrawal requests: `unmet_withdrawals` counts this round's unpaid requests only
@@ -138,19 +141,19 @@ class LendingPool:
 
         The part the cash cannot meet is added to `unmet_withdrawals[asset]` (tokens). Returns the tokens withdrawn.
         """
-        want = min(amount, self.supplier_balance(supplier, asset))
-        if want <= 0:
-            return 0.0
-        got = min(want, float(self.cash[asset]))
-        self.unmet_withdrawals[asset] += want - got
-        if got <= 0:
-            return 0.0
-        scaled = min(got / self.supply_index[asset], self.supplier_scaled[supplier, asset])
-        self.supplier_scaled[supplier, asset] -= scaled
-        self.scaled_supply[asset] -= scaled
-        self.cash[asset] -= got
-        wallets.credit(holder, asset, got)
-        self._version += 1
+        got = withdraw_tokens(
+            self.cash,
+            self.scaled_supply,
+            self.supplier_scaled,
+            self.supply_index,
+            self.unmet_withdrawals,
+            supplier,
+            asset,
+            amount,
+        )
+        if got > 0:
+            wallets.credit(holder, asset, got)
+            self._version += 1
         return got
 
     # --- borrowers (called by the margin engine, which keeps each account's scaled debt) --------------
@@ -266,3 +269,54 @@ class LendingPool:
     def identity_gap(self) -> np.ndarray:
         """cash + borrows - (supplied + reserves) per reserve (tokens); ~0 always."""
         return self.cash + self.borrows - self.supplied - self.reserves
+
+
+# --- a supplier's moves, compiled: the pool's methods above and the lenders' phase (abm.agents.lender) run these --
+
+
+@njit(cache=True, nogil=True)
+def supply_tokens(
+    cash: np.ndarray,
+    scaled_supply: np.ndarray,
+    supplier_scaled: np.ndarray,
+    supply_index: np.ndarray,
+    supplier: int,
+    asset: int,
+    amount: float,
+) -> None:
+    """Book `amount` > 0 tokens (already taken from the supplier's wallet) into reserve `asset`'s cash, credited to
+    `supplier` as scaled supply (tokens over the supply index)."""
+    cash[asset] += amount
+    scaled = amount / supply_index[asset]
+    scaled_supply[asset] += scaled
+    supplier_scaled[supplier, asset] += scaled
+
+
+@njit(cache=True, nogil=True)
+def withdraw_tokens(
+    cash: np.ndarray,
+    scaled_supply: np.ndarray,
+    supplier_scaled: np.ndarray,
+    supply_index: np.ndarray,
+    unmet_withdrawals: np.ndarray,
+    supplier: int,
+    asset: int,
+    amount: float,
+) -> float:
+    """Take up to `amount` tokens of reserve `asset` out for `supplier`: at most its balance and the reserve's cash;
+    the part of the request the cash cannot meet is added to `unmet_withdrawals[asset]` (tokens). Returns the
+    tokens withdrawn, for the caller to credit to the supplier's wallet."""
+    balance = supplier_scaled[supplier, asset] * supply_index[asset]
+    want = balance if balance < amount else amount
+    if want <= 0:
+        return 0.0
+    got = cash[asset] if cash[asset] < want else want
+    unmet_withdrawals[asset] += want - got
+    if got <= 0:
+        return 0.0
+    quotient = got / supply_index[asset]
+    scaled = supplier_scaled[supplier, asset] if supplier_scaled[supplier, asset] < quotient else quotient
+    supplier_scaled[supplier, asset] -= scaled
+    scaled_supply[asset] -= scaled
+    cash[asset] -= got
+    return got
