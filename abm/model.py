@@ -380,7 +380,7 @@ class ReflexivityModel(mesa.Model):
         self.wake_alerted(t)
         active = self.book.clocks_due(t, self.streams.clocks)
         # the lending traders decide together from the state now, then trade in activation order (abm.agents.batched)
-        batched_trader_phase(self, order(np.flatnonzero(active & (self.book.out_until <= t))).tolist())
+        batched_trader_phase(self, order(np.flatnonzero(active & (self.book.out_until <= t))))
         # basis traders act every step, after the other traders (their positions answer the premium those made)
         if self.basis_traders:
             for i in order(len(self.basis_traders)):

@@ -39,21 +39,26 @@ Plan = str | list[tuple[int, int, float]]
 """A lending trader's plan: REENTER (flat), STOP (stop-loss), or its trades [(account, asset, gap USD)]."""
 
 
-def batched_trader_phase(model: ReflexivityModel, order: list[int]) -> None:
+def batched_trader_phase(model: ReflexivityModel, order: np.ndarray | list[int]) -> None:
     """Run the traders' phase for the traders `order` (holder ids, activation order): the lending traders'
     decisions in one pass, then each trader's trades in that order (a perp trader decides at its turn)."""
     traders = model.traders
-    lending = [i for i in order if type(traders[i]) is LeveragedTrader]
-    plans = plan_decisions(model, np.array(lending, dtype=np.int64)).plans if lending else {}
+    order = np.asarray(order, dtype=np.int64)
+    lending = model.trader_accounts[order, 0] >= 0  # a perp trader has no lending account (-1)
+    plans = plan_decisions(model, order[lending]).plans if lending.any() else {}
+    # the traders that act, in activation order: the lending ones with a plan (plans keep the order they were
+    # given) and every perp trader
+    acting = plans.keys()
+    if not lending.all():
+        acting = [i for i, lends in zip(order.tolist(), lending.tolist(), strict=True) if not lends or i in plans]
     oracle = model.oracle.prices
-    for i in order:
+    for i in acting:
         trader = traders[i]
         if i not in plans:
-            if type(trader) is not LeveragedTrader:
-                # another venue's trader decides at its turn (its class's own `step`: this phase is the lending one)
-                if type(trader).step is LeveragedTrader.step:
-                    raise TypeError(f"{type(trader).__name__} needs its own step (the batched phase is for lending)")
-                trader.step()
+            # another venue's trader decides at its turn (its class's own `step`: this phase is the lending one)
+            if type(trader).step is LeveragedTrader.step:
+                raise TypeError(f"{type(trader).__name__} needs its own step (the batched phase is for lending)")
+            trader.step()
             continue
         plan = plans[i]
         if plan == REENTER:
