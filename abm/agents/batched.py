@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm.agents.book import RISK_CODE
 from abm.agents.decisions import (
     current_leverages,
     lending_carry_rates,
@@ -108,12 +109,13 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     coll = engine.collateral.take(accounts.ravel(), axis=0).reshape(n, k, -1)  # (traders, k, assets) tokens
     scaled = engine.scaled_debt.take(accounts.ravel(), axis=0).reshape(n, k, -1)
     held = coll.any(axis=(1, 2)) | scaled.any(axis=(1, 2))  # `has_position`
-    acct_equity = engine.account_equity(prices, accounts.ravel()).reshape(n, k)
+    acct_equity = engine.rows_equity(coll.reshape(n * k, -1), scaled.reshape(n * k, -1), prices).reshape(n, k)
     own_equity = np.where(isolated, acct_equity.sum(axis=1), acct_equity[:, 0])
     equity = own_equity + m.wallets.balances[holders] @ prices  # `TraderBook.equity` of a lending trader
     peak = np.where(held, np.maximum(book.peak_equity[holders], equity), book.peak_equity[holders])
     book.peak_equity[holders] = peak
-    stop = book.has_risk("stop_loss")[holders] & past_drawdown(equity, peak, cfg.stop_loss_drawdown)
+    risk = book.risk[holders]
+    stop = (risk == RISK_CODE["stop_loss"]) & past_drawdown(equity, peak, cfg.stop_loss_drawdown)
     long = book.direction[holders] > 0
     exposure = lending_exposures(engine, long[:, None], accounts, assets, prices)  # (traders, k) USD
     current = current_leverages(exposure.sum(axis=1), own_equity)
@@ -123,7 +125,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
     # change in the phase) aims at the leverage that restores its target health factor
     oracle = m.oracle.prices
-    prudent = np.flatnonzero(book.has_risk("prudent")[holders] & held & (equity > 0))
+    prudent = np.flatnonzero((risk == RISK_CODE["prudent"]) & held & (equity > 0))
     if len(prudent):
         worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
         for r in prudent[worst < cfg.prudent_buffer].tolist():

@@ -149,8 +149,12 @@ class MarginEngine:
             n = self.n
             return account_equities(self.collateral[:n], self.scaled_debt[:n], prices, self.pool.borrow_index * prices)
         # `take` gathers the same rows as `collateral[accounts]`, several times faster on these tall arrays
-        net = self.collateral.take(accounts, axis=0) - self.scaled_debt.take(accounts, axis=0) * self.pool.borrow_index
-        return net @ prices
+        return self.rows_equity(self.collateral.take(accounts, axis=0), self.scaled_debt.take(accounts, axis=0), prices)
+
+    def rows_equity(self, collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Collateral minus debt (USD at `prices`) of account rows already gathered (`collateral`, `scaled_debt`:
+        (rows, assets), tokens and scaled debt tokens), as `account_equity` computes it for their accounts."""
+        return (collateral - scaled_debt * self.pool.borrow_index) @ prices
 
     def owner_equity(self, prices: np.ndarray, n_owners: int) -> np.ndarray:
         """Collateral minus debt (USD at `prices`) of each owner 0..n_owners-1 over its accounts (the sum of their
