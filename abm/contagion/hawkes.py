@@ -185,19 +185,23 @@ def _maximize_log_linear(
     when a step fails). Small dense algebra only: no BLAS-threaded optimiser, whose thread spinning can cost 40x
     on a busy machine.
     """
-    x = np.clip(np.asarray(x0, dtype=float), lower, upper)
+
+    def clip(v: np.ndarray) -> np.ndarray:  # np.clip's arithmetic, without its per-call wrapper (called per trial)
+        return np.minimum(np.maximum(v, lower), upper)
+
+    x = clip(np.asarray(x0, dtype=float))
     safe_c = np.where(c > 0, c, 1.0)
 
     def value(v: np.ndarray) -> float:
         lam = x_feat @ v
-        if np.any(lam <= 0):
+        if (lam <= 0).any():
             return -np.inf
         return float(w @ np.log(lam) - c @ v)
 
     f = value(x)
     for _ in range(em_iterations):
         lam = x_feat @ x
-        trial = np.clip(np.where(c > 0, x * (x_feat.T @ (w / lam)) / safe_c, x), lower, upper)
+        trial = clip(np.where(c > 0, x * (x_feat.T @ (w / lam)) / safe_c, x))
         ft = value(trial)
         if not ft >= f:
             break
@@ -222,7 +226,7 @@ def _maximize_log_linear(
             step[free] = g[free] / diag
         t = 1.0
         while t > 1e-8:
-            trial = np.clip(x + t * step, lower, upper)
+            trial = clip(x + t * step)
             ft = value(trial)
             if ft > f:
                 break
