@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from abm.protocol import borrow_rate, supply_rate, utilisation
-from abm.recording.recorder import sorted_percentiles
-
-
-def test_sorted_percentiles_equal_numpys_linear_percentiles_bit_for_bit() -> None:
-    rng = np.random.default_rng(7)
-    for n in [1, 2, 3, 4, 9, 10, 11, 20, 101, 1000, 1001]:
-        for values in (rng.lognormal(0.0, 1.0, n), rng.integers(0, 3, n).astype(float)):
-            x = np.sort(values)
-            expected = np.percentile(x, [10, 50, 90])
-            assert sorted_percentiles(x, (10, 50, 90)) == [float(v) for v in expected]
 
 
 def test_unchecked_rate_formulas_equal_the_checked_ones() -> None:
@@ -49,3 +40,74 @@ def test_left_sum_is_numpys_sum_below_eight_numbers() -> None:
         for _ in range(300):
             x = rng.lognormal(0.0, 3.0, k) * rng.choice([-1.0, 1.0], k)
             assert left_sum(x.tolist()) == float(np.sum(x))
+
+
+@pytest.mark.parametrize("preset", ["crash", "perp_crash", "lst_depeg", "dynamic_margin"])
+def test_the_recorded_row_is_the_numpy_formulas_bit_for_bit(preset: str) -> None:
+    """Totals, active traders and the health-factor statistics as numpy computes them from the arrays: with perps
+    and basis traders, with loopers, with the risk manager (which needs the per-asset values too)."""
+    from abm import ModelConfig, ReflexivityModel
+    from abm.perps import FIRST_ACCOUNT
+    from abm.recording.recorder import HF_BIN_EDGES
+
+    model = ReflexivityModel(ModelConfig.from_preset(preset, {"traders.n_traders": 60}), rng=2, steps=40)
+    for _ in range(40):
+        model.step()
+        engine, row = model.engine, model.recorder.row
+        coll, debt = engine.values(model.oracle.prices)
+        assert (row["total_collateral_usd"], row["total_debt_usd"]) == (float(coll.sum()), float(debt.sum()))
+        owners = engine.owner[: engine.n]
+        in_use = (coll != 0).any(axis=1) | (debt != 0).any(axis=1)
+        if model.basis_traders or model.loopers:
+            in_use &= owners < len(model.traders)
+        active = np.bincount(owners[in_use], minlength=len(model.traders))
+        if model.perps is not None:
+            venue = model.perps
+            perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
+            held = np.any(venue.size[FIRST_ACCOUNT : venue.n] != 0, axis=1) & (perp_owners < len(model.traders))
+            active = active + np.bincount(perp_owners[held], minlength=len(model.traders))
+        assert row["n_active_traders"] == np.count_nonzero(active)
+        hf = model.hf[np.isfinite(model.hf)]
+        assert [row["hf_p10"], row["hf_p50"], row["hf_p90"]] == np.percentile(hf, [10, 50, 90]).tolist()
+        bins = np.concatenate([[0.0], HF_BIN_EDGES])
+        assert np.array_equal(model.recorder.hf_histogram[-1], np.histogram(hf, bins=bins)[0])
+    # each preset covers the case it is here for
+    assert (model.perps is not None and bool(model.basis_traders)) == (preset == "perp_crash")
+    assert bool(model.loopers) == (preset == "lst_depeg")
+    assert ("borrow_capacity_usd" in row) == (preset == "dynamic_margin")
+
+
+def test_the_health_pass_marks_what_the_numpy_bookkeeping_marks_as_the_book_grows() -> None:
+    """`AttributionLedger.mark_health` against its numpy form: last healthy where healthy; position changed where any
+    collateral or scaled debt differs from the last pass's copy; new accounts set now, the copies following."""
+    from abm import ModelConfig, ReflexivityModel
+
+    model = ReflexivityModel(ModelConfig.from_preset("crash", {"traders.n_traders": 50}), rng=4, steps=60)
+    ledger, engine = model.attribution, model.engine
+    grown = 0
+    for step in range(60):
+        model.step()
+        if step % 20 == 10:  # new accounts between passes, one with a position already
+            acct = engine.open_account(0)
+            engine.collateral[acct, 1] = 2.0
+            engine.open_account(1)
+        n = engine.n
+        last, position = ledger.last_healthy_step.copy(), ledger.position_step.copy()
+        pass_coll, pass_debt = ledger.pass_collateral.copy(), ledger.pass_scaled_debt.copy()
+        healthy = np.random.default_rng(step).random(n) < 0.8
+        ledger.mark_health(healthy, 1000 + step)
+        known = len(position)
+        grown += n > known
+        expected_last = np.concatenate([last, np.full(n - len(last), 1000 + step)])
+        expected_last[healthy] = 1000 + step
+        changed = np.ones(n, dtype=bool)
+        changed[:known] = (engine.collateral[:known] != pass_coll).any(axis=1) | (
+            engine.scaled_debt[:known] != pass_debt
+        ).any(axis=1)
+        expected_position = np.concatenate([position, np.zeros(n - known, dtype=np.int64)])
+        expected_position[changed] = 1000 + step
+        assert np.array_equal(ledger.last_healthy_step, expected_last)
+        assert np.array_equal(ledger.position_step, expected_position)
+        assert np.array_equal(ledger.pass_collateral, engine.collateral[:n])
+        assert np.array_equal(ledger.pass_scaled_debt, engine.scaled_debt[:n])
+    assert grown == 3

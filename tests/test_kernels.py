@@ -11,12 +11,14 @@ from abm.agents.decisions import past_drawdown
 from abm.lending.kernels import (
     account_equities,
     account_values,
+    book_totals,
+    finite_percentiles_histogram,
     health_factors,
     insolvent_rows,
+    mark_positions,
     owner_equities,
     owner_minimum,
-    rows_changed,
-    rows_in_use,
+    owners_in_use,
 )
 from abm.numerics import row_sums
 from abm.protocol import health_factor
@@ -117,16 +119,94 @@ def test_wake_alerted_is_the_numpy_rules_for_peaks_stops_and_prudent_buffers() -
     assert (got_next < next_decision).any() and (got_next == next_decision).any()
 
 
-def test_rows_changed_and_rows_in_use_compare_exactly() -> None:
+def test_mark_positions_is_the_numpy_bookkeeping_of_a_health_pass() -> None:
     collateral, scaled_debt = random_book(200, 3, 7)
-    before = collateral[:150].copy()
+    pass_collateral, pass_scaled_debt = collateral[:150].copy(), scaled_debt[:150].copy()
     collateral[[3, 40, 149], 1] += 1e-12 * collateral[[3, 40, 149], 1] + 1e-300  # the smallest changes count
+    scaled_debt[[7, 40], 2] = 2.5
     collateral[199] += 1.0  # beyond the rows compared
-    changed = rows_changed(collateral, before)
-    assert changed.shape == (150,)
-    assert np.flatnonzero(changed).tolist() == [3, 40, 149]
-    used = rows_in_use(collateral, scaled_debt)
-    assert np.array_equal(used, (collateral != 0).any(axis=1) | (scaled_debt != 0).any(axis=1))
+    collateral[60, 0] = pass_collateral[60, 0] = np.nan  # NaN differs from itself: always copied again
+    pass_scaled_debt[90, 0] = -0.0 if scaled_debt[90, 0] == 0.0 else scaled_debt[90, 0]  # -0.0 equals 0.0
+    healthy = np.random.default_rng(8).random(200) < 0.7
+    last_healthy, position = np.arange(200), np.arange(200) % 13
+    # the numpy formulas
+    changed = (collateral[:150] != pass_collateral).any(axis=1) | (scaled_debt[:150] != pass_scaled_debt).any(axis=1)
+    assert np.flatnonzero(changed).tolist() == [3, 7, 40, 60, 149]
+    expected_healthy, expected_position = last_healthy.copy(), position.copy()
+    expected_healthy[healthy] = 41
+    expected_position[:150][changed] = 41
+    expected_collateral, expected_debt = pass_collateral.copy(), pass_scaled_debt.copy()
+    expected_collateral[changed], expected_debt[changed] = collateral[:150][changed], scaled_debt[:150][changed]
+    mark_positions(healthy, 41, collateral, scaled_debt, pass_collateral, pass_scaled_debt, last_healthy, position)
+    assert np.array_equal(last_healthy, expected_healthy) and np.array_equal(position, expected_position)
+    assert np.array_equal(pass_collateral, expected_collateral, equal_nan=True)
+    assert np.array_equal(pass_scaled_debt.view(np.int64), expected_debt.view(np.int64))  # -0.0 kept: not changed
+
+
+@pytest.mark.parametrize("n_accounts", [0, 1, 2, 5, 300])
+def test_owners_in_use_are_numpys_bincount_of_the_rows_in_use(n_accounts: int) -> None:
+    collateral, scaled_debt = random_book(n_accounts, 3, n_accounts)
+    if n_accounts:
+        collateral[0, 1] = np.nan  # NaN counts as held
+    owners = np.random.default_rng(4).integers(0, 60, n_accounts)  # 50..59 beyond the range asked for: left out
+    in_use = (collateral != 0).any(axis=1) | (scaled_debt != 0).any(axis=1)
+    expected = np.bincount(owners[in_use & (owners < 50)], minlength=50) > 0
+    assert np.array_equal(owners_in_use(collateral, scaled_debt, owners, 50), expected)
+
+
+@pytest.mark.parametrize(
+    "n_accounts", [0, 1, 2, 3, 42, 43, 44, 2730, 2731, 2732, 33334, 100_003, 1_000_000]
+)  # around numpy's pairwise blocks (< 8, 128) and its old 8192-number buffer, flattened (n x 3)
+def test_book_totals_are_numpys_sums_of_the_usd_values_bit_for_bit(n_accounts: int) -> None:
+    collateral, scaled_debt = random_book(n_accounts, 3, n_accounts % 1000)
+    prices, borrow_index = np.array([1.0, 3012.5, 61000.25]), np.array([1.01, 1.0125, 1.003])
+    coll, debt = book_totals(collateral, scaled_debt, prices, borrow_index * prices)
+    assert coll == float((collateral * prices).sum())
+    assert debt == float((scaled_debt * (borrow_index * prices)).sum())
+
+
+@pytest.mark.parametrize("n_assets", [1, 2, 4, 9])
+def test_book_totals_follow_the_flattened_order_with_any_number_of_assets(n_assets: int) -> None:
+    rng = np.random.default_rng(n_assets)
+    prices, debt_prices = rng.lognormal(0.0, 2.0, n_assets), rng.lognormal(0.0, 2.0, n_assets)
+    for n_accounts in (1, 7, 40, 1000, 20_011):
+        collateral, scaled_debt = random_book(n_accounts, n_assets, n_accounts)
+        coll, debt = book_totals(collateral, scaled_debt, prices, debt_prices)
+        assert (coll, debt) == (float((collateral * prices).sum()), float((scaled_debt * debt_prices).sum()))
+    assert book_totals(np.full((9, n_assets), -0.0), np.zeros((9, n_assets)), prices, debt_prices) == (0.0, 0.0)
+
+
+HF_BINS = np.concatenate([[0.0], np.geomspace(0.5, 5.0, 24), [np.inf]])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 9, 10, 11, 101, 1000, 1001, 50_000])
+def test_finite_percentiles_and_histogram_are_numpys_bit_for_bit(n: int) -> None:
+    rng = np.random.default_rng(n)
+    q = np.array([10.0, 50.0, 90.0])
+    books = [
+        rng.lognormal(0.3, 1.0, n),  # health factors
+        np.where(rng.random(n) < 0.3, np.inf, rng.lognormal(0.3, 1.0, n)),  # accounts without debt
+        np.full(n, np.inf),  # no debt anywhere
+        np.round(rng.lognormal(0.3, 1.0, n), 1),  # ties, and values on the bin edges
+        np.where(rng.random(n) < 0.2, np.nan, rng.normal(1.0, 2.0, n)),  # NaN, negative values, zeros of each sign
+        rng.integers(0, 3, n) * 1.0 - 0.0 * rng.integers(0, 2, n),
+        np.full(n, 1.2726093),  # one value
+        np.concatenate([np.full(n - n // 10, 1.5), rng.lognormal(0.0, 30.0, n // 10)]),  # a spike and huge spreads
+    ]
+    for values in books:
+        finite = values[np.isfinite(values)]
+        percentiles, histogram = finite_percentiles_histogram(values, q, HF_BINS)
+        expected = np.percentile(finite, q) if len(finite) else np.full(3, np.nan)
+        assert np.array_equal(percentiles, expected, equal_nan=True)
+        assert np.array_equal(histogram, np.histogram(finite, bins=HF_BINS)[0])
+
+
+def test_finite_histogram_closes_only_the_last_bin_and_leaves_out_values_outside() -> None:
+    values = np.array([-1.0, 0.0, 1.0, 1.5, 2.0, 3.0, 3.5, np.inf, np.nan])
+    bins = np.array([0.0, 1.0, 2.0, 3.0])
+    percentiles, histogram = finite_percentiles_histogram(values, np.array([0.0, 100.0]), bins)
+    assert histogram.tolist() == [1, 2, 2]  # [0, 1), [1, 2), [2, 3]: -1 and 3.5 are outside
+    assert percentiles.tolist() == [-1.0, 3.5]
 
 
 def test_owner_minimum_is_numpys_minimum_at_per_owner_nan_included() -> None:

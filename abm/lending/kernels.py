@@ -74,30 +74,50 @@ def _account_health(
 
 
 @njit(cache=True, nogil=True)
-def rows_changed(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    """Which rows of `current` differ from the same rows of `previous` in any column (bool per row of `previous`;
-    exact comparison)."""
-    n, n_cols = previous.shape
-    out = np.zeros(n, dtype=np.bool_)
-    for i in range(n):
-        for j in range(n_cols):
-            if current[i, j] != previous[i, j]:
-                out[i] = True
-                break
+def owners_in_use(collateral: np.ndarray, scaled_debt: np.ndarray, owners: np.ndarray, n_owners: int) -> np.ndarray:
+    """Which owners 0..n_owners-1 have an account in use, one holding any collateral or owing any debt (bool per
+    owner); accounts of owners at or beyond n_owners are left out."""
+    out = np.zeros(n_owners, dtype=np.bool_)
+    for i in range(collateral.shape[0]):
+        o = owners[i]
+        if o < n_owners and not out[o]:
+            for j in range(collateral.shape[1]):
+                if collateral[i, j] != 0.0 or scaled_debt[i, j] != 0.0:  # NaN counts as held
+                    out[o] = True
+                    break
     return out
 
 
 @njit(cache=True, nogil=True)
-def rows_in_use(collateral: np.ndarray, scaled_debt: np.ndarray) -> np.ndarray:
-    """Which accounts hold any collateral or owe any debt (bool per row)."""
-    n, n_assets = collateral.shape
-    out = np.zeros(n, dtype=np.bool_)
-    for i in range(n):
+def mark_positions(
+    healthy: np.ndarray,
+    step: int,
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    pass_collateral: np.ndarray,
+    pass_scaled_debt: np.ndarray,
+    last_healthy_step: np.ndarray,
+    position_step: np.ndarray,
+) -> None:
+    """One health pass's bookkeeping, in place: `last_healthy_step` = step where `healthy`; for the rows of the
+    pass copies (`pass_collateral`, `pass_scaled_debt`: the positions the last pass saw), the rows whose collateral
+    or scaled debt differ from the copy in any column (exact comparison: a NaN always differs) get position_step =
+    step and are copied."""
+    for i in range(len(healthy)):
+        if healthy[i]:
+            last_healthy_step[i] = step
+    n_assets = pass_collateral.shape[1]
+    for i in range(pass_collateral.shape[0]):
+        changed = False
         for j in range(n_assets):
-            if collateral[i, j] != 0.0 or scaled_debt[i, j] != 0.0:
-                out[i] = True
+            if collateral[i, j] != pass_collateral[i, j] or scaled_debt[i, j] != pass_scaled_debt[i, j]:
+                changed = True
                 break
-    return out
+        if changed:
+            position_step[i] = step
+            for j in range(n_assets):
+                pass_collateral[i, j] = collateral[i, j]
+                pass_scaled_debt[i, j] = scaled_debt[i, j]
 
 
 @njit(cache=True, nogil=True)
@@ -141,6 +161,101 @@ def insolvent_rows(
             found[count] = i
             count += 1
     return found[:count].copy()
+
+
+# numpy's pairwise summation (`pairwise_sum` in its loops_utils.h.src): fewer than 8 numbers left to right; up to
+# PAIRWISE_BLOCK numbers in 8 interleaved partial sums; more: the two halves (split at a multiple of 8) summed apart
+PAIRWISE_BLOCK = 128
+
+
+@njit(cache=True, nogil=True)
+def book_totals(
+    collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray, debt_prices: np.ndarray
+) -> tuple[float, float]:
+    """The book's total collateral and debt in USD: `(collateral * prices).sum()` and `(scaled_debt *
+    debt_prices).sum()` bit for bit (q as in `account_values`), without the two (accounts, assets) products: each
+    product is made as numpy makes it and added in numpy's pairwise order over the flattened array (one pairwise
+    sum over all of it, added to 0.0, numpy's starting value)."""
+    size = collateral.size
+    coll = _pairwise_scaled_sum(collateral.reshape(size), _tiled(prices))
+    debt = _pairwise_scaled_sum(scaled_debt.reshape(size), _tiled(debt_prices))
+    return 0.0 + coll, 0.0 + debt
+
+
+@njit(inline="always")
+def _tiled(v: np.ndarray) -> np.ndarray:
+    """v repeated to PAIRWISE_BLOCK + len(v) numbers: the factors of a block of products from any column on."""
+    out = np.empty(PAIRWISE_BLOCK + len(v))
+    for k in range(len(out)):
+        out[k] = v[k % len(v)]
+    return out
+
+
+@njit(inline="always")
+def _pairwise_scaled_sum(x: np.ndarray, tiled: np.ndarray) -> float:
+    """numpy's `pairwise_sum` of the products x[k] * v[k % len(v)] (x: a C-ordered (rows, len(v)) array flattened;
+    `tiled`: v repeated, `_tiled`). The recursion over halves runs on an explicit stack of (start, size, left
+    half's sum) (numba's on-disk cache does not keep recursive functions safely)."""
+    starts = np.empty(64, dtype=np.int64)  # a node's halves are at most half its size: 64 levels cover any array
+    sizes = np.empty(64, dtype=np.int64)
+    left_done = np.zeros(64, dtype=np.bool_)
+    left_sums = np.empty(64)
+    top = 0
+    starts[0], sizes[0] = 0, len(x)
+    while True:
+        start, n = starts[top], sizes[top]
+        if n > PAIRWISE_BLOCK:  # descend into the left half
+            top += 1
+            starts[top], sizes[top], left_done[top] = start, _left_half(n), False
+            continue
+        total = _block_sum(x, tiled, start, n)
+        while True:  # climb: a finished node is its parent's left half (the right one is next) or its right half
+            if top == 0:
+                return total
+            top -= 1
+            if not left_done[top]:
+                left_done[top], left_sums[top] = True, total
+                half = _left_half(sizes[top])
+                starts[top + 1], sizes[top + 1], left_done[top + 1] = starts[top] + half, sizes[top] - half, False
+                top += 1
+                break
+            total = left_sums[top] + total
+
+
+@njit(inline="always")
+def _left_half(n: int) -> int:
+    """Where numpy's pairwise sum splits n numbers: at n / 2 rounded down to a multiple of 8."""
+    half = n // 2
+    return half - half % 8
+
+
+@njit(inline="always")
+def _block_sum(x: np.ndarray, tiled: np.ndarray, start: int, n: int) -> float:
+    """numpy's pairwise sum of at most PAIRWISE_BLOCK products x[k] * tiled[k % len(v)], k = start .. start + n - 1:
+    fewer than 8 left to right, more in 8 interleaved partial sums, then the rest one by one."""
+    a = x[start : start + n]
+    f = tiled[start % (len(tiled) - PAIRWISE_BLOCK) :]
+    if n < 8:
+        total = 0.0
+        for k in range(n):
+            total += a[k] * f[k]
+        return total
+    r0, r1, r2, r3 = a[0] * f[0], a[1] * f[1], a[2] * f[2], a[3] * f[3]
+    r4, r5, r6, r7 = a[4] * f[4], a[5] * f[5], a[6] * f[6], a[7] * f[7]
+    blocks = n - n % 8
+    for k in range(8, blocks, 8):
+        r0 += a[k] * f[k]
+        r1 += a[k + 1] * f[k + 1]
+        r2 += a[k + 2] * f[k + 2]
+        r3 += a[k + 3] * f[k + 3]
+        r4 += a[k + 4] * f[k + 4]
+        r5 += a[k + 5] * f[k + 5]
+        r6 += a[k + 6] * f[k + 6]
+        r7 += a[k + 7] * f[k + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for k in range(blocks, n):
+        total += a[k] * f[k]
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -208,3 +323,138 @@ def owner_equities(
                 e += collateral[i, j] * prices[j] - scaled_debt[i, j] * debt_prices[j]
             out[o] += e
     return out
+
+
+@njit(cache=True, nogil=True)
+def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of the finite `values` (health factors, say): the percentiles `q` (in %) as `np.percentile` ("linear") gives
+    them, bit for bit (NaN without finite values), and the counts `np.histogram` gives over the ascending edges
+    `bins` (each bin [lo, hi) but the last, which is closed; values outside left out), without sorting the values.
+
+    Both are order statistics: a percentile interpolates between the two values around its virtual index
+    (n - 1) q / 100 (as numpy's `_lerp`: from the upper one when the weight is at least 0.5), and a bin's count is
+    the number of values below its upper edge minus the number below its lower one. Counting the values in buckets
+    of their bit patterns (ordered as the numbers are) places each of those in one bucket, and only those few
+    buckets' values are gathered and sorted.
+    """
+    n_edges = len(bins)
+    n, smallest, largest = 0, np.inf, -np.inf
+    for i in range(len(values)):
+        v = values[i]
+        if v - v == 0.0:  # finite
+            smallest, largest = min(smallest, v), max(largest, v)
+            n += 1
+    # buckets: consecutive ranges of order keys, as many as a few values per bucket need (a power of two, up to
+    # 2^15: bucket + 1 fits in 16 bits, 0 marking a value left out)
+    n_buckets = 16
+    while n_buckets < 32768 and 8 * n_buckets < n:
+        n_buckets *= 2
+    key_min, key_max = _order_keys(np.array([smallest, largest]))
+    span, shift = np.uint64(key_max) - np.uint64(key_min), np.uint64(0)
+    while (span >> shift) >= np.uint64(n_buckets):
+        shift += np.uint64(1)
+    counts = np.zeros(n_buckets + 1, dtype=np.int64)
+    in_bucket = np.empty(len(values), dtype=np.uint16)  # bucket + 1 of each finite value, 0 for the others
+    bits = values.view(np.int64)
+    for i in range(len(values)):
+        v = values[i]
+        if v - v == 0.0:
+            b = _bucket(_order_key(v, bits[i]), key_min, shift) + 1
+            in_bucket[i] = b
+            counts[b] += 1
+        else:
+            in_bucket[i] = 0
+    first_rank = np.cumsum(counts)  # first_rank[b]: the rank (in sorted order) of bucket b's first value
+    # the buckets holding an order statistic (sorted) or a bin edge (counted)
+    needed = np.zeros(n_buckets, dtype=np.bool_)
+    ranked = np.zeros(n_buckets, dtype=np.bool_)
+    ranks = np.empty(2 * len(q), dtype=np.int64)
+    if n > 0:
+        for p in range(len(q)):
+            below = min(int(np.floor((n - 1) * (q[p] / 100.0))), n - 1)
+            ranks[2 * p], ranks[2 * p + 1] = below, min(below + 1, n - 1)
+        for r in ranks:
+            b = np.searchsorted(first_rank, r, side="right") - 1
+            needed[b] = ranked[b] = True
+    edge_bucket = np.full(n_edges, -1, dtype=np.int64)  # -1: every value above the edge, n_buckets: every one below
+    edge_keys = _order_keys(bins)
+    for e in range(n_edges):
+        if n == 0 or not bins[e] == bins[e]:
+            continue
+        key = edge_keys[e]
+        if key > key_max:
+            edge_bucket[e] = n_buckets
+        elif key >= key_min:
+            edge_bucket[e] = _bucket(key, key_min, shift)
+            needed[edge_bucket[e]] = True
+    # the needed buckets' values, gathered bucket by bucket
+    start = np.zeros(n_buckets + 1, dtype=np.int64)
+    for b in range(n_buckets):
+        start[b + 1] = start[b] + (counts[b + 1] if needed[b] else 0)
+    gathered = np.empty(start[n_buckets])
+    filled = start[:-1].copy()
+    for i in range(len(values)):
+        b = np.int64(in_bucket[i]) - 1
+        if b >= 0 and needed[b]:
+            gathered[filled[b]] = values[i]
+            filled[b] += 1
+    for b in range(n_buckets):
+        if ranked[b]:
+            gathered[start[b] : start[b + 1]] = np.sort(gathered[start[b] : start[b + 1]])
+    # the histogram: values below each edge (at most the last edge, which closes the last bin)
+    below_edge = np.zeros(n_edges, dtype=np.int64)
+    for e in range(n_edges):
+        b = edge_bucket[e]
+        if b == n_buckets:
+            below_edge[e] = n
+        elif b >= 0:
+            below_edge[e] = first_rank[b]
+            edge, last = bins[e], e == n_edges - 1
+            for x in gathered[start[b] : start[b + 1]]:
+                if x < edge or (last and x == edge):
+                    below_edge[e] += 1
+    histogram = below_edge[1:] - below_edge[:-1]
+    out = np.full(len(q), np.nan)
+    if n > 0:
+        for p in range(len(q)):
+            virtual = (n - 1) * (q[p] / 100.0)
+            a = _ranked(gathered, start, first_rank, ranks[2 * p])
+            b_value = _ranked(gathered, start, first_rank, ranks[2 * p + 1])
+            if virtual >= n - 1:  # numpy takes the last value for an index past the end
+                out[p] = b_value
+                continue
+            gamma = virtual - ranks[2 * p]
+            diff = b_value - a
+            out[p] = b_value - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma
+    return out, histogram
+
+
+@njit(inline="always")
+def _order_key(value: float, bits: np.int64) -> np.int64:
+    """An integer ordered as the (non-NaN) floats are: the bit pattern `bits` of `value`, with a negative number's
+    magnitude bits flipped; zeros of either sign are the same key."""
+    if value == 0.0:
+        return np.int64(0)
+    return bits if bits >= 0 else bits ^ np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@njit(inline="always")
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """`_order_key` of each of a few values (made once per call: each needs a small array for its bit pattern)."""
+    out = values.view(np.int64).copy()
+    for i in range(len(values)):
+        out[i] = _order_key(values[i], out[i])
+    return out
+
+
+@njit(inline="always")
+def _bucket(key: np.int64, key_min: np.int64, shift: np.uint64) -> int:
+    """The bucket of an order key: its distance from the smallest key, coarsened by `shift` bits."""
+    return int((np.uint64(key) - np.uint64(key_min)) >> shift)
+
+
+@njit(inline="always")
+def _ranked(gathered: np.ndarray, start: np.ndarray, first_rank: np.ndarray, rank: int) -> float:
+    """The value of the given rank (sorted order) from its bucket's sorted values in `gathered`."""
+    b = np.searchsorted(first_rank, rank, side="right") - 1
+    return gathered[start[b] + rank - first_rank[b]]

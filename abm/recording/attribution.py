@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.lending.kernels import rows_changed
+from abm.lending.kernels import mark_positions
 from abm.lending.margin import LiquidationPlan
 
 if TYPE_CHECKING:
@@ -251,26 +251,26 @@ class AttributionLedger:
         """Note which accounts (all of them, in order) are healthy at `step`, and which ones their owners changed
         since the last pass; new accounts start healthy, and set, now."""
         n = len(healthy)
+        known = len(self.position_step)
         if len(self.last_healthy_step) < n:
             grown = np.full(n, step, dtype=np.int64)
             grown[: len(self.last_healthy_step)] = self.last_healthy_step
             self.last_healthy_step = grown
-        self.last_healthy_step[:n][healthy] = step
+        if known < n:
+            self.position_step = np.concatenate([self.position_step, np.full(n - known, step, dtype=np.int64)])
         engine = self.model.engine
         collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
-        known = len(self.position_step)
-        changed = np.ones(n, dtype=bool)
-        changed[:known] = rows_changed(collateral, self.pass_collateral) | rows_changed(
-            scaled_debt, self.pass_scaled_debt
+        mark_positions(
+            healthy,
+            step,
+            collateral,
+            scaled_debt,
+            self.pass_collateral,
+            self.pass_scaled_debt,
+            self.last_healthy_step,
+            self.position_step,
         )
-        if known < n:
-            self.position_step = np.concatenate([self.position_step, np.zeros(n - known, dtype=np.int64)])
-        self.position_step[changed] = step
-        if known == n:  # the rows that did not change are equal already: copy only the others
-            rows = np.flatnonzero(changed)
-            self.pass_collateral[rows] = collateral[rows]
-            self.pass_scaled_debt[rows] = scaled_debt[rows]
-        else:
+        if known < n:  # the copies grow with the book
             self.pass_collateral = collateral.copy()
             self.pass_scaled_debt = scaled_debt.copy()
 

@@ -8,14 +8,13 @@ The row is computed once per step from the model's arrays (vectorised) and appen
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
 import pandas as pd
 
-from abm.lending.kernels import rows_in_use
+from abm.lending.kernels import book_totals, finite_percentiles_histogram, owners_in_use
 from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
 from abm.numerics import row_sums
@@ -31,35 +30,7 @@ HF_BIN_EDGES = np.concatenate([np.geomspace(0.5, 5.0, 24), [np.inf]])
 
 
 _HIST_BINS = np.concatenate([[0.0], HF_BIN_EDGES])
-
-
-def sorted_histogram(sorted_values: np.ndarray, bins: np.ndarray) -> np.ndarray:
-    """`np.histogram(values, bins=bins)[0]` for values already sorted ascending, without sorting them again.
-
-    Counts as numpy does for uneven bins: from binary searches of the edges in the sorted values, each bin
-    half-open [lo, hi) except the last, which is closed.
-    """
-    below = sorted_values.searchsorted(bins[:-1], "left")
-    return np.diff(np.concatenate((below, sorted_values.searchsorted(bins[-1:], "right"))))
-
-
-def sorted_percentiles(sorted_values: np.ndarray, q: tuple[float, ...]) -> list[float]:
-    """`np.percentile(values, q)` (method "linear") for finite values already sorted ascending, bit for bit: the
-    same virtual index (n - 1) * q / 100, the same neighbours and the same interpolation (numpy's `_lerp`, which
-    interpolates from the upper neighbour when the weight is at least 0.5), without numpy's per-call overhead."""
-    n = len(sorted_values)
-    out = []
-    for pct in q:
-        virtual = (n - 1) * (pct / 100.0)
-        below = math.floor(virtual)
-        if virtual >= n - 1:  # numpy takes the last value for an index past the end
-            out.append(float(sorted_values[n - 1]))
-            continue
-        a, b = float(sorted_values[below]), float(sorted_values[below + 1])
-        gamma = virtual - below
-        diff = b - a
-        out.append(b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma)
-    return out
+_HF_PERCENTILES = np.array([10.0, 50.0, 90.0])
 
 
 class RowCollector(mesa.DataCollector):
@@ -351,8 +322,9 @@ class StepRecorder:
         )
         for names, values in zip(self._reserve_columns, per_reserve, strict=True):
             row.update(zip(names, values.tolist(), strict=True))
-        coll, debt = engine.values(oracle)
-        coll_total, debt_total = float(coll.sum()), float(debt.sum())
+        n = engine.n
+        collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
+        coll_total, debt_total = book_totals(collateral, scaled_debt, oracle, pool.borrow_index * oracle)
         row["total_collateral_usd"] = coll_total
         row["total_debt_usd"] = debt_total
         equity = coll_total - debt_total
@@ -367,28 +339,24 @@ class StepRecorder:
         row["n_liquidatable"] = self.n_liquidatable
         for name, count in zip(baseline_crossing_columns(), m.baseline.new_crossings.tolist(), strict=True):
             row[name] = count
-        owners = engine.owner[: engine.n]
-        in_use = rows_in_use(engine.collateral[: engine.n], engine.scaled_debt[: engine.n])
-        if m.basis_traders or m.loopers:  # their lending accounts belong to holders after the traders
-            in_use &= owners < len(m.traders)
-        active = np.bincount(owners[in_use], minlength=len(m.traders))
+        # basis traders' and loopers' lending accounts belong to holders after the traders: left out (otherwise
+        # every holder counts, as the wallets number them)
+        n_owners = len(m.traders) if m.basis_traders or m.loopers else len(m.wallets.balances)
+        active = owners_in_use(collateral, scaled_debt, engine.owner[:n], n_owners)
         if m.perps is not None:  # perp traders hold positions with the venue
             venue = m.perps
             perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
             held = np.any(venue.size[FIRST_ACCOUNT : venue.n] != 0, axis=1) & (perp_owners < len(m.traders))
-            active = active + np.bincount(perp_owners[held], minlength=len(m.traders))
+            active[perp_owners[held]] = True
         row["n_active_traders"] = int(np.count_nonzero(active))
-        # sorted once: the percentiles are the same order statistics, and the histogram needs no second sort
-        hf = np.sort(m.hf[np.isfinite(m.hf)]) if len(m.hf) else np.empty(0)
-        if len(hf):
-            p10, p50, p90 = sorted_percentiles(hf, (10, 50, 90))
-        else:
-            p10 = p50 = p90 = float("nan")
-        row["hf_p10"], row["hf_p50"], row["hf_p90"] = float(p10), float(p50), float(p90)
-        self.hf_histogram.append(sorted_histogram(hf, _HIST_BINS))  # HF >= 0; the last bin is [5, inf]
+        # the percentiles and the histogram of the finite health factors, without sorting them all
+        percentiles, histogram = finite_percentiles_histogram(m.hf, _HF_PERCENTILES, _HIST_BINS)
+        row["hf_p10"], row["hf_p50"], row["hf_p90"] = percentiles.tolist()
+        self.hf_histogram.append(histogram)  # HF >= 0; the last bin is [5, inf]
         if m.perps is not None:
             self.perp_row(row)
         if m.risk_manager is not None:
+            coll, debt = engine.values(oracle)
             self.risk_row(row, coll, row_sums(debt))
         self.row = row
 
