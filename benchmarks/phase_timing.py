@@ -1,7 +1,7 @@
 """Milliseconds per step by phase: python benchmarks/phase_timing.py N STEPS [PRESET].
 
-Wraps the phases' entry points with a timer. The traders' phase is `batched_trader_phase` where the model has it,
-else each trader's `step` (the one-at-a-time phase, plus its `lending_positions` pass, timed apart).
+Wraps the phases' entry points with a timer (the traders' phase is `batched_trader_phase`, the lenders' phase
+`act_in_turn`); "rest" is the step's time outside them.
 """
 
 from __future__ import annotations
@@ -34,12 +34,9 @@ def wrap(obj: Any, name: str, label: str) -> None:
     setattr(obj, name, timed)
 
 
-if hasattr(model_module, "batched_trader_phase"):
-    wrap(model_module, "batched_trader_phase", "traders")
-else:
-    for trader in m.traders:
-        wrap(trader, "step", "traders")
-for group, label in ((m.liquidators, "liquidators"), (m.lenders, "lenders"), (m.updaters, "oracles")):
+wrap(model_module, "batched_trader_phase", "traders")
+wrap(model_module, "act_in_turn", "lenders")
+for group, label in ((m.liquidators, "liquidators"), (m.updaters, "oracles")):
     for agent in group:
         wrap(agent, "step", label)
 wrap(m, "_health_pass", "health_pass")
@@ -51,8 +48,6 @@ wrap(m.datacollector, "collect", "collect")
 wrap(m.pool, "accrue", "accrue")
 wrap(m.fundamentals, "step", "fundamentals")
 wrap(m.book, "clocks_due", "clocks_due")
-if hasattr(m.book, "lending_positions"):
-    wrap(m.book, "lending_positions", "lending_positions")
 wrap(m.lender_sentiment, "update", "sentiment")
 wrap(model_module.LenderView, "of", "lenderview")
 t0 = time.perf_counter()
