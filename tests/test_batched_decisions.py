@@ -132,3 +132,45 @@ def test_stop_loss_and_re_entry_go_through_the_phase() -> None:
     for t in traders:
         assert t.has_position() and t.out_until == -1
         assert t.peak_equity == pytest.approx(t.initial_equity, rel=0.01)
+
+
+def test_leverage_for_health_worked_numbers_long_short_isolated() -> None:
+    """Selling x of collateral to repay x of debt reaches health H when (C - x) LT = H (D - x). Long, cross:
+    10 ETH at 2,000 USD (C = 20,000), 15,000 USD owed, H = 1.5: x = (22,500 - 20,000 LT) / (1.5 - LT), leverage
+    (C - x) / (C - D). A short's exposure is its debt: USD collateral 30,000, 5 ETH owed (D = 10,000), leverage
+    (D - x) / 20,000, here 0 (its collateral alone is worth the health). An isolated trader's accounts add up."""
+    from abm.agents.decisions import leverages_for_health
+
+    m = mixed_model(0)
+    engine, book = m.engine, m.book
+    oracle = np.array([1.0, 2000.0, 60000.0])
+    lt = m.pool.liquidation_threshold
+    index = m.pool.borrow_index
+    accounts = m.trader_accounts
+    long_cross = next(i for i in range(len(m.traders)) if book.direction[i] > 0 and accounts[i, 0] == accounts[i, 1])
+    short_cross = next(i for i in range(len(m.traders)) if book.direction[i] < 0 and accounts[i, 0] == accounts[i, 1])
+    long_iso = next(i for i in range(len(m.traders)) if book.direction[i] > 0 and accounts[i, 0] != accounts[i, 1])
+    for acct in (*accounts[long_iso], accounts[long_cross, 0], accounts[short_cross, 0]):
+        engine.collateral[acct] = 0.0
+        engine.scaled_debt[acct] = 0.0
+    engine.collateral[accounts[long_cross, 0], 1] = 10.0
+    engine.scaled_debt[accounts[long_cross, 0], 0] = 15_000.0 / index[0]
+    engine.collateral[accounts[short_cross, 0], 0] = 30_000.0
+    engine.scaled_debt[accounts[short_cross, 0], 1] = 5.0 / index[1]
+    # the isolated long holds the cross long's position split over its two accounts
+    engine.collateral[accounts[long_iso, 0], 1] = 6.0
+    engine.collateral[accounts[long_iso, 1], 1] = 4.0
+    engine.scaled_debt[accounts[long_iso, 0], 0] = 9_000.0 / index[0]
+    engine.scaled_debt[accounts[long_iso, 1], 0] = 6_000.0 / index[0]
+    holders = np.array([long_cross, short_cross, long_iso])
+    got = leverages_for_health(m, holders, accounts[holders], 1.5, oracle)
+    x = (1.5 * 15_000.0 - lt[1] * 20_000.0) / (1.5 - lt[1])
+    assert got[0] == pytest.approx((20_000.0 - x) / 5_000.0, rel=1e-12)
+    assert 1.0 < got[0] < 4.0
+    x_short = max((1.5 * 10_000.0 - lt[0] * 30_000.0) / (1.5 - lt[0]), 0.0)
+    assert got[1] == pytest.approx(max((10_000.0 - x_short) / 20_000.0, 0.0), abs=1e-12)
+    assert got[2] == pytest.approx(got[0], rel=1e-12)
+    # without debt: the base leverage; the single-trader method is the same computation
+    engine.scaled_debt[accounts[long_cross, 0]] = 0.0
+    assert leverages_for_health(m, holders[:1], accounts[holders[:1]], 1.5, oracle)[0] == book.base_leverage[long_cross]
+    assert m.traders[long_iso].leverage_for_health(1.5, oracle) == got[2]

@@ -25,6 +25,7 @@ from abm.agents.decisions import (
     current_leverages,
     lending_carry_rates,
     lending_exposures,
+    leverages_for_health,
     past_drawdown,
     rebalance_gaps,
     wanted_leverages,
@@ -128,8 +129,10 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     prudent = np.flatnonzero((risk == RISK_CODE["prudent"]) & held & (equity > 0))
     if len(prudent):
         worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
-        for r in prudent[worst < cfg.prudent_buffer].tolist():
-            wanted[r] = min(wanted[r], m.traders[int(holders[r])].leverage_for_health(cfg.prudent_target_hf, oracle))
+        under = prudent[worst < cfg.prudent_buffer]
+        if len(under):
+            restore = leverages_for_health(m, holders[under], accounts[under], cfg.prudent_target_hf, oracle)
+            wanted[under] = np.where(restore < wanted[under], restore, wanted[under])  # min(wanted, restore)
     goal = wanted[:, None] * acct_equity / np.where(isolated, 1, k)[:, None]  # exposure per position (USD)
     gap, outside = rebalance_gaps(goal, exposure, cfg.rebalance_tolerance)
     trade = outside & (acct_equity > 0)

@@ -74,3 +74,41 @@ def rebalance_gaps(goal: np.ndarray, have: np.ndarray, tolerance: float) -> tupl
     is outside the tolerance band (|gap| > tolerance x max(goal, have): no churn on small gaps)."""
     gap = np.subtract(goal, have)
     return gap, np.abs(gap) > tolerance * np.maximum(goal, have)
+
+
+def leverages_for_health(
+    m: ReflexivityModel, holders: np.ndarray, accounts: np.ndarray, hf_target: float, oracle: np.ndarray
+) -> np.ndarray:
+    """Leverage (exposure / equity) at which each lending trader `holders` reaches health factor `hf_target` by
+    selling collateral to repay debt, over all its accounts at `oracle` prices (USD/token). accounts: (traders, k),
+    its account per asset (isolated: k distinct; cross, portfolio: the one shared, repeated).
+
+    With collateral C, debt D (USD) and the collateral's weighted liquidation threshold LT: sell and repay x with
+    (C - x) LT = H (D - x), so x = (H D - LT C) / (H - LT), at least 0; the exposure left (a long's collateral, a
+    short's debt) over the equity C - D, at least 1 for a long and 0 for a short. A trader without debt or
+    collateral keeps its base leverage; one without equity gets 1.
+    """
+    engine, pool = m.engine, m.pool
+    n, k = accounts.shape
+    isolated = accounts[:, 0] != accounts[:, -1]
+    coll = np.empty((n, engine.collateral.shape[1]))  # USD per asset over the trader's accounts
+    debt = np.empty(n)  # USD
+    for rows, width in ((np.flatnonzero(~isolated), 1), (np.flatnonzero(isolated), k)):
+        if len(rows) == 0:
+            continue
+        ids = accounts[rows, :width].ravel()
+        # `take`: the rows `collateral[ids]` gives, several times faster on these tall arrays; an account's assets
+        # then its accounts in order, as one trader's sums run
+        coll[rows] = (engine.collateral.take(ids, axis=0) * oracle).reshape(len(rows), width, -1).sum(axis=1)
+        debt[rows] = (
+            ((engine.scaled_debt.take(ids, axis=0) * pool.borrow_index) * oracle).reshape(len(rows), -1).sum(axis=1)
+        )
+    c_total = coll.sum(axis=1)
+    long = m.book.direction[holders] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows without collateral or equity are answered apart
+        lt_eff = (coll * pool.liquidation_threshold).sum(axis=1) / c_total
+        sold = np.maximum((hf_target * debt - lt_eff * c_total) / (hf_target - lt_eff), 0.0)
+        equity = c_total - debt
+        leverage = np.maximum(np.where(long, c_total - sold, debt - sold) / equity, np.where(long, 1.0, 0.0))
+    leverage = np.where(equity <= 0, 1.0, leverage)
+    return np.where((debt <= 0) | (c_total <= 0), m.book.base_leverage[holders], leverage)

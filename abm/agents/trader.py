@@ -20,7 +20,13 @@ import mesa
 import numpy as np
 
 from abm.agents.book import TraderBook
-from abm.agents.decisions import current_leverages, lending_carry_rates, lending_exposures, wanted_leverages
+from abm.agents.decisions import (
+    current_leverages,
+    lending_carry_rates,
+    lending_exposures,
+    leverages_for_health,
+    wanted_leverages,
+)
 from abm.agents.strategies import target_leverages
 
 if TYPE_CHECKING:
@@ -198,23 +204,10 @@ class LeveragedTrader(mesa.Agent):
         self.out_until = self.model.steps + self.model.config.traders.reentry_delay_steps
 
     def leverage_for_health(self, hf_target: float, oracle: np.ndarray) -> float:
-        """Leverage at which a long (short) account reaches `hf_target` by selling collateral to repay debt."""
-        engine = self.model.engine
-        accounts = list(self._assets_by_account)
-        # `take`: the rows `collateral[accounts]` gives, several times faster on these tall arrays
-        coll = (engine.collateral.take(accounts, axis=0) * oracle).sum(axis=0)
-        debt = float((engine.scaled_debt.take(accounts, axis=0) * self.model.pool.borrow_index * oracle).sum())
-        c_total = float(coll.sum())
-        if debt <= 0 or c_total <= 0:
-            return self.leverage
-        lt_eff = float((coll * self.model.pool.liquidation_threshold).sum() / c_total)
-        # sell x of collateral and repay x of debt: (C - x) LT = H (D - x)  =>  x = (H D - LT C) / (H - LT)
-        x = max((hf_target * debt - lt_eff * c_total) / (hf_target - lt_eff), 0.0)
-        equity = c_total - debt
-        if equity <= 0:
-            return 1.0
-        exposure_after = (c_total - x) if self.direction > 0 else (debt - x)
-        return max(exposure_after / equity, 1.0 if self.direction > 0 else 0.0)
+        """Leverage at which a long (short) account reaches `hf_target` by selling collateral to repay debt
+        (`decisions.leverages_for_health` for this one trader)."""
+        holder, accounts = np.array([self.holder]), np.array([self.accounts])
+        return float(leverages_for_health(self.model, holder, accounts, hf_target, oracle)[0])
 
     def trade_toward(self, acct: int, asset: int, gap_usd: float, prices: np.ndarray, oracle: np.ndarray) -> None:
         """Trade `gap_usd` (USD, + more exposure) of `asset` in account `acct` now, bounded by a share of the
