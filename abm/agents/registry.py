@@ -48,14 +48,18 @@ def new_agents[A: mesa.Agent](model: mesa.Model, classes: Sequence[type[A]]) -> 
         agent.unique_id = unique_id
         agent.pos = None
     model.agent_id_counter = first + len(agents)
-    model.agents._agents.update(dict.fromkeys(agents))  # the ordered dict behind the agent set, as `add` fills it
+    # the ordered dicts behind Mesa's agent sets, filled as `add` fills them, one agent after another: the agents
+    # hashed into one dict once, which the sets then take over in one copy each
+    added = dict.fromkeys(agents)
+    model.agents._agents.update(added)
     by_type = model.agents_by_type
     for cls in kinds:
-        members = agents if len(kinds) == 1 else [a for a, c in zip(agents, classes, strict=True) if c is cls]
-        if cls in by_type:
-            by_type[cls]._agents.update(dict.fromkeys(members))
-        else:
-            by_type[cls] = _HardKeyAgentSet(members, random=model.random)
+        if cls not in by_type:
+            by_type[cls] = _HardKeyAgentSet([], random=model.random)  # as `register_agent` makes it (random first)
+        of_cls = (
+            added if len(kinds) == 1 else dict.fromkeys(a for a, c in zip(agents, classes, strict=True) if c is cls)
+        )
+        by_type[cls]._agents.update(of_cls)
     return agents
 
 

@@ -34,6 +34,9 @@ class LeveragedTrader(mesa.Agent):
     assets it trades. accounts: one account id per asset (isolated) or the same id repeated."""
 
     model: ReflexivityModel
+    # Mesa's attributes and the trader's own held in slots, not in a dict per trader: a million traders are built in
+    # a third of the time (`new_traders`). The instance dict (Mesa's `Agent` has one) holds anything else.
+    __slots__ = ("accounts", "assets", "book", "holder", "model", "pos", "unique_id")
 
     def __init__(
         self, model: ReflexivityModel, holder: int, assets: list[int], accounts: list[int] | None = None
