@@ -29,8 +29,9 @@ from abm.agents.lender import LenderSentiment, LenderView, act_in_turn, parity_s
 from abm.agents.looper import LoopingTrader, looper_leverages
 from abm.agents.oracle_attacker import OracleAttacker
 from abm.agents.population import base_leverage, draw_population, per_combination, perp_leverage_cap
+from abm.agents.registry import collector_paused
 from abm.agents.risk_manager import RiskManager
-from abm.agents.trader import open_genesis_positions
+from abm.agents.trader import new_traders, open_genesis_positions
 from abm.config import ModelConfig
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
@@ -112,7 +113,8 @@ class ReflexivityModel(mesa.Model):
         self._build_market()
         self._build_pool()
         self._build_perps()
-        self._build_agents()
+        with collector_paused():  # a million traders: the cyclic collector's passes would cost more than the build
+            self._build_agents()
         self._open_positions()
         # liquidation auctions (liquidators.mechanism english / dutch); None keeps the fixed-bonus liquidators only
         self.auctions = AuctionDesk(self) if config.liquidators.mechanism != "keeper" else None
@@ -228,10 +230,11 @@ class ReflexivityModel(mesa.Model):
         self.trader_assets = pop.assets
         self.trader_accounts = self._trader_accounts(pop.mode, pop.assets, on_perps)
         assets, accounts = pop.assets.tolist(), self.trader_accounts.tolist()
-        self.traders: list[LeveragedTrader] = [
-            PerpTrader(self, i, assets[i]) if on_perps[i] else LeveragedTrader(self, i, assets[i], accounts[i])
-            for i in range(tcfg.n_traders)
-        ]
+        classes: list[type[LeveragedTrader]] = [LeveragedTrader] * tcfg.n_traders
+        perp_rows = np.flatnonzero(on_perps).tolist()  # perp traders open their venue accounts themselves
+        for i in perp_rows:
+            classes[i] = PerpTrader
+        self.traders = new_traders(self, classes, assets, accounts, perp_rows)
         holder = tcfg.n_traders
         self.liquidators: list[Liquidator] = []
         for _ in range(cfg.liquidators.n_liquidators):

@@ -68,7 +68,14 @@ def per_combination(value: Callable[[int], float], keys: np.ndarray) -> np.ndarr
     """`value(i)` for every row i of `keys` ((rows, columns) of non-negative integers: what the value depends on),
     computed once per distinct row, at the first row that has it, and shared by the rows with the same key."""
     code = np.ravel_multi_index(keys.T.astype(np.int64), keys.max(axis=0).astype(np.int64) + 1)
-    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    if int(code.max()) < 4 * len(code):  # few possible keys (always, in practice): count instead of sorting rows
+        # `np.unique(code, return_index=True, return_inverse=True)`: each key's first row, the keys ascending
+        first = np.full(int(code.max()) + 1, len(code))
+        np.minimum.at(first, code, np.arange(len(code)))
+        occurs = first < len(code)
+        first, inverse = first[occurs], (np.cumsum(occurs) - 1)[code]
+    else:
+        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     return np.array([value(int(i)) for i in first.tolist()], dtype=float)[inverse.reshape(-1)]
 
 
@@ -101,6 +108,8 @@ def draw_assets(n: int, n_risky: int, per_trader: int, rng: np.random.Generator)
     the subsets: the first `per_trader` of a random permutation of the assets, one uniform key per (trader, asset)
     ranked in one pass for the whole population."""
     keys = rng.random((n, n_risky))
+    if per_trader == 1:  # the first of the permutation: the smallest key (the first of equal ones, as the stable sort)
+        return keys.argmin(axis=1)[:, None] + 1
     chosen = np.argsort(keys, axis=1, kind="stable")[:, :per_trader]
     return np.sort(chosen, axis=1) + 1
 

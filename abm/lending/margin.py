@@ -364,11 +364,19 @@ class MarginEngine:
         tokens = self.market.genesis_quotes(assets, amounts)  # tokens bought (long), -USD raised (short)
         basic = (borrow >= 0) & (own >= 0) & (borrow + own > 0) & pool.borrow_enabled[borrowed]
         # an owner's k-th row comes in round k: within a round every owner (so every account) appears once
-        order = np.argsort(owner, kind="stable")
-        first = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
-        rank = np.empty(rows, dtype=np.int64)
-        rank[order] = np.arange(rows) - np.repeat(first, np.diff(np.r_[first, rows]))
-        touched, local = np.unique(accounts, return_inverse=True)
+        if np.bincount(owner).max() == 1:  # one row per owner (a million traders with one asset each): no sort
+            rank = np.zeros(rows, dtype=np.int64)
+        else:
+            order = np.argsort(owner, kind="stable")
+            first = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
+            rank = np.empty(rows, dtype=np.int64)
+            rank[order] = np.arange(rows) - np.repeat(first, np.diff(np.r_[first, rows]))
+        # the accounts touched (ascending) and each row's index into them: `np.unique(accounts,
+        # return_inverse=True)` by marking the account ids instead of sorting the rows
+        marked = np.zeros(int(accounts.max()) + 1, dtype=bool)
+        marked[accounts] = True
+        touched = np.flatnonzero(marked)
+        local = (np.cumsum(marked) - 1)[accounts]
         # which rows find the pool's cash depends on which rows before them opened, which (a shared account's
         # borrow-power check) can depend on which found the cash: repeat until the two agree. Each round fixes at
         # least the first row still wrong, so this ends; without a shortage the first round agrees.
@@ -414,14 +422,14 @@ class MarginEngine:
         the `basic` checks), and the accounts' collateral and scaled debt once the rows within it that `fits`
         (found the pool's cash) have opened."""
         pool = self.pool
-        coll, scaled = self.collateral[touched], self.scaled_debt[touched]
+        coll, scaled = self.collateral.take(touched, axis=0), self.scaled_debt.take(touched, axis=0)
         mode = self.mode[touched]
         within = np.zeros(len(local), dtype=bool)
         for k in range(int(rank.max()) + 1):
             r = np.flatnonzero((rank == k) & basic)
             acc, a, lg, b, o, t = local[r], assets[r], long[r], borrow[r], own[r], tokens[r]
             # the end state each would leave, checked on copies as `lever_long` / `lever_short` check it
-            c_end, d_end = coll[acc], scaled[acc] * pool.borrow_index
+            c_end, d_end = coll.take(acc, axis=0), scaled.take(acc, axis=0) * pool.borrow_index
             c_end[lg, a[lg]] += t[lg]
             d_end[lg, 0] += b[lg]
             c_end[~lg, 0] += o[~lg] + -t[~lg]
