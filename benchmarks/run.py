@@ -231,6 +231,8 @@ def measure_sweep(n: int, steps: int, seed: int, workers: int) -> dict[str, Any]
 def worker_main(spec: dict[str, Any]) -> None:
     kind = spec["kind"]
     if kind in ("crash", "yardstick"):
+        import numpy  # noqa: F401  (threadpoolctl limits the BLAS libraries loaded when it is called: numpy's and
+        import scipy.linalg  # noqa: F401  SciPy's own)
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)  # as a sweep worker runs (abm.sweep.runner); for the life of this process
