@@ -257,3 +257,18 @@ def test_hawkes_inputs_table_reproduces_the_summary_fit(twinned: RunResult) -> N
     np.testing.assert_array_equal(lagged[2:], twinned.timeseries["baseline_crossings_x1.5"].to_numpy()[:-2])
     fit = fit_hawkes_exogenous(table["onsets"].to_numpy(), covariates.to_numpy())
     assert fit.n == pytest.approx(twinned.summary["hawkes_branching_ratio"])
+
+
+def test_a_run_holds_blas_to_one_thread_and_gives_the_threads_back() -> None:
+    """Inside `one_blas_thread` (every `run`) each BLAS library runs one thread, as in a sweep worker; after it,
+    the caller's setting is back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from abm.run import one_blas_thread
+
+    with threadpool_limits(2, user_api="blas"):
+        with one_blas_thread():
+            inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
+    assert after == [2] * len(after)
