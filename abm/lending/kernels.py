@@ -364,7 +364,9 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
             counts[b] += 1
         else:
             in_bucket[i] = 0
-    first_rank = np.cumsum(counts)  # first_rank[b]: the rank (in sorted order) of bucket b's first value
+    first_rank = counts.copy()  # first_rank[b]: the rank (in sorted order) of bucket b's first value
+    for b in range(1, n_buckets + 1):
+        first_rank[b] += first_rank[b - 1]
     # the buckets holding an order statistic (sorted) or a bin edge (counted)
     needed = np.zeros(n_buckets, dtype=np.bool_)
     ranked = np.zeros(n_buckets, dtype=np.bool_)
@@ -374,7 +376,7 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
             below = min(int(np.floor((n - 1) * (q[p] / 100.0))), n - 1)
             ranks[2 * p], ranks[2 * p + 1] = below, min(below + 1, n - 1)
         for r in ranks:
-            b = np.searchsorted(first_rank, r, side="right") - 1
+            b = _bucket_of_rank(first_rank, r)
             needed[b] = ranked[b] = True
     edge_bucket = np.full(n_edges, -1, dtype=np.int64)  # -1: every value above the edge, n_buckets: every one below
     edge_keys = _order_keys(bins)
@@ -400,7 +402,7 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
             filled[b] += 1
     for b in range(n_buckets):
         if ranked[b]:
-            gathered[start[b] : start[b + 1]] = np.sort(gathered[start[b] : start[b + 1]])
+            _heapsort(gathered[start[b] : start[b + 1]])
     # the histogram: values below each edge (at most the last edge, which closes the last bin)
     below_edge = np.zeros(n_edges, dtype=np.int64)
     for e in range(n_edges):
@@ -427,6 +429,31 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
             diff = b_value - a
             out[p] = b_value - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma
     return out, histogram
+
+
+@njit
+def _heapsort(a: np.ndarray) -> None:
+    """Sort `a` (finite floats) ascending in place: a heapsort, which compiles in a fraction of np.sort's time."""
+    n = len(a)
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(a, root, n)
+    for end in range(n - 1, 0, -1):
+        a[0], a[end] = a[end], a[0]
+        _sift_down(a, 0, end)
+
+
+@njit(inline="always")
+def _sift_down(a: np.ndarray, root: int, end: int) -> None:
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and a[child] < a[child + 1]:
+            child += 1
+        if not a[root] < a[child]:
+            return
+        a[root], a[child] = a[child], a[root]
+        root = child
 
 
 @njit(inline="always")
@@ -456,5 +483,19 @@ def _bucket(key: np.int64, key_min: np.int64, shift: np.uint64) -> int:
 @njit(inline="always")
 def _ranked(gathered: np.ndarray, start: np.ndarray, first_rank: np.ndarray, rank: int) -> float:
     """The value of the given rank (sorted order) from its bucket's sorted values in `gathered`."""
-    b = np.searchsorted(first_rank, rank, side="right") - 1
+    b = _bucket_of_rank(first_rank, rank)
     return gathered[start[b] + rank - first_rank[b]]
+
+
+@njit(inline="always")
+def _bucket_of_rank(first_rank: np.ndarray, rank: int) -> int:
+    """The bucket holding the value of the given rank: the last b with first_rank[b] <= rank (a binary search, as
+    np.searchsorted(first_rank, rank, side="right") - 1)."""
+    lo, hi = 0, len(first_rank)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if first_rank[mid] <= rank:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
