@@ -418,6 +418,11 @@ def _figures(ctx: SweepContext) -> list[str]:
 # --- Sobol ------------------------------------------------------------------------------------------------------
 
 
+# the confidence intervals' bootstrap: SALib seeds it only with a non-zero seed (0 would leave it to numpy's global
+# random state, and the same runs would report different intervals)
+SOBOL_BOOTSTRAP_SEED = 1
+
+
 def _sobol_indices(ctx: SweepContext) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
     """Sobol indices of each metric (the mean over replicates at each design point) and notes on skipped ones;
     computed once per report."""
@@ -437,7 +442,8 @@ def _sobol_indices(ctx: SweepContext) -> tuple[list[str], dict[str, dict[str, np
         if float(y.std()) == 0.0:
             notes.append(f"- {m}: skipped (the same value at every point).")
             continue
-        res = sobol.analyze(problem, y.to_numpy(), calc_second_order=bool(des.get("calc_second_order", False)), seed=0)
+        second_order = bool(des.get("calc_second_order", False))
+        res = sobol.analyze(problem, y.to_numpy(), calc_second_order=second_order, seed=SOBOL_BOOTSTRAP_SEED)
         results[m] = {k: np.asarray(res[k]) for k in ("S1", "S1_conf", "ST", "ST_conf")}
     if ctx._sobol is None:
         ctx._sobol = results
