@@ -20,9 +20,10 @@ from abm.lending.pool import LendingPool
 @dataclass(frozen=True)
 class Population:
     """Per-trader draws: equity (USD), category codes (indices into the schema's name tuples), direction (+1 long,
-    -1 short), risky assets held ((traders, assets per trader), ascending per row), base leverage (exposure / equity), the highest leverage the trader ever takes
-    (`leverage_cap`) and the quantile in [0, 1) its base leverage was drawn at (`leverage_quantile`: a trader
-    placed on another venue keeps it, under that venue's cap)."""
+    -1 short), risky assets held ((traders, assets per trader), ascending per row), base leverage (exposure /
+    equity), the highest leverage the trader ever takes (`leverage_cap`) and the quantile in [0, 1) its base
+    leverage was drawn at (`leverage_quantile`: a trader placed on another venue keeps it, under that venue's
+    cap)."""
 
     equity: np.ndarray
     strategy: np.ndarray

@@ -18,7 +18,6 @@ from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
 from abm.lending.kernels import (
     account_equities,
-    account_values,
     health_factors,
     insolvent_rows,
     loans_in_turn,
@@ -136,12 +135,6 @@ class MarginEngine:
         coll = scale_columns(self.collateral[: self.n], prices)
         debt = scale_columns(self.scaled_debt[: self.n], self.pool.borrow_index * prices)
         return coll, debt
-
-    def account_values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Collateral and debt in USD of every account at `prices` (USD/token): two arrays, one number per account
-        (the row sums of `values`)."""
-        n = self.n
-        return account_values(self.collateral[:n], self.scaled_debt[:n], prices, self.pool.borrow_index * prices)
 
     def account_equity(self, prices: np.ndarray, accounts: slice | list[int] | np.ndarray = slice(None)) -> np.ndarray:
         """Collateral minus debt (USD at `prices`) of every account, or of `accounts` (ids)."""

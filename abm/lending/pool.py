@@ -173,14 +173,15 @@ class LendingPool:
         debt of each loan; each reserve's cash and scaled borrows are what the loans one at a time leave, bit for
         bit (each total added up in the loans' order). Raises, changing nothing, if the loans take more than the
         cash."""
+        reserves = np.unique(assets).tolist()
         left = self.cash.copy()
-        for a in np.unique(assets).tolist():
+        for a in reserves:
             left[a] = running_total(float(self.cash[a]), -amounts[assets == a])
         if (left < 0).any():
             a = int(np.flatnonzero(left < 0)[0])
             raise InvariantError(f"pool {self.symbols[a]}: loans exceed cash {self.cash[a]} by {-left[a]}")
         scaled = amounts / self.borrow_index[assets]
-        for a in np.unique(assets).tolist():
+        for a in reserves:
             self.scaled_borrows[a] = running_total(float(self.scaled_borrows[a]), scaled[assets == a])
         self.cash[:] = left
         self._version += 1
