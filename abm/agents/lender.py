@@ -125,16 +125,20 @@ class LenderSentiment:
     def __init__(self, n_assets: int) -> None:
         self.fear = np.zeros(n_assets)
         self.seen_bad_debt = np.zeros(n_assets)
+        self.seen_write_offs = 0  # the pool's write-offs counted in `seen_bad_debt`
 
     def update(self, pool: LendingPool, half_life_steps: float) -> np.ndarray:
         """Age the fear by one step and add the bad debt written off since the last update, as a share of the
         supply then (per reserve, dimensionless); return the fear."""
+        decay = 0.5 ** (1.0 / half_life_steps)
+        if len(pool.write_offs) == self.seen_write_offs:  # nothing written off since: the new share would be 0
+            self.fear = self.fear * decay
+            return self.fear
+        self.seen_write_offs = len(pool.write_offs)
         new = pool.bad_debt_tokens - self.seen_bad_debt
         self.seen_bad_debt = pool.bad_debt_tokens.copy()
         total = pool.supplied + new
-        self.fear = self.fear * 0.5 ** (1.0 / half_life_steps) + np.divide(
-            new, total, out=np.zeros_like(total), where=total > 0
-        )
+        self.fear = self.fear * decay + np.divide(new, total, out=np.zeros_like(total), where=total > 0)
         return self.fear
 
 
@@ -169,9 +173,14 @@ def rate_chasing_move(
     Rates are per year. Only the part of the gap |supply - outside| beyond `band` counts (moving funds has costs,
     so a gap within the band moves nothing), and `sensitivity` is the share moved per day per 1%/yr of that part.
     """
-    gap = supply_rate - outside_rate
-    beyond = np.sign(gap) * np.maximum(np.abs(gap) - band, 0.0)
-    return sensitivity * beyond * 100.0 * step_seconds / 86400.0
+    moves = []
+    # per reserve in Python floats (a few reserves: numpy's per-call cost would be most of the time); the same
+    # IEEE operations as numpy's sign(gap) * maximum(|gap| - band, 0), then the same products left to right
+    for supply, outside in zip(supply_rate.tolist(), outside_rate.tolist(), strict=True):
+        gap = supply - outside
+        beyond = ((gap > 0) - (gap < 0)) * max(abs(gap) - band, 0.0)
+        moves.append(sensitivity * beyond * 100.0 * step_seconds / 86400.0)
+    return np.array(moves)
 
 
 def parity_supply(pool: LendingPool, outside_rate: np.ndarray) -> np.ndarray:

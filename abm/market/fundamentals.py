@@ -63,6 +63,7 @@ class Fundamentals:
         mu = np.array([a.drift for a in assets])
         self.sigma = sigma
         self.drift_per_step = (mu - 0.5 * sigma**2) * self.dt
+        self.sigma_per_step = sigma * np.sqrt(self.dt)  # the news' standard deviation per step (log units)
         k = len(assets)
         corr = np.full((k, k), config.market.correlation) + (1 - config.market.correlation) * np.eye(k)
         self.chol = np.linalg.cholesky(corr)  # the config bounds keep C positive definite for k >= 1 and rho > -1/(k-1)
@@ -95,7 +96,7 @@ class Fundamentals:
         """
         z = self.rng.standard_normal((steps, self.n_drawn)) @ self.chol.T
         d = np.zeros((steps, self.n_assets))
-        d[:, 1 : 1 + self.n_drawn] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
+        d[:, 1 : 1 + self.n_drawn] = self.drift_per_step + self.sigma_per_step * z
         self.derive(d.T)
         back = np.concatenate([np.cumsum(d[::-1], axis=0)[::-1], np.zeros((1, self.n_assets))])
         return self.log_f - back
@@ -104,7 +105,7 @@ class Fundamentals:
         """Advance to step t; return the change of log fundamental per asset (column 0 is 0)."""
         z = self.chol @ self.rng.standard_normal(self.n_drawn)
         d = np.zeros(self.n_assets)
-        d[1 : 1 + self.n_drawn] = self.drift_per_step + self.sigma * np.sqrt(self.dt) * z
+        d[1 : 1 + self.n_drawn] = self.drift_per_step + self.sigma_per_step * z
         override = self.replay.get(t)
         if override is not None:
             mask = ~np.isnan(override)

@@ -39,7 +39,9 @@ class PriceHistory:
 
     def mean_market_price(self, first: int, last: int, asset: int) -> float:
         """Arithmetic mean of `asset`'s market price (USD/token) over steps first..last inclusive (a TWAP)."""
-        return float(np.mean(np.exp(self.market[self.row(first) : self.row(last) + 1, asset])))
+        prices = np.exp(self.market[self.row(first) : self.row(last) + 1, asset])
+        # one price (a spot read) is its own mean, exactly what np.mean's sum and division by 1 would return
+        return float(prices[0]) if len(prices) == 1 else float(np.mean(prices))
 
     def record(self, step: int, log_market: np.ndarray, log_fundamental: np.ndarray | None = None) -> None:
         """Store the prices of `step` (the fundamental too when given)."""

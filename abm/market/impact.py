@@ -127,16 +127,14 @@ class Market:
 
     # --- the step ---------------------------------------------------------------------------------------
 
-    def begin_step(self, log_fundamental: np.ndarray) -> np.ndarray:
-        """Move to the new fundamentals, decay impact (or arbitrage the AMM), thin depth. Returns the decay dm."""
+    def begin_step(self, log_fundamental: np.ndarray) -> None:
+        """Move to the new fundamentals, decay impact (or arbitrage the AMM), thin depth."""
         self.log_f = log_fundamental.copy()
         for src in self.dm_step.values():
             src.fill(0.0)
-        before = self.m.copy()
         for k in range(1, self.n_assets):
             self.impact[k].relax(self, k)
             self.impact[k].sync(self, k)
-        decay_dm = self.m - before
         self.liquidation_impact *= self.decay
         if self.eta > 0:
             vol = self.realised_vol()
@@ -146,7 +144,6 @@ class Market:
             for k in range(1, self.n_assets):
                 self.impact[k].thin(self, k, float(new_factor[k] / self.depth_factor[k]))
             self.depth_factor = new_factor
-        return decay_dm
 
     def end_step(self) -> np.ndarray:
         """Update realised volatility with this step's market return; return the return (log, per asset)."""
