@@ -9,6 +9,7 @@ import pytest
 from abm.agents.lender import LenderSentiment, rate_chasing_move
 from abm.lending.pool import accrue_interest, reserve_rates
 from abm.market.history import PriceHistory
+from abm.market.oracle import OracleBoard
 from abm.protocol import borrow_rate, supply_rate, utilisation
 
 
@@ -128,3 +129,15 @@ def test_mean_market_price_is_numpys_mean_of_the_prices(window: int) -> None:
         first = last - window + 1
         rows = history.market[history.row(first) : history.row(last) + 1, 1]
         assert history.mean_market_price(first, last, 1) == float(np.mean(np.exp(rows)))
+
+
+@pytest.mark.parametrize("updaters", [1, 2, 3, 4])
+def test_the_oracle_price_is_numpys_median_of_the_posts(updaters: int) -> None:
+    rng = np.random.default_rng(updaters)
+    board = OracleBoard(np.array([1.0, 3000.0, 60000.0]), updaters)
+    for step in range(1, 40):
+        slot, asset = int(rng.integers(updaters)), int(rng.integers(1, 3))
+        board.post(slot, asset, float(board.prices[asset] * rng.lognormal(0.0, 0.01)), step)
+        assert board.prices[asset] == float(np.median(board.posts[:, asset]))
+    with pytest.raises(ValueError, match="finite"):
+        board.post(0, 1, float("nan"), 40)

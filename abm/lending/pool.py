@@ -331,7 +331,7 @@ def accrue_interest(
         reserves[a] += to_reserves
         supplied = scaled_supply[a] * supply_index[a]
         grow = to_suppliers / supplied if supplied > 0 else 0.0
-        reserves[a] += 0.0 if supplied > 0 else to_suppliers  # (+ 0.0 as numpy's masked sum does: -0.0 -> 0.0)
+        reserves[a] += 0.0 if supplied > 0 else to_suppliers  # (+ 0.0 kept: it turns a -0.0 into 0.0)
         supply_index[a] *= 1.0 + grow
 
 

@@ -7,6 +7,8 @@ the aggregate, so the pool and the margin engine never import an agent.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from abm.market.history import PriceHistory
@@ -25,11 +27,12 @@ class OracleBoard:
 
     def post(self, slot: int, asset: int, price: float, step: int) -> None:
         """Record updater `slot`'s new price for `asset` and refresh that asset's median."""
-        if not (np.isfinite(price) and price > 0):
+        if not (math.isfinite(price) and price > 0):
             raise ValueError(f"oracle post for asset {asset} must be finite and > 0 (got {price!r})")
         self.posts[slot, asset] = price
         self.last_post_step[slot, asset] = step
-        self.prices[asset] = float(np.median(self.posts[:, asset]))
+        # one updater's post is its own median, exactly what np.median (the mean of the middle post) returns
+        self.prices[asset] = self.posts[0, asset] if len(self.posts) == 1 else float(np.median(self.posts[:, asset]))
         self.n_posts += 1
 
 
