@@ -56,6 +56,9 @@ class RecordedColumns(Mapping[str, list[float]]):
             values = self._lists[column] = rec.column_values(column, 0, rec.n_rows).tolist()
         return values
 
+    def __contains__(self, column: object) -> bool:
+        return column in self.recorder.columns
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.recorder.columns)
 
@@ -220,7 +223,7 @@ class StepRecorder:
     """Computes each step's row and keeps the event records of a run.
 
     The rows are kept in one float64 table preallocated for the run's steps (one row per collection), its columns
-    in the order `compute_row` fills them (`_slots`): the per-asset arrays whole (the numéraire's entry of a risky
+    in the order `compute_row` fills them (`_slot`): the per-asset arrays whole (the numéraire's entry of a risky
     asset quantity is kept there and never shown), the scalars, the baseline crossings, the HF percentiles, then
     the perp venue's and the risk manager's columns. Counts are kept as floats, exactly (they are far below
     2^53), and read back as int64 (`COUNT_COLUMNS`)."""
