@@ -390,8 +390,7 @@ def add_twin(result: RunResult, twin_result: RunResult, twin: str) -> None:
 def collect_result(model: ReflexivityModel, wall_seconds: float, keep_model: bool = True) -> RunResult:
     """Turn a finished model into a RunResult: tables, cascade graph, summary (every key of it assembled here:
     `RunResult.table_summary`, then the cascade, distress and run keys)."""
-    ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    ts["step"] = ts["step"].astype("int64")
+    ts = model.datacollector.get_model_vars_dataframe()  # rows 0..T, "step" int64 (`StepRecorder.table`)
     rec = model.recorder
     events = pd.DataFrame(rec.events, columns=EVENT_COLUMNS)
     write_offs = pd.DataFrame([w.__dict__ for w in rec.write_offs], columns=WRITE_OFF_COLUMNS)

@@ -2,12 +2,15 @@
 liquidation events (the lending pool's and the perp venue's, in one table with a `venue` column), write-offs, HF
 histograms.
 
-The row is computed once per step from the model's arrays (vectorised) and appended to one list per column
-(`RowCollector`, the shape of Mesa's `DataCollector.model_vars`); events and write-offs are plain lists turned into tables at the end of a run.
+The row is computed once per step from the model's arrays (vectorised) into the next row of a table preallocated for
+the run (`StepRecorder`); `RowCollector` keeps it, shows the rows so far as Mesa's `DataCollector.model_vars` (one
+list per column) and builds the time-series table once at the end. Events and write-offs are plain lists turned
+into tables at the end of a run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import mesa
@@ -33,29 +36,86 @@ _HIST_BINS = np.concatenate([[0.0], HF_BIN_EDGES])
 _HF_PERCENTILES = np.array([10.0, 50.0, 90.0])
 
 
+class RecordedColumns(Mapping[str, list[float]]):
+    """The rows kept so far as Mesa's `DataCollector.model_vars` holds them: column -> list of its values (floats,
+    and ints for the count columns), read from the recorder's table (each column's list is made once per number of
+    rows kept, so readers that go over every column at every step, as `mesa.batch_run` does, stay cheap)."""
+
+    def __init__(self, recorder: StepRecorder) -> None:
+        self.recorder = recorder
+        self._lists: dict[str, list[float]] = {}
+        self._n_rows = -1  # the number of rows `_lists` were made from
+
+    def __getitem__(self, column: str) -> list[float]:
+        rec = self.recorder
+        if self._n_rows != rec.n_rows:
+            self._lists.clear()
+            self._n_rows = rec.n_rows
+        values = self._lists.get(column)
+        if values is None:
+            values = self._lists[column] = rec.column_values(column, 0, rec.n_rows).tolist()
+        return values
+
+    def __contains__(self, column: object) -> bool:
+        return column in self.recorder.columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.recorder.columns)
+
+    def __len__(self) -> int:
+        return len(self.recorder.columns)
+
+
 class RowCollector(mesa.DataCollector):
-    """Mesa's DataCollector with the per-step rows appended to one list per column (`model_vars`, and the
-    collection times in `_collection_steps`, which `mesa.batch_run` reads) without Mesa's per-column reporter
-    calls and copies; `get_model_vars_dataframe` builds the table once."""
+    """Mesa's DataCollector over the recorder's table: `collect` keeps the row the recorder computed last and the
+    collection time in `_collection_steps` (which `mesa.batch_run` reads), without Mesa's per-column reporter calls
+    and copies; `model_vars` shows the rows kept so far (`RecordedColumns`); `get_model_vars_dataframe` builds the
+    table once."""
 
     def __init__(self, recorder: StepRecorder) -> None:
         super().__init__()
         self.recorder = recorder
-        self.model_vars = {c: [] for c in recorder.columns}
+        self.model_vars = RecordedColumns(recorder)
 
     def collect(self, model: ReflexivityModel) -> None:
         self._collection_steps.append(model.time)
-        row = self.recorder.row
-        for c, values in self.model_vars.items():
-            values.append(row[c])
+        self.recorder.keep_row()
 
     def get_model_vars_dataframe(self) -> pd.DataFrame:
-        return pd.DataFrame(self.model_vars)
+        return self.recorder.table()
 
 
 # per-asset columns of the row: "<quantity>_<symbol>", for each risky asset and for each reserve (USD included)
 RISKY_ASSET_QUANTITIES = ("price", "fundamental", "oracle", "liquidation_impact")
 RESERVE_QUANTITIES = ("utilisation", "borrow_rate", "supply_rate", "cash", "borrows", "supplied", "reserves")
+# the book-wide columns `compute_row` fills from scalars, in the order it fills them
+_SCALAR_COLUMNS = (
+    "step",
+    "total_collateral_usd",
+    "total_debt_usd",
+    "aggregate_leverage",
+    "n_liquidations",
+    "liquidation_volume_usd",
+    "bad_debt_usd",
+    "lender_loss_usd",
+    "dilution_usd",
+    "reserves_loss_usd",
+    "withdrawals_blocked_usd",
+    "n_liquidatable",
+    "n_active_traders",
+)
+# the columns that count (int64 in the table); the others are float64
+COUNT_COLUMNS = frozenset(
+    (
+        "step",
+        "n_liquidations",
+        "n_liquidatable",
+        *baseline_crossing_columns(),
+        "n_active_traders",
+        "n_perp_liquidations",
+        "n_adl",
+    )
+)
 
 
 def timeseries_columns(symbols: list[str], perps: bool = False) -> list[str]:
@@ -160,19 +220,32 @@ def lending_events(events: pd.DataFrame) -> pd.DataFrame:
 
 
 class StepRecorder:
-    """Computes each step's row and keeps the event records of a run."""
+    """Computes each step's row and keeps the event records of a run.
+
+    The rows are kept in one float64 table preallocated for the run's steps (one row per collection), its columns
+    in the order `compute_row` fills them (`_slot`): the per-asset arrays whole (the numéraire's entry of a risky
+    asset quantity is kept there and never shown), the scalars, the baseline crossings, the HF percentiles, then
+    the perp venue's and the risk manager's columns. Counts are kept as floats, exactly (they are far below
+    2^53), and read back as int64 (`COUNT_COLUMNS`)."""
 
     def __init__(self, model: ReflexivityModel) -> None:
         self.model = model
-        self.columns = timeseries_columns(model.symbols, perps=model.perps is not None)
-        # the per-asset column names of the row, in the order `compute_row` fills them (`timeseries_columns`)
-        self._risky_asset_columns = [[f"{q}_{s}" for s in model.symbols[1:]] for q in RISKY_ASSET_QUANTITIES]
-        self._reserve_columns = [[f"{q}_{s}" for s in model.symbols] for q in RESERVE_QUANTITIES]
+        symbols = model.symbols
+        self.columns = timeseries_columns(symbols, perps=model.perps is not None)
         if model.risk_manager is not None:
-            self.columns += risk_columns(model.symbols)
+            self.columns += risk_columns(symbols)
+        per_asset = [f"{q}_{s}" for q in RISKY_ASSET_QUANTITIES + RESERVE_QUANTITIES for s in symbols]
+        core = [*per_asset, *_SCALAR_COLUMNS, *baseline_crossing_columns(), "hf_p10", "hf_p50", "hf_p90"]
+        # the perp venue's and the risk manager's columns, filled by name (`perp_row`, `risk_row`)
+        self._extra_columns = [c for c in self.columns if c not in core]
+        slots = {c: j for j, c in enumerate(core + self._extra_columns)}
+        self._n_core = len(core)
+        self._slot = {c: slots[c] for c in self.columns}  # column -> its place in a row of the table
+        self._table = np.empty((model.total_steps + 1, len(slots)))  # the initial row and one per step
+        self.n_rows = 0  # rows kept (`keep_row`)
+        self._last_row = 0  # the row `compute_row` filled last
         self._perp_liquidations_seen = 0  # venue events already in an earlier row
         self._adl_seen = 0
-        self.row: dict[str, float] = {}
         self.events: list[dict[str, Any]] = []
         self.edges: list[tuple[int, int, float]] = []  # (parent event, child event, weight)
         self.write_offs: list[WriteOff] = []
@@ -184,6 +257,26 @@ class StepRecorder:
         self._perp_event_rows: dict[int, int] = {}  # perp event id -> index in events, until its fills are in
         self.datacollector = RowCollector(self)
         self.compute_row()
+
+    def keep_row(self) -> None:
+        """Keep the row `compute_row` filled last (the data collector's `collect`)."""
+        self.n_rows = self._last_row + 1
+
+    def column_values(self, column: str, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of a column (int64 for the counts, else float64; a float column is a view of the
+        table)."""
+        values = self._table[start:stop, self._slot[column]]
+        return values.astype(np.int64) if column in COUNT_COLUMNS else values
+
+    @property
+    def row(self) -> dict[str, float]:
+        """The row `compute_row` filled last, column -> value (ints for the counts)."""
+        last = self._last_row
+        return {c: self.column_values(c, last, last + 1).tolist()[0] for c in self.columns}
+
+    def table(self) -> pd.DataFrame:
+        """The kept rows as the run's time-series table (`columns` in order; counts int64, the rest float64)."""
+        return pd.DataFrame({c: self.column_values(c, 0, self.n_rows) for c in self.columns})
 
     def begin_step(self) -> None:
         self._step_liquidations = 0
@@ -304,41 +397,16 @@ class StepRecorder:
         self.compute_row()
 
     def compute_row(self) -> None:
+        """Fill the table's next row (after the kept ones) with the model's state now."""
         m = self.model
         pool, engine, market = m.pool, m.engine, m.market
         oracle = m.oracle.prices
-        row: dict[str, float] = {"step": m.steps}
-        per_risky_asset = (market.prices, m.fundamentals.prices, oracle, market.liquidation_impact)
-        for names, values in zip(self._risky_asset_columns, per_risky_asset, strict=True):
-            row.update(zip(names, values[1:].tolist(), strict=True))
-        per_reserve = (
-            pool.utilisation(),
-            pool.borrow_rates(),
-            pool.supply_rates(),
-            pool.cash,
-            pool.borrows,
-            pool.supplied,
-            pool.reserves,
-        )
-        for names, values in zip(self._reserve_columns, per_reserve, strict=True):
-            row.update(zip(names, values.tolist(), strict=True))
+        if self.n_rows == len(self._table):  # stepped past the planned steps: room for as many again
+            self._table = np.concatenate((self._table, np.empty_like(self._table)))
         n = engine.n
         collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
         coll_total, debt_total = book_totals(collateral, scaled_debt, oracle, pool.borrow_index * oracle)
-        row["total_collateral_usd"] = coll_total
-        row["total_debt_usd"] = debt_total
         equity = coll_total - debt_total
-        row["aggregate_leverage"] = coll_total / equity if equity > 0 else float("nan")
-        row["n_liquidations"] = self._step_liquidations
-        row["liquidation_volume_usd"] = self._step_volume
-        row["bad_debt_usd"] = pool.bad_debt_usd
-        row["lender_loss_usd"] = pool.lender_loss_usd
-        row["dilution_usd"] = pool.dilution_usd
-        row["reserves_loss_usd"] = pool.reserves_loss_usd
-        row["withdrawals_blocked_usd"] = float(pool.unmet_withdrawals @ m.oracle.prices)  # this step's unmet requests
-        row["n_liquidatable"] = self.n_liquidatable
-        for name, count in zip(baseline_crossing_columns(), m.baseline.new_crossings.tolist(), strict=True):
-            row[name] = count
         # basis traders' and loopers' lending accounts belong to holders after the traders: left out (otherwise
         # every holder counts, as the wallets number them)
         n_owners = len(m.traders) if m.basis_traders or m.loopers else len(m.wallets.balances)
@@ -348,17 +416,38 @@ class StepRecorder:
             perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
             held = np.any(venue.size[FIRST_ACCOUNT : venue.n] != 0, axis=1) & (perp_owners < len(m.traders))
             active[perp_owners[held]] = True
-        row["n_active_traders"] = int(np.count_nonzero(active))
         # the percentiles and the histogram of the finite health factors, without sorting them all
         percentiles, histogram = finite_percentiles_histogram(m.hf, _HF_PERCENTILES, _HIST_BINS)
-        row["hf_p10"], row["hf_p50"], row["hf_p90"] = percentiles.tolist()
         self.hf_histogram.append(histogram)  # HF >= 0; the last bin is [5, inf]
-        if m.perps is not None:
-            self.perp_row(row)
-        if m.risk_manager is not None:
-            coll, debt = engine.values(oracle)
-            self.risk_row(row, coll, row_sums(debt))
-        self.row = row
+        scalars = [  # in `_SCALAR_COLUMNS` order
+            m.steps,
+            coll_total,
+            debt_total,
+            coll_total / equity if equity > 0 else float("nan"),
+            self._step_liquidations,
+            self._step_volume,
+            pool.bad_debt_usd,
+            pool.lender_loss_usd,
+            pool.dilution_usd,
+            pool.reserves_loss_usd,
+            float(pool.unmet_withdrawals @ oracle),  # this step's unmet requests
+            self.n_liquidatable,
+            np.count_nonzero(active),
+        ]
+        utilisation, borrow_rates, supply_rates = pool.rates()
+        row = self._table[self.n_rows]
+        per_asset = (market.prices, m.fundamentals.prices, oracle, market.liquidation_impact)
+        reserves = (utilisation, borrow_rates, supply_rates, pool.cash, pool.borrows, pool.supplied, pool.reserves)
+        np.concatenate((*per_asset, *reserves, scalars, m.baseline.new_crossings, percentiles), out=row[: self._n_core])
+        if self._extra_columns:
+            extra: dict[str, float] = {}
+            if m.perps is not None:
+                self.perp_row(extra)
+            if m.risk_manager is not None:
+                coll, debt = engine.values(oracle)
+                self.risk_row(extra, coll, row_sums(debt))
+            row[self._n_core :] = [extra[c] for c in self._extra_columns]
+        self._last_row = self.n_rows
 
     def risk_row(self, row: dict[str, float], coll: np.ndarray, debt_usd: np.ndarray) -> None:
         """Add the risk manager's columns (`risk_columns`) to `row`. coll: (accounts, assets) collateral in USD at
