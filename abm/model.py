@@ -472,7 +472,7 @@ class ReflexivityModel(mesa.Model):
         self.hf = self._health_along_paths(oracle)
         healthy = self.hf >= 1.0
         self.attribution.mark_health(healthy, self.steps)
-        candidates = (~healthy).nonzero()[0]  # np.flatnonzero without its wrappers (healthy is flat); NaN included
+        candidates = (~healthy).nonzero()[0]  # np.flatnonzero without its wrappers; a NaN health is a candidate
         if len(candidates):
             debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first

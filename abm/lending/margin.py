@@ -75,8 +75,9 @@ class MarginEngine:
         self.scenarios = portfolio_scenarios(pool.liquidation_threshold)  # portfolio margin (assets x scenarios)
         self._scenarios_seen = pool.params_version  # the pool parameters the scenario grid was made from
         self._params_seen = -1  # pool.params_version the cached effective LT / LTV were made from
-        self._portfolio_rows = np.zeros(0, dtype=np.int64)  # ids of the portfolio accounts among the first
-        self._portfolio_rows_of = 0  # accounts (`portfolio_accounts`)
+        # `portfolio_accounts`: the ids of the portfolio accounts among the first `_portfolio_rows_of` accounts
+        self._portfolio_rows = np.zeros(0, dtype=np.int64)
+        self._portfolio_rows_of = 0
 
     def _effective_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Liquidation thresholds and LTVs with collateral-disabled assets at 0, cached until the pool's risk
