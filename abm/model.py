@@ -472,17 +472,18 @@ class ReflexivityModel(mesa.Model):
         self.hf = self._health_along_paths(oracle)
         healthy = self.hf >= 1.0
         self.attribution.mark_health(healthy, self.steps)
-        candidates = np.flatnonzero(~healthy)
+        candidates = (~healthy).nonzero()[0]  # np.flatnonzero without its wrappers; a NaN health is a candidate
         if len(candidates):
             debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first
         self._candidates.appendleft(candidates)
+        self.profit_screen: Any = None  # the liquidators' shared profit screen this step (abm.agents.liquidator)
         self.recorder.n_liquidatable = len(candidates)
 
     def _health_along_paths(self, oracle: np.ndarray) -> np.ndarray:
         """Every account's health factor at `oracle` (returned) and along the baseline's amplified
         non-liquidation paths (counted as new crossings), in one pass over the book."""
-        hf = self.engine.health_along(np.vstack([oracle, self.baseline.paths(self.steps, oracle)]))
+        hf = self.engine.health_along(self.baseline.pass_prices(self.steps, oracle))
         self.baseline.count(hf[1:])
         return hf[0]
 

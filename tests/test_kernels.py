@@ -71,10 +71,12 @@ def test_owner_equities_add_each_owners_accounts_in_order_as_bincount_does() -> 
     assert (expected[np.setdiff1d(np.arange(80), owners)] == 0.0).all()  # an owner without accounts has 0
 
 
-def test_insolvent_rows_are_the_indebted_accounts_with_collateral_under_the_dust_line() -> None:
-    collateral, scaled_debt = random_book(500, 3, 9)
-    prices, debt_prices = np.array([1.0, 3100.0, 62000.0]), np.array([1.01, 3120.0, 62100.0])
-    coll, debt = account_values(collateral, scaled_debt, prices, debt_prices)
+@pytest.mark.parametrize("n_assets", [2, 3, 5])  # the usual three assets take a loop of their own
+def test_insolvent_rows_are_the_indebted_accounts_with_collateral_under_the_dust_line(n_assets: int) -> None:
+    collateral, scaled_debt = random_book(500, n_assets, 9)
+    prices = np.array([1.0, 3100.0, 62000.0, 150.0, 0.5])[:n_assets]
+    debt_prices = np.array([1.01, 3120.0, 62100.0, 151.0, 0.52])[:n_assets]
+    coll, debt = row_sums(collateral * prices), row_sums(scaled_debt * debt_prices)
     for dust in (0.0, 1.0, 1e4):
         expected = np.flatnonzero((debt > 0) & (coll < dust))
         found = insolvent_rows(collateral, scaled_debt, prices, debt_prices, dust)

@@ -56,7 +56,7 @@ class Liquidator(mesa.Agent):
             return
         if len(candidates) == 0:
             return
-        screen = _ProfitScreen(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
+        screen = _ProfitScreen.shared(m, candidates, cfg.gas_cost_usd + cfg.min_profit_usd)
         done = i = 0
         while done < cfg.capacity_per_step:
             i = screen.next_candidate(i)  # skips only candidates whose liquidation certainly would not pay
@@ -64,9 +64,13 @@ class Liquidator(mesa.Agent):
                 break
             acct = int(candidates[i])
             i += 1
+            if i - 1 in screen.passed_over:  # an earlier liquidator planned it in this very state and let it be
+                continue
             plan = m.engine.plan_liquidation(acct, m.oracle.prices)
             quote = self.quote(plan) if plan is not None else None
             if plan is None or quote is None:
+                if plan is None or cfg.flash_loans:  # not a matter of this liquidator's own capital
+                    screen.passed_over.add(i - 1)
                 continue
             self.execute(acct, plan, quote)
             done += 1
@@ -146,10 +150,32 @@ class _ProfitScreen:
     the account only through its collateral set and its debt set: a refresh works it out per pair of sets present
     (a small table), and the scan multiplies it by d only for the candidates it reaches (a liquidator's capacity
     usually runs out long before the list does).
+
+    The liquidators of a step share one screen (`shared`) until one of them liquidates: until then the book, the
+    oracle and the market are what they were when it was made, so a new one would be the same, and a candidate one
+    liquidator planned and let be (`passed_over`: no plan, or a quote that would not pay its gas and minimum profit
+    with flash loans) is one every other would plan and let be too.
     """
+
+    @classmethod
+    def shared(cls, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> _ProfitScreen:
+        """The screen of `candidates` at the state now: the model's `profit_screen` when it was made from this
+        state (the same candidates and threshold, and no liquidation since: `AttributionLedger.n_events` counts
+        them), else a new one, which becomes the model's."""
+        screen = model.profit_screen
+        if (
+            screen is None
+            or screen.candidates is not candidates
+            or screen.events != model.attribution.n_events
+            or screen.threshold != threshold
+        ):
+            screen = model.profit_screen = cls(model, candidates, threshold)
+        return screen
 
     def __init__(self, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> None:
         pool, engine = model.pool, model.engine
+        self.candidates = candidates
+        self.events = model.attribution.n_events  # the liquidations so far: the state this screen was made from
         self.market = model.market
         self.oracle = model.oracle.prices
         self.threshold = threshold
@@ -163,7 +189,9 @@ class _ProfitScreen:
         self.refresh()
 
     def refresh(self) -> None:
-        """Work out the bound's factor for each (collateral set, debt set) pair at the market prices now."""
+        """Work out the bound's factor for each (collateral set, debt set) pair at the market prices now; forget
+        which candidates were passed over (a liquidation moved the market: they may pay now)."""
+        self.passed_over: set[int] = set()  # indices of candidates planned at this state that would not pay
         prices = self.market.prices
         sale, cost = self.gain * prices, prices / self.oracle
         best_sale = np.where(self.coll_sets, sale, -np.inf).max(axis=1)  # per collateral set

@@ -130,18 +130,23 @@ def account_values(
     coll = np.empty(n)
     debt = np.empty(n)
     for i in range(n):
-        coll[i], debt[i] = _account_values(collateral, scaled_debt, prices, debt_prices, i)
+        coll[i], debt[i] = _account_values(collateral, scaled_debt, prices, debt_prices, i, collateral.shape[1])
     return coll, debt
 
 
 @njit(inline="always")
 def _account_values(
-    collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray, debt_prices: np.ndarray, i: int
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    prices: np.ndarray,
+    debt_prices: np.ndarray,
+    i: int,
+    n_assets: int,
 ) -> tuple[float, float]:
-    """Account `i`'s collateral and debt in USD (`account_values`)."""
+    """Account `i`'s collateral and debt in USD (`account_values`), over its first `n_assets` assets."""
     c = collateral[i, 0] * prices[0]
     d = scaled_debt[i, 0] * debt_prices[0]
-    for j in range(1, collateral.shape[1]):
+    for j in range(1, n_assets):
         c += collateral[i, j] * prices[j]
         d += scaled_debt[i, j] * debt_prices[j]
     return c, d
@@ -155,11 +160,18 @@ def insolvent_rows(
     `account_values` computes them."""
     found = np.empty(collateral.shape[0], dtype=np.int64)
     count = 0
-    for i in range(collateral.shape[0]):
-        c, d = _account_values(collateral, scaled_debt, prices, debt_prices, i)
-        if d > 0 and c < dust_usd:
-            found[count] = i
-            count += 1
+    if collateral.shape[1] == 3:  # the usual book: `_account_values`' sums over a constant count of assets, unrolled
+        for i in range(collateral.shape[0]):
+            c, d = _account_values(collateral, scaled_debt, prices, debt_prices, i, 3)
+            if d > 0 and c < dust_usd:
+                found[count] = i
+                count += 1
+    else:
+        for i in range(collateral.shape[0]):
+            c, d = _account_values(collateral, scaled_debt, prices, debt_prices, i, collateral.shape[1])
+            if d > 0 and c < dust_usd:
+                found[count] = i
+                count += 1
     return found[:count].copy()
 
 

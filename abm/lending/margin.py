@@ -75,6 +75,9 @@ class MarginEngine:
         self.scenarios = portfolio_scenarios(pool.liquidation_threshold)  # portfolio margin (assets x scenarios)
         self._scenarios_seen = pool.params_version  # the pool parameters the scenario grid was made from
         self._params_seen = -1  # pool.params_version the cached effective LT / LTV were made from
+        # `portfolio_accounts`: the ids of the portfolio accounts among the first `_portfolio_rows_of` accounts
+        self._portfolio_rows = np.zeros(0, dtype=np.int64)
+        self._portfolio_rows_of = 0
 
     def _effective_params(self) -> tuple[np.ndarray, np.ndarray]:
         """Liquidation thresholds and LTVs with collateral-disabled assets at 0, cached until the pool's risk
@@ -170,12 +173,20 @@ class MarginEngine:
         n = self.n
         lt = self._effective_params()[0]
         hf = health_factors(self.collateral[:n], self.scaled_debt[:n], lt, paths, self.pool.borrow_index * paths)
-        port = np.flatnonzero(self.mode[:n] == PORTFOLIO)
+        port = self.portfolio_accounts()
         if len(port):
             coll, debt = self.collateral[port], self.scaled_debt[port]
             for k, prices in enumerate(paths):
                 hf[k, port] = self._portfolio_hf(coll * prices, debt * (self.pool.borrow_index * prices))
         return hf
+
+    def portfolio_accounts(self) -> np.ndarray:
+        """Ids of the portfolio-margined accounts, ascending. An account's mode is set when it opens and never
+        changes, so the ids are worked out again only when accounts have opened since the last call."""
+        if self._portfolio_rows_of != self.n:
+            self._portfolio_rows = np.flatnonzero(self.mode[: self.n] == PORTFOLIO)
+            self._portfolio_rows_of = self.n
+        return self._portfolio_rows
 
     def _portfolio_hf(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
         net = coll - debt  # USD exposure per asset

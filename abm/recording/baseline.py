@@ -33,12 +33,6 @@ def baseline_crossing_columns() -> list[str]:
     return [f"baseline_crossings_x{a:g}" for a in BASELINE_AMPLIFICATIONS]
 
 
-def amplified_path(reference: np.ndarray, prices: np.ndarray, amplification: float) -> np.ndarray:
-    """p_0 (p / p_0)^a: the relative move of `prices` from `reference` (both USD/token per asset) raised to the
-    amplification a (a = 1: the prices themselves)."""
-    return reference * (prices / reference) ** amplification
-
-
 class BaselineCrossings:
     """Per step, the new health-factor crossings of the live lending book along the amplified non-liquidation
     oracle paths (`count`), and the market's liquidation impact at the end of every step (`record_impact`), from
@@ -51,29 +45,44 @@ class BaselineCrossings:
         self.reference: np.ndarray | None = None  # p_0: the first pass's non-liquidation oracle prices
         self.below = np.zeros((len(BASELINE_AMPLIFICATIONS), 0), dtype=bool)
         self.new_crossings = np.zeros(len(BASELINE_AMPLIFICATIONS), dtype=np.int64)
+        # the price rows of one health pass (`pass_prices`), refilled at every pass rather than made anew; the
+        # amplified paths' rows as views made once, with their amplifications
+        self._pass_prices = np.empty((1 + len(BASELINE_AMPLIFICATIONS), n_assets))
+        self._path_rows = list(zip(self._pass_prices[1:], BASELINE_AMPLIFICATIONS, strict=True))
 
     def record_impact(self, step: int) -> None:
         """Keep the market's decayed liquidation impact (log, per asset) at the end of `step`."""
         self.impact[step] = self.model.market.liquidation_impact
 
-    def paths(self, step: int, oracle: np.ndarray) -> np.ndarray:
-        """The amplified non-liquidation oracle prices at the health pass of `step` (one row per amplification, in
-        `BASELINE_AMPLIFICATIONS` order; USD/token), the first call fixing the reference p_0."""
+    def pass_prices(self, step: int, oracle: np.ndarray) -> np.ndarray:
+        """The price rows of the health pass of `step` (USD/token): the `oracle` prices, then the amplified
+        non-liquidation oracle prices p_0 (p / p_0)^a, one row per amplification a in `BASELINE_AMPLIFICATIONS`
+        order (a = 1: the non-liquidation prices themselves). The first call fixes the reference p_0. The rows are a
+        buffer the next call overwrites."""
         # the oracle posted at this step shows the market at the end of step - latency (at least the step before)
         lag = max(int(self.model.config.oracles.latency_steps), 1)
         prices = oracle * np.exp(-self.impact[max(step - lag, 0)])
         if self.reference is None:
             self.reference = prices.copy()
-        return np.stack([amplified_path(self.reference, prices, a) for a in BASELINE_AMPLIFICATIONS])
+        rows = self._pass_prices
+        rows[0] = oracle
+        move = prices / self.reference  # the relative move p / p_0, the same for every amplification
+        for row, amplification in self._path_rows:
+            np.multiply(self.reference, move**amplification, out=row)
+        return rows
 
     def count(self, health_factors: np.ndarray) -> None:
         """New crossings at this health pass (sets `new_crossings`, one count per amplification), from every
-        account's health factor along each of `paths` (paths x accounts)."""
+        account's health factor along each amplified path of `pass_prices` (paths x accounts)."""
         below = health_factors < 1.0
         n = below.shape[1]
         if self.below.shape[1] < n:  # new accounts start above the line
             grown = np.zeros((len(BASELINE_AMPLIFICATIONS), n), dtype=bool)
             grown[:, : self.below.shape[1]] = self.below
             self.below = grown
-        self.new_crossings[:] = np.count_nonzero(below & ~self.below, axis=1)
+        crossed = np.greater(below, self.below)  # below now and not at the last pass (True > False)
+        if crossed.any():
+            self.new_crossings[:] = np.count_nonzero(crossed, axis=1)
+        else:  # the usual pass: nobody crossed (counting per row costs several times the check)
+            self.new_crossings[:] = 0
         self.below = below
