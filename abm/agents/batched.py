@@ -73,6 +73,12 @@ def batched_trader_phase(model: ReflexivityModel, order: np.ndarray | list[int])
                 trader.trade_toward(acct, asset, gap, prices, oracle)
 
 
+def _any_per_trader(rows: np.ndarray, n: int) -> np.ndarray:
+    """Whether any entry of each trader's rows (`rows`: (n x k, assets), k rows per trader) is non-zero: (n,) bool;
+    `ndarray.any`'s own reduction, without its wrapper."""
+    return np.logical_or.reduce(rows.reshape(n, -1), axis=1)
+
+
 class Decisions:
     """The lending traders' decisions from one state, per trader (rows in the order of `holders`): equity and peak
     equity (USD), stop, target (the strategy's), carry factor, wanted leverage (after limits, carry and prudence),
@@ -107,20 +113,21 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     assets = m.trader_assets.take(holders, axis=0)
     n, k = assets.shape
     isolated = accounts[:, 0] != accounts[:, -1]  # one account per position (cross, portfolio: one shared)
-    coll = engine.collateral.take(accounts.ravel(), axis=0).reshape(n, k, -1)  # (traders, k, assets) tokens
-    scaled = engine.scaled_debt.take(accounts.ravel(), axis=0).reshape(n, k, -1)
-    held = coll.any(axis=(1, 2)) | scaled.any(axis=(1, 2))  # `has_position`
-    acct_equity = engine.rows_equity(coll.reshape(n * k, -1), scaled.reshape(n * k, -1), prices).reshape(n, k)
+    coll = engine.collateral.take(accounts, axis=0).reshape(n * k, -1)  # (traders x k, assets) tokens
+    scaled = engine.scaled_debt.take(accounts, axis=0).reshape(n * k, -1)
+    held = _any_per_trader(coll, n) | _any_per_trader(scaled, n)  # `has_position`
+    acct_equity = engine.rows_equity(coll, scaled, prices).reshape(n, k)
     own_equity = np.where(isolated, acct_equity.sum(axis=1), acct_equity[:, 0])
-    equity = own_equity + m.wallets.balances[holders] @ prices  # `TraderBook.equity` of a lending trader
-    peak = np.where(held, np.maximum(book.peak_equity[holders], equity), book.peak_equity[holders])
+    equity = own_equity + m.wallets.balances.take(holders, axis=0) @ prices  # `TraderBook.equity` of a lending trader
+    peak_before = book.peak_equity.take(holders)
+    peak = np.where(held, np.maximum(peak_before, equity), peak_before)
     book.peak_equity[holders] = peak
-    risk = book.risk[holders]
+    risk = book.risk.take(holders)
     stop = (risk == RISK_CODE["stop_loss"]) & past_drawdown(equity, peak, cfg.stop_loss_drawdown)
-    long = book.direction[holders] > 0
+    long = book.direction.take(holders) > 0
     exposure = lending_exposures(engine, long[:, None], accounts, assets, prices)  # (traders, k) USD
     current = current_leverages(exposure.sum(axis=1), own_equity)
-    target = target_leverages(m, holders, assets[:, 0], lambda r: current[r])
+    target = target_leverages(m, holders, assets[:, 0], current.take)
     rate = lending_carry_rates(m, holders, assets[:, 0])
     wanted = wanted_leverages(m, holders, target, rate)
     # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
@@ -138,19 +145,17 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     trade = outside & (acct_equity > 0)
     out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = equity, peak, stop, target, rate, wanted
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
-    t = m.steps
-    out_until = book.out_until[holders]
-    trades = trade.any(axis=1)
-    for r in range(n):
-        if t < out_until[r]:
-            continue
+    # who acts (in the order of `holders`): a flat trader re-enters; one with a position and equity left (an
+    # underwater one has nothing left to manage: the liquidators will come) stops out, or trades the positions
+    # outside their band; none while still out after a stop or a wipe-out
+    trades = np.logical_or.reduce(trade, axis=1)
+    acts = (~held | (~(equity <= 0) & (stop | trades))) & (book.out_until.take(holders) <= m.steps)
+    for r in np.flatnonzero(acts).tolist():
         if not held[r]:
             out.plans[int(holders[r])] = REENTER  # re-entry: per trader
-        elif equity[r] <= 0:  # underwater: nothing left to manage; the liquidators will come
-            continue
         elif stop[r]:
             out.plans[int(holders[r])] = STOP
-        elif trades[r]:
+        else:
             out.plans[int(holders[r])] = [
                 (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in np.flatnonzero(trade[r]).tolist()
             ]

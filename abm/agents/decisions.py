@@ -42,7 +42,8 @@ def carry_factors(rate: np.ndarray, tolerance: float) -> np.ndarray:
     """Share of the borrowed part of the exposure a trader keeps at a carry of `rate` (per year): 1 up to
     `tolerance` (per year), tolerance / rate above it (a high borrow rate makes borrowers repay in proportion)."""
     rate = np.asarray(rate, dtype=float)
-    return np.where(rate > 0, np.minimum(1.0, tolerance / np.where(rate > 0, rate, 1.0)), 1.0)
+    positive = rate > 0
+    return np.where(positive, np.minimum(1.0, tolerance / np.where(positive, rate, 1.0)), 1.0)
 
 
 def lending_carry_rates(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:

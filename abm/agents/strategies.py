@@ -9,6 +9,8 @@ strategy is one function here plus its name in `abm.config.schema.STRATEGIES`.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,13 +59,20 @@ def target_leverages(
 ) -> np.ndarray:
     """Target leverage of the traders `holders` (rows of `m.book`), whose first assets are `asset`: each strategy
     answers for its own traders in one call."""
-    codes = m.book.strategy[holders]
-    leverage = m.book.base_leverage[holders]
+    codes = m.book.strategy.take(holders)
+    leverage = m.book.base_leverage.take(holders)
     out = np.empty(len(holders))
-    for code in np.unique(codes).tolist():
-        mine = np.flatnonzero(codes == code)
+    # each strategy's traders (ascending rows, as `np.flatnonzero(codes == code)`) as one run of a stable sort
+    by_code = np.argsort(codes, kind="stable")
+    sorted_codes = codes.take(by_code).tolist()
+    start = 0
+    while start < len(sorted_codes):
+        code = sorted_codes[start]
+        end = bisect_right(sorted_codes, code, start)
+        mine = by_code[start:end]
         fn = STRATEGY_REGISTRY[STRATEGIES[code]].target_leverage
-        out[mine] = fn(m, asset[mine], leverage[mine], lambda rows, mine=mine: current(mine[rows]))
+        out[mine] = fn(m, asset.take(mine), leverage.take(mine), lambda rows, mine=mine: current(mine.take(rows)))
+        start = end
     return out
 
 
@@ -90,11 +99,12 @@ def momentum(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, curre
     """
     cfg = m.config.traders
     t, lookback = m.steps, cfg.momentum_lookback_steps
-    trend = m.history.log_market(t - 1)[asset] - m.history.log_market(t - 1 - lookback)[asset]
+    # per market asset (a few numbers), then each trader's asset's: the same operations on the same numbers
+    trend = m.history.log_market(t - 1) - m.history.log_market(t - 1 - lookback)
     years = lookback * m.config.market.step_seconds / SECONDS_PER_YEAR
-    z = trend / (np.maximum(m.market.realised_vol()[asset], 1e-3) * np.sqrt(years))
-    phi = 0.5 * erfc(-z / (cfg.momentum_signal_scale * np.sqrt(2.0)))  # standard normal CDF of z / scale
-    return 1.0 + (leverage - 1.0) * phi
+    z = trend / (np.maximum(m.market.realised_vol(), 1e-3) * math.sqrt(years))  # sqrt: correctly rounded anywhere
+    phi = 0.5 * erfc(-z / (cfg.momentum_signal_scale * math.sqrt(2.0)))  # standard normal CDF of z / scale
+    return 1.0 + (leverage - 1.0) * phi.take(asset)
 
 
 @strategy("contrarian")
@@ -102,7 +112,7 @@ def contrarian(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, cur
     """Lever up when the price is below its EMA anchor by the band, unlever above it; hold inside the band (its
     current leverage, or the base leverage when it has none)."""
     band = m.config.traders.contrarian_band
-    gap = m.history.log_market(m.steps - 1)[asset] - m.anchor_log_price[asset]
+    gap = (m.history.log_market(m.steps - 1) - m.anchor_log_price).take(asset)
     out = np.where(gap <= -band, leverage, 1.0)
     inside = np.flatnonzero((gap > -band) & (gap < band))
     if len(inside):
@@ -115,5 +125,5 @@ def contrarian(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, cur
 def vol_target(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, current: CurrentLeverage) -> np.ndarray:
     """Scale leverage by target / realised volatility (pro-cyclical), within [1, max_leverage]."""
     cfg = m.config.traders
-    vol = np.maximum(m.market.realised_vol()[asset], 1e-3)
+    vol = np.maximum(m.market.realised_vol(), 1e-3).take(asset)
     return np.minimum(np.maximum(leverage * cfg.vol_target / vol, 1.0), cfg.max_leverage)
