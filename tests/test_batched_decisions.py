@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from abm.agents.batched import REENTER, STOP, batched_trader_phase, plan_decisions
-from abm.agents.decisions import carry_factors
+from abm.agents.decisions import carry_factor
 from abm.config import ModelConfig
 from abm.model import ReflexivityModel
 
@@ -55,7 +55,7 @@ def test_the_batched_pass_is_each_traders_own_decision() -> None:
         capped = min(t.target_leverage(), cfg.max_leverage, float(m.book.leverage_cap[t.holder]))
         rate = rates[0 if t.direction > 0 else t.assets[0]]
         carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
-        assert carry_factors(np.array([rate]), cfg.borrow_rate_tolerance)[0] == carry
+        assert carry_factor(rate, cfg.borrow_rate_tolerance) == carry
         by_hand = 1.0 + (capped - 1.0) * carry if t.direction > 0 else capped * carry
         assert t.wanted_leverage() == pytest.approx(by_hand, rel=1e-15)
         wanted = by_hand
