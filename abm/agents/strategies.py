@@ -10,7 +10,6 @@ strategy is one function here plus its name in `abm.config.schema.STRATEGIES`.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,22 +57,15 @@ def target_leverages(
     m: ReflexivityModel, holders: np.ndarray, asset: np.ndarray, current: CurrentLeverage
 ) -> np.ndarray:
     """Target leverage of the traders `holders` (rows of `m.book`), whose first assets are `asset`: each strategy
-    answers for its own traders in one call."""
+    that one of them follows answers in one call, and each trader takes its own strategy's answer. A strategy
+    answers for every trader of the call (its arithmetic is elementwise, so a trader's answer does not depend on
+    who else is asked): for a few traders that is cheaper than gathering each strategy's own."""
     codes = m.book.strategy.take(holders)
     leverage = m.book.base_leverage.take(holders)
-    out = np.empty(len(holders))
-    # each strategy's traders (ascending rows, as `np.flatnonzero(codes == code)`) as one run of a stable sort
-    by_code = np.argsort(codes, kind="stable")
-    sorted_codes = codes.take(by_code).tolist()
-    start = 0
-    while start < len(sorted_codes):
-        code = sorted_codes[start]
-        end = bisect_right(sorted_codes, code, start)
-        mine = by_code[start:end]
-        fn = STRATEGY_REGISTRY[STRATEGIES[code]].target_leverage
-        out[mine] = fn(m, asset.take(mine), leverage.take(mine), lambda rows, mine=mine: current(mine.take(rows)))
-        start = end
-    return out
+    answers = np.empty((len(STRATEGIES), len(codes)))
+    for code in sorted(set(codes.tolist())):
+        answers[code] = STRATEGY_REGISTRY[STRATEGIES[code]].target_leverage(m, asset, leverage, current)
+    return answers[codes, np.arange(len(codes))]
 
 
 @strategy("hodl")
