@@ -47,12 +47,16 @@ def batched_trader_phase(model: ReflexivityModel, order: np.ndarray | list[int])
     decisions in one pass, then each trader's trades in that order (a perp trader decides at its turn)."""
     traders = model.traders
     order = np.asarray(order, dtype=np.int64)
-    lending = model.trader_accounts[order, 0] >= 0  # a perp trader has no lending account (-1)
-    plans = plan_decisions(model, order[lending]).plans if lending.any() else {}
+    lending = model.trader_accounts[:, 0].take(order) >= 0  # a perp trader has no lending account (-1)
+    every_one_lends = lending.all()
+    if every_one_lends:
+        plans = plan_decisions(model, order).plans if len(order) else {}
+    else:
+        plans = plan_decisions(model, order[lending]).plans if lending.any() else {}
     # the traders that act, in activation order: the lending ones with a plan (plans keep the order they were
     # given) and every perp trader
     acting = plans.keys()
-    if not lending.all():
+    if not every_one_lends:
         acting = [i for i, lends in zip(order.tolist(), lending.tolist(), strict=True) if not lends or i in plans]
     oracle = model.oracle.prices
     for i in acting:
@@ -134,7 +138,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
     # change in the phase) aims at the leverage that restores its target health factor, if that is lower
     restore = np.full(n, np.inf)
-    prudent = np.flatnonzero(prudent)
+    prudent = prudent.nonzero()[0]
     if len(prudent):
         oracle = m.oracle.prices
         worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
@@ -162,14 +166,14 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     )
     out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = equity, peak, stop, target, rate, wanted
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
-    for r in np.flatnonzero(acts).tolist():
+    for r in acts.nonzero()[0].tolist():
         if not held[r]:
             out.plans[int(holders[r])] = REENTER  # re-entry: per trader
         elif stop[r]:
             out.plans[int(holders[r])] = STOP
         else:
             out.plans[int(holders[r])] = [
-                (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in np.flatnonzero(trade[r]).tolist()
+                (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in trade[r].nonzero()[0].tolist()
             ]
     return out
 

@@ -106,10 +106,10 @@ def contrarian(m: ReflexivityModel, asset: np.ndarray, leverage: np.ndarray, cur
     band = m.config.traders.contrarian_band
     gap = (m.history.log_market(m.steps - 1) - m.anchor_log_price).take(asset)
     out = np.where(gap <= -band, leverage, 1.0)
-    inside = np.flatnonzero((gap > -band) & (gap < band))
+    inside = ((gap > -band) & (gap < band)).nonzero()[0]
     if len(inside):
         held = current(inside)
-        out[inside] = np.where(held != 0.0, held, leverage[inside])
+        out[inside] = np.where(held != 0.0, held, leverage.take(inside))
     return out
 
 
