@@ -1,12 +1,15 @@
-"""The traders' phase: the decisions of every lending trader whose clock fires, in one vectorised pass from the
-state at the start of the phase; their trades one by one in activation order (docs/model.md, 3.3 Submodels:
-Traders, and 7 Scheduling).
+"""The traders' phase: the decisions of every lending trader whose clock fires, in one batched pass from the state
+at the start of the phase; their trades one by one in activation order (docs/model.md, 3.3 Submodels: Traders,
+and 7 Scheduling).
 
 A decision reads the state the phase starts from: the market prices and the pool's rates published at the start
 of the phase, and the trader's own accounts (which only it changes in the phase). From them come each trader's
 equity and peak equity, its stop check, the target leverage of its strategy (`strategies.target_leverages`), the
-carry factor and limits (`decisions.wanted_leverages`), a prudent trader's health target, and per position the gap
-to the wanted exposure with the tolerance band (`decisions.rebalance_gaps`). The trades then go through the margin
+carry factor and limits (`decisions.carry_factor`, `wanted_leverage`), a prudent trader's health target, and per
+position the gap to the wanted exposure with the tolerance band (`decisions.rebalance_gaps`). The per-trader
+arithmetic runs as two compiled loops (`_position_states` before the strategies, `_rebalance` after them) that
+compile the formulas of `abm.agents.decisions` inline: at the ~20 traders of a step, numpy's cost per call, not
+the arithmetic, was the phase's time. The trades then go through the margin
 engine in activation order, each converted to tokens at the prices of its moment and bounded by the market's depth
 then (`LeveragedTrader.trade_toward`), so the market sees the same sequence of traders, as a block executes orders
 submitted against the same published state. Re-entry after a stop or a wipe-out and the stop-loss close-out are

@@ -28,7 +28,9 @@ CurrentLeverage = Callable[[np.ndarray], np.ndarray]
 the call; asked only by the strategies that need it."""
 
 TargetLeverage = Callable[["ReflexivityModel", np.ndarray, np.ndarray, CurrentLeverage], np.ndarray]
-"""(model, first asset per trader, base leverage per trader, current leverage) -> target leverage per trader."""
+"""(model, first asset per trader, base leverage per trader, current leverage) -> target leverage per trader. A
+trader's answer depends on its own entries only: a strategy is asked for every trader of a call, including those
+that follow other strategies (`target_leverages`)."""
 
 
 @dataclass(frozen=True)
