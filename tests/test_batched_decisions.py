@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from abm.agents.batched import REENTER, STOP, batched_trader_phase, plan_decisions
-from abm.agents.decisions import carry_factors
+from abm.agents.decisions import carry_factor
 from abm.config import ModelConfig
 from abm.model import ReflexivityModel
 
@@ -55,7 +55,7 @@ def test_the_batched_pass_is_each_traders_own_decision() -> None:
         capped = min(t.target_leverage(), cfg.max_leverage, float(m.book.leverage_cap[t.holder]))
         rate = rates[0 if t.direction > 0 else t.assets[0]]
         carry = min(1.0, cfg.borrow_rate_tolerance / rate) if rate > 0 else 1.0
-        assert carry_factors(np.array([rate]), cfg.borrow_rate_tolerance)[0] == carry
+        assert carry_factor(rate, cfg.borrow_rate_tolerance) == carry
         by_hand = 1.0 + (capped - 1.0) * carry if t.direction > 0 else capped * carry
         assert t.wanted_leverage() == pytest.approx(by_hand, rel=1e-15)
         wanted = by_hand
@@ -174,3 +174,20 @@ def test_leverage_for_health_worked_numbers_long_short_isolated() -> None:
     engine.scaled_debt[accounts[long_cross, 0]] = 0.0
     assert leverages_for_health(m, holders[:1], accounts[holders[:1]], 1.5, oracle)[0] == book.base_leverage[long_cross]
     assert m.traders[long_iso].leverage_for_health(1.5, oracle) == got[2]
+
+
+def test_decision_clocks_draw_what_exponential_draws() -> None:
+    """`TraderBook.clocks_due` draws each fired clock's next interval as a standard exponential times the mean
+    interval: what `Generator.exponential` of the mean intervals draws, number for number and leaving the stream
+    in the same place."""
+    m = ReflexivityModel(ModelConfig.from_preset("crash", {"traders.n_traders": 200}), rng=1, steps=5)
+    book = m.book
+    before = book.next_decision.copy()
+    step = int(np.quantile(before, 0.3))
+    rng, twin = np.random.default_rng(9), np.random.default_rng(9)
+    due = book.clocks_due(step, rng)
+    assert 0 < due.sum() < len(due)
+    expected = before.copy()
+    expected[due] = step + twin.exponential(book.decision_interval[due])
+    assert np.array_equal(book.next_decision, expected)
+    assert rng.random() == twin.random()

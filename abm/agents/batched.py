@@ -1,12 +1,15 @@
-"""The traders' phase: the decisions of every lending trader whose clock fires, in one vectorised pass from the
-state at the start of the phase; their trades one by one in activation order (docs/model.md, 3.3 Submodels:
-Traders, and 7 Scheduling).
+"""The traders' phase: the decisions of every lending trader whose clock fires, in one batched pass from the state
+at the start of the phase; their trades one by one in activation order (docs/model.md, 3.3 Submodels: Traders,
+and 7 Scheduling).
 
 A decision reads the state the phase starts from: the market prices and the pool's rates published at the start
 of the phase, and the trader's own accounts (which only it changes in the phase). From them come each trader's
 equity and peak equity, its stop check, the target leverage of its strategy (`strategies.target_leverages`), the
-carry factor and limits (`decisions.wanted_leverages`), a prudent trader's health target, and per position the gap
-to the wanted exposure with the tolerance band (`decisions.rebalance_gaps`). The trades then go through the margin
+carry factor and limits (`decisions.carry_factor`, `wanted_leverage`), a prudent trader's health target, and per
+position the gap to the wanted exposure with the tolerance band (`decisions.rebalance_gaps`). The per-trader
+arithmetic runs as two compiled loops (`_position_states` before the strategies, `_rebalance` after them) that
+compile the formulas of `abm.agents.decisions` inline: at the ~20 traders of a step, numpy's cost per call, not
+the arithmetic, was the phase's time. The trades then go through the margin
 engine in activation order, each converted to tokens at the prices of its moment and bounded by the market's depth
 then (`LeveragedTrader.trade_toward`), so the market sees the same sequence of traders, as a block executes orders
 submitted against the same published state. Re-entry after a stop or a wipe-out and the stop-loss close-out are
@@ -19,16 +22,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
-from abm.agents.book import RISK_CODE
+from abm.agents.book import RISK_CODE, _past_drawdown
 from abm.agents.decisions import (
+    carry_factor,
     current_leverages,
     lending_carry_rates,
-    lending_exposures,
     leverages_for_health,
-    past_drawdown,
+    position_exposure,
     rebalance_gaps,
-    wanted_leverages,
+    wanted_leverage,
 )
 from abm.agents.strategies import target_leverages
 from abm.agents.trader import LeveragedTrader
@@ -46,12 +50,16 @@ def batched_trader_phase(model: ReflexivityModel, order: np.ndarray | list[int])
     decisions in one pass, then each trader's trades in that order (a perp trader decides at its turn)."""
     traders = model.traders
     order = np.asarray(order, dtype=np.int64)
-    lending = model.trader_accounts[order, 0] >= 0  # a perp trader has no lending account (-1)
-    plans = plan_decisions(model, order[lending]).plans if lending.any() else {}
+    lending = model.trader_accounts[:, 0].take(order) >= 0  # a perp trader has no lending account (-1)
+    every_one_lends = lending.all()
+    if every_one_lends:
+        plans = plan_decisions(model, order).plans if len(order) else {}
+    else:
+        plans = plan_decisions(model, order[lending]).plans if lending.any() else {}
     # the traders that act, in activation order: the lending ones with a plan (plans keep the order they were
     # given) and every perp trader
     acting = plans.keys()
-    if not lending.all():
+    if not every_one_lends:
         acting = [i for i, lends in zip(order.tolist(), lending.tolist(), strict=True) if not lends or i in plans]
     oracle = model.oracle.prices
     for i in acting:
@@ -103,55 +111,191 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     cfg = m.config.traders
     out = Decisions(holders)
     prices = m.market.prices
+    holders = np.ascontiguousarray(holders, dtype=np.int64)
     accounts = m.trader_accounts.take(holders, axis=0)  # (traders, k): each one's account per asset
     assets = m.trader_assets.take(holders, axis=0)
     n, k = assets.shape
-    isolated = accounts[:, 0] != accounts[:, -1]  # one account per position (cross, portfolio: one shared)
-    coll = engine.collateral.take(accounts.ravel(), axis=0).reshape(n, k, -1)  # (traders, k, assets) tokens
-    scaled = engine.scaled_debt.take(accounts.ravel(), axis=0).reshape(n, k, -1)
-    held = coll.any(axis=(1, 2)) | scaled.any(axis=(1, 2))  # `has_position`
-    acct_equity = engine.rows_equity(coll.reshape(n * k, -1), scaled.reshape(n * k, -1), prices).reshape(n, k)
-    own_equity = np.where(isolated, acct_equity.sum(axis=1), acct_equity[:, 0])
-    equity = own_equity + m.wallets.balances[holders] @ prices  # `TraderBook.equity` of a lending trader
-    peak = np.where(held, np.maximum(book.peak_equity[holders], equity), book.peak_equity[holders])
-    book.peak_equity[holders] = peak
-    risk = book.risk[holders]
-    stop = (risk == RISK_CODE["stop_loss"]) & past_drawdown(equity, peak, cfg.stop_loss_drawdown)
-    long = book.direction[holders] > 0
-    exposure = lending_exposures(engine, long[:, None], accounts, assets, prices)  # (traders, k) USD
-    current = current_leverages(exposure.sum(axis=1), own_equity)
-    target = target_leverages(m, holders, assets[:, 0], lambda r: current[r])
+    coll = engine.collateral.take(accounts, axis=0).reshape(n * k, -1)  # (traders x k, assets) tokens
+    scaled = engine.scaled_debt.take(accounts, axis=0).reshape(n * k, -1)
+    acct_equity = engine.rows_equity(coll, scaled, prices).reshape(n, k)
+    wallet_equity = m.wallets.balances.take(holders, axis=0) @ prices
+    held, equity, peak, stop, exposure, current, prudent = _position_states(
+        coll,
+        scaled,
+        acct_equity,
+        wallet_equity,
+        accounts,
+        assets,
+        holders,
+        engine.pool.borrow_index,
+        prices,
+        book.direction,
+        book.risk,
+        RISK_CODE["stop_loss"],
+        RISK_CODE["prudent"],
+        float(cfg.stop_loss_drawdown),
+        book.peak_equity,
+    )
+    target = target_leverages(m, holders, assets[:, 0], current.take)
     rate = lending_carry_rates(m, holders, assets[:, 0])
-    wanted = wanted_leverages(m, holders, target, rate)
     # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
-    # change in the phase) aims at the leverage that restores its target health factor
-    oracle = m.oracle.prices
-    prudent = np.flatnonzero((risk == RISK_CODE["prudent"]) & held & (equity > 0))
+    # change in the phase) aims at the leverage that restores its target health factor, if that is lower
+    restore = np.full(n, np.inf)
+    prudent = prudent.nonzero()[0]
     if len(prudent):
+        oracle = m.oracle.prices
         worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
         under = prudent[worst < cfg.prudent_buffer]
         if len(under):
-            restore = leverages_for_health(m, holders[under], accounts[under], cfg.prudent_target_hf, oracle)
-            wanted[under] = np.where(restore < wanted[under], restore, wanted[under])  # min(wanted, restore)
-    goal = wanted[:, None] * acct_equity / np.where(isolated, 1, k)[:, None]  # exposure per position (USD)
-    gap, outside = rebalance_gaps(goal, exposure, cfg.rebalance_tolerance)
-    trade = outside & (acct_equity > 0)
+            restore[under] = leverages_for_health(m, holders[under], accounts[under], cfg.prudent_target_hf, oracle)
+    wanted, gap, trade, acts = _rebalance(
+        target,
+        rate,
+        restore,
+        acct_equity,
+        exposure,
+        accounts,
+        holders,
+        held,
+        equity,
+        stop,
+        book.direction,
+        book.leverage_cap,
+        book.out_until,
+        float(cfg.max_leverage),
+        float(cfg.borrow_rate_tolerance),
+        float(cfg.rebalance_tolerance),
+        m.steps,
+    )
     out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = equity, peak, stop, target, rate, wanted
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
-    t = m.steps
-    out_until = book.out_until[holders]
-    trades = trade.any(axis=1)
-    for r in range(n):
-        if t < out_until[r]:
-            continue
+    for r in acts.nonzero()[0].tolist():
         if not held[r]:
             out.plans[int(holders[r])] = REENTER  # re-entry: per trader
-        elif equity[r] <= 0:  # underwater: nothing left to manage; the liquidators will come
-            continue
         elif stop[r]:
             out.plans[int(holders[r])] = STOP
-        elif trades[r]:
+        else:
             out.plans[int(holders[r])] = [
-                (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in np.flatnonzero(trade[r]).tolist()
+                (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in trade[r].nonzero()[0].tolist()
             ]
     return out
+
+
+# the per-position and per-trader formulas of `abm.agents.decisions`, compiled into the two passes below
+_position_exposure = njit(inline="always")(position_exposure)
+_current_leverage = njit(inline="always")(current_leverages)
+_carry_factor = njit(inline="always")(carry_factor)
+_wanted_leverage = njit(inline="always")(wanted_leverage)
+_rebalance_gap = njit(inline="always")(rebalance_gaps)
+
+
+@njit(cache=True, nogil=True)
+def _position_states(
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    account_equity: np.ndarray,
+    wallet_equity: np.ndarray,
+    accounts: np.ndarray,
+    assets: np.ndarray,
+    holders: np.ndarray,
+    borrow_index: np.ndarray,
+    prices: np.ndarray,
+    direction: np.ndarray,
+    risk: np.ndarray,
+    stop_loss: int,
+    prudent: int,
+    stop_loss_drawdown: float,
+    peak_equity: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first half of `plan_decisions`, per trader r (holder `holders[r]`; its k accounts' rows r*k.. of
+    `collateral`, `scaled_debt`, (traders x k, assets); `account_equity`, (traders, k) USD; `wallet_equity`, USD;
+    the book's `direction`, `risk` codes and `peak_equity`, updated in place): whether it holds a position, its
+    equity (its own accounts', one shared account counted once, plus its wallet), peak equity (np.maximum's NaN
+    rule), stop, exposure per position, current leverage, and whether it is prudent with a position and equity.
+    Sums over a trader's positions left to right, as numpy adds fewer than 8 numbers."""
+    n, k = accounts.shape
+    n_assets = collateral.shape[1]
+    held = np.zeros(n, dtype=np.bool_)
+    equity, peak, current = np.empty(n), np.empty(n), np.empty(n)
+    stop, watch = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    exposure = np.empty((n, k))
+    for r in range(n):
+        holder = holders[r]
+        for row in range(r * k, (r + 1) * k):
+            for a in range(n_assets):
+                if collateral[row, a] != 0.0 or scaled_debt[row, a] != 0.0:
+                    held[r] = True
+        own = account_equity[r, 0]
+        if accounts[r, 0] != accounts[r, k - 1]:  # isolated: one account per position
+            for j in range(1, k):
+                own += account_equity[r, j]
+        e = own + wallet_equity[r]
+        p = peak_equity[holder]
+        if held[r] and (e > p or e != e):
+            p = e
+        equity[r], peak[r] = e, p
+        stop[r] = risk[holder] == stop_loss and _past_drawdown(e, p, stop_loss_drawdown)
+        watch[r] = risk[holder] == prudent and held[r] and e > 0
+        long = direction[holder] > 0
+        for j in range(k):
+            a, row = assets[r, j], r * k + j
+            exposure[r, j] = _position_exposure(
+                long, collateral[row, a], scaled_debt[row, a], borrow_index[a], prices[a]
+            )
+        total = exposure[r, 0]
+        for j in range(1, k):
+            total += exposure[r, j]
+        current[r] = _current_leverage(total, own)
+    for r in range(n):  # every peak from the book as it was, then written
+        peak_equity[holders[r]] = peak[r]
+    return held, equity, peak, stop, exposure, current, watch
+
+
+@njit(cache=True, nogil=True)
+def _rebalance(
+    target: np.ndarray,
+    rate: np.ndarray,
+    restore: np.ndarray,
+    account_equity: np.ndarray,
+    exposure: np.ndarray,
+    accounts: np.ndarray,
+    holders: np.ndarray,
+    held: np.ndarray,
+    equity: np.ndarray,
+    stop: np.ndarray,
+    direction: np.ndarray,
+    leverage_cap: np.ndarray,
+    out_until: np.ndarray,
+    max_leverage: float,
+    borrow_rate_tolerance: float,
+    rebalance_tolerance: float,
+    step: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The second half of `plan_decisions`, per trader r: the leverage it wants (its strategy's `target`, limits
+    and carry at `rate`, per year; lowered to `restore` when that is lower), per position the gap to its share of
+    that leverage (USD: an isolated position's account equity, a shared account's over its k positions) and whether
+    it trades (outside the band, with account equity); and whether the trader acts: a flat trader re-enters, one
+    with a position and equity left (an underwater one has nothing left to manage: the liquidators will come) stops
+    out or trades; none while still out (`out_until`) after a stop or a wipe-out."""
+    n, k = account_equity.shape
+    wanted = np.empty(n)
+    gap = np.empty((n, k))
+    trade, acts = np.zeros((n, k), dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    for r in range(n):
+        holder = holders[r]
+        carry = _carry_factor(rate[r], borrow_rate_tolerance)
+        w = _wanted_leverage(target[r], max_leverage, leverage_cap[holder], direction[holder] > 0, carry)
+        if restore[r] < w:
+            w = restore[r]
+        wanted[r] = w
+        positions = 1.0 if accounts[r, 0] != accounts[r, k - 1] else float(k)
+        trades = False
+        for j in range(k):
+            gap[r, j], outside = _rebalance_gap(
+                w * account_equity[r, j] / positions, exposure[r, j], rebalance_tolerance
+            )
+            if outside and account_equity[r, j] > 0:
+                trade[r, j] = True
+                trades = True
+        acts[r] = (not held[r] or (not equity[r] <= 0 and (stop[r] or trades))) and out_until[holder] <= step
+    return wanted, gap, trade, acts

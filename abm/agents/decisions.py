@@ -1,6 +1,8 @@
-"""The parts of a trader's decision that are the same arithmetic for one trader or many: each takes arrays (one
-entry per trader, or per position) so that the traders' phase (`abm.agents.batched`, every trader whose clock fires
-at once) and a single trader (`LeveragedTrader`: re-entry, genesis, perp traders) run the one implementation.
+"""The parts of a trader's decision that are the same arithmetic for one trader or many, so that the traders' phase
+(`abm.agents.batched`, every trader whose clock fires at once) and a single trader (`LeveragedTrader`: re-entry,
+genesis, perp traders) run the one implementation. The per-position and per-trader formulas are plain arithmetic on
+numbers, which the compiled decision pass of `abm.agents.batched` runs too (Python floats and compiled code round
++ - * / as numpy does); the functions of `m` and `holders` answer for many traders at once.
 """
 
 from __future__ import annotations
@@ -16,20 +18,27 @@ if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
 
-def lending_exposures(
-    engine: MarginEngine, long: np.ndarray, accounts: np.ndarray, assets: np.ndarray, prices: np.ndarray
-) -> np.ndarray:
-    """Exposure (USD at `prices`) of each position (account `accounts`, asset `assets`, same shape; `long`
-    broadcast to it): a long's collateral value of the asset, a short's debt value of it."""
-    coll = engine.collateral[accounts, assets] * prices[assets]
-    debt = engine.scaled_debt[accounts, assets] * engine.pool.borrow_index[assets] * prices[assets]
-    return np.where(long, coll, debt)
+def position_exposure(long: bool, collateral: float, scaled_debt: float, borrow_index: float, price: float) -> float:
+    """Exposure (USD) of one position: a long's collateral value of its asset (`collateral` tokens at `price`,
+    USD/token), a short's debt value of it (`scaled_debt` times the asset's `borrow_index`, at `price`)."""
+    return collateral * price if long else scaled_debt * borrow_index * price
 
 
-def current_leverages(exposure: np.ndarray, equity: np.ndarray) -> np.ndarray:
-    """Exposure over equity (USD over USD) where the equity is positive, 0 elsewhere."""
-    out = np.zeros(np.shape(equity))
-    return np.divide(exposure, equity, out=out, where=np.asarray(equity) > 0)
+def lending_exposures(engine: MarginEngine, long: bool, account: int, asset: int, prices: np.ndarray) -> float:
+    """Exposure (USD at `prices`) of one position (account `account`, asset `asset`): `position_exposure` of the
+    margin engine's numbers."""
+    return position_exposure(
+        long,
+        engine.collateral[account, asset],
+        engine.scaled_debt[account, asset],
+        engine.pool.borrow_index[asset],
+        prices[asset],
+    )
+
+
+def current_leverages(exposure: float, equity: float) -> float:
+    """Exposure over equity (USD over USD) where the equity is positive, 0 otherwise."""
+    return exposure / equity if equity > 0 else 0.0
 
 
 def past_drawdown(equity: np.ndarray, peak: np.ndarray, drawdown: float) -> np.ndarray:
@@ -38,11 +47,13 @@ def past_drawdown(equity: np.ndarray, peak: np.ndarray, drawdown: float) -> np.n
     return equity < (1.0 - drawdown) * peak
 
 
-def carry_factors(rate: np.ndarray, tolerance: float) -> np.ndarray:
+def carry_factor(rate: float, tolerance: float) -> float:
     """Share of the borrowed part of the exposure a trader keeps at a carry of `rate` (per year): 1 up to
     `tolerance` (per year), tolerance / rate above it (a high borrow rate makes borrowers repay in proportion)."""
-    rate = np.asarray(rate, dtype=float)
-    return np.where(rate > 0, np.minimum(1.0, tolerance / np.where(rate > 0, rate, 1.0)), 1.0)
+    if rate > 0:
+        share = tolerance / rate
+        return share if share < 1.0 else 1.0
+    return 1.0
 
 
 def lending_carry_rates(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:
@@ -58,22 +69,31 @@ def genesis_leverages(m: ReflexivityModel, holders: np.ndarray, first_asset: np.
     return wanted_leverages(m, holders, target, lending_carry_rates(m, holders, first_asset))
 
 
+def wanted_leverage(target: float, max_leverage: float, cap: float, long: bool, carry: float) -> float:
+    """Leverage a trader wants (exposure / equity): its strategy's `target` within its limits (`max_leverage`, its
+    leverage `cap`: the pool's LTV, and for a prudent trader its health buffer) and the cost of borrowing (the
+    `carry_factor` `carry` of its borrow rate). A long borrows (L - 1) of its equity, a short borrows L: the carry
+    factor scales that part. The limits as np.minimum takes them: a NaN target stays NaN."""
+    capped = target if target < max_leverage or target != target else max_leverage
+    capped = capped if capped < cap or capped != capped else cap
+    return 1.0 + (capped - 1.0) * carry if long else capped * carry
+
+
 def wanted_leverages(m: ReflexivityModel, holders: np.ndarray, target: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Leverage the traders `holders` want (exposure / equity): their strategies' `target` within their limits
-    (`max_leverage`, each one's leverage cap: the pool's LTV, and for a prudent trader its health buffer) and the
-    cost of borrowing (`carry_factors` of each one's carry `rate`, per year). A long borrows (L - 1) of its equity,
-    a short borrows L: the carry factor scales that part."""
+    """`wanted_leverage` of the traders `holders`, whose strategies' targets are `target` and whose carry is `rate`
+    (per year)."""
     cfg, book = m.config.traders, m.book
-    capped = np.minimum(np.minimum(target, cfg.max_leverage), book.leverage_cap[holders])
-    carry = carry_factors(rate, cfg.borrow_rate_tolerance)
-    return np.where(book.direction[holders] > 0, 1.0 + (capped - 1.0) * carry, capped * carry)
+    caps, longs = book.leverage_cap[holders].tolist(), (book.direction[holders] > 0).tolist()
+    max_leverage, tolerance = cfg.max_leverage, cfg.borrow_rate_tolerance
+    rows = zip(np.asarray(target).tolist(), caps, longs, np.asarray(rate).tolist(), strict=True)
+    return np.array([wanted_leverage(t, max_leverage, c, lg, carry_factor(r, tolerance)) for t, c, lg, r in rows])
 
 
-def rebalance_gaps(goal: np.ndarray, have: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Trade per position toward exposure `goal` from exposure `have` (USD): the gap goal - have, and whether it
-    is outside the tolerance band (|gap| > tolerance x max(goal, have): no churn on small gaps)."""
-    gap = np.subtract(goal, have)
-    return gap, np.abs(gap) > tolerance * np.maximum(goal, have)
+def rebalance_gaps(goal: float, have: float, tolerance: float) -> tuple[float, bool]:
+    """Trade of one position toward exposure `goal` from exposure `have` (USD): the gap goal - have, and whether
+    it is outside the tolerance band (|gap| > tolerance x max(goal, have): no churn on small gaps)."""
+    gap = goal - have
+    return gap, abs(gap) > tolerance * max(goal, have)
 
 
 def leverages_for_health(
