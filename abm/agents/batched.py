@@ -28,7 +28,7 @@ from abm.agents.book import RISK_CODE, _past_drawdown
 from abm.agents.decisions import (
     carry_factor,
     current_leverages,
-    lending_carry_rates,
+    lending_carry_rate,
     leverages_for_health,
     position_exposure,
     rebalance_gaps,
@@ -36,6 +36,9 @@ from abm.agents.decisions import (
 )
 from abm.agents.strategies import target_leverages
 from abm.agents.trader import LeveragedTrader
+from abm.lending.kernels import state_health
+from abm.lending.margin import PORTFOLIO
+from abm.numerics import SEQUENTIAL_SUM_MAX
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
@@ -110,18 +113,20 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     m, book, engine = model, model.book, model.engine
     cfg = m.config.traders
     out = Decisions(holders)
-    prices = m.market.prices
+    prices, oracle = m.market.prices, m.oracle.prices
     holders = np.ascontiguousarray(holders, dtype=np.int64)
     accounts = m.trader_accounts.take(holders, axis=0)  # (traders, k): each one's account per asset
     assets = m.trader_assets.take(holders, axis=0)
     n, k = assets.shape
-    coll = engine.collateral.take(accounts, axis=0).reshape(n * k, -1)  # (traders x k, assets) tokens
-    scaled = engine.scaled_debt.take(accounts, axis=0).reshape(n * k, -1)
-    acct_equity = engine.rows_equity(coll, scaled, prices).reshape(n, k)
+    acct_equity = engine.account_equity(prices, accounts.ravel()).reshape(n, k)
     wallet_equity = m.wallets.balances.take(holders, axis=0) @ prices
-    held, equity, peak, stop, exposure, current, prudent = _position_states(
-        coll,
-        scaled,
+    # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
+    # change in the phase) aims at the leverage that restores its target health factor, if that is lower
+    lt = engine._effective_params()[0]
+    levels, flags, exposure = _position_states(
+        engine.collateral,
+        engine.scaled_debt,
+        engine.mode,
         acct_equity,
         wallet_equity,
         accounts,
@@ -129,36 +134,39 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
         holders,
         engine.pool.borrow_index,
         prices,
+        oracle,
+        lt,
         book.direction,
         book.risk,
         RISK_CODE["stop_loss"],
         RISK_CODE["prudent"],
+        PORTFOLIO,
+        len(lt) < SEQUENTIAL_SUM_MAX,
         float(cfg.stop_loss_drawdown),
+        float(cfg.prudent_buffer),
         book.peak_equity,
     )
+    equity, peak, current, restore = levels
+    held, stop, under, ask = flags
     target = target_leverages(m, holders, assets[:, 0], current.take)
-    rate = lending_carry_rates(m, holders, assets[:, 0])
-    # a prudent trader under its buffer (its worst account's health at oracle prices, which only its own trades
-    # change in the phase) aims at the leverage that restores its target health factor, if that is lower
-    restore = np.full(n, np.inf)
-    prudent = prudent.nonzero()[0]
-    if len(prudent):
-        oracle = m.oracle.prices
-        worst = engine.accounts_health(accounts[prudent].ravel(), oracle).reshape(len(prudent), k).min(axis=1)
-        under = prudent[worst < cfg.prudent_buffer]
-        if len(under):
-            restore[under] = leverages_for_health(m, holders[under], accounts[under], cfg.prudent_target_hf, oracle)
-    wanted, gap, trade, acts = _rebalance(
+    if ask.any():  # the prudent traders whose health the engine works out (portfolio margin, many assets)
+        rows = ask.nonzero()[0]
+        worst = engine.accounts_health(accounts[rows].ravel(), oracle).reshape(len(rows), k).min(axis=1)
+        under[rows] = worst < cfg.prudent_buffer
+    under = under.nonzero()[0]
+    if len(under):
+        restore[under] = leverages_for_health(m, holders[under], accounts[under], cfg.prudent_target_hf, oracle)
+    wanted_rate, gap, moves = _rebalance(
         target,
-        rate,
+        m.pool.borrow_rates(),
         restore,
         acct_equity,
         exposure,
         accounts,
+        assets,
         holders,
-        held,
+        flags,
         equity,
-        stop,
         book.direction,
         book.leverage_cap,
         book.out_until,
@@ -167,15 +175,24 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
         float(cfg.rebalance_tolerance),
         m.steps,
     )
-    out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = equity, peak, stop, target, rate, wanted
+    trade = moves[:, :k]
+    out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = (
+        equity,
+        peak,
+        stop,
+        target,
+        wanted_rate[1],
+        wanted_rate[0],
+    )
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
-    for r in acts.nonzero()[0].tolist():
+    plans = out.plans
+    for r in moves[:, k].nonzero()[0].tolist():  # the traders that act
         if not held[r]:
-            out.plans[int(holders[r])] = REENTER  # re-entry: per trader
+            plans[int(holders[r])] = REENTER  # re-entry: per trader
         elif stop[r]:
-            out.plans[int(holders[r])] = STOP
+            plans[int(holders[r])] = STOP
         else:
-            out.plans[int(holders[r])] = [
+            plans[int(holders[r])] = [
                 (int(accounts[r, j]), int(assets[r, j]), float(gap[r, j])) for j in trade[r].nonzero()[0].tolist()
             ]
     return out
@@ -187,12 +204,14 @@ _current_leverage = njit(inline="always")(current_leverages)
 _carry_factor = njit(inline="always")(carry_factor)
 _wanted_leverage = njit(inline="always")(wanted_leverage)
 _rebalance_gap = njit(inline="always")(rebalance_gaps)
+_lending_carry_rate = njit(inline="always")(lending_carry_rate)
 
 
 @njit(cache=True, nogil=True)
 def _position_states(
-    collateral: np.ndarray,
-    scaled_debt: np.ndarray,
+    book_collateral: np.ndarray,
+    book_scaled_debt: np.ndarray,
+    modes: np.ndarray,
     account_equity: np.ndarray,
     wallet_equity: np.ndarray,
     accounts: np.ndarray,
@@ -200,69 +219,96 @@ def _position_states(
     holders: np.ndarray,
     borrow_index: np.ndarray,
     prices: np.ndarray,
+    oracle: np.ndarray,
+    liquidation_threshold: np.ndarray,
     direction: np.ndarray,
     risk: np.ndarray,
     stop_loss: int,
     prudent: int,
+    portfolio: int,
+    health_here: bool,
     stop_loss_drawdown: float,
+    prudent_buffer: float,
     peak_equity: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The first half of `plan_decisions`, per trader r (holder `holders[r]`; its k accounts' rows r*k.. of
-    `collateral`, `scaled_debt`, (traders x k, assets); `account_equity`, (traders, k) USD; `wallet_equity`, USD;
-    the book's `direction`, `risk` codes and `peak_equity`, updated in place): whether it holds a position, its
-    equity (its own accounts', one shared account counted once, plus its wallet), peak equity (np.maximum's NaN
-    rule), stop, exposure per position, current leverage, and whether it is prudent with a position and equity.
-    Sums over a trader's positions left to right, as numpy adds fewer than 8 numbers."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first half of `plan_decisions`, per trader r (holder `holders[r]`; its accounts `accounts[r]`, rows of
+    the margin engine's `book_collateral`, `book_scaled_debt`, `modes`; `account_equity`, (traders, k) USD;
+    `wallet_equity`, USD; the book's `direction`, `risk` codes and `peak_equity`, updated in place).
+
+    Returns (equity, peak, current, restore) per trader (4, traders): its equity (its own accounts', one shared
+    account counted once, plus its wallet), peak equity (np.maximum's NaN rule), current leverage, and the
+    leverage a prudent trader under its buffer is to restore (inf here: `plan_decisions` sets it); (held, stop,
+    under, ask) per trader (4, traders): whether it holds a position, stops, is a prudent trader with a position
+    and equity whose worst account's health at `oracle` prices (`state_health`, np.min's NaN rule) is under
+    `prudent_buffer`, or is such a trader whose health the engine is to work out (`health_here` false: many
+    assets; or a portfolio-margined account); and the exposure per position (traders, k). Sums over a trader's
+    positions left to right, as numpy adds fewer than 8 numbers. Few arrays out: numba's cost is per array
+    returned."""
     n, k = accounts.shape
-    n_assets = collateral.shape[1]
-    held = np.zeros(n, dtype=np.bool_)
-    equity, peak, current = np.empty(n), np.empty(n), np.empty(n)
-    stop, watch = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    n_assets = book_collateral.shape[1]
+    levels = np.empty((4, n))
+    flags = np.zeros((4, n), dtype=np.bool_)
     exposure = np.empty((n, k))
     for r in range(n):
         holder = holders[r]
-        for row in range(r * k, (r + 1) * k):
+        held = False
+        for j in range(k):
+            acct = accounts[r, j]
             for a in range(n_assets):
-                if collateral[row, a] != 0.0 or scaled_debt[row, a] != 0.0:
-                    held[r] = True
+                if book_collateral[acct, a] != 0.0 or book_scaled_debt[acct, a] != 0.0:
+                    held = True
         own = account_equity[r, 0]
         if accounts[r, 0] != accounts[r, k - 1]:  # isolated: one account per position
             for j in range(1, k):
                 own += account_equity[r, j]
         e = own + wallet_equity[r]
         p = peak_equity[holder]
-        if held[r] and (e > p or e != e):
+        if held and (e > p or e != e):
             p = e
-        equity[r], peak[r] = e, p
-        stop[r] = risk[holder] == stop_loss and _past_drawdown(e, p, stop_loss_drawdown)
-        watch[r] = risk[holder] == prudent and held[r] and e > 0
+        flags[0, r] = held
+        flags[1, r] = risk[holder] == stop_loss and _past_drawdown(e, p, stop_loss_drawdown)
+        if risk[holder] == prudent and held and e > 0:
+            worst = np.inf
+            ask = not health_here
+            for j in range(k):
+                acct = accounts[r, j]
+                if modes[acct] == portfolio:
+                    ask = True
+                elif health_here:
+                    h = state_health(
+                        book_collateral, book_scaled_debt, acct, borrow_index, liquidation_threshold, oracle
+                    )
+                    if h < worst or h != h:  # a NaN stays
+                        worst = h
+            flags[3, r] = ask
+            flags[2, r] = not ask and worst < prudent_buffer
         long = direction[holder] > 0
         for j in range(k):
-            a, row = assets[r, j], r * k + j
+            a, acct = assets[r, j], accounts[r, j]
             exposure[r, j] = _position_exposure(
-                long, collateral[row, a], scaled_debt[row, a], borrow_index[a], prices[a]
+                long, book_collateral[acct, a], book_scaled_debt[acct, a], borrow_index[a], prices[a]
             )
         total = exposure[r, 0]
         for j in range(1, k):
             total += exposure[r, j]
-        current[r] = _current_leverage(total, own)
+        levels[0, r], levels[1, r], levels[2, r], levels[3, r] = e, p, _current_leverage(total, own), np.inf
     for r in range(n):  # every peak from the book as it was, then written
-        peak_equity[holders[r]] = peak[r]
-    return held, equity, peak, stop, exposure, current, watch
+        peak_equity[holders[r]] = levels[1, r]
+    return levels, flags, exposure
 
 
 @njit(cache=True, nogil=True)
 def _rebalance(
     target: np.ndarray,
-    rate: np.ndarray,
+    borrow_rates: np.ndarray,
     restore: np.ndarray,
     account_equity: np.ndarray,
     exposure: np.ndarray,
     accounts: np.ndarray,
+    assets: np.ndarray,
     holders: np.ndarray,
-    held: np.ndarray,
+    flags: np.ndarray,
     equity: np.ndarray,
-    stop: np.ndarray,
     direction: np.ndarray,
     leverage_cap: np.ndarray,
     out_until: np.ndarray,
@@ -270,24 +316,30 @@ def _rebalance(
     borrow_rate_tolerance: float,
     rebalance_tolerance: float,
     step: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The second half of `plan_decisions`, per trader r: the leverage it wants (its strategy's `target`, limits
-    and carry at `rate`, per year; lowered to `restore` when that is lower), per position the gap to its share of
-    that leverage (USD: an isolated position's account equity, a shared account's over its k positions) and whether
-    it trades (outside the band, with account equity); and whether the trader acts: a flat trader re-enters, one
-    with a position and equity left (an underwater one has nothing left to manage: the liquidators will come) stops
-    out or trades; none while still out (`out_until`) after a stop or a wipe-out."""
+    and carry at its `lending_carry_rate` of the pool's `borrow_rates`, per year; lowered to `restore` when that is
+    lower), per position the gap to its share of that leverage (USD: an isolated position's account equity, a
+    shared account's over its k positions) and whether it trades (outside the band, with account equity); and
+    whether the trader acts: a flat trader re-enters, one with a position and equity left (an underwater one has
+    nothing left to manage: the liquidators will come) stops out or trades; none while still out (`out_until`)
+    after a stop or a wipe-out. `flags`: (held, stop, ...) per trader, from `_position_states`.
+
+    Returns (wanted, rate) per trader (2, traders), the gap per position (traders, k), and (traders, k + 1): whether
+    each position trades, then whether the trader acts."""
     n, k = account_equity.shape
-    wanted = np.empty(n)
+    wanted_rate = np.empty((2, n))
     gap = np.empty((n, k))
-    trade, acts = np.zeros((n, k), dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    moves = np.zeros((n, k + 1), dtype=np.bool_)
     for r in range(n):
         holder = holders[r]
-        carry = _carry_factor(rate[r], borrow_rate_tolerance)
-        w = _wanted_leverage(target[r], max_leverage, leverage_cap[holder], direction[holder] > 0, carry)
+        long = direction[holder] > 0
+        rate = _lending_carry_rate(borrow_rates, long, assets[r, 0])
+        carry = _carry_factor(rate, borrow_rate_tolerance)
+        w = _wanted_leverage(target[r], max_leverage, leverage_cap[holder], long, carry)
         if restore[r] < w:
             w = restore[r]
-        wanted[r] = w
+        wanted_rate[0, r], wanted_rate[1, r] = w, rate
         positions = 1.0 if accounts[r, 0] != accounts[r, k - 1] else float(k)
         trades = False
         for j in range(k):
@@ -295,7 +347,8 @@ def _rebalance(
                 w * account_equity[r, j] / positions, exposure[r, j], rebalance_tolerance
             )
             if outside and account_equity[r, j] > 0:
-                trade[r, j] = True
+                moves[r, j] = True
                 trades = True
-        acts[r] = (not held[r] or (not equity[r] <= 0 and (stop[r] or trades))) and out_until[holder] <= step
-    return wanted, gap, trade, acts
+        held, stop = flags[0, r], flags[1, r]
+        moves[r, k] = (not held or (not equity[r] <= 0 and (stop or trades))) and out_until[holder] <= step
+    return wanted_rate, gap, moves

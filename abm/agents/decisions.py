@@ -56,10 +56,18 @@ def carry_factor(rate: float, tolerance: float) -> float:
     return 1.0
 
 
+def lending_carry_rate(borrow_rates: np.ndarray, long: bool, first_asset: int) -> float:
+    """What holding a levered exposure in the pool costs (per year): the pool's borrow rate (`borrow_rates`, per
+    reserve) of the asset the trader borrows, USD (reserve 0) for a long, its first asset for a short."""
+    return borrow_rates[0] if long else borrow_rates[first_asset]
+
+
 def lending_carry_rates(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:
-    """What holding their levered exposure in the pool costs the lending traders `holders` (per year): the borrow
-    rate of the asset each borrows (USD for a long, its first asset for a short)."""
-    return m.pool.borrow_rates()[np.where(m.book.direction[holders] > 0, 0, first_asset)]
+    """`lending_carry_rate` of the lending traders `holders`, whose first assets are `first_asset`."""
+    rates, longs = m.pool.borrow_rates(), (m.book.direction[holders] > 0).tolist()
+    return np.array(
+        [lending_carry_rate(rates, lg, a) for lg, a in zip(longs, np.asarray(first_asset).tolist(), strict=True)]
+    )
 
 
 def genesis_leverages(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:

@@ -511,3 +511,56 @@ def _bucket_of_rank(first_rank: np.ndarray, rank: int) -> int:
         else:
             hi = mid
     return lo - 1
+
+
+# --- the accounts of the traders who decide (abm.agents.batched) ------------------------------------------------
+
+
+@njit(inline="always")
+def state_health(
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    row: int,
+    borrow_index: np.ndarray,
+    liquidation_threshold: np.ndarray,
+    prices: np.ndarray,
+) -> float:
+    """Health factor of account row `row` (cross or isolated margin) as `MarginEngine._state_health` computes it:
+    collateral value (tokens x price) times the liquidation threshold over the debt value (scaled debt x borrow
+    index, then x price), each summed over the assets left to right; inf without debt."""
+    weighted = (collateral[row, 0] * prices[0]) * liquidation_threshold[0]
+    owed = (scaled_debt[row, 0] * borrow_index[0]) * prices[0]
+    for j in range(1, collateral.shape[1]):
+        weighted += (collateral[row, j] * prices[j]) * liquidation_threshold[j]
+        owed += (scaled_debt[row, j] * borrow_index[j]) * prices[j]
+    return weighted / owed if owed > 0 else np.inf
+
+
+@njit(cache=True, nogil=True)
+def accounts_health_factors(
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    accounts: np.ndarray,
+    borrow_index: np.ndarray,
+    liquidation_threshold: np.ndarray,
+    prices: np.ndarray,
+) -> np.ndarray:
+    """`state_health` of each of `accounts` (ids into the rows of `collateral`, `scaled_debt`; repeats allowed)."""
+    out = np.empty(len(accounts))
+    for r in range(len(accounts)):
+        out[r] = state_health(collateral, scaled_debt, accounts[r], borrow_index, liquidation_threshold, prices)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def accounts_net_tokens(
+    collateral: np.ndarray, scaled_debt: np.ndarray, accounts: np.ndarray, borrow_index: np.ndarray
+) -> np.ndarray:
+    """Collateral minus debt in tokens (scaled debt x borrow index) per asset of each of `accounts` (ids into the
+    rows of `collateral`, `scaled_debt`; repeats allowed): (accounts, assets)."""
+    n_assets = collateral.shape[1]
+    out = np.empty((len(accounts), n_assets))
+    for r in range(len(accounts)):
+        for a in range(n_assets):
+            out[r, a] = collateral[accounts[r], a] - scaled_debt[accounts[r], a] * borrow_index[a]
+    return out

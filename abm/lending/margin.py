@@ -18,6 +18,8 @@ from abm.config.schema import MARGIN_MODES
 from abm.errors import InvariantError
 from abm.lending.kernels import (
     account_equities,
+    accounts_health_factors,
+    accounts_net_tokens,
     health_factors,
     insolvent_rows,
     loans_in_turn,
@@ -144,13 +146,10 @@ class MarginEngine:
         if isinstance(accounts, slice):
             n = self.n
             return account_equities(self.collateral[:n], self.scaled_debt[:n], prices, self.pool.borrow_index * prices)
-        # `take` gathers the same rows as `collateral[accounts]`, several times faster on these tall arrays
-        return self.rows_equity(self.collateral.take(accounts, axis=0), self.scaled_debt.take(accounts, axis=0), prices)
-
-    def rows_equity(self, collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        """Collateral minus debt (USD at `prices`) of account rows already gathered (`collateral`, `scaled_debt`:
-        (rows, assets), tokens and scaled debt tokens), as `account_equity` computes it for their accounts."""
-        return (collateral - scaled_debt * self.pool.borrow_index) @ prices
+        # the net tokens gathered in one compiled pass (a few accounts: numpy's per-call cost dominated), valued by
+        # one matrix product (whose rounding depends on the rows' count and order: the same product as ever)
+        ids = np.asarray(accounts, dtype=np.int64)
+        return accounts_net_tokens(self.collateral, self.scaled_debt, ids, self.pool.borrow_index) @ prices
 
     def owner_equity(self, prices: np.ndarray, n_owners: int) -> np.ndarray:
         """Collateral minus debt (USD at `prices`) of each owner 0..n_owners-1 over its accounts (the sum of their
@@ -254,13 +253,9 @@ class MarginEngine:
         portfolio = self.mode.take(accounts) == PORTFOLIO
         if len(lt) >= SEQUENTIAL_SUM_MAX or portfolio.all():
             return np.array([self.account_health(int(a), prices) for a in accounts.tolist()], dtype=float)
-        # `_state_health`'s order: debt tokens (scaled x index) times prices; sums over assets left to right
-        coll = self.collateral.take(accounts, axis=0) * prices
-        debt = (self.scaled_debt.take(accounts, axis=0) * self.pool.borrow_index) * prices
-        weighted, owed = row_sums(coll * lt), row_sums(debt)
-        hf = np.full(len(accounts), np.inf)
-        np.divide(weighted, owed, out=hf, where=owed > 0)
-        for r in np.flatnonzero(portfolio).tolist():
+        # `_state_health`'s arithmetic, compiled: a few accounts (a trader's), where numpy's per-call cost dominated
+        hf = accounts_health_factors(self.collateral, self.scaled_debt, accounts, self.pool.borrow_index, lt, prices)
+        for r in portfolio.nonzero()[0].tolist():
             hf[r] = self.account_health(int(accounts[r]), prices)
         return hf
 
