@@ -36,12 +36,11 @@ from abm.config import ModelConfig
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, SetEvent
 from abm.invariants import Ledgers, check_invariants
 from abm.lending import LendingPool, MarginEngine, Wallets
-from abm.lending.kernels import owner_minimum
 from abm.market import Fundamentals, Market, OracleBoard
 from abm.market.history import PriceHistory
 from abm.market.venue import OracleVenue
 from abm.numerics import row_sums
-from abm.perps import FIRST_ACCOUNT, PerpVenue
+from abm.perps import PerpVenue
 from abm.recording.attribution import AttributionLedger
 from abm.recording.baseline import BaselineCrossings
 from abm.recording.distress import EquitySnapshot, equity_snapshot
@@ -456,15 +455,9 @@ class ReflexivityModel(mesa.Model):
         """Wake the traders whose risk alert rings (`TraderBook.wake_alerted`; returns how many): prudent ones whose
         worst account is under their HF buffer (last step's health), stop-losses past their drawdown from their
         peak equity (market prices)."""
-        book, tcfg = self.book, self.config.traders
+        tcfg = self.config.traders
         # basis traders' and loopers' accounts belong to holders after the traders: left out
-        worst_hf = owner_minimum(self.hf, self.engine.owner[: self.engine.n], book.n)
-        venue = self.perps
-        if venue is not None and venue.n > FIRST_ACCOUNT:  # perp traders' health: equity over maintenance margin
-            perp_worst = owner_minimum(venue.health(), venue.owner[FIRST_ACCOUNT : venue.n], book.n)
-            np.minimum(worst_hf, perp_worst, out=worst_hf)
-        equity = book.equity(self.market.prices)
-        return book.wake_alerted(worst_hf, equity, t, tcfg.prudent_buffer, tcfg.stop_loss_drawdown)
+        return self.book.wake_alerted(self.hf, self.market.prices, t, tcfg.prudent_buffer, tcfg.stop_loss_drawdown)
 
     def _health_pass(self, oracle: np.ndarray) -> None:
         """Every account's health at oracle prices; the liquidatable ones, largest debt first, join the queue."""

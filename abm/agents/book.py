@@ -12,6 +12,7 @@ from numba import njit
 
 from abm.agents.decisions import past_drawdown
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
+from abm.lending.kernels import owner_minimum
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum
@@ -100,23 +101,38 @@ class TraderBook:
             return own
         by_owner = engine.owner_equity(prices, self.n)
         if self.perps is not None:
-            venue = self.perps
-            perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
-            mine = perp_owners < self.n  # basis traders' accounts belong to holders after the traders
-            by_owner = by_owner + np.bincount(perp_owners[mine], weights=venue.equity()[mine], minlength=self.n)
+            by_owner = by_owner + self._perp_equity()
         return by_owner + wallets.balances[: self.n] @ prices
 
+    def _perp_equity(self) -> np.ndarray:
+        """Each trader's equity (USD) in its perp accounts at the venue's mark prices."""
+        venue = self.perps
+        perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
+        mine = perp_owners < self.n  # basis traders' accounts belong to holders after the traders
+        return np.bincount(perp_owners[mine], weights=venue.equity()[mine], minlength=self.n)
+
     def wake_alerted(
-        self, worst_hf: np.ndarray, equity: np.ndarray, step: int, prudent_buffer: float, stop_loss_drawdown: float
+        self, hf: np.ndarray, prices: np.ndarray, step: int, prudent_buffer: float, stop_loss_drawdown: float
     ) -> int:
-        """The risk alerts, from each trader's worst health factor (its accounts' lowest) and its equity (USD) now:
+        """The risk alerts, from each trader's worst health factor (its accounts' lowest: its lending accounts' in
+        `hf`, per account, as the last health pass left them, its perp accounts' now) and its `equity` at `prices`:
         every peak equity rises to the equity; a prudent trader whose worst health is under `prudent_buffer`, or a
         stop-loss trader past its drawdown (`past_drawdown`, `stop_loss_drawdown` a fraction) from its peak, acts
         after its own reaction delay: its next decision moves forward to `step` + delay unless it comes sooner.
-        One compiled pass over the traders; returns how many were alerted."""
-        return _wake_alerted(
-            worst_hf,
-            equity,
+        One compiled pass over the accounts and the traders; returns how many were alerted."""
+        engine, venue, n = self.engine, self.perps, self.n
+        perp_worst = perp_equity = _NONE
+        if venue is not None:
+            if venue.n > FIRST_ACCOUNT:  # perp traders' health: equity over maintenance margin
+                perp_worst = owner_minimum(venue.health(), venue.owner[FIRST_ACCOUNT : venue.n], n)
+            perp_equity = self._perp_equity()
+        return _risk_alerts(
+            hf,
+            engine.owner[: engine.n],
+            perp_worst,
+            engine.owner_equity(prices, n),
+            perp_equity,
+            self.wallets.balances[:n] @ prices,
             self.risk,
             RISK_CODE["prudent"],
             RISK_CODE["stop_loss"],
@@ -164,6 +180,54 @@ class OwnerIndex:
 
 
 _past_drawdown = njit(inline="always")(past_drawdown)
+_NONE = np.empty(0)  # no perp venue: nothing to add
+
+
+@njit(cache=True, nogil=True)
+def _risk_alerts(
+    hf: np.ndarray,
+    owners: np.ndarray,
+    perp_worst: np.ndarray,
+    lending_equity: np.ndarray,
+    perp_equity: np.ndarray,
+    wallet_equity: np.ndarray,
+    risk: np.ndarray,
+    prudent: int,
+    stop_loss: int,
+    prudent_buffer: float,
+    stop_loss_drawdown: float,
+    peak_equity: np.ndarray,
+    next_decision: np.ndarray,
+    reaction_delay: np.ndarray,
+    step: int,
+) -> int:
+    """`TraderBook.wake_alerted`: each trader's worst health, the lowest `hf` of its accounts (`owners`: each
+    account's) and, with a perp venue, its perp accounts' lowest `perp_worst` (np.minimum's NaN rule); its equity,
+    (`lending_equity` + `perp_equity`, with a perp venue) + `wallet_equity`, as `equity` adds them; then
+    `_wake_alerted`. Without a perp venue `perp_worst` and `perp_equity` are empty."""
+    n = len(wallet_equity)
+    worst = owner_minimum(hf, owners, n)
+    equity = np.empty(n)
+    for i in range(n):
+        if len(perp_worst) and (perp_worst[i] < worst[i] or perp_worst[i] != perp_worst[i]):
+            worst[i] = perp_worst[i]
+        e = lending_equity[i]
+        if len(perp_equity):
+            e = e + perp_equity[i]
+        equity[i] = e + wallet_equity[i]
+    return _wake_alerted(
+        worst,
+        equity,
+        risk,
+        prudent,
+        stop_loss,
+        prudent_buffer,
+        stop_loss_drawdown,
+        peak_equity,
+        next_decision,
+        reaction_delay,
+        step,
+    )
 
 
 @njit(cache=True, nogil=True)
