@@ -149,8 +149,8 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     equity, peak, current, restore = levels
     held, stop, under, ask = flags
     target = target_leverages(m, holders, assets[:, 0], current.take)
-    if ask.any():  # the prudent traders whose health the engine works out (portfolio margin, many assets)
-        rows = ask.nonzero()[0]
+    rows = ask.nonzero()[0]  # the prudent traders whose health the engine works out (portfolio margin, many assets)
+    if len(rows):
         worst = engine.accounts_health(accounts[rows].ravel(), oracle).reshape(len(rows), k).min(axis=1)
         under[rows] = worst < cfg.prudent_buffer
     under = under.nonzero()[0]

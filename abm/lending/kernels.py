@@ -327,14 +327,26 @@ def owner_equities(
     0 (as `np.bincount` with weights adds them), for owners 0..n_owners-1; accounts of later owners are left out."""
     n, n_assets = collateral.shape
     out = np.zeros(n_owners)
-    for i in range(n):
-        o = owners[i]
-        if o < n_owners:
-            e = collateral[i, 0] * prices[0] - scaled_debt[i, 0] * debt_prices[0]
-            for j in range(1, n_assets):
-                e += collateral[i, j] * prices[j] - scaled_debt[i, j] * debt_prices[j]
-            out[o] += e
+    if n_assets == 3:  # the usual book: with the count a constant the compiler unrolls the sums (every step)
+        for i in range(n):
+            if owners[i] < n_owners:
+                out[owners[i]] += _account_equity(collateral, scaled_debt, prices, debt_prices, i, 3)
+    else:
+        for i in range(n):
+            if owners[i] < n_owners:
+                out[owners[i]] += _account_equity(collateral, scaled_debt, prices, debt_prices, i, n_assets)
     return out
+
+
+@njit(inline="always")
+def _account_equity(
+    collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray, debt_prices: np.ndarray, i: int, n_assets: int
+) -> float:
+    """Account `i`'s collateral minus debt (USD) over its first `n_assets` assets (`owner_equities`)."""
+    e = collateral[i, 0] * prices[0] - scaled_debt[i, 0] * debt_prices[0]
+    for j in range(1, n_assets):
+        e += collateral[i, j] * prices[j] - scaled_debt[i, j] * debt_prices[j]
+    return e
 
 
 @njit(cache=True, nogil=True)
