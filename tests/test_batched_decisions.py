@@ -42,7 +42,7 @@ def test_the_batched_pass_is_each_traders_own_decision() -> None:
     peak_before = m.book.peak_equity.copy()
     d = plan_decisions(m, holders)
     rates = m.pool.borrow_rates()
-    checked_prudent = 0
+    checked_prudent = checked_portfolio = 0
     for r, t in enumerate(traders):
         assert d.equity[r] == pytest.approx(equity[r], rel=1e-12, abs=1e-6)
         assert d.target[r] == t.target_leverage()
@@ -62,6 +62,7 @@ def test_the_batched_pass_is_each_traders_own_decision() -> None:
         if t.risk_style == "prudent" and held and d.equity[r] > 0 and t.worst_health(oracle) < cfg.prudent_buffer:
             wanted = min(wanted, t.leverage_for_health(cfg.prudent_target_hf, oracle))
             checked_prudent += 1
+            checked_portfolio += m.book.mode_name(t.holder) == "portfolio"  # health from the engine's scenarios
         assert d.wanted[r] == pytest.approx(wanted, rel=1e-15)
         # per position: the gap to the wanted exposure and the tolerance band
         per_account = len(t.assets) if t.accounts[0] == t.accounts[-1] else 1
@@ -85,7 +86,7 @@ def test_the_batched_pass_is_each_traders_own_decision() -> None:
             ]
     # the test covers what it claims: several strategies' targets, prudent caps, trades and stops
     assert len(np.unique(d.target.round(6))) > 10
-    assert checked_prudent > 0
+    assert checked_prudent > checked_portfolio > 0
     assert any(isinstance(p, list) for p in d.plans.values())
 
 

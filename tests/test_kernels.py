@@ -61,9 +61,11 @@ def test_account_values_and_equities_are_the_row_sums_of_the_usd_values() -> Non
     assert np.array_equal(equity, row_sums(collateral * prices - scaled_debt * debt_prices))
 
 
-def test_owner_equities_add_each_owners_accounts_in_order_as_bincount_does() -> None:
-    collateral, scaled_debt = random_book(400, 3, 8)
-    prices, debt_prices = np.array([1.0, 2950.5, 60500.75]), np.array([1.02, 3000.25, 60900.5])
+@pytest.mark.parametrize("n_assets", [2, 3, 5])  # the usual three assets take a loop of their own
+def test_owner_equities_add_each_owners_accounts_in_order_as_bincount_does(n_assets: int) -> None:
+    collateral, scaled_debt = random_book(400, n_assets, 8)
+    prices = np.array([1.0, 2950.5, 60500.75, 151.25, 0.5])[:n_assets]
+    debt_prices = np.array([1.02, 3000.25, 60900.5, 152.0, 0.51])[:n_assets]
     owners = np.sort(np.random.default_rng(8).integers(0, 90, 400))  # owners 80..89 are beyond the range asked for
     equity = account_equities(collateral, scaled_debt, prices, debt_prices)
     expected = np.bincount(owners, weights=equity, minlength=80)[:80]

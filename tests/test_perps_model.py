@@ -167,3 +167,38 @@ def test_basis_column_is_mark_over_index() -> None:
     ts = run(ModelConfig.from_preset("perp_crash", {"traders.n_traders": 100}), seed=3, steps=40).timeseries
     for a in ("ETH", "BTC"):
         np.testing.assert_allclose(ts[f"basis_{a}"], ts[f"mark_{a}"] / ts[f"index_{a}"] - 1.0, rtol=0, atol=1e-15)
+
+
+def test_risk_alerts_read_the_lending_and_the_perp_accounts() -> None:
+    """The risk alerts' one pass: each trader's worst health over its lending accounts (last health pass) and its
+    perp accounts (now), its equity over both and its wallet, then the alert rules (`_wake_alerted`)."""
+    from abm.agents.book import RISK_CODE, _wake_alerted
+    from abm.lending.kernels import owner_minimum
+
+    config = ModelConfig.from_preset("perp_crash", {"traders.n_traders": 120, "traders.stop_loss_drawdown": 0.02})
+    m = ReflexivityModel(config, rng=2, steps=60)
+    for _ in range(40):
+        m.step()
+    book, venue, engine, cfg = m.book, m.perps, m.engine, m.config.traders
+    cfg.prudent_target_hf, cfg.prudent_buffer = 3.5, 3.0  # above the health most prudent traders keep: alerts ring
+    assert venue.n > FIRST_ACCOUNT  # the perp traders' accounts are in the test
+    worst = owner_minimum(m.hf, engine.owner[: engine.n], book.n)
+    np.minimum(worst, owner_minimum(venue.health(), venue.owner[FIRST_ACCOUNT : venue.n], book.n), out=worst)
+    equity = book.equity(m.market.prices)
+    peak, next_decision = book.peak_equity.copy(), book.next_decision.copy()
+    t = m.steps
+    expected = _wake_alerted(
+        worst,
+        equity,
+        book.risk,
+        RISK_CODE["prudent"],
+        RISK_CODE["stop_loss"],
+        cfg.prudent_buffer,
+        cfg.stop_loss_drawdown,
+        peak,
+        next_decision,
+        book.reaction_delay,
+        t,
+    )
+    assert m.wake_alerted(t) == expected > 0
+    assert np.array_equal(book.peak_equity, peak) and np.array_equal(book.next_decision, next_decision)
