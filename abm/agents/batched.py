@@ -176,14 +176,8 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
         m.steps,
     )
     trade = moves[:, :k]
-    out.equity, out.peak, out.stop, out.target, out.rate, out.wanted = (
-        equity,
-        peak,
-        stop,
-        target,
-        wanted_rate[1],
-        wanted_rate[0],
-    )
+    out.equity, out.peak, out.stop, out.target = equity, peak, stop, target
+    out.wanted, out.rate = wanted_rate
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
     plans = out.plans
     for r in moves[:, k].nonzero()[0].tolist():  # the traders that act
