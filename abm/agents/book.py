@@ -12,7 +12,7 @@ from numba import njit
 
 from abm.agents.decisions import past_drawdown
 from abm.config.schema import MARGIN_MODES, RISK_STYLES, STRATEGIES
-from abm.lending.kernels import owner_minimum
+from abm.lending.kernels import owner_equities, owner_minimum
 from abm.lending.margin import MarginEngine
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum
@@ -126,11 +126,16 @@ class TraderBook:
             if venue.n > FIRST_ACCOUNT:  # perp traders' health: equity over maintenance margin
                 perp_worst = owner_minimum(venue.health(), venue.owner[FIRST_ACCOUNT : venue.n], n)
             perp_equity = self._perp_equity()
+        accounts = engine.n
         return _risk_alerts(
             hf,
-            engine.owner[: engine.n],
+            engine.owner[:accounts],
             perp_worst,
-            engine.owner_equity(prices, n),
+            # each owner's lending equity as `MarginEngine.owner_equity` works it out, in the same pass
+            engine.collateral[:accounts],
+            engine.scaled_debt[:accounts],
+            prices,
+            engine.pool.borrow_index * prices,
             perp_equity,
             self.wallets.balances[:n] @ prices,
             self.risk,
@@ -188,7 +193,10 @@ def _risk_alerts(
     hf: np.ndarray,
     owners: np.ndarray,
     perp_worst: np.ndarray,
-    lending_equity: np.ndarray,
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    prices: np.ndarray,
+    debt_prices: np.ndarray,
     perp_equity: np.ndarray,
     wallet_equity: np.ndarray,
     risk: np.ndarray,
@@ -203,10 +211,12 @@ def _risk_alerts(
 ) -> int:
     """`TraderBook.wake_alerted`: each trader's worst health, the lowest `hf` of its accounts (`owners`: each
     account's) and, with a perp venue, its perp accounts' lowest `perp_worst` (np.minimum's NaN rule); its equity,
-    (`lending_equity` + `perp_equity`, with a perp venue) + `wallet_equity`, as `equity` adds them; then
+    (its lending equity, `owner_equities` of the accounts' `collateral` and `scaled_debt` at `prices` and
+    `debt_prices`, + `perp_equity`, with a perp venue) + `wallet_equity`, as `equity` adds them; then
     `_wake_alerted`. Without a perp venue `perp_worst` and `perp_equity` are empty."""
     n = len(wallet_equity)
     worst = owner_minimum(hf, owners, n)
+    lending_equity = owner_equities(owners, collateral, scaled_debt, prices, debt_prices, n)
     equity = np.empty(n)
     for i in range(n):
         if len(perp_worst) and (perp_worst[i] < worst[i] or perp_worst[i] != perp_worst[i]):
