@@ -192,26 +192,26 @@ def _maximize_log_linear(
     x = clip(np.asarray(x0, dtype=float))
     safe_c = np.where(c > 0, c, 1.0)
 
-    def value(v: np.ndarray) -> float:
+    def value(v: np.ndarray) -> tuple[float, np.ndarray]:
+        """f(v) and the intensities X v (the next step starts from them when v is accepted)."""
         lam = x_feat @ v
         if (lam <= 0).any():
-            return -np.inf
-        return float(w @ np.log(lam) - c @ v)
+            return -np.inf, lam
+        return float(w @ np.log(lam) - c @ v), lam
 
-    f = value(x)
+    f, lam = value(x)  # lam: X x of the current x throughout
+    priced = c > 0
     for _ in range(em_iterations):
-        lam = x_feat @ x
-        trial = clip(np.where(c > 0, x * (x_feat.T @ (w / lam)) / safe_c, x))
-        ft = value(trial)
+        trial = clip(np.where(priced, x * (x_feat.T @ (w / lam)) / safe_c, x))
+        ft, lam_trial = value(trial)
         if not ft >= f:
             break
         gain = ft - f
-        x, f = trial, ft
+        x, f, lam = trial, ft, lam_trial
         if gain <= 1e-9 * max(abs(f), 1.0):
             break
     damping = 1e-6
     for _ in range(200):
-        lam = x_feat @ x
         g = x_feat.T @ (w / lam) - c
         h = (x_feat * (w / lam**2)[:, None]).T @ x_feat  # minus the Hessian (positive semi-definite)
         free = ~(((x <= lower) & (g < 0)) | ((x >= upper) & (g > 0)))
@@ -227,7 +227,7 @@ def _maximize_log_linear(
         t = 1.0
         while t > 1e-8:
             trial = clip(x + t * step)
-            ft = value(trial)
+            ft, lam_trial = value(trial)
             if ft > f:
                 break
             t *= 0.5
@@ -237,7 +237,7 @@ def _maximize_log_linear(
             damping *= 100.0
             continue
         gain = ft - f
-        x, f = trial, ft
+        x, f, lam = trial, ft, lam_trial
         damping = max(damping / 10.0, 1e-9) if t == 1.0 else damping
         if gain <= 1e-12 * max(abs(f), 1.0):
             break
@@ -334,11 +334,15 @@ def _fit_poisson_hawkes(
     x0 = np.concatenate([np.clip(0.5 * upper / 1e3, lower, upper), [0.5]])
     base_ok, base_sum = base[ok], base.sum(axis=0)
 
+    fitted: dict[float, tuple[float, np.ndarray, float]] = {}  # by q: the refinement's best q was fitted in it
+
     def fit_at(q: float) -> tuple[float, np.ndarray, float]:
-        e = lfilter([0.0, 1.0 - q], [1.0, -q], y)  # e_t = q e_{t-1} + (1 - q) y_{t-1}
-        feat = np.column_stack([base_ok, e[ok]])
-        f, x = _maximize_log_linear(feat, y[ok], np.concatenate([base_sum, [float(e.sum())]]), lo, hi, x0)
-        return f, x[:j].copy(), float(x[j])
+        if q not in fitted:
+            e = lfilter([0.0, 1.0 - q], [1.0, -q], y)  # e_t = q e_{t-1} + (1 - q) y_{t-1}
+            feat = np.column_stack([base_ok, e[ok]])
+            f, x = _maximize_log_linear(feat, y[ok], np.concatenate([base_sum, [float(e.sum())]]), lo, hi, x0)
+            fitted[q] = (f, x[:j].copy(), float(x[j]))
+        return fitted[q]
 
     qs = 1.0 - np.geomspace(0.95, 20.0 / horizon, q_grid)  # mean delays 1 / (1 - q) from ~1 step to horizon / 20
     fits = [fit_at(float(q)) for q in qs]
