@@ -17,7 +17,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from abm.lending.kernels import book_totals, finite_percentiles_histogram, owners_in_use
+from abm.lending.kernels import book_totals, finite_percentiles_histogram
 from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
 from abm.numerics import row_sums
@@ -405,12 +405,13 @@ class StepRecorder:
             self._table = np.concatenate((self._table, np.empty_like(self._table)))
         n = engine.n
         collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
-        coll_total, debt_total = book_totals(collateral, scaled_debt, oracle, pool.borrow_index * oracle)
-        equity = coll_total - debt_total
         # basis traders' and loopers' lending accounts belong to holders after the traders: left out (otherwise
         # every holder counts, as the wallets number them)
         n_owners = len(m.traders) if m.basis_traders or m.loopers else len(m.wallets.balances)
-        active = owners_in_use(collateral, scaled_debt, engine.owner[:n], n_owners)
+        coll_total, debt_total, active = book_totals(
+            collateral, scaled_debt, oracle, pool.borrow_index * oracle, engine.owner[:n], n_owners
+        )
+        equity = coll_total - debt_total
         if m.perps is not None:  # perp traders hold positions with the venue
             venue = m.perps
             perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
