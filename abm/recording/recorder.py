@@ -420,6 +420,8 @@ class StepRecorder:
         # the percentiles and the histogram of the finite health factors, without sorting them all
         percentiles, histogram = finite_percentiles_histogram(m.hf, _HF_PERCENTILES, _HIST_BINS)
         self.hf_histogram.append(histogram)  # HF >= 0; the last bin is [5, inf]
+        unmet = pool.unmet_withdrawals  # this step's unmet requests (tokens, >= 0): none in the usual step
+        blocked_usd = float(unmet @ oracle) if any(unmet.tolist()) else 0.0
         scalars = [  # in `_SCALAR_COLUMNS` order
             m.steps,
             coll_total,
@@ -431,7 +433,7 @@ class StepRecorder:
             pool.lender_loss_usd,
             pool.dilution_usd,
             pool.reserves_loss_usd,
-            float(pool.unmet_withdrawals @ oracle),  # this step's unmet requests
+            blocked_usd,
             self.n_liquidatable,
             np.count_nonzero(active),
         ]
