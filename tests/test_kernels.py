@@ -3,6 +3,8 @@ bit, on books with empty, debt-free, long, short and mixed accounts."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -194,7 +196,7 @@ HF_BINS = np.concatenate([[0.0], np.geomspace(0.5, 5.0, 24), [np.inf]])
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 9, 10, 11, 101, 1000, 1001, 50_000])
 def test_finite_percentiles_and_histogram_are_numpys_bit_for_bit(n: int) -> None:
     rng = np.random.default_rng(n)
-    q = np.array([10.0, 50.0, 90.0])
+    deciles = np.array([10.0, 50.0, 90.0])
     books = [
         rng.lognormal(0.3, 1.0, n),  # health factors
         np.where(rng.random(n) < 0.3, np.inf, rng.lognormal(0.3, 1.0, n)),  # accounts without debt
@@ -205,10 +207,11 @@ def test_finite_percentiles_and_histogram_are_numpys_bit_for_bit(n: int) -> None
         np.full(n, 1.2726093),  # one value
         np.concatenate([np.full(n - n // 10, 1.5), rng.lognormal(0.0, 30.0, n // 10)]),  # a spike and huge spreads
     ]
-    for values in books:
+    # and percentiles in any order, repeated, next to each other (order statistics in the same bucket)
+    for values, q in itertools.product(books, (deciles, np.array([90.0, 10.0, 50.0, 50.1, 0.0, 100.0, 10.0, 49.9]))):
         finite = values[np.isfinite(values)]
         percentiles, histogram = finite_percentiles_histogram(values, q, HF_BINS)
-        expected = np.percentile(finite, q) if len(finite) else np.full(3, np.nan)
+        expected = np.percentile(finite, q) if len(finite) else np.full(len(q), np.nan)
         assert np.array_equal(percentiles, expected, equal_nan=True)
         assert np.array_equal(histogram, np.histogram(finite, bins=HF_BINS)[0])
 

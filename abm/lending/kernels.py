@@ -193,7 +193,7 @@ def book_totals(
     coll = _pairwise_scaled_sum(collateral.reshape(size), _tiled(prices))
     debt = _pairwise_scaled_sum(scaled_debt.reshape(size), _tiled(debt_prices))
     in_use = np.zeros(n_owners, dtype=np.bool_)
-    for i in range(collateral.shape[0]):  # the rows were just read: this pass finds them in cache
+    for i in range(collateral.shape[0]):  # the rows the sums just read (in cache still): one call, no second dispatch
         o = owners[i]
         if o < n_owners and not in_use[o]:
             for j in range(collateral.shape[1]):
