@@ -463,9 +463,7 @@ class ReflexivityModel(mesa.Model):
         """Every account's health at oracle prices; the liquidatable ones, largest debt first, join the queue."""
         engine = self.engine
         self.hf = self._health_along_paths(oracle)
-        healthy = self.hf >= 1.0
-        self.attribution.mark_health(healthy, self.steps)
-        candidates = (~healthy).nonzero()[0]  # np.flatnonzero without its wrappers; a NaN health is a candidate
+        candidates = self.attribution.mark_health(self.hf, self.steps)  # HF < 1, a NaN health too, ascending
         if len(candidates):
             debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first

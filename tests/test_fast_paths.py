@@ -94,8 +94,10 @@ def test_the_health_pass_marks_what_the_numpy_bookkeeping_marks_as_the_book_grow
         n = engine.n
         last, position = ledger.last_healthy_step.copy(), ledger.position_step.copy()
         pass_coll, pass_debt = ledger.pass_collateral.copy(), ledger.pass_scaled_debt.copy()
-        healthy = np.random.default_rng(step).random(n) < 0.8
-        ledger.mark_health(healthy, 1000 + step)
+        health = np.random.default_rng(step).uniform(0.7, 1.7, n)
+        health[step % n] = np.nan  # a NaN health is not healthy
+        healthy = health >= 1.0
+        assert ledger.mark_health(health, 1000 + step).tolist() == np.flatnonzero(~healthy).tolist()
         known = len(position)
         grown += n > known
         expected_last = np.concatenate([last, np.full(n - len(last), 1000 + step)])

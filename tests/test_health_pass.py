@@ -26,6 +26,13 @@ def test_pass_prices_are_the_oracle_then_the_amplified_non_liquidation_paths() -
     for row, a in zip(rows[1:], BASELINE_AMPLIFICATIONS, strict=True):
         np.testing.assert_array_equal(row, reference * (prices / reference) ** a)
     assert rows[1, 1] < oracle[1] and rows[3, 1] < rows[2, 1] < rows[1, 1]  # the fall without the sales, amplified
+    expected = rows.copy()
+    np.testing.assert_array_equal(baseline.pass_prices(7, oracle.copy()), expected)  # the same prices: the same rows
+    baseline.impact[8 - lag] = baseline.impact[7 - lag]
+    np.testing.assert_array_equal(baseline.pass_prices(8, oracle), expected)  # the same impact a step later
+    baseline.impact[9 - lag] = [0.0, 0.0, -0.01]  # ETH's sales' impact gone: its paths are the oracle's own
+    rows = baseline.pass_prices(9, oracle)
+    assert rows[1, 1] == reference[1] * (oracle[1] / reference[1]) and rows[1, 2] == expected[1, 2]
 
 
 def test_new_crossings_count_who_went_below_since_the_last_pass() -> None:

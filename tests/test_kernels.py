@@ -3,6 +3,8 @@ bit, on books with empty, debt-free, long, short and mixed accounts."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,6 @@ from abm.lending.kernels import (
     mark_positions,
     owner_equities,
     owner_minimum,
-    owners_in_use,
 )
 from abm.numerics import row_sums
 from abm.protocol import health_factor
@@ -131,7 +132,9 @@ def test_mark_positions_is_the_numpy_bookkeeping_of_a_health_pass() -> None:
     collateral[199] += 1.0  # beyond the rows compared
     collateral[60, 0] = pass_collateral[60, 0] = np.nan  # NaN differs from itself: always copied again
     pass_scaled_debt[90, 0] = -0.0 if scaled_debt[90, 0] == 0.0 else scaled_debt[90, 0]  # -0.0 equals 0.0
-    healthy = np.random.default_rng(8).random(200) < 0.7
+    health = np.random.default_rng(8).uniform(0.6, 1.6, 200)
+    health[[0, 1, 2]] = np.nan, 1.0, np.nextafter(1.0, 0.0)  # a NaN health is not healthy; HF 1 is
+    healthy = health >= 1.0
     last_healthy, position = np.arange(200), np.arange(200) % 13
     # the numpy formulas
     changed = (collateral[:150] != pass_collateral).any(axis=1) | (scaled_debt[:150] != pass_scaled_debt).any(axis=1)
@@ -141,7 +144,10 @@ def test_mark_positions_is_the_numpy_bookkeeping_of_a_health_pass() -> None:
     expected_position[:150][changed] = 41
     expected_collateral, expected_debt = pass_collateral.copy(), pass_scaled_debt.copy()
     expected_collateral[changed], expected_debt[changed] = collateral[:150][changed], scaled_debt[:150][changed]
-    mark_positions(healthy, 41, collateral, scaled_debt, pass_collateral, pass_scaled_debt, last_healthy, position)
+    unhealthy = mark_positions(
+        health, 41, collateral, scaled_debt, pass_collateral, pass_scaled_debt, last_healthy, position
+    )
+    assert unhealthy.tolist() == np.flatnonzero(~healthy).tolist() and unhealthy[:2].tolist() == [0, 2]
     assert np.array_equal(last_healthy, expected_healthy) and np.array_equal(position, expected_position)
     assert np.array_equal(pass_collateral, expected_collateral, equal_nan=True)
     assert np.array_equal(pass_scaled_debt.view(np.int64), expected_debt.view(np.int64))  # -0.0 kept: not changed
@@ -155,7 +161,8 @@ def test_owners_in_use_are_numpys_bincount_of_the_rows_in_use(n_accounts: int) -
     owners = np.random.default_rng(4).integers(0, 60, n_accounts)  # 50..59 beyond the range asked for: left out
     in_use = (collateral != 0).any(axis=1) | (scaled_debt != 0).any(axis=1)
     expected = np.bincount(owners[in_use & (owners < 50)], minlength=50) > 0
-    assert np.array_equal(owners_in_use(collateral, scaled_debt, owners, 50), expected)
+    prices = np.ones(3)
+    assert np.array_equal(book_totals(collateral, scaled_debt, prices, prices, owners, 50)[2], expected)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +171,8 @@ def test_owners_in_use_are_numpys_bincount_of_the_rows_in_use(n_accounts: int) -
 def test_book_totals_are_numpys_sums_of_the_usd_values_bit_for_bit(n_accounts: int) -> None:
     collateral, scaled_debt = random_book(n_accounts, 3, n_accounts % 1000)
     prices, borrow_index = np.array([1.0, 3012.5, 61000.25]), np.array([1.01, 1.0125, 1.003])
-    coll, debt = book_totals(collateral, scaled_debt, prices, borrow_index * prices)
+    owners = np.zeros(n_accounts, dtype=np.int64)
+    coll, debt, _ = book_totals(collateral, scaled_debt, prices, borrow_index * prices, owners, 1)
     assert coll == float((collateral * prices).sum())
     assert debt == float((scaled_debt * (borrow_index * prices)).sum())
 
@@ -175,9 +183,13 @@ def test_book_totals_follow_the_flattened_order_with_any_number_of_assets(n_asse
     prices, debt_prices = rng.lognormal(0.0, 2.0, n_assets), rng.lognormal(0.0, 2.0, n_assets)
     for n_accounts in (1, 7, 40, 1000, 20_011):
         collateral, scaled_debt = random_book(n_accounts, n_assets, n_accounts)
-        coll, debt = book_totals(collateral, scaled_debt, prices, debt_prices)
+        owners = np.zeros(n_accounts, dtype=np.int64)
+        coll, debt, _ = book_totals(collateral, scaled_debt, prices, debt_prices, owners, 1)
         assert (coll, debt) == (float((collateral * prices).sum()), float((scaled_debt * debt_prices).sum()))
-    assert book_totals(np.full((9, n_assets), -0.0), np.zeros((9, n_assets)), prices, debt_prices) == (0.0, 0.0)
+    empty = book_totals(
+        np.full((9, n_assets), -0.0), np.zeros((9, n_assets)), prices, debt_prices, np.zeros(9, np.int64), 1
+    )
+    assert empty[:2] == (0.0, 0.0) and not empty[2][0]  # -0.0 is no collateral held
 
 
 HF_BINS = np.concatenate([[0.0], np.geomspace(0.5, 5.0, 24), [np.inf]])
@@ -186,7 +198,7 @@ HF_BINS = np.concatenate([[0.0], np.geomspace(0.5, 5.0, 24), [np.inf]])
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 9, 10, 11, 101, 1000, 1001, 50_000])
 def test_finite_percentiles_and_histogram_are_numpys_bit_for_bit(n: int) -> None:
     rng = np.random.default_rng(n)
-    q = np.array([10.0, 50.0, 90.0])
+    deciles = np.array([10.0, 50.0, 90.0])
     books = [
         rng.lognormal(0.3, 1.0, n),  # health factors
         np.where(rng.random(n) < 0.3, np.inf, rng.lognormal(0.3, 1.0, n)),  # accounts without debt
@@ -197,10 +209,11 @@ def test_finite_percentiles_and_histogram_are_numpys_bit_for_bit(n: int) -> None
         np.full(n, 1.2726093),  # one value
         np.concatenate([np.full(n - n // 10, 1.5), rng.lognormal(0.0, 30.0, n // 10)]),  # a spike and huge spreads
     ]
-    for values in books:
+    # and percentiles in any order, repeated, next to each other (order statistics in the same bucket)
+    for values, q in itertools.product(books, (deciles, np.array([90.0, 10.0, 50.0, 50.1, 0.0, 100.0, 10.0, 49.9]))):
         finite = values[np.isfinite(values)]
         percentiles, histogram = finite_percentiles_histogram(values, q, HF_BINS)
-        expected = np.percentile(finite, q) if len(finite) else np.full(3, np.nan)
+        expected = np.percentile(finite, q) if len(finite) else np.full(len(q), np.nan)
         assert np.array_equal(percentiles, expected, equal_nan=True)
         assert np.array_equal(histogram, np.histogram(finite, bins=HF_BINS)[0])
 

@@ -74,23 +74,8 @@ def _account_health(
 
 
 @njit(cache=True, nogil=True)
-def owners_in_use(collateral: np.ndarray, scaled_debt: np.ndarray, owners: np.ndarray, n_owners: int) -> np.ndarray:
-    """Which owners 0..n_owners-1 have an account in use, one holding any collateral or owing any debt (bool per
-    owner); accounts of owners at or beyond n_owners are left out."""
-    out = np.zeros(n_owners, dtype=np.bool_)
-    for i in range(collateral.shape[0]):
-        o = owners[i]
-        if o < n_owners and not out[o]:
-            for j in range(collateral.shape[1]):
-                if collateral[i, j] != 0.0 or scaled_debt[i, j] != 0.0:  # NaN counts as held
-                    out[o] = True
-                    break
-    return out
-
-
-@njit(cache=True, nogil=True)
 def mark_positions(
-    healthy: np.ndarray,
+    health: np.ndarray,
     step: int,
     collateral: np.ndarray,
     scaled_debt: np.ndarray,
@@ -98,14 +83,20 @@ def mark_positions(
     pass_scaled_debt: np.ndarray,
     last_healthy_step: np.ndarray,
     position_step: np.ndarray,
-) -> None:
-    """One health pass's bookkeeping, in place: `last_healthy_step` = step where `healthy`; for the rows of the
-    pass copies (`pass_collateral`, `pass_scaled_debt`: the positions the last pass saw), the rows whose collateral
-    or scaled debt differ from the copy in any column (exact comparison: a NaN always differs) get position_step =
-    step and are copied."""
-    for i in range(len(healthy)):
-        if healthy[i]:
+) -> np.ndarray:
+    """One health pass's bookkeeping, in place, from every account's `health` factor: `last_healthy_step` = step
+    where healthy (HF >= 1); for the rows of the pass copies (`pass_collateral`, `pass_scaled_debt`: the positions
+    the last pass saw), the rows whose collateral or scaled debt differ from the copy in any column (exact
+    comparison: a NaN always differs) get position_step = step and are copied. Returns the accounts not healthy
+    (a NaN health among them), ascending."""
+    unhealthy = np.empty(len(health), dtype=np.int64)
+    count = 0
+    for i in range(len(health)):
+        if health[i] >= 1.0:
             last_healthy_step[i] = step
+        else:
+            unhealthy[count] = i
+            count += 1
     n_assets = pass_collateral.shape[1]
     for i in range(pass_collateral.shape[0]):
         changed = False
@@ -118,6 +109,7 @@ def mark_positions(
             for j in range(n_assets):
                 pass_collateral[i, j] = collateral[i, j]
                 pass_scaled_debt[i, j] = scaled_debt[i, j]
+    return unhealthy[:count]
 
 
 @njit(cache=True, nogil=True)
@@ -182,16 +174,33 @@ PAIRWISE_BLOCK = 128
 
 @njit(cache=True, nogil=True)
 def book_totals(
-    collateral: np.ndarray, scaled_debt: np.ndarray, prices: np.ndarray, debt_prices: np.ndarray
-) -> tuple[float, float]:
-    """The book's total collateral and debt in USD: `(collateral * prices).sum()` and `(scaled_debt *
-    debt_prices).sum()` bit for bit (q as in `account_values`), without the two (accounts, assets) products: each
-    product is made as numpy makes it and added in numpy's pairwise order over the flattened array (one pairwise
-    sum over all of it, added to 0.0, numpy's starting value)."""
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    prices: np.ndarray,
+    debt_prices: np.ndarray,
+    owners: np.ndarray,
+    n_owners: int,
+) -> tuple[float, float, np.ndarray]:
+    """The book's total collateral and debt in USD, and which owners 0..n_owners-1 have an account in use (the
+    recorder's book-wide columns, in one call).
+
+    The totals are `(collateral * prices).sum()` and `(scaled_debt * debt_prices).sum()` bit for bit (q as in
+    `account_values`), without the two (accounts, assets) products: each product is made as numpy makes it and
+    added in numpy's pairwise order over the flattened array (one pairwise sum over all of it, added to 0.0,
+    numpy's starting value). An account is in use when it holds any collateral or owes any debt (NaN counts as
+    held; bool per owner); accounts of owners at or beyond n_owners are left out."""
     size = collateral.size
     coll = _pairwise_scaled_sum(collateral.reshape(size), _tiled(prices))
     debt = _pairwise_scaled_sum(scaled_debt.reshape(size), _tiled(debt_prices))
-    return 0.0 + coll, 0.0 + debt
+    in_use = np.zeros(n_owners, dtype=np.bool_)
+    for i in range(collateral.shape[0]):  # the rows the sums just read (in cache still): one call, no second dispatch
+        o = owners[i]
+        if o < n_owners and not in_use[o]:
+            for j in range(collateral.shape[1]):
+                if collateral[i, j] != 0.0 or scaled_debt[i, j] != 0.0:
+                    in_use[o] = True
+                    break
+    return 0.0 + coll, 0.0 + debt, in_use
 
 
 @njit(inline="always")
@@ -359,7 +368,7 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
     (n - 1) q / 100 (as numpy's `_lerp`: from the upper one when the weight is at least 0.5), and a bin's count is
     the number of values below its upper edge minus the number below its lower one. Counting the values in buckets
     of their bit patterns (ordered as the numbers are) places each of those in one bucket, and only those few
-    buckets' values are gathered and sorted.
+    buckets' values are gathered, each order statistic selected in its bucket.
     """
     n_edges = len(bins)
     n, smallest, largest = 0, np.inf, -np.inf
@@ -391,17 +400,15 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
     first_rank = counts.copy()  # first_rank[b]: the rank (in sorted order) of bucket b's first value
     for b in range(1, n_buckets + 1):
         first_rank[b] += first_rank[b - 1]
-    # the buckets holding an order statistic (sorted) or a bin edge (counted)
+    # the buckets holding an order statistic (selected) or a bin edge (counted)
     needed = np.zeros(n_buckets, dtype=np.bool_)
-    ranked = np.zeros(n_buckets, dtype=np.bool_)
     ranks = np.empty(2 * len(q), dtype=np.int64)
     if n > 0:
         for p in range(len(q)):
             below = min(int(np.floor((n - 1) * (q[p] / 100.0))), n - 1)
             ranks[2 * p], ranks[2 * p + 1] = below, min(below + 1, n - 1)
         for r in ranks:
-            b = _bucket_of_rank(first_rank, r)
-            needed[b] = ranked[b] = True
+            needed[_bucket_of_rank(first_rank, r)] = True
     edge_bucket = np.full(n_edges, -1, dtype=np.int64)  # -1: every value above the edge, n_buckets: every one below
     edge_keys = _order_keys(bins)
     for e in range(n_edges):
@@ -424,9 +431,16 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
         if b >= 0 and needed[b]:
             gathered[filled[b]] = values[i]
             filled[b] += 1
-    for b in range(n_buckets):
-        if ranked[b]:
-            _heapsort(gathered[start[b] : start[b + 1]])
+    # each order statistic to its place in its bucket (the smaller values before it, the larger after), in
+    # ascending rank, so that a bucket's next selection runs on the values after the last one and keeps it in place
+    placed = -1  # the last rank placed
+    for r in _ascending(ranks if n > 0 else ranks[:0]):
+        if r == placed:
+            continue
+        b = _bucket_of_rank(first_rank, r)
+        lo = start[b] + (placed + 1 - first_rank[b] if placed >= first_rank[b] else 0)
+        _select(gathered, lo, start[b + 1], start[b] + r - first_rank[b])
+        placed = r
     # the histogram: values below each edge (at most the last edge, which closes the last bin)
     below_edge = np.zeros(n_edges, dtype=np.int64)
     for e in range(n_edges):
@@ -456,28 +470,50 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
 
 
 @njit
-def _heapsort(a: np.ndarray) -> None:
-    """Sort `a` (finite floats) ascending in place: a heapsort, which compiles in a fraction of np.sort's time."""
-    n = len(a)
-    for root in range(n // 2 - 1, -1, -1):
-        _sift_down(a, root, n)
-    for end in range(n - 1, 0, -1):
-        a[0], a[end] = a[end], a[0]
-        _sift_down(a, 0, end)
+def _select(a: np.ndarray, lo: int, end: int, k: int) -> None:
+    """Put the value of rank k - lo among a[lo:end] (finite floats) at a[k], the smaller ones before it and the
+    larger ones after (a quickselect with Hoare's partition around a median of three; a few passes over the range
+    where a sort would make many)."""
+    hi = end - 1
+    while lo < hi:
+        if k == lo:  # the smallest: one scan
+            m = lo
+            for i in range(lo + 1, hi + 1):
+                if a[i] < a[m]:
+                    m = i
+            a[lo], a[m] = a[m], a[lo]
+            return
+        x, y, z = a[lo], a[(lo + hi) // 2], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:  # a[lo..j] <= pivot <= a[i..hi], and the values between equal the pivot
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
 
 
 @njit(inline="always")
-def _sift_down(a: np.ndarray, root: int, end: int) -> None:
-    while True:
-        child = 2 * root + 1
-        if child >= end:
-            return
-        if child + 1 < end and a[child] < a[child + 1]:
-            child += 1
-        if not a[root] < a[child]:
-            return
-        a[root], a[child] = a[child], a[root]
-        root = child
+def _ascending(values: np.ndarray) -> np.ndarray:
+    """A sorted copy of a few integers (an insertion sort)."""
+    out = values.copy()
+    for i in range(1, len(out)):
+        v, j = out[i], i
+        while j > 0 and out[j - 1] > v:
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = v
+    return out
 
 
 @njit(inline="always")
@@ -506,7 +542,7 @@ def _bucket(key: np.int64, key_min: np.int64, shift: np.uint64) -> int:
 
 @njit(inline="always")
 def _ranked(gathered: np.ndarray, start: np.ndarray, first_rank: np.ndarray, rank: int) -> float:
-    """The value of the given rank (sorted order) from its bucket's sorted values in `gathered`."""
+    """The value of the given rank (sorted order), at its place among its bucket's values in `gathered` (`_select`)."""
     b = _bucket_of_rank(first_rank, rank)
     return gathered[start[b] + rank - first_rank[b]]
 

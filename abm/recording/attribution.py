@@ -247,10 +247,11 @@ class AttributionLedger:
         self.n_events += 1
         return self.n_events - 1
 
-    def mark_health(self, healthy: np.ndarray, step: int) -> None:
-        """Note which accounts (all of them, in order) are healthy at `step`, and which ones their owners changed
-        since the last pass; new accounts start healthy, and set, now."""
-        n = len(healthy)
+    def mark_health(self, health: np.ndarray, step: int) -> np.ndarray:
+        """Note which accounts (all of them, in order, by health factor) are healthy (HF >= 1) at `step`, and which
+        ones their owners changed since the last pass; new accounts start healthy, and set, now. Returns the
+        accounts not healthy (a NaN health among them), ascending."""
+        n = len(health)
         known = len(self.position_step)
         if len(self.last_healthy_step) < n:
             grown = np.full(n, step, dtype=np.int64)
@@ -260,8 +261,8 @@ class AttributionLedger:
             self.position_step = np.concatenate([self.position_step, np.full(n - known, step, dtype=np.int64)])
         engine = self.model.engine
         collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
-        mark_positions(
-            healthy,
+        unhealthy = mark_positions(
+            health,
             step,
             collateral,
             scaled_debt,
@@ -273,6 +274,7 @@ class AttributionLedger:
         if known < n:  # the copies grow with the book
             self.pass_collateral = collateral.copy()
             self.pass_scaled_debt = scaled_debt.copy()
+        return unhealthy
 
     def record(self, event_id: int, acct: int, liquidator: int, plan: LiquidationPlan) -> None:
         """Attribute the liquidation `plan` of account `acct` (just executed) and record it as an event."""

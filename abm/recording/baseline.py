@@ -49,6 +49,9 @@ class BaselineCrossings:
         # amplified paths' rows as views made once, with their amplifications
         self._pass_prices = np.empty((1 + len(BASELINE_AMPLIFICATIONS), n_assets))
         self._path_rows = list(zip(self._pass_prices[1:], BASELINE_AMPLIFICATIONS, strict=True))
+        # what the rows were made from (oracle prices, impact): the oracle holds its prices for steps at
+        # a time, and before the first liquidation sale the impact stays 0, so the same rows come back often
+        self._pass_inputs: tuple[bytes, bytes] | None = None
 
     def record_impact(self, step: int) -> None:
         """Keep the market's decayed liquidation impact (log, per asset) at the end of `step`."""
@@ -61,14 +64,20 @@ class BaselineCrossings:
         buffer the next call overwrites."""
         # the oracle posted at this step shows the market at the end of step - latency (at least the step before)
         lag = max(int(self.model.config.oracles.latency_steps), 1)
-        prices = oracle * np.exp(-self.impact[max(step - lag, 0)])
+        impact = self.impact[max(step - lag, 0)]
+        rows = self._pass_prices
+        inputs = (oracle.tobytes(), impact.tobytes())  # bit for bit
+        if inputs == self._pass_inputs:  # the same prices as the last pass's: its rows stand
+            return rows
+        prices = oracle * np.exp(-impact)
         if self.reference is None:
             self.reference = prices.copy()
-        rows = self._pass_prices
         rows[0] = oracle
         move = prices / self.reference  # the relative move p / p_0, the same for every amplification
         for row, amplification in self._path_rows:
-            np.multiply(self.reference, move**amplification, out=row)
+            # x ** 1.0 is x (numpy's power copies it): no power to take for the path itself
+            np.multiply(self.reference, move if amplification == 1.0 else move**amplification, out=row)
+        self._pass_inputs = inputs
         return rows
 
     def count(self, health_factors: np.ndarray) -> None:
@@ -81,7 +90,7 @@ class BaselineCrossings:
             grown[:, : self.below.shape[1]] = self.below
             self.below = grown
         crossed = np.greater(below, self.below)  # below now and not at the last pass (True > False)
-        if crossed.any():
+        if np.count_nonzero(crossed):  # (faster than crossed.any() on bools)
             self.new_crossings[:] = np.count_nonzero(crossed, axis=1)
         else:  # the usual pass: nobody crossed (counting per row costs several times the check)
             self.new_crossings[:] = 0

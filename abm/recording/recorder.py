@@ -17,7 +17,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from abm.lending.kernels import book_totals, finite_percentiles_histogram, owners_in_use
+from abm.lending.kernels import book_totals, finite_percentiles_histogram
 from abm.lending.margin import LiquidationPlan
 from abm.lending.pool import WriteOff
 from abm.numerics import row_sums
@@ -405,12 +405,13 @@ class StepRecorder:
             self._table = np.concatenate((self._table, np.empty_like(self._table)))
         n = engine.n
         collateral, scaled_debt = engine.collateral[:n], engine.scaled_debt[:n]
-        coll_total, debt_total = book_totals(collateral, scaled_debt, oracle, pool.borrow_index * oracle)
-        equity = coll_total - debt_total
         # basis traders' and loopers' lending accounts belong to holders after the traders: left out (otherwise
         # every holder counts, as the wallets number them)
         n_owners = len(m.traders) if m.basis_traders or m.loopers else len(m.wallets.balances)
-        active = owners_in_use(collateral, scaled_debt, engine.owner[:n], n_owners)
+        coll_total, debt_total, active = book_totals(
+            collateral, scaled_debt, oracle, pool.borrow_index * oracle, engine.owner[:n], n_owners
+        )
+        equity = coll_total - debt_total
         if m.perps is not None:  # perp traders hold positions with the venue
             venue = m.perps
             perp_owners = venue.owner[FIRST_ACCOUNT : venue.n]
@@ -419,6 +420,8 @@ class StepRecorder:
         # the percentiles and the histogram of the finite health factors, without sorting them all
         percentiles, histogram = finite_percentiles_histogram(m.hf, _HF_PERCENTILES, _HIST_BINS)
         self.hf_histogram.append(histogram)  # HF >= 0; the last bin is [5, inf]
+        unmet = pool.unmet_withdrawals  # this step's unmet requests (tokens, >= 0): none in the usual step
+        blocked_usd = float(unmet @ oracle) if any(unmet.tolist()) else 0.0
         scalars = [  # in `_SCALAR_COLUMNS` order
             m.steps,
             coll_total,
@@ -430,7 +433,7 @@ class StepRecorder:
             pool.lender_loss_usd,
             pool.dilution_usd,
             pool.reserves_loss_usd,
-            float(pool.unmet_withdrawals @ oracle),  # this step's unmet requests
+            blocked_usd,
             self.n_liquidatable,
             np.count_nonzero(active),
         ]
