@@ -154,7 +154,7 @@ def test_mark_positions_is_the_numpy_bookkeeping_of_a_health_pass() -> None:
 
 
 @pytest.mark.parametrize("n_accounts", [0, 1, 2, 5, 300])
-def test_owners_in_use_are_numpys_bincount_of_the_rows_in_use(n_accounts: int) -> None:
+def test_book_totals_owners_in_use_are_numpys_bincount_of_the_rows_in_use(n_accounts: int) -> None:
     collateral, scaled_debt = random_book(n_accounts, 3, n_accounts)
     if n_accounts:
         collateral[0, 1] = np.nan  # NaN counts as held

@@ -125,8 +125,7 @@ class LeveragedTrader(mesa.Agent):
 
     def exposure_usd(self, acct: int, asset: int, prices: np.ndarray) -> float:
         """Long: collateral value of the asset; short: debt value of the asset (USD)."""
-        long = np.array(self.direction > 0)
-        return float(lending_exposures(self.model.engine, long, np.array(acct), np.array(asset), prices))
+        return float(lending_exposures(self.model.engine, self.direction > 0, acct, asset, prices))
 
     def current_leverage(self, prices: np.ndarray) -> float:
         """Exposure over the equity of its accounts (wallet excluded); 0 without equity."""
