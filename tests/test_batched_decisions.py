@@ -192,3 +192,31 @@ def test_decision_clocks_draw_what_exponential_draws() -> None:
     expected[due] = step + twin.exponential(book.decision_interval[due])
     assert np.array_equal(book.next_decision, expected)
     assert rng.random() == twin.random()
+
+
+def test_many_traders_get_the_answers_a_few_at_a_time_get() -> None:
+    """The genesis asks every trader at once (strategies' answers copied by mask, wanted leverages and carry rates
+    in one pass); a step asks a few (answers picked as floats, one trader's formulas): the same numbers."""
+    from abm.agents.decisions import carry_factor, lending_carry_rates, wanted_leverage, wanted_leverages
+    from abm.agents.strategies import PICK_AS_FLOATS, target_leverages
+
+    m = mixed_model(30)
+    holders = np.flatnonzero(m.trader_accounts[:, 0] >= 0)
+    assert len(holders) > 2 * PICK_AS_FLOATS and len(set(m.book.strategy[holders].tolist())) > 2
+    first = m.trader_assets[holders, 0]
+    current = np.linspace(0.0, 3.0, len(holders))
+    target = target_leverages(m, holders, first, lambda rows: current[rows])
+    chunks = [slice(i, i + 10) for i in range(0, len(holders), 10)]
+    few = np.concatenate(
+        [target_leverages(m, holders[c], first[c], lambda rows, c=c: current[c][rows]) for c in chunks]
+    )
+    assert np.array_equal(target, few, equal_nan=True)
+    rate = lending_carry_rates(m, holders, first)
+    wanted = wanted_leverages(m, holders, target, rate)
+    cfg, book = m.config.traders, m.book
+    for r, holder in enumerate(holders.tolist()):
+        long = bool(book.direction[holder] > 0)
+        assert rate[r] == m.pool.borrow_rates()[0 if long else first[r]]
+        carry = carry_factor(float(rate[r]), cfg.borrow_rate_tolerance)
+        one = wanted_leverage(float(target[r]), cfg.max_leverage, float(book.leverage_cap[holder]), long, carry)
+        assert wanted[r] == one or (np.isnan(wanted[r]) and np.isnan(one))

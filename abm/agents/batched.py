@@ -26,13 +26,13 @@ from numba import njit
 
 from abm.agents.book import RISK_CODE, _past_drawdown
 from abm.agents.decisions import (
-    carry_factor,
+    compiled_carry_factor,
+    compiled_wanted_leverage,
     current_leverages,
     lending_carry_rate,
     leverages_for_health,
     position_exposure,
     rebalance_gaps,
-    wanted_leverage,
 )
 from abm.agents.strategies import target_leverages
 from abm.agents.trader import LeveragedTrader
@@ -195,8 +195,6 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
 # the per-position and per-trader formulas of `abm.agents.decisions`, compiled into the two passes below
 _position_exposure = njit(inline="always")(position_exposure)
 _current_leverage = njit(inline="always")(current_leverages)
-_carry_factor = njit(inline="always")(carry_factor)
-_wanted_leverage = njit(inline="always")(wanted_leverage)
 _rebalance_gap = njit(inline="always")(rebalance_gaps)
 _lending_carry_rate = njit(inline="always")(lending_carry_rate)
 
@@ -329,8 +327,8 @@ def _rebalance(
         holder = holders[r]
         long = direction[holder] > 0
         rate = _lending_carry_rate(borrow_rates, long, assets[r, 0])
-        carry = _carry_factor(rate, borrow_rate_tolerance)
-        w = _wanted_leverage(target[r], max_leverage, leverage_cap[holder], long, carry)
+        carry = compiled_carry_factor(rate, borrow_rate_tolerance)
+        w = compiled_wanted_leverage(target[r], max_leverage, leverage_cap[holder], long, carry)
         if restore[r] < w:
             w = restore[r]
         wanted_rate[0, r], wanted_rate[1, r] = w, rate

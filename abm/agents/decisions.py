@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from abm.agents.strategies import target_leverages
 
@@ -63,11 +64,10 @@ def lending_carry_rate(borrow_rates: np.ndarray, long: bool, first_asset: int) -
 
 
 def lending_carry_rates(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:
-    """`lending_carry_rate` of the lending traders `holders`, whose first assets are `first_asset`."""
-    rates, longs = m.pool.borrow_rates(), (m.book.direction[holders] > 0).tolist()
-    return np.array(
-        [lending_carry_rate(rates, lg, a) for lg, a in zip(longs, np.asarray(first_asset).tolist(), strict=True)]
-    )
+    """`lending_carry_rate` of the lending traders `holders`, whose first assets are `first_asset` (one selection
+    for them all: the genesis asks it of every trader)."""
+    borrowed = np.where(m.book.direction[holders] > 0, 0, first_asset)  # USD for a long, the asset for a short
+    return m.pool.borrow_rates()[borrowed]
 
 
 def genesis_leverages(m: ReflexivityModel, holders: np.ndarray, first_asset: np.ndarray) -> np.ndarray:
@@ -91,10 +91,31 @@ def wanted_leverages(m: ReflexivityModel, holders: np.ndarray, target: np.ndarra
     """`wanted_leverage` of the traders `holders`, whose strategies' targets are `target` and whose carry is `rate`
     (per year)."""
     cfg, book = m.config.traders, m.book
-    caps, longs = book.leverage_cap[holders].tolist(), (book.direction[holders] > 0).tolist()
-    max_leverage, tolerance = cfg.max_leverage, cfg.borrow_rate_tolerance
-    rows = zip(np.asarray(target).tolist(), caps, longs, np.asarray(rate).tolist(), strict=True)
-    return np.array([wanted_leverage(t, max_leverage, c, lg, carry_factor(r, tolerance)) for t, c, lg, r in rows])
+    return _wanted_leverages(
+        np.asarray(target, dtype=float),
+        float(cfg.max_leverage),
+        book.leverage_cap[holders],
+        book.direction[holders] > 0,
+        np.asarray(rate, dtype=float),
+        float(cfg.borrow_rate_tolerance),
+    )
+
+
+# the per-trader formulas compiled, inlined into the compiled passes (here and in `abm.agents.batched`)
+compiled_carry_factor = njit(inline="always")(carry_factor)
+compiled_wanted_leverage = njit(inline="always")(wanted_leverage)
+
+
+@njit(cache=True, nogil=True)
+def _wanted_leverages(
+    target: np.ndarray, max_leverage: float, cap: np.ndarray, long: np.ndarray, rate: np.ndarray, tolerance: float
+) -> np.ndarray:
+    """`wanted_leverage` of each trader (the genesis asks it of every trader: no Python loop over a million)."""
+    out = np.empty(len(target))
+    for r in range(len(target)):
+        carry = compiled_carry_factor(rate[r], tolerance)
+        out[r] = compiled_wanted_leverage(target[r], max_leverage, cap[r], long[r], carry)
+    return out
 
 
 def rebalance_gaps(goal: float, have: float, tolerance: float) -> tuple[float, bool]:

@@ -55,6 +55,10 @@ def strategy(name: str, direction: int = 1) -> Callable[[TargetLeverage], Target
     return register
 
 
+PICK_AS_FLOATS = 64
+"""Up to this many traders, `target_leverages` picks each one's answer as a Python float."""
+
+
 def target_leverages(
     m: ReflexivityModel, holders: np.ndarray, asset: np.ndarray, current: CurrentLeverage
 ) -> np.ndarray:
@@ -62,14 +66,20 @@ def target_leverages(
     that one of them follows answers in one call, and each trader takes its own strategy's answer. A strategy
     answers for every trader of the call (its arithmetic is elementwise, so a trader's answer does not depend on
     who else is asked): for a few traders that is cheaper than gathering each strategy's own."""
-    codes = m.book.strategy.take(holders).tolist()
+    codes = m.book.strategy.take(holders)
+    code_list = codes.tolist()
     leverage = m.book.base_leverage.take(holders)
     answers = {
-        code: STRATEGY_REGISTRY[STRATEGIES[code]].target_leverage(m, asset, leverage, current).tolist()
-        for code in sorted(set(codes))
+        code: STRATEGY_REGISTRY[STRATEGIES[code]].target_leverage(m, asset, leverage, current)
+        for code in sorted(set(code_list))
     }
-    # each trader's own answer, picked as Python floats: cheaper than numpy's fancy indexing for a few traders
-    return np.array([answers[code][r] for r, code in enumerate(codes)], dtype=float)
+    if len(code_list) <= PICK_AS_FLOATS:  # a step's few traders: Python floats beat numpy's fancy indexing
+        as_floats = {code: answer.tolist() for code, answer in answers.items()}
+        return np.array([as_floats[code][r] for r, code in enumerate(code_list)], dtype=float)
+    target = np.empty(len(code_list))  # many (the genesis asks every trader): one masked copy per strategy
+    for code, answer in answers.items():
+        np.copyto(target, answer, where=codes == code)
+    return target
 
 
 @strategy("hodl")

@@ -109,7 +109,7 @@ def mark_positions(
             for j in range(n_assets):
                 pass_collateral[i, j] = collateral[i, j]
                 pass_scaled_debt[i, j] = scaled_debt[i, j]
-    return unhealthy[:count]
+    return unhealthy[:count].copy()  # not a view: the candidates are kept for the liquidators' scan latency
 
 
 @njit(cache=True, nogil=True)
