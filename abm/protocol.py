@@ -12,6 +12,7 @@ argument checks (and the conversion to arrays) but runs the same expression.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, vectorize
 from numpy.typing import ArrayLike, NDArray
 
 from abm.numerics import row_sums, scale_columns
@@ -58,9 +59,14 @@ def utilisation(cash: ArrayLike, borrows: ArrayLike, *, check: bool = True) -> F
     if check:
         c = _as_float("cash", cash, nonnegative=True)
         b = _as_float("borrows", borrows, nonnegative=True)
-    total = np.asarray(c + b, dtype=float)
-    # divides where the reserve holds anything, 0 elsewhere (no errstate context: this runs after every trade)
-    return np.divide(b, total, out=np.zeros_like(total), where=total > 0)
+    return np.asarray(_utilisation_each(c, b))
+
+
+def reserve_utilisation(cash: float, borrows: float) -> float:
+    """`utilisation` of one reserve (tokens in, a fraction out): the formula's one writing, which `utilisation`
+    applies elementwise and the pool's compiled rates (`abm.lending.pool.reserve_rates`) inline."""
+    total = cash + borrows
+    return borrows / total if total > 0 else 0.0
 
 
 def borrow_rate(
@@ -87,9 +93,15 @@ def borrow_rate(
         s2 = _as_float("slope2", slope2, nonnegative=True)
         opt = _as_float("optimal", optimal)
         _check_fraction("optimal", opt, lo_open=True, hi_open=True)
-    below = b + s1 * u / opt
-    above = b + s1 + s2 * (u - opt) / (1.0 - opt)
-    return np.where(u <= opt, below, above)
+    return np.asarray(_borrow_rate_each(u, b, s1, s2, opt))
+
+
+def kinked_borrow_rate(utilisation: float, base: float, slope1: float, slope2: float, optimal: float) -> float:
+    """`borrow_rate` at one utilisation (fractions in, per year out): the kink's one writing, applied elementwise
+    by `borrow_rate` and inlined in the pool's compiled rates. A NaN utilisation takes the upper branch."""
+    if utilisation <= optimal:
+        return base + slope1 * utilisation / optimal
+    return base + slope1 + slope2 * (utilisation - optimal) / (1.0 - optimal)
 
 
 def supply_rate(
@@ -106,7 +118,22 @@ def supply_rate(
         _check_fraction("utilisation", u)
         rf = _as_float("reserve_factor", reserve_factor)
         _check_fraction("reserve_factor", rf)
-    return r * u * (1.0 - rf)
+    return np.asarray(_supply_rate_each(r, u, rf))[()]
+
+
+def supplier_rate(borrow_rate: float, utilisation: float, reserve_factor: float) -> float:
+    """`supply_rate` of one reserve (per year): the formula's one writing, applied elementwise by `supply_rate`
+    and inlined in the pool's compiled rates."""
+    return borrow_rate * utilisation * (1.0 - reserve_factor)
+
+
+# the three rate formulas above as numpy ufuncs (elementwise, broadcasting) and as inlinable compiled functions
+_utilisation_each = vectorize(["float64(float64, float64)"], cache=True)(reserve_utilisation)
+_borrow_rate_each = vectorize(["float64(float64, float64, float64, float64, float64)"], cache=True)(kinked_borrow_rate)
+_supply_rate_each = vectorize(["float64(float64, float64, float64)"], cache=True)(supplier_rate)
+compiled_reserve_utilisation = njit(inline="always")(reserve_utilisation)
+compiled_kinked_borrow_rate = njit(inline="always")(kinked_borrow_rate)
+compiled_supplier_rate = njit(inline="always")(supplier_rate)
 
 
 def per_step_rate(annual_rate: ArrayLike, step_seconds: float, *, check: bool = True) -> FloatArray:

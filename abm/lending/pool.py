@@ -19,7 +19,12 @@ from abm.config.schema import ModelConfig
 from abm.errors import InvariantError
 from abm.lending.wallets import Wallets
 from abm.numerics import running_total
-from abm.protocol import per_step_rate
+from abm.protocol import (
+    compiled_kinked_borrow_rate,
+    compiled_reserve_utilisation,
+    compiled_supplier_rate,
+    per_step_rate,
+)
 
 
 @dataclass(frozen=True)
@@ -294,19 +299,14 @@ def reserve_rates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(utilisation, borrow rate, supply rate) of each reserve (fractions; rates per year) from its cash and
     borrows (tokens; borrows = scaled_borrows * borrow_index): `protocol.utilisation`, `protocol.borrow_rate` and
-    `protocol.supply_rate`, which define them, element by element with the same operations in the same order (so
-    bit for bit the same; no fast-math), in one call instead of twenty numpy calls on arrays of a few reserves."""
+    `protocol.supply_rate`, their one-reserve formulas compiled inline (`protocol.reserve_utilisation`,
+    `kinked_borrow_rate`, `supplier_rate`), in one call instead of twenty numpy calls on arrays of a few reserves."""
     n = len(cash)
     u, br, sr = np.empty(n), np.empty(n), np.empty(n)
     for a in range(n):
-        borrows = scaled_borrows[a] * borrow_index[a]
-        total = cash[a] + borrows
-        u[a] = borrows / total if total > 0 else 0.0
-        if u[a] <= optimal[a]:
-            br[a] = base[a] + slope1[a] * u[a] / optimal[a]
-        else:
-            br[a] = base[a] + slope1[a] + slope2[a] * (u[a] - optimal[a]) / (1.0 - optimal[a])
-        sr[a] = br[a] * u[a] * (1.0 - reserve_factor[a])
+        u[a] = compiled_reserve_utilisation(cash[a], scaled_borrows[a] * borrow_index[a])
+        br[a] = compiled_kinked_borrow_rate(u[a], base[a], slope1[a], slope2[a], optimal[a])
+        sr[a] = compiled_supplier_rate(br[a], u[a], reserve_factor[a])
     return u, br, sr
 
 
