@@ -88,9 +88,8 @@ class RowCollector(mesa.DataCollector):
 # per-asset columns of the row: "<quantity>_<symbol>", for each risky asset and for each reserve (USD included)
 RISKY_ASSET_QUANTITIES = ("price", "fundamental", "oracle", "liquidation_impact")
 RESERVE_QUANTITIES = ("utilisation", "borrow_rate", "supply_rate", "cash", "borrows", "supplied", "reserves")
-# the book-wide columns `compute_row` fills from scalars, in the order it fills them
-_SCALAR_COLUMNS = (
-    "step",
+# the book-wide columns after the per-asset ones, in the table's order
+BOOK_COLUMNS = (
     "total_collateral_usd",
     "total_debt_usd",
     "aggregate_leverage",
@@ -102,8 +101,9 @@ _SCALAR_COLUMNS = (
     "reserves_loss_usd",
     "withdrawals_blocked_usd",
     "n_liquidatable",
-    "n_active_traders",
 )
+# the columns `compute_row` fills from scalars, in the order it fills them
+_SCALAR_COLUMNS = ("step", *BOOK_COLUMNS, "n_active_traders")
 # the columns that count (int64 in the table); the others are float64
 COUNT_COLUMNS = frozenset(
     (
@@ -127,17 +127,7 @@ def timeseries_columns(symbols: list[str], perps: bool = False) -> list[str]:
     for s in symbols:
         cols += [f"{q}_{s}" for q in RESERVE_QUANTITIES]
     cols += [
-        "total_collateral_usd",
-        "total_debt_usd",
-        "aggregate_leverage",
-        "n_liquidations",
-        "liquidation_volume_usd",
-        "bad_debt_usd",
-        "lender_loss_usd",
-        "dilution_usd",
-        "reserves_loss_usd",
-        "withdrawals_blocked_usd",
-        "n_liquidatable",
+        *BOOK_COLUMNS,
         *baseline_crossing_columns(),
         "n_active_traders",
         "hf_p10",
