@@ -123,6 +123,7 @@ class ReflexivityModel(mesa.Model):
         self.start_debt = self.engine.debt_tokens()[: self.engine.n].copy()
         self.start_equity: EquitySnapshot = equity_snapshot(self.engine, self.book, self.market.prices)
         self._candidates: deque[np.ndarray] = deque(maxlen=64)  # liquidatable accounts, newest first
+        self.profit_screen: Any = None  # the liquidators' shared profit screen this step (abm.agents.liquidator)
         self.attribution = AttributionLedger(self)
         self.baseline = BaselineCrossings(self)
         self.hf = self._health_along_paths(self.oracle.prices)  # the reference path and who is below at the start
@@ -468,7 +469,7 @@ class ReflexivityModel(mesa.Model):
             debt_usd = row_sums(engine.scaled_debt[candidates] * self.pool.borrow_index * oracle)
             candidates = candidates[np.argsort(-debt_usd, kind="stable")]  # the largest (most profitable) first
         self._candidates.appendleft(candidates)
-        self.profit_screen: Any = None  # the liquidators' shared profit screen this step (abm.agents.liquidator)
+        self.profit_screen = None  # a new step: the liquidators screen the new candidates
         self.recorder.n_liquidatable = len(candidates)
 
     def _health_along_paths(self, oracle: np.ndarray) -> np.ndarray:

@@ -564,6 +564,22 @@ def _bucket_of_rank(first_rank: np.ndarray, rank: int) -> int:
 # --- the accounts of the traders who decide (abm.agents.batched) ------------------------------------------------
 
 
+@njit(cache=True, nogil=True)
+def tokens_health(
+    collateral: np.ndarray, debt_tokens: np.ndarray, liquidation_threshold: np.ndarray, prices: np.ndarray
+) -> float:
+    """Health factor of one account state (cross or isolated margin; `MarginEngine._state_health` for fewer than
+    `SEQUENTIAL_SUM_MAX` assets): collateral value (tokens x price) times the liquidation threshold over the debt
+    value (debt tokens x price), each summed over the assets left to right, as numpy adds a few numbers; inf
+    without debt."""
+    weighted = (collateral[0] * prices[0]) * liquidation_threshold[0]
+    owed = debt_tokens[0] * prices[0]
+    for j in range(1, len(collateral)):
+        weighted += (collateral[j] * prices[j]) * liquidation_threshold[j]
+        owed += debt_tokens[j] * prices[j]
+    return weighted / owed if owed > 0 else np.inf
+
+
 @njit(inline="always")
 def state_health(
     collateral: np.ndarray,
@@ -573,15 +589,8 @@ def state_health(
     liquidation_threshold: np.ndarray,
     prices: np.ndarray,
 ) -> float:
-    """Health factor of account row `row` (cross or isolated margin) as `MarginEngine._state_health` computes it:
-    collateral value (tokens x price) times the liquidation threshold over the debt value (scaled debt x borrow
-    index, then x price), each summed over the assets left to right; inf without debt."""
-    weighted = (collateral[row, 0] * prices[0]) * liquidation_threshold[0]
-    owed = (scaled_debt[row, 0] * borrow_index[0]) * prices[0]
-    for j in range(1, collateral.shape[1]):
-        weighted += (collateral[row, j] * prices[j]) * liquidation_threshold[j]
-        owed += (scaled_debt[row, j] * borrow_index[j]) * prices[j]
-    return weighted / owed if owed > 0 else np.inf
+    """`tokens_health` of account row `row` of the book (its debt tokens: scaled debt x borrow index)."""
+    return tokens_health(collateral[row], scaled_debt[row] * borrow_index, liquidation_threshold, prices)
 
 
 @njit(cache=True, nogil=True)

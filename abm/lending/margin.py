@@ -9,7 +9,6 @@ state and reverts (returns False) when the account would end up unable to borrow
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +23,11 @@ from abm.lending.kernels import (
     insolvent_rows,
     loans_in_turn,
     owner_equities,
+    tokens_health,
 )
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
-from abm.numerics import SEQUENTIAL_SUM_MAX, left_sum, row_sums, scale_columns
+from abm.numerics import SEQUENTIAL_SUM_MAX, row_sums, scale_columns
 from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
 
 MODE_CODE = {m: i for i, m in enumerate(MARGIN_MODES)}  # the code stored in `MarginEngine.mode`
@@ -200,13 +200,12 @@ class MarginEngine:
 
     def _state_health(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Health factor of one account state (tokens, debt tokens) at `prices`, as `health` computes it."""
+        lt = self._effective_params()[0]
+        if mode != PORTFOLIO and len(lt) < SEQUENTIAL_SUM_MAX:  # compiled (one account, every trade)
+            return tokens_health(coll_tokens, debt_tokens, lt, prices)
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             return float(self._portfolio_hf(coll[None, :], debt[None, :])[0])
-        lt = self._effective_params()[0]
-        if len(lt) < SEQUENTIAL_SUM_MAX:  # health_factor's arithmetic on plain floats (one account, every trade)
-            weighted, owed = left_sum((coll * lt).tolist()), left_sum(debt.tolist())
-            return weighted / owed if owed > 0 else math.inf
         return float(health_factor(coll, lt, debt.sum(), check=False))
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
