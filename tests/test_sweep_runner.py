@@ -290,6 +290,22 @@ def test_a_partial_sweeps_tables_include_unmerged_parts(serial: Path, tmp_path: 
         store.add({"run_index": 1}, {"write_offs": pd.DataFrame({"a": [1]})})
 
 
+def test_compactions_are_spaced_by_their_own_cost(serial: Path, tmp_path: Path) -> None:
+    """A pending part is merged once `every_seconds` passed, unless the last compaction was slow: then only after
+    COMPACTION_SPACING times its duration (a compaction rewrites every row)."""
+    store = RunStore(tmp_path / "out", ["traders.max_leverage"])
+    store.initialise()
+    store.add(RunStore(serial).rows()[0])
+    store._last_compact -= 31.0  # 31 s since the last compaction
+    store._compact_seconds = 1.0  # which took 1 s: the next one is due 50 s after it
+    assert not store.maybe_compact(every_seconds=30.0)
+    assert (store.parts).is_dir() and len(pd.read_parquet(store.runs_path)) == 0
+    store._compact_seconds = 0.1  # a quick one: every_seconds rules
+    assert store.maybe_compact(every_seconds=30.0)
+    assert len(pd.read_parquet(store.runs_path)) == 1 and not store.parts.exists()
+    assert store._compact_seconds >= 0.0 and not store.maybe_compact()  # nothing pending
+
+
 def test_normal_form_is_independent_of_row_order(serial: Path) -> None:
     rows = RunStore(serial).rows()
     a = normalise_rows(rows, ["traders.max_leverage"])

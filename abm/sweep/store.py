@@ -51,6 +51,7 @@ from abm.sweep.worker import ID_COLUMNS, STATUS_COLUMNS
 RUNS_FILE = "runs.parquet"
 PARTS_DIR = "parts"
 LOCK_FILE = ".sweep.lock"
+COMPACTION_SPACING = 50.0  # compactions at least this many times their own duration apart
 
 
 class RunStore:
@@ -65,6 +66,7 @@ class RunStore:
         self._pending = 0  # parts written since the last compaction
         self._compacted_rows = 0
         self._last_compact = time.monotonic()
+        self._compact_seconds = 0.0  # how long the last compaction took (s)
         self._lock_fh: io.TextIOWrapper | None = None
 
     # --- locking ------------------------------------------------------------------------------------------
@@ -108,11 +110,16 @@ class RunStore:
         self._pending += 1
 
     def maybe_compact(self, every_seconds: float = 30.0) -> bool:
-        """Merge parts into runs.parquet when many are pending or `every_seconds` passed; return whether it did."""
+        """Merge parts into runs.parquet when many are pending or `every_seconds` passed; return whether it did.
+
+        A compaction rewrites every row, so its cost grows with the sweep (about 2 s at 5,000 rows): the interval
+        stretches to `COMPACTION_SPACING` times the last compaction's duration, which keeps the merging under
+        ~2% of the sweeping process's time (it shares the cores with the workers)."""
         if self._pending == 0:
             return False
         many = self._pending >= max(200, self._compacted_rows // 4)
-        due = time.monotonic() - self._last_compact >= every_seconds
+        interval = max(every_seconds, COMPACTION_SPACING * self._compact_seconds)
+        due = time.monotonic() - self._last_compact >= interval
         if many or due:
             self.compact()
             return True
@@ -121,6 +128,7 @@ class RunStore:
     def compact(self) -> pd.DataFrame:
         """Rewrite each per-run table and runs.parquet from their files plus every part of a done run
         (atomically), then delete the merged parts."""
+        started = time.monotonic()
         done = self.completed()
         for name in self.tables:
             merged = self._table_parts_done(name, done)
@@ -142,6 +150,7 @@ class RunStore:
         self._pending = 0
         self._compacted_rows = len(table)
         self._last_compact = time.monotonic()
+        self._compact_seconds = self._last_compact - started
         return table
 
     def initialise(self) -> None:
