@@ -153,3 +153,21 @@ def test_momentum_and_contrarian_answer_what_their_numpy_formulas_answer() -> No
         inside = ((gap > -band) & (gap < band)).nonzero()[0]
         expected[inside] = np.where(current[inside] != 0.0, current[inside], leverage[inside])
         assert np.array_equal(contrarian(m, asset, leverage, lambda rows: current[rows]), expected)
+
+
+def test_compiled_headroom_is_numpys_headroom() -> None:
+    """`tokens_headroom` (one account state, a few assets) is numpy's sum of collateral value x LTV minus debt value
+    bit for bit: empty, zero and NaN-priced states, one to seven assets."""
+    from abm.lending.kernels import tokens_headroom
+    from abm.numerics import SEQUENTIAL_SUM_MAX
+
+    rng = np.random.default_rng(7)
+    for k in range(1, SEQUENTIAL_SUM_MAX):
+        for trial in range(300):
+            coll = rng.lognormal(0.0, 3.0, k) * (rng.random(k) < 0.7)
+            debt = rng.lognormal(0.0, 3.0, k) * (rng.random(k) < 0.5)
+            ltv, prices = rng.uniform(0.0, 0.9, k), rng.lognormal(0.0, 2.0, k)
+            if trial % 50 == 0:
+                prices[rng.integers(k)] = np.nan
+            expected = float((coll * prices * ltv).sum() - (debt * prices).sum())
+            assert np.array_equal(tokens_headroom(coll, debt, ltv, prices), expected, equal_nan=True)
