@@ -113,3 +113,61 @@ def test_the_health_pass_marks_what_the_numpy_bookkeeping_marks_as_the_book_grow
         assert np.array_equal(ledger.pass_collateral, engine.collateral[:n])
         assert np.array_equal(ledger.pass_scaled_debt, engine.scaled_debt[:n])
     assert grown == 3
+
+
+def test_momentum_and_contrarian_answer_what_their_numpy_formulas_answer() -> None:
+    """The strategies' per-asset arithmetic in Python floats gives numpy's answers bit for bit, on random market
+    states: trends and gaps of either sign, volatility under the 1e-3 floor and NaN, gaps at the band's edges."""
+    from scipy.special import erfc
+
+    from abm import ModelConfig, ReflexivityModel
+    from abm.agents.strategies import contrarian, momentum
+    from abm.protocol import SECONDS_PER_YEAR
+
+    m = ReflexivityModel(ModelConfig.from_preset("crash", {"traders.n_traders": 30}), rng=1, steps=60)
+    for _ in range(40):
+        m.step()
+    cfg, rng = m.config.traders, np.random.default_rng(11)
+    n_assets = len(m.market.prices)
+    asset = rng.integers(1, n_assets, 50)
+    leverage = rng.uniform(1.0, 5.0, 50)
+    current = rng.choice([0.0, 2.5], 50)
+    for trial in range(200):
+        t, lookback = m.steps, cfg.momentum_lookback_steps
+        m.history.market[m.history.row(t - 1)] = rng.normal(0.0, 0.3, n_assets)
+        m.history.market[m.history.row(t - 1 - lookback)] = rng.normal(0.0, 0.3, n_assets)
+        m.market.realised_var = rng.choice([0.0, 1e-12, np.nan, 0.5], n_assets) * rng.uniform(0.5, 2.0, n_assets)
+        band = cfg.contrarian_band
+        edge = rng.choice([-band, band, 0.0, np.nan], n_assets)
+        m.anchor_log_price = m.history.log_market(t - 1) - np.where(trial % 2, edge, rng.normal(0.0, 0.2, n_assets))
+        # numpy's formulas on the arrays, as the strategies were written before
+        years = lookback * m.config.market.step_seconds / SECONDS_PER_YEAR
+        trend = m.history.log_market(t - 1) - m.history.log_market(t - 1 - lookback)
+        z = trend / (np.maximum(m.market.realised_vol(), 1e-3) * np.sqrt(years))
+        phi = 0.5 * erfc(-z / (cfg.momentum_signal_scale * np.sqrt(2.0)))
+        expected = 1.0 + (leverage - 1.0) * phi.take(asset)
+        got = momentum(m, asset, leverage, lambda rows: current[rows])
+        assert np.array_equal(got, expected, equal_nan=True)
+        gap = (m.history.log_market(t - 1) - m.anchor_log_price).take(asset)
+        expected = np.where(gap <= -band, leverage, 1.0)
+        inside = ((gap > -band) & (gap < band)).nonzero()[0]
+        expected[inside] = np.where(current[inside] != 0.0, current[inside], leverage[inside])
+        assert np.array_equal(contrarian(m, asset, leverage, lambda rows: current[rows]), expected)
+
+
+def test_compiled_headroom_is_numpys_headroom() -> None:
+    """`tokens_headroom` (one account state, a few assets) is numpy's sum of collateral value x LTV minus debt value
+    bit for bit: empty, zero and NaN-priced states, one to seven assets."""
+    from abm.lending.kernels import tokens_headroom
+    from abm.numerics import SEQUENTIAL_SUM_MAX
+
+    rng = np.random.default_rng(7)
+    for k in range(1, SEQUENTIAL_SUM_MAX):
+        for trial in range(300):
+            coll = rng.lognormal(0.0, 3.0, k) * (rng.random(k) < 0.7)
+            debt = rng.lognormal(0.0, 3.0, k) * (rng.random(k) < 0.5)
+            ltv, prices = rng.uniform(0.0, 0.9, k), rng.lognormal(0.0, 2.0, k)
+            if trial % 50 == 0:
+                prices[rng.integers(k)] = np.nan
+            expected = float((coll * prices * ltv).sum() - (debt * prices).sum())
+            assert np.array_equal(tokens_headroom(coll, debt, ltv, prices), expected, equal_nan=True)

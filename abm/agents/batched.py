@@ -146,8 +146,9 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
         float(cfg.prudent_buffer),
         book.peak_equity,
     )
-    equity, peak, current, restore = levels
-    held, stop, under, ask = flags
+    # rows by index: unpacking a 2-d array iterates it, several times the cost
+    equity, peak, current, restore = levels[0], levels[1], levels[2], levels[3]
+    held, stop, under, ask = flags[0], flags[1], flags[2], flags[3]
     target = target_leverages(m, holders, assets[:, 0], current.take)
     rows = ask.nonzero()[0]  # the prudent traders whose health the engine works out (portfolio margin, many assets)
     if len(rows):
@@ -177,7 +178,7 @@ def plan_decisions(model: ReflexivityModel, holders: np.ndarray) -> Decisions:
     )
     trade = moves[:, :k]
     out.equity, out.peak, out.stop, out.target = equity, peak, stop, target
-    out.wanted, out.rate = wanted_rate
+    out.wanted, out.rate = wanted_rate[0], wanted_rate[1]
     out.current, out.exposure, out.account_equity, out.gap, out.trade = current, exposure, acct_equity, gap, trade
     plans = out.plans
     for r in moves[:, k].nonzero()[0].tolist():  # the traders that act

@@ -580,6 +580,19 @@ def tokens_health(
     return weighted / owed if owed > 0 else np.inf
 
 
+@njit(cache=True, nogil=True)
+def tokens_headroom(collateral: np.ndarray, debt_tokens: np.ndarray, ltv: np.ndarray, prices: np.ndarray) -> float:
+    """Borrow power minus debt (USD) of one account state (cross or isolated margin; `MarginEngine._state_headroom`
+    for fewer than `SEQUENTIAL_SUM_MAX` assets): collateral value (tokens x price) times the LTV, minus the debt
+    value (debt tokens x price), each summed over the assets left to right, as numpy adds a few numbers."""
+    power = (collateral[0] * prices[0]) * ltv[0]
+    owed = debt_tokens[0] * prices[0]
+    for j in range(1, len(collateral)):
+        power += (collateral[j] * prices[j]) * ltv[j]
+        owed += debt_tokens[j] * prices[j]
+    return power - owed
+
+
 @njit(inline="always")
 def state_health(
     collateral: np.ndarray,

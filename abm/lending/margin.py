@@ -23,6 +23,7 @@ from abm.lending.kernels import (
     insolvent_rows,
     loans_in_turn,
     owner_equities,
+    tokens_headroom,
     tokens_health,
 )
 from abm.lending.pool import LendingPool
@@ -133,6 +134,10 @@ class MarginEngine:
             return self.scaled_debt[: self.n] * self.pool.borrow_index
         return self.scaled_debt[acct] * self.pool.borrow_index
 
+    def owed_tokens(self, acct: int, asset: int) -> float:
+        """Debt in tokens of one account in one asset: `debt_tokens(acct)[asset]`, without the whole row."""
+        return float(self.scaled_debt[acct, asset] * self.pool.borrow_index[asset])
+
     # --- health: one vectorised pass ------------------------------------------------------------------
 
     def values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +215,8 @@ class MarginEngine:
 
     def _state_headroom(self, coll_tokens: np.ndarray, debt_tokens: np.ndarray, mode: int, prices: np.ndarray) -> float:
         """Borrow power minus debt (USD) of one account state; portfolio: equity minus the scenario requirement."""
+        if mode != PORTFOLIO and len(prices) < SEQUENTIAL_SUM_MAX:  # compiled (one account, every leveraged trade)
+            return tokens_headroom(coll_tokens, debt_tokens, self._effective_params()[1], prices)
         coll, debt = coll_tokens * prices, debt_tokens * prices
         if mode == PORTFOLIO:
             net = coll - debt
@@ -477,7 +484,7 @@ class MarginEngine:
         coll = self.collateral[acct].copy()
         spend = borrow_usd + own_usd
         coll[asset] += self.market.quote_buy(asset, spend)
-        debt = self.debt_tokens(acct).copy()
+        debt = self.debt_tokens(acct)  # a new array
         debt[0] += borrow_usd
         if borrow_usd > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
             return False
@@ -497,15 +504,16 @@ class MarginEngine:
         tokens = min(tokens, float(self.collateral[acct, asset]))
         if tokens <= 0:
             return 0.0
-        hf0 = self.account_health(acct, prices)
+        mode, held = int(self.mode[acct]), self.collateral[acct]
+        debt_after = self.debt_tokens(acct)  # a new array: the state now (`account_health`'s), then the end state
+        hf0 = self._state_health(held, debt_after, mode, prices)
         proceeds = self.market.quote_sell(asset, tokens)
-        debt_after = self.debt_tokens(acct).copy()  # the end state, changed below
         owed = float(debt_after[0])
         repay = min(proceeds, owed)
-        coll_after = self.collateral[acct].copy()
+        coll_after = held.copy()
         coll_after[asset] -= tokens
         debt_after[0] -= repay
-        hf1 = self._state_health(coll_after, debt_after, int(self.mode[acct]), prices)
+        hf1 = self._state_health(coll_after, debt_after, mode, prices)
         if hf1 < 1.0 and hf1 < hf0:
             return 0.0
         self._release(acct, asset, tokens)
@@ -532,7 +540,7 @@ class MarginEngine:
             return False
         coll = self.collateral[acct].copy()
         coll[0] += own_usd + self.market.quote_sell(asset, borrow_tokens)
-        debt = self.debt_tokens(acct).copy()
+        debt = self.debt_tokens(acct)  # a new array
         debt[asset] += borrow_tokens
         if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
             return False
@@ -547,7 +555,7 @@ class MarginEngine:
 
     def delever_short(self, acct: int, asset: int, tokens: float, prices: np.ndarray, step: int) -> float:
         """Use USD collateral to buy back `tokens` of the borrowed asset and repay them. Returns USD spent."""
-        tokens = min(tokens, float(self.debt_tokens(acct)[asset]))
+        tokens = min(tokens, self.owed_tokens(acct, asset))
         if tokens <= 0:
             return 0.0
         cost = self.market.quote_cost(asset, tokens)
@@ -587,7 +595,7 @@ class MarginEngine:
             bought = market.quote_buy(collateral_asset, usd + own_usd)
         coll = self.collateral[acct].copy()
         coll[collateral_asset] += bought
-        debt = self.debt_tokens(acct).copy()
+        debt = self.debt_tokens(acct)  # a new array
         debt[debt_asset] += borrow_tokens
         if borrow_tokens > 0 and self._state_headroom(coll, debt, int(self.mode[acct]), prices) < 0:
             return False
@@ -610,7 +618,7 @@ class MarginEngine:
         """
         owner = int(self.owner[acct])
         for asset in range(1, len(self.symbols)):  # buy back borrowed risky assets with USD collateral first
-            owed = float(self.debt_tokens(acct)[asset])
+            owed = self.owed_tokens(acct, asset)
             if owed > 0:
                 self.delever_short(acct, asset, owed, prices, step)
         for asset in range(1, len(self.symbols)):
@@ -623,7 +631,7 @@ class MarginEngine:
         used = self._repay(acct, 0, usd_coll)
         self.wallets.credit(owner, 0, usd_coll - used)
         for asset in range(1, len(self.symbols)):  # a short still owed: pay from the wallet if possible
-            owed = float(self.debt_tokens(acct)[asset])
+            owed = self.owed_tokens(acct, asset)
             if owed > 0:
                 cost = self.market.quote_cost(asset, owed)
                 if np.isfinite(cost) and cost <= self.wallets.balance(owner, 0):
