@@ -66,10 +66,11 @@ class Liquidator(mesa.Agent):
             i += 1
             if i - 1 in screen.passed_over:  # an earlier liquidator planned it in this very state and let it be
                 continue
-            plan = m.engine.plan_liquidation(acct, m.oracle.prices)
-            quote = self.quote(plan) if plan is not None else None
-            if plan is None or quote is None:
-                if plan is None or cfg.flash_loans:  # not a matter of this liquidator's own capital
+            plan = screen.plans.plan(i - 1)  # `plan_liquidation` of the account now; the screen keeps planned ones
+            assert plan is not None
+            quote = self.quote(plan)
+            if quote is None:
+                if cfg.flash_loans:  # not a matter of this liquidator's own capital
                     screen.passed_over.add(i - 1)
                 continue
             self.execute(acct, plan, quote)
@@ -190,23 +191,25 @@ class _ProfitScreen:
         """Bound each plan's profit at the market prices now and keep the candidates that might pay; forget which
         candidates were passed over (a liquidation moved the market: they may pay now)."""
         self.passed_over: set[int] = set()  # indices of candidates planned at this state that would not pay
-        plans, market = self.plans, self.model.market
-        live = plans.liquidatable
-        proceeds, cost = plans.seize.copy(), plans.repay.copy()  # USD at face value
+        plans, market, staked_pair = self.plans, self.model.market, self.model.staked_pair
+        live = np.flatnonzero(plans.liquidatable)
+        sold, bought = plans.collateral_asset[live], plans.debt_asset[live]
+        proceeds, cost = plans.seize[live], plans.repay[live]  # USD at face value; copies (fancy indexing)
+        n_sold, n_bought = np.bincount(sold, minlength=market.n_assets), np.bincount(bought, minlength=market.n_assets)
         for a in range(1, market.n_assets):
-            sold = live & (plans.collateral_asset == a)
-            if sold.any():
-                proceeds[sold] = market.impact[a].proceeds_bound(market, a, plans.seize[sold])
-            bought = live & (plans.debt_asset == a)
-            if bought.any():
-                cost[bought] = market.impact[a].cost_bound(market, a, plans.repay[bought])
-        if self.model.staked_pair is not None:  # one swap in the token's pool (`Liquidator.quote`)
-            j, k = self.model.staked_pair
-            staked = live & (plans.debt_asset == j) & (plans.collateral_asset == k)
-            cost[staked] = plans.repay[staked] * market.price(j)
+            if n_sold[a]:
+                rows = sold == a
+                proceeds[rows] = market.impact[a].proceeds_bound(market, a, proceeds[rows])
+            if n_bought[a]:
+                rows = bought == a
+                cost[rows] = market.impact[a].cost_bound(market, a, cost[rows])
+        if staked_pair is not None:  # one swap in the token's pool (`Liquidator.quote`)
+            j, k = staked_pair
+            rows = (bought == j) & (sold == k)
+            cost[rows] = plans.repay[live[rows]] * market.price(j)
         with np.errstate(invalid="ignore"):
             bound = proceeds - cost + SCREEN_SLACK * (proceeds + cost + self.threshold)
-        self.might_pay: list[int] = np.flatnonzero(live & ~(bound < self.threshold)).tolist()
+        self.might_pay: list[int] = live[~(bound < self.threshold)].tolist()
 
     def next_candidate(self, i: int) -> int:
         """Index of the first candidate at or after i that might pay (len(candidates) if none)."""

@@ -21,6 +21,7 @@ from abm.lending.kernels import (
     accounts_net_tokens,
     health_factors,
     insolvent_rows,
+    liquidation_plans,
     loans_in_turn,
     owner_equities,
     tokens_health,
@@ -28,7 +29,7 @@ from abm.lending.kernels import (
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, row_sums, scale_columns
-from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
+from abm.protocol import health_factor
 
 MODE_CODE = {m: i for i, m in enumerate(MARGIN_MODES)}  # the code stored in `MarginEngine.mode`
 PORTFOLIO = MODE_CODE["portfolio"]
@@ -660,29 +661,25 @@ class MarginEngine:
         return self.liquidation_plans(np.array([acct], dtype=np.int64), prices).plan(0)
 
     def liquidation_plans(self, accounts: np.ndarray, prices: np.ndarray) -> LiquidationPlans:
-        """`plan_liquidation` of each of `accounts` (ids) at oracle `prices` (USD/token), in one pass: elementwise
-        products (each plan's arithmetic is its own, so an account's plan is the same bit for bit whichever
-        accounts are planned with it). An account whose health is not below 1 (NaN included) has none."""
+        """`plan_liquidation` of each of `accounts` (ids) at oracle `prices` (USD/token), in one compiled pass; each
+        plan's arithmetic is its own, so an account's plan is the same bit for bit whichever accounts are planned
+        with it. An account whose health is not below 1 (NaN included) has none."""
         pool = self.pool
         accounts = np.asarray(accounts, dtype=np.int64)
         hf = self.accounts_health(accounts, prices)
-        debt_tokens = self.scaled_debt[accounts] * pool.borrow_index
-        held = self.collateral[accounts]
-        debt_usd = debt_tokens * prices
-        coll_usd = held * prices * pool.collateral_enabled
-        # the first largest, as max and index pick it; no NaN gets past the health check
-        rows = np.arange(len(accounts))
-        j, k = debt_usd.argmax(axis=1), coll_usd.argmax(axis=1)
-        liquidatable = (hf < 1.0) & (debt_usd[rows, j] > 0) & (coll_usd[rows, k] > 0)
-        cf = close_factor(hf, pool.close_factor_default, pool.close_factor_full_below, check=False)
-        repay = cf * debt_tokens[rows, j]
-        bonus, debt_price, coll_price, coll_held = pool.liquidation_bonus[k], prices[j], prices[k], held[rows, k]
-        seize = collateral_seized(repay, debt_price, coll_price, bonus, check=False)
-        capped = seize > coll_held  # the collateral held caps the seizure; the repaid debt shrinks to match
-        if capped.any():
-            seize = np.where(capped, coll_held, seize)
-            repay = np.where(capped, repay_for_seizure(coll_held, debt_price, coll_price, bonus, check=False), repay)
-        return LiquidationPlans(liquidatable, j, k, repay, seize, hf)
+        plans = liquidation_plans(
+            self.collateral,
+            self.scaled_debt,
+            accounts,
+            pool.borrow_index,
+            prices,
+            pool.collateral_enabled.astype(np.float64),
+            pool.liquidation_bonus,
+            hf,
+            float(pool.close_factor_default),
+            float(pool.close_factor_full_below),
+        )
+        return LiquidationPlans(*plans, hf_before=hf)
 
     def liquidate(self, acct: int, plan: LiquidationPlan, liquidator: int) -> None:
         """Execute a planned liquidation: the liquidator's wallet pays `plan.repay` and receives `plan.seize`."""
