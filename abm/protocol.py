@@ -194,7 +194,8 @@ def close_factor(
             raise ValueError(f"default must be in (0, 1] (got {default!r})")
         if not 0 < full_below <= 1:
             raise ValueError(f"full_below must be in (0, 1] (got {full_below!r})")
-    return np.asarray(_close_factor_each(health_factor, default, full_below))
+    with np.errstate(invalid="ignore"):  # a NaN health compared in compiled code raises the invalid flag
+        return np.asarray(_close_factor_each(health_factor, default, full_below))
 
 
 def account_close_factor(health_factor: float, default: float, full_below: float) -> float:

@@ -134,24 +134,23 @@ class Liquidator(mesa.Agent):
 
 
 class _ProfitScreen:
-    """Which liquidation candidates might pay a liquidator, in the order given, from their plans and a bound on
-    each plan's profit.
+    """Which liquidation candidates might pay a liquidator, in the order given, with their plans.
 
-    The screen plans every candidate at once (`MarginEngine.liquidation_plans`: the arithmetic of
-    `plan_liquidation`, so the same plans bit for bit) and bounds what quoting each plan would give at the market
-    now: the seized collateral's proceeds from above and the repaid debt's cost from below, by the asset's impact
-    model (`ImpactModel.proceeds_bound`, `cost_bound`: its own formula on arrays, or the trade without slippage;
-    USD at face value; the staked pair's cost as `Liquidator.quote` prices it). A candidate without a plan, or
-    whose proceeds bound minus cost bound falls short of gas + minimum profit by more than SCREEN_SLACK of the
-    amounts (array and scalar arithmetic may round apart), is one the liquidator would plan and let be, so
-    skipping it without planning changes nothing; the exact plan and quote decide for the others. A NaN bound
-    (an infinite cost) is kept.
+    The screen plans every candidate at once (`MarginEngine.liquidation_plans`: `plan_liquidation`'s arithmetic,
+    so the same plans bit for bit, which the liquidator then quotes) and bounds what quoting each plan would give
+    at the market now: the seized collateral's proceeds from above and the repaid debt's cost from below, by the
+    asset's impact model (`ImpactModel.proceeds_bound`, `cost_bound`: its own formula on arrays, or the trade
+    without slippage; USD at face value; the staked pair's cost as `Liquidator.quote` prices it). A candidate
+    without a plan, or whose proceeds bound minus cost bound falls short of gas + minimum profit by more than
+    SCREEN_SLACK of the amounts (array and scalar arithmetic may round apart), is one the liquidator would plan and
+    let be, so skipping it changes nothing; the exact quote decides for the others. A NaN bound (an infinite cost)
+    is kept.
 
     The liquidators of a step share one screen (`shared`): during their turns only their liquidations change the
     book and the market (the oracle stays put), and a liquidation changes the plan of the account liquidated only
     (`liquidated` plans it again) and market prices (the bounds are worked out again). A candidate one liquidator
-    planned and let be (`passed_over`: no plan, or a quote that would not pay its gas and minimum profit with
-    flash loans) is one every other would plan and let be too, until the next liquidation.
+    quoted and let be (`passed_over`: a quote that would not pay its gas and minimum profit with flash loans) is one
+    every other would let be too, until the next liquidation.
     """
 
     @classmethod
