@@ -64,7 +64,7 @@ class Liquidator(mesa.Agent):
                 break
             acct = int(candidates[i])
             i += 1
-            if i - 1 in screen.passed_over:  # an earlier liquidator planned it in this very state and let it be
+            if i - 1 in screen.passed_over:  # an earlier liquidator quoted it in this very state and let it be
                 continue
             plan = screen.plans.plan(i - 1)  # `plan_liquidation` of the account now; the screen keeps planned ones
             assert plan is not None
