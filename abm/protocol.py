@@ -194,8 +194,18 @@ def close_factor(
             raise ValueError(f"default must be in (0, 1] (got {default!r})")
         if not 0 < full_below <= 1:
             raise ValueError(f"full_below must be in (0, 1] (got {full_below!r})")
-    hf = health_factor
-    return np.where(np.greater_equal(hf, 1.0), 0.0, np.where(np.less(hf, full_below), 1.0, default))
+    with np.errstate(invalid="ignore"):  # a NaN health compared in compiled code raises the invalid flag
+        return np.asarray(_close_factor_each(health_factor, default, full_below))
+
+
+def account_close_factor(health_factor: float, default: float, full_below: float) -> float:
+    """`close_factor` of one account: the rule's one writing, applied elementwise by `close_factor` and inlined in
+    the margin engine's compiled liquidation plans. A NaN health factor gets `default`."""
+    if health_factor >= 1.0:
+        return 0.0
+    if health_factor < full_below:
+        return 1.0
+    return default
 
 
 def collateral_seized(
@@ -214,7 +224,13 @@ def collateral_seized(
         )
         _check_positive(debt_price=debt_price, collateral_price=collateral_price)
         bonus = _as_float("bonus", bonus, nonnegative=True)
-    return repaid * debt_price / collateral_price * (1.0 + bonus)  # type: ignore[operator]
+    return seized_for_repaid(repaid, debt_price, collateral_price, bonus)  # type: ignore[arg-type]
+
+
+def seized_for_repaid(repaid: float, debt_price: float, collateral_price: float, bonus: float) -> float:
+    """`collateral_seized` without the checks (floats, or arrays alike): the formula's one writing, which the
+    margin engine's compiled liquidation plans inline."""
+    return repaid * debt_price / collateral_price * (1.0 + bonus)
 
 
 def repay_for_seizure(
@@ -232,7 +248,20 @@ def repay_for_seizure(
         )
         _check_positive(debt_price=debt_price, collateral_price=collateral_price)
         bonus = _as_float("bonus", bonus, nonnegative=True)
-    return seized * collateral_price / (debt_price * (1.0 + bonus))  # type: ignore[operator]
+    return repaid_for_seized(seized, debt_price, collateral_price, bonus)  # type: ignore[arg-type]
+
+
+def repaid_for_seized(seized: float, debt_price: float, collateral_price: float, bonus: float) -> float:
+    """`repay_for_seizure` without the checks (floats, or arrays alike): the formula's one writing, which the
+    margin engine's compiled liquidation plans inline."""
+    return seized * collateral_price / (debt_price * (1.0 + bonus))
+
+
+# the liquidation formulas above as a numpy ufunc (the close factor's branches) and as inlinable compiled functions
+_close_factor_each = vectorize(["float64(float64, float64, float64)"], cache=True)(account_close_factor)
+compiled_close_factor = njit(inline="always")(account_close_factor)
+compiled_seized_for_repaid = njit(inline="always")(seized_for_repaid)
+compiled_repaid_for_seized = njit(inline="always")(repaid_for_seized)
 
 
 def liquidation_price(

@@ -17,6 +17,7 @@ from abm.lending.kernels import (
     finite_percentiles_histogram,
     health_factors,
     insolvent_rows,
+    liquidation_plans,
     mark_positions,
     owner_equities,
     owner_minimum,
@@ -249,7 +250,10 @@ def test_each_kernel_keeps_one_compiled_signature_whatever_the_book() -> None:
         account_values(collateral, scaled_debt, prices[0], prices[0])
         owner_equities(np.zeros(20, dtype=np.int64), collateral, scaled_debt, prices[0], prices[0], 1)
         insolvent_rows(collateral, scaled_debt, prices[0], prices[0], 1.0)
+        ones, accounts, health = np.ones(n_assets), np.arange(20), np.full(20, 0.5)
+        liquidation_plans(collateral, scaled_debt, accounts, ones, prices[0], ones, ones * 0.05, health, 0.5, 0.95)
     assert len(health_factors.signatures) == 1
+    assert len(liquidation_plans.signatures) == 1
     assert len(account_values.signatures) == 1
     assert len(owner_equities.signatures) == 1
     assert len(insolvent_rows.signatures) == 1

@@ -275,6 +275,43 @@ def test_plan_liquidation_close_factor_and_cap(system: System, eth_price: float,
     assert plan.seize == pytest.approx(seize)
 
 
+def test_liquidation_plans_are_the_protocols_plan_of_each_account_bit_for_bit(system: System) -> None:
+    # cross, isolated and portfolio accounts at random, some healthy, some without debt or collateral, some capped
+    # by the collateral they hold, with and without the close factor's full liquidation, one disabled collateral
+    s = system
+    rng = np.random.default_rng(5)
+    n = 300
+    modes = ["cross", "isolated", "portfolio"]
+    for i in range(n):
+        s.engine.open_account(owner=i % 3, mode=modes[i % 3])
+    s.engine.collateral[:n] = rng.uniform(0, 10, (n, 3)) * (rng.random((n, 3)) < 0.7) * [3000.0, 1.0, 0.05]
+    s.engine.scaled_debt[:n] = rng.uniform(0, 30000, (n, 3)) * (rng.random((n, 3)) < 0.5) * [1.0, 1 / 3000, 1 / 6e4]
+    s.pool.borrow_index = np.array([1.01, 1.02, 1.03])
+    s.pool.collateral_enabled[2] = False
+    s.pool.params_version += 1
+    pool, prices = s.pool, np.array([1.0, 2500.0, 50000.0])
+    accounts = rng.permutation(n)
+    plans = s.engine.liquidation_plans(accounts, prices)
+    assert 20 < plans.liquidatable.sum() < n
+    for r, acct in enumerate(accounts.tolist()):
+        hf = s.engine.account_health(acct, prices)
+        debt = s.engine.debt_tokens(acct)
+        debt_usd, coll_usd = debt * prices, s.engine.collateral[acct] * prices * pool.collateral_enabled
+        j, k = int(np.argmax(debt_usd)), int(np.argmax(coll_usd))
+        if not (hf < 1.0 and debt_usd[j] > 0 and coll_usd[k] > 0):
+            assert plans.plan(r) is None and s.engine.plan_liquidation(acct, prices) is None
+            continue
+        cf = float(protocol.close_factor(hf, pool.close_factor_default, pool.close_factor_full_below))
+        bonus = float(pool.liquidation_bonus[k])
+        repay = cf * float(debt[j])
+        seize = float(protocol.collateral_seized(repay, prices[j], prices[k], bonus))
+        if seize > s.engine.collateral[acct, k]:
+            seize = float(s.engine.collateral[acct, k])
+            repay = float(protocol.repay_for_seizure(seize, prices[j], prices[k], bonus))
+        expected = LiquidationPlan(j, k, repay, seize, hf)
+        assert plans.plan(r) == expected == s.engine.plan_liquidation(acct, prices)
+
+
 def test_plan_liquidation_none_when_healthy(system: System) -> None:
     s = system
     acct = long_account(s, eth=1.0, debt_usd=2400.0)

@@ -153,6 +153,13 @@ def test_close_factor_configurable_and_vectorised() -> None:
     np.testing.assert_array_equal(P.close_factor([1.1, 0.97, 0.85], default=0.25, full_below=0.9), [0.0, 0.25, 1.0])
 
 
+def test_close_factor_of_one_account_is_the_rule_compiled_too() -> None:
+    for hf in (1.1, 1.0, 0.97, 0.9, 0.85, math.inf, math.nan):  # a NaN health takes the default (no branch true)
+        expected = float(P.close_factor(hf, 0.25, 0.9, check=False))
+        assert P.account_close_factor(hf, 0.25, 0.9) == P.compiled_close_factor(hf, 0.25, 0.9) == expected
+    assert P.account_close_factor(math.nan, 0.25, 0.9) == 0.25
+
+
 def test_collateral_seized_aave_example() -> None:
     # repay 1000 USDC at $1 against ETH at $2000 with a 5% bonus: 1000 * 1 / 2000 * 1.05 = 0.525 ETH
     assert P.collateral_seized(1000.0, 1.0, 2000.0, 0.05) == pytest.approx(0.525)

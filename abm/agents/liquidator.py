@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
 from abm.lending.margin import LiquidationPlan
-from abm.numerics import row_sums
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
 
-SCREEN_SLACK = 1e-9  # relative to the debt's USD value: far above the rounding of the exact profit check
+SCREEN_SLACK = 1e-9  # relative to the USD amounts: far above the rounding apart of the screen and the exact quote
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,18 @@ class Liquidator(mesa.Agent):
                 break
             acct = int(candidates[i])
             i += 1
-            if i - 1 in screen.passed_over:  # an earlier liquidator planned it in this very state and let it be
+            if i - 1 in screen.passed_over:  # an earlier liquidator quoted it in this very state and let it be
                 continue
-            plan = m.engine.plan_liquidation(acct, m.oracle.prices)
-            quote = self.quote(plan) if plan is not None else None
-            if plan is None or quote is None:
-                if plan is None or cfg.flash_loans:  # not a matter of this liquidator's own capital
+            plan = screen.plans.plan(i - 1)  # `plan_liquidation` of the account now; the screen keeps planned ones
+            assert plan is not None
+            quote = self.quote(plan)
+            if quote is None:
+                if cfg.flash_loans:  # not a matter of this liquidator's own capital
                     screen.passed_over.add(i - 1)
                 continue
             self.execute(acct, plan, quote)
             done += 1
-            screen.refresh()  # the trades moved market prices
+            screen.liquidated(i - 1)  # the account's plan and market prices changed
 
     def quote(self, plan: LiquidationPlan) -> LiquidationQuote | None:
         """Price `plan` at the market now; None if it would not pay its gas and minimum profit, or if the
@@ -133,35 +134,30 @@ class Liquidator(mesa.Agent):
 
 
 class _ProfitScreen:
-    """Which liquidation candidates might pay a liquidator, in the order given, from an upper bound on the profit.
+    """Which liquidation candidates might pay a liquidator, in the order given, with their plans.
 
-    Liquidating an account repays r tokens of its largest debt asset j and seizes s = r o_j / o_k (1 + b_k) of its
-    largest collateral asset k (o: oracle prices; b: bonus; the same relation holds when the collateral caps s).
-    Buying r tokens of j costs at least r m_j and selling s of k raises at most s m_k (m: market prices before the
-    trade; every impact model fills along a path that moves against the trader; m = 1 for USD). And r o_j is at
-    most the account's debt in USD, d. So the profit before gas is at most
+    The screen plans every candidate at once (`MarginEngine.liquidation_plans`: `plan_liquidation`'s arithmetic,
+    so the same plans bit for bit, which the liquidator then quotes) and bounds what quoting each plan would give
+    at the market now: the seized collateral's proceeds from above and the repaid debt's cost from below, by the
+    asset's impact model (`ImpactModel.proceeds_bound`, `cost_bound`: its own formula on arrays, or the trade
+    without slippage; USD at face value; the staked pair's cost as `Liquidator.quote` prices it). A candidate
+    without a plan, or whose proceeds bound minus cost bound falls short of gas + minimum profit by more than
+    SCREEN_SLACK of the amounts (array and scalar arithmetic may round apart), is one the liquidator would plan and
+    let be, so skipping it changes nothing; the exact quote decides for the others. A NaN bound (an infinite cost)
+    is kept.
 
-        d * max(0, max over collateral assets k of (1 + b_k) m_k / o_k - min over debt assets j of m_j / o_j).
-
-    A candidate whose bound is below gas + minimum profit is one the liquidator would plan and then skip, so
-    skipping it without planning changes nothing. During a liquidator's turn debts and the sets of debt and
-    collateral assets only shrink and the oracle stays put, so d and the asset sets from the start remain bounds;
-    market prices move with every liquidation, so the bound is refreshed after each. The factor after d depends on
-    the account only through its collateral set and its debt set: a refresh works it out per pair of sets present
-    (a small table), and the scan multiplies it by d only for the candidates it reaches (a liquidator's capacity
-    usually runs out long before the list does).
-
-    The liquidators of a step share one screen (`shared`) until one of them liquidates: until then the book, the
-    oracle and the market are what they were when it was made, so a new one would be the same, and a candidate one
-    liquidator planned and let be (`passed_over`: no plan, or a quote that would not pay its gas and minimum profit
-    with flash loans) is one every other would plan and let be too.
+    The liquidators of a step share one screen (`shared`): during their turns only their liquidations change the
+    book and the market (the oracle stays put), and a liquidation changes the plan of the account liquidated only
+    (`liquidated` plans it again) and market prices (the bounds are worked out again). A candidate one liquidator
+    quoted and let be (`passed_over`: a quote that would not pay its gas and minimum profit with flash loans) is one
+    every other would let be too, until the next liquidation.
     """
 
     @classmethod
     def shared(cls, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> _ProfitScreen:
-        """The screen of `candidates` at the state now: the model's `profit_screen` when it was made from this
-        state (the same candidates and threshold, and no liquidation since: `AttributionLedger.n_events` counts
-        them), else a new one, which becomes the model's."""
+        """The screen of `candidates` at the state now: the model's `profit_screen` when it is up to date with
+        this state (the same candidates and threshold, and every liquidation since counted by its `liquidated`:
+        `AttributionLedger.n_events` counts them), else a new one, which becomes the model's."""
         screen = model.profit_screen
         if (
             screen is None
@@ -173,45 +169,48 @@ class _ProfitScreen:
         return screen
 
     def __init__(self, model: ReflexivityModel, candidates: np.ndarray, threshold: float) -> None:
-        pool, engine = model.pool, model.engine
+        self.model = model
         self.candidates = candidates
-        self.events = model.attribution.n_events  # the liquidations so far: the state this screen was made from
-        self.market = model.market
-        self.oracle = model.oracle.prices
+        self.events = model.attribution.n_events  # the liquidations so far: the state this screen follows
         self.threshold = threshold
         self.n = len(candidates)
-        debt = engine.scaled_debt[candidates] * pool.borrow_index
-        self.coll_sets, coll_of = _asset_sets((engine.collateral[candidates] > 0) & pool.collateral_enabled)
-        self.debt_sets, debt_of = _asset_sets(debt > 0)
-        self.coll_of, self.debt_of = coll_of.tolist(), debt_of.tolist()  # per candidate, read one at a time
-        self.debt_usd: list[float] = row_sums(debt * self.oracle).tolist()
-        self.gain = (1.0 + pool.liquidation_bonus) / self.oracle
+        self.plans = model.engine.liquidation_plans(candidates, model.oracle.prices)
+        self.refresh()
+
+    def liquidated(self, i: int) -> None:
+        """Candidate i was just liquidated: plan it again and bound every plan at the market prices now."""
+        m = self.model
+        self.events = m.attribution.n_events
+        again = m.engine.liquidation_plans(self.candidates[i : i + 1], m.oracle.prices)
+        for field in fields(again):
+            getattr(self.plans, field.name)[i] = getattr(again, field.name)[0]
         self.refresh()
 
     def refresh(self) -> None:
-        """Work out the bound's factor for each (collateral set, debt set) pair at the market prices now; forget
-        which candidates were passed over (a liquidation moved the market: they may pay now)."""
+        """Bound each plan's profit at the market prices now and keep the candidates that might pay; forget which
+        candidates were passed over (a liquidation moved the market: they may pay now)."""
         self.passed_over: set[int] = set()  # indices of candidates planned at this state that would not pay
-        prices = self.market.prices
-        sale, cost = self.gain * prices, prices / self.oracle
-        best_sale = np.where(self.coll_sets, sale, -np.inf).max(axis=1)  # per collateral set
-        cheapest = np.where(self.debt_sets, cost, np.inf).min(axis=1)  # per debt set
-        self.factor: list[list[float]] = (np.maximum(best_sale[:, None] - cheapest, 0.0) + SCREEN_SLACK).tolist()
+        plans, market, staked_pair = self.plans, self.model.market, self.model.staked_pair
+        live = np.flatnonzero(plans.liquidatable)
+        sold, bought = plans.collateral_asset[live], plans.debt_asset[live]
+        proceeds, cost = plans.seize[live], plans.repay[live]  # USD at face value; copies (fancy indexing)
+        n_sold, n_bought = np.bincount(sold, minlength=market.n_assets), np.bincount(bought, minlength=market.n_assets)
+        for a in range(1, market.n_assets):
+            if n_sold[a]:
+                rows = sold == a
+                proceeds[rows] = market.impact[a].proceeds_bound(market, a, proceeds[rows])
+            if n_bought[a]:
+                rows = bought == a
+                cost[rows] = market.impact[a].cost_bound(market, a, cost[rows])
+        if staked_pair is not None:  # one swap in the token's pool (`Liquidator.quote`)
+            j, k = staked_pair
+            rows = (bought == j) & (sold == k)
+            cost[rows] = plans.repay[live[rows]] * market.price(j)
+        with np.errstate(invalid="ignore"):
+            bound = proceeds - cost + SCREEN_SLACK * (proceeds + cost + self.threshold)
+        self.might_pay: list[int] = live[~(bound < self.threshold)].tolist()
 
     def next_candidate(self, i: int) -> int:
         """Index of the first candidate at or after i that might pay (len(candidates) if none)."""
-        while i < self.n:
-            bound = self.debt_usd[i] * self.factor[self.coll_of[i]][self.debt_of[i]]
-            if not bound < self.threshold:  # NaN bounds are kept
-                return i
-            i += 1
-        return self.n
-
-
-def _asset_sets(held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of `held` (accounts x assets, bool: which assets each account holds), and each account's
-    row among them. Rows are coded as bit sets in int64 (up to 63 assets) because sorting integers is much faster
-    than sorting rows."""
-    bits = np.left_shift(1, np.arange(held.shape[1], dtype=np.int64))
-    codes, of = np.unique(held @ bits, return_inverse=True)
-    return (codes[:, None] & bits) > 0, of
+        r = bisect_left(self.might_pay, i)
+        return self.might_pay[r] if r < len(self.might_pay) else self.n

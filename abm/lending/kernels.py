@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from abm.protocol import compiled_close_factor, compiled_repaid_for_seized, compiled_seized_for_repaid
+
 
 @njit(cache=True, nogil=True)
 def health_factors(
@@ -634,3 +636,53 @@ def accounts_net_tokens(
         for a in range(n_assets):
             out[r, a] = collateral[accounts[r], a] - scaled_debt[accounts[r], a] * borrow_index[a]
     return out
+
+
+@njit(cache=True, nogil=True)
+def liquidation_plans(
+    collateral: np.ndarray,
+    scaled_debt: np.ndarray,
+    accounts: np.ndarray,
+    borrow_index: np.ndarray,
+    prices: np.ndarray,
+    collateral_enabled: np.ndarray,
+    liquidation_bonus: np.ndarray,
+    health: np.ndarray,
+    close_factor_default: float,
+    close_factor_full_below: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A full close-factor liquidation plan of each of `accounts` (ids into the rows of `collateral`,
+    `scaled_debt`; `health` their health factors at `prices`, USD/token): (liquidatable, debt asset, collateral
+    asset, repay in debt tokens, seize in collateral tokens). The debt and collateral assets are the first largest
+    in USD at `prices` (collateral times `collateral_enabled`, 1.0 or 0.0); liquidatable where the health is below
+    1 and both are positive (the other entries then mean nothing). Each plan's arithmetic is its own: the protocol's
+    close factor, seizure and (when the collateral held caps the seizure) repayment."""
+    n, n_assets = len(accounts), collateral.shape[1]
+    liquidatable = np.zeros(n, dtype=np.bool_)
+    debt_asset = np.zeros(n, dtype=np.int64)
+    collateral_asset = np.zeros(n, dtype=np.int64)
+    repay, seize = np.zeros(n), np.zeros(n)
+    for r in range(n):
+        a = accounts[r]
+        j, k = 0, 0
+        largest_debt = scaled_debt[a, 0] * borrow_index[0] * prices[0]
+        largest_coll = collateral[a, 0] * prices[0] * collateral_enabled[0]
+        for x in range(1, n_assets):
+            owed = scaled_debt[a, x] * borrow_index[x] * prices[x]
+            if owed > largest_debt:
+                largest_debt, j = owed, x
+            held = collateral[a, x] * prices[x] * collateral_enabled[x]
+            if held > largest_coll:
+                largest_coll, k = held, x
+        debt_asset[r], collateral_asset[r] = j, k
+        if not (health[r] < 1.0 and largest_debt > 0 and largest_coll > 0):
+            continue
+        liquidatable[r] = True
+        cf = compiled_close_factor(health[r], close_factor_default, close_factor_full_below)
+        repaid = cf * (scaled_debt[a, j] * borrow_index[j])
+        seized = compiled_seized_for_repaid(repaid, prices[j], prices[k], liquidation_bonus[k])
+        if seized > collateral[a, k]:
+            seized = collateral[a, k]
+            repaid = compiled_repaid_for_seized(seized, prices[j], prices[k], liquidation_bonus[k])
+        repay[r], seize[r] = repaid, seized
+    return liquidatable, debt_asset, collateral_asset, repay, seize

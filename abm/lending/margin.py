@@ -21,6 +21,7 @@ from abm.lending.kernels import (
     accounts_net_tokens,
     health_factors,
     insolvent_rows,
+    liquidation_plans,
     loans_in_turn,
     owner_equities,
     tokens_headroom,
@@ -29,7 +30,7 @@ from abm.lending.kernels import (
 from abm.lending.pool import LendingPool
 from abm.lending.wallets import Wallets
 from abm.numerics import SEQUENTIAL_SUM_MAX, row_sums, scale_columns
-from abm.protocol import close_factor, collateral_seized, health_factor, repay_for_seizure
+from abm.protocol import health_factor
 
 MODE_CODE = {m: i for i, m in enumerate(MARGIN_MODES)}  # the code stored in `MarginEngine.mode`
 PORTFOLIO = MODE_CODE["portfolio"]
@@ -45,6 +46,27 @@ class LiquidationPlan:
     repay: float
     seize: float
     hf_before: float
+
+
+@dataclass(frozen=True)
+class LiquidationPlans:
+    """The `LiquidationPlan`s of several accounts as arrays, one entry per account; where `liquidatable` is False
+    the account has no plan (not liquidatable, or no debt or collateral to take) and its other entries mean
+    nothing."""
+
+    liquidatable: np.ndarray  # bool
+    debt_asset: np.ndarray  # int
+    collateral_asset: np.ndarray  # int
+    repay: np.ndarray  # debt tokens
+    seize: np.ndarray  # collateral tokens
+    hf_before: np.ndarray
+
+    def plan(self, r: int) -> LiquidationPlan | None:
+        """Entry r as a `LiquidationPlan` (None without one)."""
+        if not self.liquidatable[r]:
+            return None
+        j, k = int(self.debt_asset[r]), int(self.collateral_asset[r])
+        return LiquidationPlan(j, k, float(self.repay[r]), float(self.seize[r]), float(self.hf_before[r]))
 
 
 def portfolio_scenarios(liquidation_threshold: np.ndarray) -> np.ndarray:
@@ -644,28 +666,28 @@ class MarginEngine:
     def plan_liquidation(self, acct: int, prices: np.ndarray) -> LiquidationPlan | None:
         """The largest debt and collateral assets, and the (repay, seize) a full close-factor liquidation gives at
         oracle `prices` (USD/token); None if the account is not liquidatable."""
-        hf = self.account_health(acct, prices)
-        if not hf < 1.0:
-            return None
-        # one account's few assets as plain floats: the same products as numpy's, element by element, and no NaN
-        # gets past the health check (max and index then pick what np.max and np.argmax pick)
-        pool, price = self.pool, prices.tolist()
-        debt_tokens, held = self.debt_tokens(acct).tolist(), self.collateral[acct].tolist()
-        debt_usd = [d * p for d, p in zip(debt_tokens, price, strict=True)]
-        enabled = pool.collateral_enabled.tolist()
-        coll_usd = [c * p * e for c, p, e in zip(held, price, enabled, strict=True)]
-        largest_debt, largest_coll = max(debt_usd), max(coll_usd)
-        if largest_debt <= 0 or largest_coll <= 0:
-            return None
-        j, k = debt_usd.index(largest_debt), coll_usd.index(largest_coll)
-        cf = float(close_factor(hf, pool.close_factor_default, pool.close_factor_full_below, check=False))
-        repay = cf * debt_tokens[j]
-        bonus = float(pool.liquidation_bonus[k])
-        seize = float(collateral_seized(repay, price[j], price[k], bonus, check=False))
-        if seize > held[k]:
-            seize = held[k]
-            repay = float(repay_for_seizure(seize, price[j], price[k], bonus, check=False))
-        return LiquidationPlan(j, k, repay, seize, hf)
+        return self.liquidation_plans(np.array([acct], dtype=np.int64), prices).plan(0)
+
+    def liquidation_plans(self, accounts: np.ndarray, prices: np.ndarray) -> LiquidationPlans:
+        """`plan_liquidation` of each of `accounts` (ids) at oracle `prices` (USD/token), in one compiled pass; each
+        plan's arithmetic is its own, so an account's plan is the same bit for bit whichever accounts are planned
+        with it. An account whose health is not below 1 (NaN included) has none."""
+        pool = self.pool
+        accounts = np.asarray(accounts, dtype=np.int64)
+        hf = self.accounts_health(accounts, prices)
+        plans = liquidation_plans(
+            self.collateral,
+            self.scaled_debt,
+            accounts,
+            pool.borrow_index,
+            prices,
+            pool.collateral_enabled.astype(np.float64),
+            pool.liquidation_bonus,
+            hf,
+            float(pool.close_factor_default),
+            float(pool.close_factor_full_below),
+        )
+        return LiquidationPlans(*plans, hf_before=hf)
 
     def liquidate(self, acct: int, plan: LiquidationPlan, liquidator: int) -> None:
         """Execute a planned liquidation: the liquidator's wallet pays `plan.repay` and receives `plan.seize`."""

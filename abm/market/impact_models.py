@@ -74,6 +74,16 @@ class ImpactModel:
         """Move the state by a trade: `usd_in` USD in and `tokens_out` tokens out (both negative for a sale)."""
         raise NotImplementedError
 
+    def proceeds_bound(self, market: Market, k: int, tokens: np.ndarray) -> np.ndarray:
+        """At least what `quote_sell` gives for each of `tokens` (> 0), up to rounding: here the sale at the price
+        now without slippage (every path moves against the seller); a model with a closed form uses it."""
+        return tokens * market.price(k)
+
+    def cost_bound(self, market: Market, k: int, tokens: np.ndarray) -> np.ndarray:
+        """At most what `quote_cost` gives for each of `tokens` (> 0), up to rounding: here the purchase at the
+        price now without slippage (every path moves against the buyer); a model with a closed form uses it."""
+        return tokens * market.price(k)
+
     def linear_depth(self, market: Market, k: int, reference_usd: float | None) -> float:
         """USD notional that moves the log price by 1 (the secant at `reference_usd` for nonlinear paths)."""
         raise NotImplementedError
@@ -98,6 +108,13 @@ class LinearImpact(ImpactModel):
 
     def execute(self, market: Market, k: int, usd_in: float, tokens_out: float) -> None:
         market.m[k] += usd_in / market.depth(k)
+
+    def proceeds_bound(self, market: Market, k: int, tokens: np.ndarray) -> np.ndarray:
+        return linear_impact_proceeds(tokens, market.price(k), market.depth(k), check=False)
+
+    def cost_bound(self, market: Market, k: int, tokens: np.ndarray) -> np.ndarray:
+        # the formula, inf only where the path can never supply the tokens (`quote_cost` is inf from earlier on)
+        return linear_impact_cost(tokens, market.price(k), market.depth(k), check=False)
 
     def linear_depth(self, market: Market, k: int, reference_usd: float | None) -> float:
         return market.depth(k)
@@ -183,6 +200,16 @@ class ConstantProductImpact(ImpactModel):
     def execute(self, market: Market, k: int, usd_in: float, tokens_out: float) -> None:
         market.amm_y[k] += usd_in  # Uniswap v2: the whole input, fee included, stays in the pool
         market.amm_x[k] -= tokens_out
+
+    def proceeds_bound(self, market: Market, k: int, tokens: np.ndarray) -> np.ndarray:
+        return amm_amount_out(tokens, market.amm_x[k], market.amm_y[k], market.fee[k], check=False)
+
+    def cost_bound(self, market: Market, k: int, tokens: np.ndarray) -> np.ndarray:
+        # the formula, inf only where the pool cannot supply the tokens (`quote_cost` is inf from earlier on)
+        x = market.amm_x[k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cost = amm_amount_in(tokens, market.amm_y[k], x, market.fee[k], check=False)
+        return np.where(tokens < x, cost, np.inf)
 
     def linear_depth(self, market: Market, k: int, reference_usd: float | None) -> float:
         return float(market.amm_y[k]) / 2.0  # d log p = 2 dQ / y
