@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every committed result in results/ from the experiment files, with the one driver (abm sweep) and
-# the one report kit (abm report). About an hour and a half on 2 cores. Usage: experiments/regenerate.sh [WORKERS]
+# the one report kit (abm report). About 70 minutes on 2 cores. Usage: experiments/regenerate.sh [WORKERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=${1:-2}
@@ -22,7 +22,7 @@ sweep experiments/forced_selling.toml results/forced_selling
 for e in leverage_vs_depth oracle_latency liquidation_design sensitivity perps_insurance perps_calm; do
     sweep "experiments/$e.toml" "results/$e"
 done
-# the ten-parameter Sobol proof at full size (704 runs of 1,000 traders x 1,440 steps, about 25 min on 2 cores)
+# the ten-parameter Sobol proof at full size (704 runs of 1,000 traders x 1,440 steps, about 6-7 min on 2 cores)
 sweep experiments/sensitivity_ten.toml results/sensitivity_ten
 sweep experiments/dynamic_margin.toml results/dynamic_margin
 "$abm" sweep experiments/dynamic_margin_instant.toml --out results/dynamic_margin/instant_cut --workers "$workers"
