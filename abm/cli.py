@@ -17,6 +17,7 @@ import click
 from abm.errors import UserInputError
 
 EXIT_USER_ERROR = 2
+INTERRUPTED = 130  # the shells' status for a command ended by SIGINT (128 + 2)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -140,7 +141,11 @@ def sweep(experiment: str, out_dir: str, workers: int | None, scheduler: str | N
 
     if workers and scheduler:
         raise UserInputError("give --workers or --scheduler, not both")
-    run_sweep(experiment, out_dir, workers=workers, scheduler=scheduler, resume=resume, progress=True)
+    try:
+        run_sweep(experiment, out_dir, workers=workers, scheduler=scheduler, resume=resume, progress=True)
+    except KeyboardInterrupt:  # the finished runs are in OUT (the store compacts them on the way out)
+        click.echo(f"abm: sweep interrupted; finished runs are saved in {out_dir}: rerun with --resume", err=True)
+        sys.exit(INTERRUPTED)
 
 
 @main.command()

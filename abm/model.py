@@ -381,9 +381,9 @@ class ReflexivityModel(mesa.Model):
         # 5. traders whose clocks fire (risk alerts bring a clock forward by the trader's reaction delay), except
         # those still out after a stop or wipe-out
         self.wake_alerted(t)
-        active = self.book.clocks_due(t, self.streams.clocks)
+        due = self.book.clocks_due(t, self.streams.clocks)
         # the lending traders decide together from the state now, then trade in activation order (abm.agents.batched)
-        batched_trader_phase(self, order(np.flatnonzero(active & (self.book.out_until <= t))))
+        batched_trader_phase(self, order(due[self.book.out_until.take(due) <= t]))
         # basis traders act every step, after the other traders (their positions answer the premium those made)
         if self.basis_traders:
             for i in order(len(self.basis_traders)):

@@ -236,6 +236,10 @@ def worker_main(spec: dict[str, Any]) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)  # as a sweep worker runs (abm.sweep.runner); for the life of this process
+        # OpenBLAS's worker threads, started when numpy loads, spin for a while before they sleep: a crash process
+        # spends longer than that importing abm, the yardstick's would count their spinning (its CPU time was up to
+        # 1.8 times its wall time in 5 of 6 processes, so the crash cases' ratios came out low): wait it out
+        time.sleep(0.3)
     if kind == "crash":
         out = measure_crash(spec["n"], spec["steps"], spec["seed"])
     elif kind == "yardstick":

@@ -3,6 +3,7 @@ per-run tables as an uninterrupted sweep; runs.parquet stays a valid file throug
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,3 +86,74 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path: Path, workers: int)
         pd.testing.assert_frame_equal(table, pd.read_parquet(fresh / f"{name}.parquet"))
         assert len(table) > 0
     assert not (killed / "parts").exists()
+
+
+LONG_RUNS = """
+name = "long"
+description = "runs far longer than the test waits"
+base = "crash"
+steps = 200000
+replicates = 2
+base_seed = 7
+
+[overrides]
+"traders.n_traders" = 300
+
+[grid]
+"traders.max_leverage" = [2.0, 3.0]
+"""
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the sweep's worker processes from /proc")
+def test_ctrl_c_stops_the_sweep_and_its_workers_at_once(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) mid-run: the sweep ends with status 130 and one line, its
+    workers end with it rather than finishing their runs (each far longer than the test's bound), and the store is
+    valid and unlocked for --resume."""
+    exp = tmp_path / "exp.toml"
+    exp.write_text(LONG_RUNS)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [ABM, "sweep", str(exp), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a test runner may ignore SIGINT
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            workers = _children(proc.pid)
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended before the interrupt: {proc.communicate()[1][-500:]}")
+        assert len(workers) >= 2, "the sweep did not start its two workers"
+        time.sleep(1.0)  # into their runs
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        for pid in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        f"abm: sweep interrupted; finished runs are saved in {out}: rerun with --resume"
+    )
+    assert "Traceback" not in err
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    pd.read_parquet(out / "runs.parquet")  # a valid file
+    store = RunStore(out)
+    store.lock()  # --resume may start at once
+    store.unlock()
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True

@@ -150,13 +150,13 @@ class TraderBook:
         )
 
     def clocks_due(self, step: int, rng: np.random.Generator) -> np.ndarray:
-        """Traders whose decision clock fires at `step` (bool); each such clock is drawn again, exponentially."""
-        due = self.next_decision <= step
-        rows = due.nonzero()[0]
+        """Traders whose decision clock fires at `step` (ids, ascending); each such clock is drawn again,
+        exponentially."""
+        rows = (self.next_decision <= step).nonzero()[0]
         # `rng.exponential(intervals)` without its per-call argument handling (several times the cost of the few
         # draws): numpy draws each as the interval times a standard exponential, in order (a test checks)
         self.next_decision[rows] = step + rng.standard_exponential(len(rows)) * self.decision_interval.take(rows)
-        return due
+        return rows
 
 
 class OwnerIndex:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 if TYPE_CHECKING:
     from abm.model import ReflexivityModel
@@ -83,15 +84,24 @@ class BaselineCrossings:
     def count(self, health_factors: np.ndarray) -> None:
         """New crossings at this health pass (sets `new_crossings`, one count per amplification), from every
         account's health factor along each amplified path of `pass_prices` (paths x accounts)."""
-        below = health_factors < 1.0
-        n = below.shape[1]
+        n = health_factors.shape[1]
         if self.below.shape[1] < n:  # new accounts start above the line
             grown = np.zeros((len(BASELINE_AMPLIFICATIONS), n), dtype=bool)
             grown[:, : self.below.shape[1]] = self.below
             self.below = grown
-        crossed = np.greater(below, self.below)  # below now and not at the last pass (True > False)
-        if np.count_nonzero(crossed):  # (faster than crossed.any() on bools)
-            self.new_crossings[:] = np.count_nonzero(crossed, axis=1)
-        else:  # the usual pass: nobody crossed (counting per row costs several times the check)
-            self.new_crossings[:] = 0
-        self.below = below
+        _count_crossings(health_factors, self.below, self.new_crossings)
+
+
+@njit(cache=True, nogil=True)
+def _count_crossings(health_factors: np.ndarray, below: np.ndarray, new_crossings: np.ndarray) -> None:
+    """Per path (row of `health_factors`), how many accounts are below 1 now (a NaN health is not) and were not at
+    the last pass (`below`, (paths, accounts), then updated in place): into `new_crossings`. One pass, where numpy
+    made three arrays the size of the book."""
+    for k in range(health_factors.shape[0]):
+        crossed = 0
+        hf, was_below = health_factors[k], below[k]
+        for i in range(health_factors.shape[1]):
+            now = hf[i] < 1.0
+            crossed += now and not was_below[i]
+            was_below[i] = now
+        new_crossings[k] = crossed

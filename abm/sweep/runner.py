@@ -149,8 +149,11 @@ def run_sweep(
             close = getattr(outputs, "close", None)
             if close is not None:
                 close()  # stop the backend (cancel queued runs) before the final compaction
-            if pool is not None:  # wait for the workers after a full sweep; after an error, cancel what is queued
-                pool.shutdown(wait=completed, cancel_futures=True)
+            if pool is not None:  # wait for the workers after a full sweep; after an error or an interrupt, stop them
+                if completed:
+                    pool.shutdown(wait=True)
+                else:
+                    _stop_workers(pool)
             if bar is not None:
                 bar.close()
             store.compact()
@@ -312,9 +315,28 @@ def worker_pool(n_workers: int, lock_fd: int | None = None) -> tuple[ProcessPool
     return pool, method
 
 
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now, runs in flight included, and shut it down without waiting. After an error or an
+    interrupt (Ctrl-C) nobody records those runs (`--resume` runs them again), and waiting for them would hold the
+    sweep's exit for as long as the longest takes, minutes for a large book."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+    else:  # the executor's process table (stable since Python 3.2; public from 3.14 as above)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _init_worker(inherited_fd: int | None, parent: int) -> None:
+    import signal
+
     from threadpoolctl import threadpool_limits
 
+    # Ctrl-C reaches the terminal's whole process group: the sweep handles it (and stops its workers), so a worker
+    # does not print a traceback of its own or end a run half-way on its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if inherited_fd is not None:
         with contextlib.suppress(OSError):
             os.close(inherited_fd)
