@@ -104,6 +104,12 @@ base_seed = 7
 """
 
 
+# a test runner's processes may ignore SIGINT, which their children would inherit: restore the default, then exec
+DEFAULT_SIGINT_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -117,12 +123,11 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_at_once(tmp_path: Path) -> None:
     exp.write_text(LONG_RUNS)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [ABM, "sweep", str(exp), "--out", str(out), "--workers", "2"],
+        [sys.executable, "-c", DEFAULT_SIGINT_EXEC, ABM, "sweep", str(exp), "--out", str(out), "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job has
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a test runner may ignore SIGINT
     )
     workers: list[int] = []
     try:
