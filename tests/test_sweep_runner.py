@@ -188,7 +188,7 @@ def test_a_killed_sweeps_workers_die_and_free_its_lock(tmp_path: Path, method: s
         assert proc.wait(timeout=60) == -signal.SIGKILL
     try:
         assert len(workers) == 2
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # the kernel kills them at once; a loaded machine may take seconds to reap
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(_alive(pid) for pid in workers)  # killed with their sweep, mid-run
