@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from process_helpers import alive, children
 
 from abm.sweep.runner import run_sweep
 from abm.sweep.store import RunStore
@@ -110,10 +111,6 @@ DEFAULT_SIGINT_EXEC = (
 )
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="reads the sweep's worker processes from /proc")
 def test_ctrl_c_stops_the_sweep_and_its_workers_at_once(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the terminal's process group) mid-run: the sweep ends with status 130 and one line, its
@@ -134,7 +131,7 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_at_once(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-            workers = _children(proc.pid)
+            workers = children(proc.pid)
         if proc.poll() is not None:
             pytest.fail(f"the sweep ended before the interrupt: {proc.communicate()[1][-500:]}")
         assert len(workers) >= 2, "the sweep did not start its two workers"
@@ -151,14 +148,8 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_at_once(tmp_path: Path) -> None:
     )
     assert "Traceback" not in err
     for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+        assert not alive(pid)
     pd.read_parquet(out / "runs.parquet")  # a valid file
     store = RunStore(out)
     store.lock()  # --resume may start at once
     store.unlock()
-
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return True

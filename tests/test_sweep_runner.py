@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from process_helpers import alive
 
 from abm.analysis import style
 from abm.errors import UserInputError
@@ -189,9 +190,9 @@ def test_a_killed_sweeps_workers_die_and_free_its_lock(tmp_path: Path, method: s
     try:
         assert len(workers) == 2
         deadline = time.monotonic() + 30  # the kernel kills them at once; a loaded machine may take seconds to reap
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(_alive(pid) for pid in workers)  # killed with their sweep, mid-run
+        assert not any(alive(pid) for pid in workers)  # killed with their sweep, mid-run
         store = RunStore(tmp_path)
         store.lock()  # --resume may start at once
         store.unlock()
@@ -199,15 +200,6 @@ def test_a_killed_sweeps_workers_die_and_free_its_lock(tmp_path: Path, method: s
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (an orphan's parent here may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_rows_do_not_depend_on_execution_order(serial: Path, tmp_path: Path) -> None:
