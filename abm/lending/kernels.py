@@ -421,14 +421,14 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
     for b in range(1, n_buckets + 1):
         first_rank[b] += first_rank[b - 1]
     # the buckets holding an order statistic (selected) or a bin edge (counted)
-    needed = np.zeros(n_buckets, dtype=np.bool_)
+    needed = np.zeros(n_buckets + 1, dtype=np.bool_)  # by bucket + 1, as `in_bucket`: 0 is never needed
     ranks = np.empty(2 * len(q), dtype=np.int64)
     if n > 0:
         for p in range(len(q)):
             below = min(int(np.floor((n - 1) * (q[p] / 100.0))), n - 1)
             ranks[2 * p], ranks[2 * p + 1] = below, min(below + 1, n - 1)
         for r in ranks:
-            needed[_bucket_of_rank(first_rank, r)] = True
+            needed[_bucket_of_rank(first_rank, r) + 1] = True
     edge_bucket = np.full(n_edges, -1, dtype=np.int64)  # -1: every value above the edge, n_buckets: every one below
     edge_keys = _order_keys(bins)
     for e in range(n_edges):
@@ -439,18 +439,30 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
             edge_bucket[e] = n_buckets
         elif key >= key_min:
             edge_bucket[e] = _bucket(key, key_min, shift)
-            needed[edge_bucket[e]] = True
-    # the needed buckets' values, gathered bucket by bucket
+            needed[edge_bucket[e] + 1] = True
+    # the needed buckets' values, gathered bucket by bucket (start[b]: bucket b's first place)
     start = np.zeros(n_buckets + 1, dtype=np.int64)
     for b in range(n_buckets):
-        start[b + 1] = start[b] + (counts[b + 1] if needed[b] else 0)
-    gathered = np.empty(start[n_buckets])
-    filled = start[:-1].copy()
-    for i in range(len(values)):
-        b = np.int64(in_bucket[i]) - 1
-        if b >= 0 and needed[b]:
+        start[b + 1] = start[b] + (counts[b + 1] if needed[b + 1] else 0)
+    spare = start[n_buckets]
+    gathered = np.empty(spare + 1)
+    filled = np.empty(n_buckets + 1, dtype=np.int64)  # by bucket + 1: where its next value goes
+    step = np.empty(n_buckets + 1, dtype=np.int64)
+    filled[0], step[0] = spare, 0
+    for b in range(n_buckets):
+        filled[b + 1] = start[b] if needed[b + 1] else spare
+        step[b + 1] = needed[b + 1]
+    if 16 * spare < n:  # few gathered (a large book's): the branch goes the same way nearly every time
+        for i in range(len(values)):
+            b = in_bucket[i]
+            if needed[b]:
+                gathered[filled[b]] = values[i]
+                filled[b] += 1
+    else:  # many (the edges sit among most health factors): no branch, every other value goes to one spare place
+        for i in range(len(values)):
+            b = in_bucket[i]
             gathered[filled[b]] = values[i]
-            filled[b] += 1
+            filled[b] += step[b]
     # each order statistic to its place in its bucket (the smaller values before it, the larger after), in
     # ascending rank, so that a bucket's next selection runs on the values after the last one and keeps it in place
     placed = -1  # the last rank placed
