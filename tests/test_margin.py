@@ -67,17 +67,31 @@ def test_vectorised_health_equals_protocol_per_account(system: System) -> None:
     assert np.isinf(hf[s.engine.scaled_debt[:n].sum(axis=1) == 0]).all()
 
 
+def random_mixed_accounts(
+    s: System,
+    n: int,
+    rng: np.random.Generator,
+    coll_units: float | list[float] = 1.0,
+    debt_high: float = 5.0,
+    debt_units: float | list[float] = 1.0,
+) -> None:
+    """Open `n` accounts, cross, isolated and portfolio in turn, with random holdings: collateral up to 10
+    `coll_units` in about 70% of the cells, scaled debt up to `debt_high` `debt_units` in about half; borrow indices
+    a little above 1."""
+    modes = ["cross", "isolated", "portfolio"]
+    for i in range(n):
+        s.engine.open_account(owner=i % 3, mode=modes[i % 3])
+    s.engine.collateral[:n] = rng.uniform(0, 10, (n, 3)) * (rng.random((n, 3)) < 0.7) * coll_units
+    s.engine.scaled_debt[:n] = rng.uniform(0, debt_high, (n, 3)) * (rng.random((n, 3)) < 0.5) * debt_units
+    s.pool.borrow_index = np.array([1.01, 1.02, 1.03])
+
+
 def test_health_of_chosen_accounts_is_each_accounts_health_bit_for_bit(system: System) -> None:
     # cross, isolated and portfolio accounts, some without debt, chosen out of order and with repeats
     s = system
     rng = np.random.default_rng(11)
     n = 30
-    modes = ["cross", "isolated", "portfolio"]
-    for i in range(n):
-        s.engine.open_account(owner=i % 3, mode=modes[i % 3])
-    s.engine.collateral[:n] = rng.uniform(0, 10, (n, 3)) * (rng.random((n, 3)) < 0.7)
-    s.engine.scaled_debt[:n] = rng.uniform(0, 5, (n, 3)) * (rng.random((n, 3)) < 0.5)
-    s.pool.borrow_index = np.array([1.01, 1.02, 1.03])
+    random_mixed_accounts(s, n, rng)
     prices = np.array([1.0, 2500.0, 50000.0])
     chosen = np.concatenate([rng.permutation(n), [4, 4, 7]])
     hf = s.engine.accounts_health(chosen, prices)
@@ -281,12 +295,7 @@ def test_liquidation_plans_are_the_protocols_plan_of_each_account_bit_for_bit(sy
     s = system
     rng = np.random.default_rng(5)
     n = 300
-    modes = ["cross", "isolated", "portfolio"]
-    for i in range(n):
-        s.engine.open_account(owner=i % 3, mode=modes[i % 3])
-    s.engine.collateral[:n] = rng.uniform(0, 10, (n, 3)) * (rng.random((n, 3)) < 0.7) * [3000.0, 1.0, 0.05]
-    s.engine.scaled_debt[:n] = rng.uniform(0, 30000, (n, 3)) * (rng.random((n, 3)) < 0.5) * [1.0, 1 / 3000, 1 / 6e4]
-    s.pool.borrow_index = np.array([1.01, 1.02, 1.03])
+    random_mixed_accounts(s, n, rng, [3000.0, 1.0, 0.05], 30000.0, [1.0, 1 / 3000, 1 / 6e4])
     s.pool.collateral_enabled[2] = False
     s.pool.params_version += 1
     pool, prices = s.pool, np.array([1.0, 2500.0, 50000.0])

@@ -447,11 +447,9 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
     spare = start[n_buckets]
     gathered = np.empty(spare + 1)
     filled = np.empty(n_buckets + 1, dtype=np.int64)  # by bucket + 1: where its next value goes
-    step = np.empty(n_buckets + 1, dtype=np.int64)
-    filled[0], step[0] = spare, 0
+    filled[0] = spare
     for b in range(n_buckets):
         filled[b + 1] = start[b] if needed[b + 1] else spare
-        step[b + 1] = needed[b + 1]
     if 16 * spare < n:  # few gathered (a large book's): the branch goes the same way nearly every time
         for i in range(len(values)):
             b = in_bucket[i]
@@ -462,7 +460,7 @@ def finite_percentiles_histogram(values: np.ndarray, q: np.ndarray, bins: np.nda
         for i in range(len(values)):
             b = in_bucket[i]
             gathered[filled[b]] = values[i]
-            filled[b] += step[b]
+            filled[b] += needed[b]  # the spare place stays where it is
     # each order statistic to its place in its bucket (the smaller values before it, the larger after), in
     # ascending rank, so that a bucket's next selection runs on the values after the last one and keeps it in place
     placed = -1  # the last rank placed
